@@ -1,0 +1,2 @@
+//! adapter
+#![deny(missing_docs)]

@@ -1,0 +1,166 @@
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
+use crate::ids::{HostUserId, TokenId, UserId};
+
+/// A [`TokenStore`] in process memory: for tests, examples and hosts that keep
+/// their users in memory. Users must be added with [`MemoryStore::add_user`]
+/// (it stands for the host's `users` table).
+#[derive(Default)]
+pub struct MemoryStore {
+    rows: Mutex<BTreeMap<HostUserId, TokenRecord>>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.rows.lock().map(|r| r.len()).unwrap_or(0);
+        f.debug_struct("MemoryStore").field("users", &n).finish()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A store holding these host users, none of them with a token yet.
+    pub fn with_users(users: impl IntoIterator<Item = HostUserId>) -> Self {
+        let s = Self::new();
+        for u in users {
+            s.add_user(u);
+        }
+        s
+    }
+
+    /// Adds a host user (no-op when present).
+    pub fn add_user(&self, user: HostUserId) {
+        self.lock().entry(user).or_default();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<HostUserId, TokenRecord>> {
+        // A panic while holding the lock cannot leave a row half-written (each
+        // critical section is a single assignment), so poisoning is ignored.
+        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_row<T>(
+        &self,
+        user: &HostUserId,
+        f: impl FnOnce(&mut TokenRecord) -> T,
+    ) -> Result<T, StoreError> {
+        let mut rows = self.lock();
+        let row = rows
+            .get_mut(user)
+            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        Ok(f(row))
+    }
+}
+
+fn write(row: &mut TokenRecord, t: &NewToken) {
+    row.mattermost_user_id = Some(t.mattermost_user_id.clone());
+    row.token = Some(t.token.clone());
+    row.token_id = Some(t.token_id.clone());
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn get(&self, user: &HostUserId) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.lock().get(user).cloned())
+    }
+
+    async fn get_many(
+        &self,
+        users: &[HostUserId],
+    ) -> Result<HashMap<HostUserId, TokenRecord>, StoreError> {
+        let rows = self.lock();
+        Ok(users
+            .iter()
+            .filter_map(|u| rows.get(u).map(|r| (u.clone(), r.clone())))
+            .collect())
+    }
+
+    async fn set_mattermost_user_id(
+        &self,
+        user: &HostUserId,
+        mattermost_user_id: &UserId,
+    ) -> Result<(), StoreError> {
+        self.with_row(user, |r| {
+            r.mattermost_user_id = Some(mattermost_user_id.clone())
+        })
+    }
+
+    async fn put_token_if_absent(
+        &self,
+        user: &HostUserId,
+        token: &NewToken,
+    ) -> Result<bool, StoreError> {
+        self.with_row(user, |r| {
+            if r.token.is_some() {
+                false
+            } else {
+                write(r, token);
+                true
+            }
+        })
+    }
+
+    async fn put_token(&self, user: &HostUserId, token: &NewToken) -> Result<(), StoreError> {
+        self.with_row(user, |r| write(r, token))
+    }
+
+    async fn replace_token(
+        &self,
+        user: &HostUserId,
+        expected: &TokenId,
+        token: &NewToken,
+    ) -> Result<bool, StoreError> {
+        self.with_row(user, |r| {
+            if r.token_id.as_ref() == Some(expected) {
+                write(r, token);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    async fn clear_token(&self, user: &HostUserId) -> Result<bool, StoreError> {
+        self.with_row(user, |r| {
+            let had = r.token.is_some();
+            r.token = None;
+            r.token_id = None;
+            had
+        })
+    }
+
+    async fn list_missing(
+        &self,
+        after: Option<&HostUserId>,
+        limit: u32,
+    ) -> Result<MissingPage, StoreError> {
+        let rows = self.lock();
+        let limit = limit.max(1) as usize;
+        let range: Box<dyn Iterator<Item = (&HostUserId, &TokenRecord)>> = match after {
+            Some(a) => Box::new(
+                rows.range((std::ops::Bound::Excluded(a.clone()), std::ops::Bound::Unbounded)),
+            ),
+            None => Box::new(rows.iter()),
+        };
+        let users: Vec<HostUserId> = range
+            .filter(|(_, r)| r.token.is_none())
+            .take(limit)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let next = if users.len() == limit {
+            users.last().cloned()
+        } else {
+            None
+        };
+        Ok(MissingPage { users, next })
+    }
+}

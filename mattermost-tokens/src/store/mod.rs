@@ -1,0 +1,326 @@
+//! Where the app keeps each user's Mattermost token: the [`TokenStore`] trait,
+//! its record type and error, and an in-memory implementation.
+//!
+//! A store maps the host app's user key ([`HostUserId`]) to three nullable
+//! values, the columns the adapters add to the host's `users` table:
+//! `mattermost_user_id`, `mattermost_token` (the seed's column) and
+//! `mattermost_token_id`. A store never creates or deletes host users: it only
+//! reads and writes those three values on users the host already has.
+
+mod memory;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+
+use crate::ids::{AccessToken, HostUserId, TokenId, UserId};
+
+/// What a store holds for one host user.
+#[derive(Clone, Default)]
+pub struct TokenRecord {
+    /// The user's Mattermost id, once the user exists there.
+    pub mattermost_user_id: Option<UserId>,
+    /// The user's personal access token. `None` until one is minted and
+    /// stored.
+    pub token: Option<AccessToken>,
+    /// The id of that token (needed to revoke it). Rows written by other
+    /// tools (such as the Laravel integration this library ports) may hold a
+    /// token without its id.
+    pub token_id: Option<TokenId>,
+}
+
+impl fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("mattermost_user_id", &self.mattermost_user_id)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("token_id", &self.token_id)
+            .finish()
+    }
+}
+
+/// A token and its id, as written by [`TokenStore::put_token_if_absent`] and
+/// [`TokenStore::put_token`].
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    /// The user's Mattermost id.
+    pub mattermost_user_id: UserId,
+    /// The token value.
+    pub token: AccessToken,
+    /// The token's id.
+    pub token_id: TokenId,
+}
+
+/// A page of host users that have no stored token, in key order.
+#[derive(Clone, Debug, Default)]
+pub struct MissingPage {
+    /// The users on this page.
+    pub users: Vec<HostUserId>,
+    /// Pass this as `after` to read the next page; `None` when this was the
+    /// last page.
+    pub next: Option<HostUserId>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The host has no user with this key (no row in its `users` table).
+    #[error("no host user with id {0}")]
+    UnknownUser(HostUserId),
+    /// The database could not be reached or the connection broke.
+    #[error("token store unavailable: {message}")]
+    Unavailable {
+        /// What went wrong, without credentials.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The schema is not what the store expects (no `users` table, missing or
+    /// clashing columns, migrations not applied).
+    #[error("token store schema problem: {message}")]
+    Schema {
+        /// What is wrong and what to do about it.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The store's configuration is invalid (for example a table name that is
+    /// not an identifier).
+    #[error("invalid token store configuration: {0}")]
+    Config(String),
+    /// A stored value could not be decoded or decrypted.
+    #[error("stored token for user {user} is unreadable: {message}")]
+    Corrupt {
+        /// The host user whose row holds the value.
+        user: HostUserId,
+        /// Why it is unreadable (never the value itself).
+        message: String,
+    },
+    /// Any other database error.
+    #[error("token store error: {message}")]
+    Database {
+        /// What went wrong.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// A [`StoreError::Database`] from a message and a source error.
+    pub fn database(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Database {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A [`StoreError::Unavailable`] from a message and a source error.
+    pub fn unavailable(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Unavailable {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A [`StoreError::Schema`] from a message and a source error.
+    pub fn schema(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Schema {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Storage for each host user's Mattermost user id and personal access token.
+///
+/// Implementations: [`MemoryStore`] here; `mattermost-tokens-sqlx` and
+/// `mattermost-tokens-diesel` for the host's own database; the encrypting
+/// wrapper [`crate::EncryptedStore`] over any of them. The trait is object
+/// safe: the library uses it as `Arc<dyn TokenStore>`.
+///
+/// Contract (checked by the conformance suite in the workspace's `tests`
+/// crate):
+/// - reads of an unknown host user return `Ok(None)`; writes to one return
+///   [`StoreError::UnknownUser`];
+/// - [`put_token_if_absent`](TokenStore::put_token_if_absent) is atomic: of
+///   any number of concurrent callers for one user, exactly one sees `true`;
+/// - token values are stored and returned byte for byte (unicode included).
+#[async_trait]
+pub trait TokenStore: Send + Sync + fmt::Debug {
+    /// Reads one host user's record. `Ok(None)` when the host has no such user.
+    async fn get(&self, user: &HostUserId) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Reads several records at once; users the host does not have are absent
+    /// from the map. The default calls [`get`](TokenStore::get) per user;
+    /// database stores answer in one query.
+    async fn get_many(
+        &self,
+        users: &[HostUserId],
+    ) -> Result<HashMap<HostUserId, TokenRecord>, StoreError> {
+        let mut out = HashMap::with_capacity(users.len());
+        for u in users {
+            if let Some(r) = self.get(u).await? {
+                out.insert(u.clone(), r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records the user's Mattermost id, leaving the token columns as they are.
+    async fn set_mattermost_user_id(
+        &self,
+        user: &HostUserId,
+        mattermost_user_id: &UserId,
+    ) -> Result<(), StoreError>;
+
+    /// Compare-and-set: stores the token (and Mattermost user id) only while
+    /// the user has no token stored. Returns `true` when this call stored it,
+    /// `false` when a token was already there (nothing is changed then).
+    async fn put_token_if_absent(
+        &self,
+        user: &HostUserId,
+        token: &NewToken,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores the token (and Mattermost user id) whatever was stored before.
+    /// Used by rotation and by callers that explicitly replace a token.
+    async fn put_token(&self, user: &HostUserId, token: &NewToken) -> Result<(), StoreError>;
+
+    /// Compare-and-set replacement: stores `token` only while the stored token
+    /// id equals `expected`. Returns `true` when replaced. Rotation uses it so
+    /// that two rotations of one user cannot both win.
+    async fn replace_token(
+        &self,
+        user: &HostUserId,
+        expected: &TokenId,
+        token: &NewToken,
+    ) -> Result<bool, StoreError>;
+
+    /// Clears the token and token id (the Mattermost user id stays). Returns
+    /// `true` when a token was stored before.
+    async fn clear_token(&self, user: &HostUserId) -> Result<bool, StoreError>;
+
+    /// Lists host users without a stored token, in key order, starting after
+    /// `after` (exclusive), at most `limit` of them. One query per page.
+    async fn list_missing(
+        &self,
+        after: Option<&HostUserId>,
+        limit: u32,
+    ) -> Result<MissingPage, StoreError>;
+}
+
+#[async_trait]
+impl<S: TokenStore + ?Sized> TokenStore for std::sync::Arc<S> {
+    async fn get(&self, user: &HostUserId) -> Result<Option<TokenRecord>, StoreError> {
+        (**self).get(user).await
+    }
+    async fn get_many(
+        &self,
+        users: &[HostUserId],
+    ) -> Result<HashMap<HostUserId, TokenRecord>, StoreError> {
+        (**self).get_many(users).await
+    }
+    async fn set_mattermost_user_id(
+        &self,
+        user: &HostUserId,
+        mattermost_user_id: &UserId,
+    ) -> Result<(), StoreError> {
+        (**self).set_mattermost_user_id(user, mattermost_user_id).await
+    }
+    async fn put_token_if_absent(
+        &self,
+        user: &HostUserId,
+        token: &NewToken,
+    ) -> Result<bool, StoreError> {
+        (**self).put_token_if_absent(user, token).await
+    }
+    async fn put_token(&self, user: &HostUserId, token: &NewToken) -> Result<(), StoreError> {
+        (**self).put_token(user, token).await
+    }
+    async fn replace_token(
+        &self,
+        user: &HostUserId,
+        expected: &TokenId,
+        token: &NewToken,
+    ) -> Result<bool, StoreError> {
+        (**self).replace_token(user, expected, token).await
+    }
+    async fn clear_token(&self, user: &HostUserId) -> Result<bool, StoreError> {
+        (**self).clear_token(user).await
+    }
+    async fn list_missing(
+        &self,
+        after: Option<&HostUserId>,
+        limit: u32,
+    ) -> Result<MissingPage, StoreError> {
+        (**self).list_missing(after, limit).await
+    }
+}
+
+/// Checks that `name` can be put into SQL as an identifier without quoting:
+/// ASCII letters, digits and `_`, not starting with a digit, 1 to 63
+/// characters, optionally one `schema.` prefix of the same form. Database
+/// adapters call it on configured table and column names.
+pub fn validate_identifier(name: &str) -> Result<(), StoreError> {
+    fn part_ok(p: &str) -> bool {
+        !p.is_empty()
+            && p.len() <= 63
+            && !p.as_bytes()[0].is_ascii_digit()
+            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }
+    let ok = match name.split_once('.') {
+        Some((schema, table)) => part_ok(schema) && part_ok(table),
+        None => part_ok(name),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "{name:?} is not a valid SQL identifier (letters, digits and _ only, not starting with a digit, at most 63 characters)"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        for ok in ["users", "app_users", "public.users", "_x1"] {
+            assert!(validate_identifier(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1users", "users; drop table x", "us-ers", "a.b.c", "\"users\"", "users "] {
+            assert!(matches!(validate_identifier(bad), Err(StoreError::Config(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn record_debug_hides_token() {
+        let r = TokenRecord {
+            mattermost_user_id: Some(UserId::new("u")),
+            token: Some(AccessToken::new("supersecretvalue")),
+            token_id: None,
+        };
+        let s = format!("{r:?}");
+        assert!(!s.contains("supersecretvalue"));
+        assert!(s.contains("REDACTED"));
+    }
+}

@@ -1,0 +1,8 @@
+//! Cross-crate test suites for the mattermost-tokens workspace.
+//!
+//! [`conformance`] is the one `TokenStore` suite, written once and run against
+//! every store (memory, sqlx on PostgreSQL/MariaDB/SQLite, diesel on the same).
+#![deny(missing_docs)]
+
+pub mod conformance;
+pub mod db;
