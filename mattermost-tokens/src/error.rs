@@ -1,0 +1,228 @@
+//! The client's error type.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How many characters of an unexpected response body an error keeps.
+pub(crate) const SNIPPET_CHARS: usize = 200;
+
+/// An error answer from Mattermost: the HTTP status and, when the body was
+/// Mattermost's JSON error object, its fields.
+///
+/// The URL is kept as path only (no query string); for calls whose response
+/// carries a token the body is never kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Mattermost's error id, such as `app.user_access_token.disabled`; empty
+    /// when the body was not Mattermost's error JSON.
+    pub id: String,
+    /// Mattermost's human-readable message (or a short snippet of a non-JSON
+    /// body).
+    pub message: String,
+    /// Mattermost's `detailed_error`, filled only in developer mode.
+    pub detailed_error: String,
+    /// The request id (`request_id` in the body, else the `X-Request-Id`
+    /// header), to find the request in the server's logs.
+    pub request_id: Option<String>,
+    /// The HTTP method of the failed request.
+    pub method: String,
+    /// The request URL without query string.
+    pub url: String,
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiError")
+            .field("status", &self.status)
+            .field("id", &self.id)
+            .field("message", &self.message)
+            .field("detailed_error", &self.detailed_error)
+            .field("request_id", &self.request_id)
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} answered {}", self.method, self.url, self.status)?;
+        if !self.id.is_empty() {
+            write!(f, " ({})", self.id)?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(r) = &self.request_id {
+            write!(f, " [request id {r}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// Mattermost's error body. Unknown fields (such as `is_oauth`) are ignored.
+#[derive(Deserialize)]
+pub(crate) struct AppErrorBody {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub detailed_error: String,
+    #[serde(default)]
+    pub request_id: String,
+}
+
+/// Everything that can go wrong talking to Mattermost.
+///
+/// Branch on the variant, not on the message: the named variants are the
+/// cases callers act on. No variant's `Display` or `Debug` holds a token or
+/// the body of a `/tokens` response.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Personal access tokens are disabled on the server
+    /// (`ServiceSettings.EnableUserAccessTokens` is false, the server's
+    /// default): 501 `app.user_access_token.disabled`.
+    #[error(
+        "personal access tokens are disabled on the Mattermost server; enable them in System Console > Integrations > Integration Management (ServiceSettings.EnableUserAccessTokens): {0}"
+    )]
+    TokensDisabled(Box<ApiError>),
+    /// 401: the token is invalid, revoked, expired, or its user deactivated.
+    #[error("not authorized (token invalid, revoked, or its user deactivated): {0}")]
+    Unauthorized(Box<ApiError>),
+    /// 403: the acting identity lacks a permission.
+    #[error("permission denied: {0}")]
+    PermissionDenied(Box<ApiError>),
+    /// 404: the user, token, team or channel does not exist (or is hidden).
+    #[error("not found: {0}")]
+    NotFound(Box<ApiError>),
+    /// 400 with an `*_exists` id: the email, username or channel name is taken.
+    #[error("already exists: {0}")]
+    AlreadyExists(Box<ApiError>),
+    /// 429 after the retry policy gave up.
+    #[error("rate limited by Mattermost; retry after {retry_after:?}: {error}")]
+    RateLimited {
+        /// How long the server asked to wait.
+        retry_after: Duration,
+        /// The answer.
+        error: Box<ApiError>,
+    },
+    /// Any other error status with Mattermost's JSON error body.
+    #[error("Mattermost error: {0}")]
+    Api(Box<ApiError>),
+    /// The server could not be reached (connection refused, DNS, TLS).
+    #[error("could not reach Mattermost for {method} {url}: {source}")]
+    Unreachable {
+        /// The HTTP method.
+        method: String,
+        /// The URL without query string.
+        url: String,
+        /// The transport error (its URL removed).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The request timed out.
+    #[error("request to Mattermost timed out: {method} {url}")]
+    Timeout {
+        /// The HTTP method.
+        method: String,
+        /// The URL without query string.
+        url: String,
+    },
+    /// The connection failed during the exchange (reset, closed early).
+    #[error("connection to Mattermost failed during {method} {url}: {source}")]
+    Transport {
+        /// The HTTP method.
+        method: String,
+        /// The URL without query string.
+        url: String,
+        /// The transport error (its URL removed).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The answer was not what the API promises: a non-JSON body (an HTML
+    /// page from a proxy, an empty body), truncated or wrongly shaped JSON, or
+    /// a body over the size limit.
+    #[error("bad response from Mattermost to {method} {url} (status {status}): {reason}; body starts: {snippet:?}")]
+    BadResponse {
+        /// The HTTP status code.
+        status: u16,
+        /// The HTTP method.
+        method: String,
+        /// The URL without query string.
+        url: String,
+        /// What was wrong with it.
+        reason: String,
+        /// The first characters of the body (at most 200), or a placeholder
+        /// for responses that may carry a token.
+        snippet: String,
+    },
+    /// The client's configuration is invalid (bad server URL, bad header).
+    #[error("invalid client configuration: {0}")]
+    InvalidConfig(String),
+    /// An argument was rejected before any request was made.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+}
+
+impl Error {
+    /// The Mattermost error answer inside this error, if it is one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            Error::TokensDisabled(e)
+            | Error::Unauthorized(e)
+            | Error::PermissionDenied(e)
+            | Error::NotFound(e)
+            | Error::AlreadyExists(e)
+            | Error::Api(e)
+            | Error::RateLimited { error: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the answer, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::BadResponse { status, .. } => Some(*status),
+            _ => self.api_error().map(|e| e.status),
+        }
+    }
+
+    /// Whether the error is a 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound(_))
+    }
+
+    /// Whether the server could not be reached or did not answer in time.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            Error::Unreachable { .. } | Error::Timeout { .. } | Error::Transport { .. }
+        )
+    }
+
+    /// `AlreadyExists` for a duplicate email.
+    pub fn is_email_exists(&self) -> bool {
+        matches!(self, Error::AlreadyExists(e) if e.id.contains("email_exists"))
+    }
+
+    /// `AlreadyExists` for a duplicate username.
+    pub fn is_username_exists(&self) -> bool {
+        matches!(self, Error::AlreadyExists(e) if e.id.contains("username_exists"))
+    }
+}
+
+/// A short, char-boundary-safe prefix of a body for error messages.
+pub(crate) fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut s: String = text.chars().take(SNIPPET_CHARS).collect();
+    if text.chars().count() > SNIPPET_CHARS {
+        s.push('…');
+    }
+    s
+}

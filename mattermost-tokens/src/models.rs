@@ -1,0 +1,331 @@
+//! Request and response types of the Mattermost API (v4).
+//!
+//! Response types accept unknown fields and default the missing ones (the
+//! server omits empty fields); only ids are required.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::ids::{AccessToken, ChannelId, TeamId, TokenId, UserId};
+
+/// A Mattermost user.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct User {
+    /// The user id.
+    pub id: UserId,
+    /// Lowercase username.
+    pub username: String,
+    /// Lowercase email (may be empty when privacy settings hide it).
+    pub email: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Position.
+    pub position: String,
+    /// Space-separated roles, e.g. `system_user` or `system_admin system_user`.
+    pub roles: String,
+    /// The external auth service (`gitlab`, `saml`, ...), empty for email login.
+    pub auth_service: String,
+    /// Whether the email is verified.
+    pub email_verified: bool,
+    /// Locale.
+    pub locale: String,
+    /// Deactivation time in ms since the epoch; 0 while active.
+    pub delete_at: i64,
+    /// Creation time in ms since the epoch.
+    pub create_at: i64,
+    /// Last update in ms since the epoch.
+    pub update_at: i64,
+}
+
+impl User {
+    /// Whether the user has been deactivated.
+    pub fn is_deactivated(&self) -> bool {
+        self.delete_at != 0
+    }
+
+    /// Whether `roles` contains `system_admin`.
+    pub fn is_system_admin(&self) -> bool {
+        self.roles.split_whitespace().any(|r| r == "system_admin")
+    }
+}
+
+fn ser_secret_opt<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(p) => s.serialize_str(p.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Body of `POST /users`.
+#[derive(Clone, Default, Serialize)]
+pub struct CreateUser {
+    /// Email (required).
+    pub email: String,
+    /// Username (required).
+    pub username: String,
+    /// First name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub first_name: String,
+    /// Last name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub last_name: String,
+    /// Nickname.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub nickname: String,
+    /// Password; required when `auth_service` is empty.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_secret_opt"
+    )]
+    pub password: Option<SecretString>,
+    /// External auth service for SSO users (`gitlab`, `saml`, `openid`, ...).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub auth_service: String,
+    /// The user's id in the external auth service.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub auth_data: String,
+    /// Mark the email verified (admins only).
+    pub email_verified: bool,
+    /// Locale.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub locale: String,
+}
+
+impl fmt::Debug for CreateUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("email", &self.email)
+            .field("username", &self.username)
+            .field("first_name", &self.first_name)
+            .field("last_name", &self.last_name)
+            .field("nickname", &self.nickname)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("auth_service", &self.auth_service)
+            .field("auth_data", &self.auth_data)
+            .field("email_verified", &self.email_verified)
+            .field("locale", &self.locale)
+            .finish()
+    }
+}
+
+/// Body of `PUT /users/{user_id}/patch`: only the fields that are `Some` change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UserPatch {
+    /// New username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// New email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// New first name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    /// New last name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// New nickname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
+    /// New position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
+    /// New locale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+impl UserPatch {
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &UserPatch::default()
+    }
+}
+
+/// A personal access token as listed (without its secret value, which the
+/// server returns only once, at creation).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PersonalAccessToken {
+    /// The token's id.
+    pub id: TokenId,
+    /// The owner.
+    pub user_id: UserId,
+    /// The description given at creation.
+    #[serde(default)]
+    pub description: String,
+    /// Whether the token is enabled.
+    #[serde(default = "yes")]
+    pub is_active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A freshly minted personal access token, with its secret value.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CreatedToken {
+    /// The token's id.
+    pub id: TokenId,
+    /// The secret value: store it now, it cannot be read back later.
+    pub token: AccessToken,
+    /// The owner.
+    pub user_id: UserId,
+    /// The description given at creation.
+    #[serde(default)]
+    pub description: String,
+    /// Whether the token is enabled.
+    #[serde(default = "yes")]
+    pub is_active: bool,
+}
+
+/// Body of `POST /users/{user_id}/tokens`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CreateToken {
+    /// Required, at most 255 characters.
+    pub description: String,
+    /// Expiry in ms since the epoch; only newer servers accept it, omit it
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// A team.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Team {
+    /// The team id.
+    pub id: TeamId,
+    /// URL name.
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+    /// `O` open or `I` invite-only.
+    #[serde(rename = "type")]
+    pub team_type: String,
+}
+
+/// A user's membership in a team.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TeamMember {
+    /// The team.
+    pub team_id: TeamId,
+    /// The user.
+    pub user_id: UserId,
+    /// Space-separated team roles.
+    pub roles: String,
+}
+
+/// Channel type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ChannelType {
+    /// Open (public) channel.
+    #[serde(rename = "O")]
+    Open,
+    /// Private channel.
+    #[serde(rename = "P")]
+    Private,
+    /// Direct message.
+    #[serde(rename = "D")]
+    Direct,
+    /// Group message.
+    #[serde(rename = "G")]
+    Group,
+}
+
+/// A channel.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Channel {
+    /// The channel id.
+    pub id: ChannelId,
+    /// The team it belongs to (empty for direct and group messages).
+    #[serde(default)]
+    pub team_id: TeamId,
+    /// URL name.
+    #[serde(default)]
+    pub name: String,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub channel_type: ChannelType,
+    /// Purpose.
+    #[serde(default)]
+    pub purpose: String,
+    /// Header.
+    #[serde(default)]
+    pub header: String,
+}
+
+/// Body of `POST /channels`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CreateChannel {
+    /// The team.
+    pub team_id: TeamId,
+    /// URL name: lowercase letters, digits, `-` and `_`, at most 64.
+    pub name: String,
+    /// Display name.
+    pub display_name: String,
+    /// [`ChannelType::Open`] or [`ChannelType::Private`].
+    #[serde(rename = "type")]
+    pub channel_type: ChannelType,
+    /// Purpose.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub purpose: String,
+    /// Header.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub header: String,
+}
+
+/// A user's membership in a channel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ChannelMember {
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// The user.
+    pub user_id: UserId,
+    /// Space-separated channel roles.
+    pub roles: String,
+}
+
+/// `{"status": "OK"}` answers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StatusOk {
+    /// `OK` on success.
+    pub status: String,
+}
+
+/// The client configuration (`GET /config/client?format=old`): string values
+/// by key.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub struct ClientConfig(pub HashMap<String, serde_json::Value>);
+
+impl ClientConfig {
+    /// A value as string.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.as_str())
+    }
+
+    /// `EnableUserAccessTokens`: `Some(true/false)` when the key is present
+    /// (it is only sent to authenticated callers).
+    pub fn user_access_tokens_enabled(&self) -> Option<bool> {
+        self.get("EnableUserAccessTokens").map(|v| v == "true")
+    }
+
+    /// The server version reported in the config, if any.
+    pub fn version(&self) -> Option<&str> {
+        self.get("Version")
+    }
+}
