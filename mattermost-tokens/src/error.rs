@@ -168,6 +168,39 @@ pub enum Error {
     /// An argument was rejected before any request was made.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The token store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The host's data for a user cannot be used in Mattermost (bad email, an
+    /// invalid explicit username, every derived username taken).
+    #[error("host user {user} cannot be synced: {reason}")]
+    InvalidHostUser {
+        /// The host user.
+        user: crate::ids::HostUserId,
+        /// Why, in words a person can act on.
+        reason: String,
+    },
+    /// The user has no stored token and the policy does not allow acting
+    /// for them with the admin token.
+    #[error("host user {user} has no Mattermost token; run a sync for them first")]
+    NoUserToken {
+        /// The host user.
+        user: crate::ids::HostUserId,
+    },
+    /// The user has not been synced to Mattermost (no stored Mattermost id).
+    #[error("host user {user} is not linked to a Mattermost user; run a sync for them first")]
+    NotSynced {
+        /// The host user.
+        user: crate::ids::HostUserId,
+    },
+    /// The user's Mattermost account is deactivated.
+    #[error("the Mattermost account {mattermost_user_id} of host user {user} is deactivated")]
+    UserDeactivated {
+        /// The host user.
+        user: crate::ids::HostUserId,
+        /// Their Mattermost id.
+        mattermost_user_id: crate::ids::UserId,
+    },
 }
 
 impl Error {

@@ -6,19 +6,30 @@
 pub mod api;
 mod client;
 mod error;
+mod host;
+mod lifecycle;
 pub mod ids;
 pub mod models;
 mod pacing;
 mod rate_limit;
 mod retry;
+mod selector;
 pub mod store;
+mod sync;
 
 pub use client::{Acting, ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, Identity, MattermostClient};
 pub use error::{ApiError, Error};
+pub use host::{HostUser, RESERVED_USERNAMES, validate_username};
 pub use ids::{AccessToken, ChannelId, HostUserId, TeamId, TokenId, UserId};
 pub use rate_limit::{RateLimitStatus, ServerVersion};
 pub use retry::RetryPolicy;
+pub use lifecycle::{Revoked, Verification};
+pub use selector::{Actor, Operation, Policy, Selection, TokenSelector};
 pub use store::{MemoryStore, MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
+pub use sync::{
+    AccountOutcome, DESCRIPTION_PREFIX, ServerCheck, SyncOptions, SyncReport, SyncSummary,
+    TokenOutcome, UserFailure, UserOutcome, UserResult, UserSync,
+};
 
 #[cfg(feature = "stand-in")]
 pub mod stand_in;

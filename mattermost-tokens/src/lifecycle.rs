@@ -1,0 +1,176 @@
+//! The token lifecycle: revoke, rotate, verify, and sweeping orphans.
+
+use crate::error::Error;
+use crate::ids::{HostUserId, TokenId};
+use crate::store::StoreError;
+use crate::sync::{TokenOutcome, UserSync};
+
+/// What [`UserSync::revoke`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revoked {
+    /// The token id revoked in Mattermost; `None` when the stored row had a
+    /// token without an id (written by another tool), which then could only
+    /// be cleared locally.
+    pub token_id: Option<TokenId>,
+    /// Whether a token was stored.
+    pub had_token: bool,
+}
+
+/// Why a stored token does or does not work, from [`UserSync::verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// `GET /users/me` with the token answered, as the right user.
+    Valid,
+    /// No token is stored.
+    NoToken,
+    /// The token no longer exists in Mattermost (revoked).
+    TokenRevoked,
+    /// The token exists but is disabled.
+    TokenDisabled,
+    /// The user is deactivated in Mattermost.
+    UserDeactivated,
+    /// Personal access tokens are disabled on the server.
+    TokensDisabled,
+    /// The token answered for another Mattermost user than the stored one.
+    WrongUser,
+    /// The token is refused and the admin could not tell why.
+    Rejected,
+    /// The token was revoked or missing and a new one was minted and stored
+    /// (only with `remint`).
+    Reminted,
+}
+
+impl UserSync {
+    /// Revokes the user's token in Mattermost and clears it from the store.
+    /// A token already gone from Mattermost counts as revoked.
+    pub async fn revoke(&self, user: &HostUserId) -> Result<Revoked, Error> {
+        let rec = self
+            .store()
+            .get(user)
+            .await?
+            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        if let Some(id) = &rec.token_id {
+            self.revoke_quietly(id).await?;
+        } else if rec.token.is_some() {
+            tracing::warn!(host_user = %user, "stored token has no id; clearing it locally only");
+        }
+        let had_token = self.store().clear_token(user).await?;
+        tracing::info!(host_user = %user, token_id = ?rec.token_id, "revoked token");
+        Ok(Revoked {
+            token_id: rec.token_id,
+            had_token,
+        })
+    }
+
+    /// Replaces the user's token: mints a new one, stores it, then revokes
+    /// the old one, so there is no moment without a working token. Two
+    /// rotations racing cannot both win: the loser's token is revoked.
+    pub async fn rotate(&self, user: &HostUserId) -> Result<TokenOutcome, Error> {
+        let rec = self
+            .store()
+            .get(user)
+            .await?
+            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        let mm = rec
+            .mattermost_user_id
+            .clone()
+            .ok_or_else(|| Error::NotSynced { user: user.clone() })?;
+        if rec.token.is_none() {
+            return Err(Error::NoUserToken { user: user.clone() });
+        }
+        let (outcome, _) = self
+            .mint_and_store(user, &mm, true, true, rec.token_id.as_ref())
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Checks the stored token with `GET /users/me`. On a 401 it asks, with
+    /// the admin token, why: tokens disabled on the server, the user
+    /// deactivated, or the token gone. With `remint`, a revoked or missing
+    /// token is replaced by a new one (the stored value is cleared first).
+    pub async fn verify(&self, user: &HostUserId, remint: bool) -> Result<Verification, Error> {
+        let rec = self
+            .store()
+            .get(user)
+            .await?
+            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        let Some(token) = rec.token.clone() else {
+            return Ok(Verification::NoToken);
+        };
+        let why = match self.client().as_user(token).me().await {
+            Ok(me) => {
+                return Ok(match &rec.mattermost_user_id {
+                    Some(id) if *id != me.id => Verification::WrongUser,
+                    _ => Verification::Valid,
+                });
+            }
+            Err(Error::Unauthorized(_)) => self.diagnose(&rec).await?,
+            Err(e) => return Err(e),
+        };
+        tracing::warn!(host_user = %user, verdict = ?why, "stored token does not work");
+        if remint && why == Verification::TokenRevoked {
+            let mm = rec
+                .mattermost_user_id
+                .clone()
+                .ok_or_else(|| Error::NotSynced { user: user.clone() })?;
+            // Another process may have replaced the token meanwhile: clear
+            // only the one that was checked.
+            let current = self.store().get(user).await?.and_then(|r| r.token_id);
+            if current != rec.token_id {
+                return Ok(why);
+            }
+            self.store().clear_token(user).await?;
+            let (outcome, _) = self.mint_and_store(user, &mm, false, false, None).await?;
+            if outcome == TokenOutcome::Minted {
+                return Ok(Verification::Reminted);
+            }
+        }
+        Ok(why)
+    }
+
+    async fn diagnose(&self, rec: &crate::store::TokenRecord) -> Result<Verification, Error> {
+        let admin = self.admin();
+        let config = admin.client_config().await?;
+        if config.user_access_tokens_enabled() == Some(false) {
+            return Ok(Verification::TokensDisabled);
+        }
+        if let Some(id) = &rec.mattermost_user_id {
+            match admin.user(id).await {
+                Ok(u) if u.is_deactivated() => return Ok(Verification::UserDeactivated),
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => return Ok(Verification::UserDeactivated),
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(id) = &rec.token_id {
+            return match admin.token(id).await {
+                Ok(t) if !t.is_active => Ok(Verification::TokenDisabled),
+                Ok(_) => Ok(Verification::Rejected),
+                Err(e) if e.is_not_found() => Ok(Verification::TokenRevoked),
+                Err(e) => Err(e),
+            };
+        }
+        Ok(Verification::Rejected)
+    }
+
+    /// Revokes every token this library minted for `user` other than the
+    /// stored one (tokens left by crashes). Returns how many were revoked.
+    pub async fn revoke_orphans(&self, user: &HostUserId) -> Result<u32, Error> {
+        let rec = self
+            .store()
+            .get(user)
+            .await?
+            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        let Some(mm) = rec.mattermost_user_id else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for (id, _) in self.library_tokens(user, &mm).await? {
+            if rec.token_id.as_ref() != Some(&id) {
+                self.revoke_quietly(&id).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}

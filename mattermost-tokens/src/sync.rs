@@ -1,0 +1,856 @@
+//! [`UserSync`]: put host users into Mattermost and give each one token.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::stream::{self, Stream, StreamExt, TryStreamExt};
+use rand::Rng;
+use secrecy::SecretString;
+
+use crate::client::{Acting, MattermostClient};
+use crate::error::{ApiError, Error};
+use crate::host::HostUser;
+use crate::ids::{HostUserId, TokenId, UserId};
+use crate::models::{CreateToken, CreateUser, CreatedToken, User, UserPatch};
+use crate::rate_limit::ServerVersion;
+use crate::store::{NewToken, TokenRecord, TokenStore};
+
+/// The prefix of every token description the library writes.
+pub const DESCRIPTION_PREFIX: &str = "Minted by mattermost-tokens for ";
+
+/// How [`UserSync`] works.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Names the host app in token descriptions, so users and admins can tell
+    /// where a token came from and orphans can be found. Letters, digits,
+    /// `.`, `_` and `-`, at most 64 characters.
+    pub app_name: String,
+    /// Users synced at once (default 8).
+    pub concurrency: usize,
+    /// Users read from the store and fetched from Mattermost per batch
+    /// (default 200, the server's page limit).
+    pub batch_size: usize,
+    /// For hosts using single sign-on: the `auth_service` new users get
+    /// (`gitlab`, `saml`, `openid`, ...). Without it new users get a long
+    /// random password nobody knows.
+    pub auth_service: Option<String>,
+    /// Mint a new token even when one is stored, revoking the old one after
+    /// the new one is stored. Off by default: Mattermost emails the user at
+    /// every mint, and a stored token is meant to be reused.
+    pub replace_tokens: bool,
+    /// Report what would happen without changing Mattermost or the store.
+    pub dry_run: bool,
+    /// Library tokens younger than this, found on a user who has no stored
+    /// token, may belong to a sync running elsewhere right now; they are
+    /// revoked only after this sync has stored its own (default 2 minutes).
+    pub orphan_grace: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            app_name: "app".into(),
+            concurrency: 8,
+            batch_size: 200,
+            auth_service: None,
+            replace_tokens: false,
+            dry_run: false,
+            orphan_grace: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What happened to the user's Mattermost account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountOutcome {
+    /// Created (or, in a dry run, would be).
+    Created,
+    /// Existed and its details were patched (or would be).
+    Updated,
+    /// Existed with the right details.
+    Unchanged,
+}
+
+/// What happened to the user's token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenOutcome {
+    /// A token was minted and stored.
+    Minted,
+    /// The stored token was kept.
+    Kept,
+    /// A new token replaced the stored one, which was revoked.
+    Replaced,
+    /// Another sync stored a token first; the one minted here was revoked.
+    LostRace,
+    /// Dry run: a token would be minted.
+    WouldMint,
+    /// The user was skipped (it already has a token and only users without
+    /// one were asked for).
+    Skipped,
+}
+
+/// The result for one user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserOutcome {
+    /// The host user.
+    pub user: HostUserId,
+    /// Their Mattermost id (`None` only in a dry run for a user to be created).
+    pub mattermost_user_id: Option<UserId>,
+    /// The account outcome.
+    pub account: AccountOutcome,
+    /// The token outcome.
+    pub token: TokenOutcome,
+    /// Orphaned library tokens revoked on this user.
+    pub orphans_revoked: u32,
+}
+
+/// A user that could not be synced, and why.
+#[derive(Debug)]
+pub struct UserFailure {
+    /// The host user.
+    pub user: HostUserId,
+    /// The error.
+    pub error: Error,
+}
+
+/// One user's result, as passed to the progress callback.
+pub type UserResult = Result<UserOutcome, UserFailure>;
+
+/// Counts over a sync run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncSummary {
+    /// Users processed.
+    pub total: u64,
+    /// Accounts created.
+    pub created: u64,
+    /// Accounts patched.
+    pub updated: u64,
+    /// Accounts already right.
+    pub unchanged: u64,
+    /// Tokens minted and stored (replacements included).
+    pub minted: u64,
+    /// Stored tokens kept (lost races included).
+    pub kept: u64,
+    /// Users skipped.
+    pub skipped: u64,
+    /// Users that failed.
+    pub failed: u64,
+    /// Orphaned library tokens revoked.
+    pub orphans_revoked: u64,
+}
+
+/// What a bulk sync did. Per-user outcomes go to the progress callback as
+/// they happen; the report keeps the counts and the failures, so memory stays
+/// bounded however many users are synced.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    /// Counts.
+    pub summary: SyncSummary,
+    /// Every failed user with its error.
+    pub failures: Vec<UserFailure>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl SyncReport {
+    fn record(&mut self, r: UserResult) {
+        let s = &mut self.summary;
+        s.total += 1;
+        match r {
+            Ok(o) => {
+                if o.token == TokenOutcome::Skipped {
+                    s.skipped += 1;
+                    return;
+                }
+                match o.account {
+                    AccountOutcome::Created => s.created += 1,
+                    AccountOutcome::Updated => s.updated += 1,
+                    AccountOutcome::Unchanged => s.unchanged += 1,
+                }
+                match o.token {
+                    TokenOutcome::Minted | TokenOutcome::Replaced | TokenOutcome::WouldMint => {
+                        s.minted += 1
+                    }
+                    TokenOutcome::Kept | TokenOutcome::LostRace => s.kept += 1,
+                    TokenOutcome::Skipped => {}
+                }
+                s.orphans_revoked += u64::from(o.orphans_revoked);
+            }
+            Err(f) => {
+                s.failed += 1;
+                self.failures.push(f);
+            }
+        }
+    }
+}
+
+/// What [`UserSync::check_server`] found.
+#[derive(Clone, Debug)]
+pub struct ServerCheck {
+    /// The server version, when it sends one.
+    pub version: Option<ServerVersion>,
+    /// The admin token's username.
+    pub admin_username: String,
+    /// Whether the admin token's user is a system admin.
+    pub admin_is_system_admin: bool,
+}
+
+/// Syncs host users into Mattermost: creates or updates each account, mints
+/// one personal access token per user with the admin token and keeps it in
+/// the [`TokenStore`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), mattermost_tokens::Error> {
+/// use std::sync::Arc;
+/// use mattermost_tokens::{HostUser, MattermostClient, MemoryStore, SyncOptions, UserSync};
+///
+/// let client = MattermostClient::new("https://chat.example.com", "admin-token")?;
+/// let store = Arc::new(MemoryStore::with_users([1.into()]));
+/// let sync = UserSync::new(client, store, SyncOptions { app_name: "shop".into(), ..Default::default() })?;
+/// let outcome = sync.sync_user(&HostUser::new(1, "ana@example.com", "Ana López")).await?;
+/// println!("{:?} / {:?}", outcome.account, outcome.token);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct UserSync {
+    client: MattermostClient,
+    store: Arc<dyn TokenStore>,
+    opts: Arc<SyncOptions>,
+}
+
+impl fmt::Debug for UserSync {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserSync")
+            .field("client", &self.client)
+            .field("store", &self.store)
+            .field("options", &self.opts)
+            .finish()
+    }
+}
+
+struct Prepared {
+    user: HostUser,
+    record: Option<TokenRecord>,
+    /// The account fetched in bulk: `Some(None)` = asked and absent.
+    account: Option<Option<User>>,
+}
+
+impl UserSync {
+    /// A sync over `client` and `store`.
+    pub fn new(
+        client: MattermostClient,
+        store: Arc<dyn TokenStore>,
+        options: SyncOptions,
+    ) -> Result<Self, Error> {
+        let app = &options.app_name;
+        if app.is_empty()
+            || app.len() > 64
+            || !app
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(Error::InvalidInput(format!(
+                "app name {app:?} must be 1-64 letters, digits, '.', '_' or '-'"
+            )));
+        }
+        if options.concurrency == 0 || options.batch_size == 0 {
+            return Err(Error::InvalidInput(
+                "concurrency and batch size must be at least 1".into(),
+            ));
+        }
+        let mut options = options;
+        options.batch_size = options.batch_size.min(crate::api::MAX_PER_PAGE as usize);
+        Ok(UserSync {
+            client,
+            store,
+            opts: Arc::new(options),
+        })
+    }
+
+    /// The client.
+    pub fn client(&self) -> &MattermostClient {
+        &self.client
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    /// The options.
+    pub fn options(&self) -> &SyncOptions {
+        &self.opts
+    }
+
+    pub(crate) fn admin(&self) -> Acting {
+        self.client.as_admin()
+    }
+
+    /// Checks once, before bulk work, that the server is reachable, the admin
+    /// token is valid, and personal access tokens are enabled; so a
+    /// misconfiguration fails with one clear error instead of one per user.
+    pub async fn check_server(&self) -> Result<ServerCheck, Error> {
+        self.client.ping().await?;
+        let admin = self.admin();
+        let me = admin.me().await?;
+        if !me.is_system_admin() {
+            tracing::warn!(
+                admin = %me.username,
+                "the admin token's user is not a system admin; creating users and minting tokens may be refused"
+            );
+        }
+        let config = admin.client_config().await?;
+        if config.user_access_tokens_enabled() == Some(false) {
+            return Err(Error::TokensDisabled(Box::new(ApiError {
+                status: 501,
+                id: "app.user_access_token.disabled".into(),
+                message: "EnableUserAccessTokens is false in the server's configuration".into(),
+                detailed_error: String::new(),
+                request_id: None,
+                method: "GET".into(),
+                url: format!("{}api/v4/config/client", self.client.server_url()),
+            })));
+        }
+        Ok(ServerCheck {
+            version: self.client.server_version(),
+            admin_is_system_admin: me.is_system_admin(),
+            admin_username: me.username,
+        })
+    }
+
+    /// Syncs one user: creates the account if needed (or finds it by email),
+    /// patches details that differ, and mints and stores a token if none is
+    /// stored.
+    pub async fn sync_user(&self, user: &HostUser) -> Result<UserOutcome, Error> {
+        let record = self
+            .store
+            .get(&user.id)
+            .await?
+            .ok_or_else(|| crate::store::StoreError::UnknownUser(user.id.clone()))?;
+        self.sync_prepared(Prepared {
+            user: user.clone(),
+            record: Some(record),
+            account: None,
+        })
+        .await
+    }
+
+    /// Syncs every user of `users` with bounded concurrency. Checks the
+    /// server first and returns its error without syncing anyone when the
+    /// check fails; after that, per-user errors are collected in the report
+    /// and do not stop the run. `on_result` sees each user's result as it
+    /// comes.
+    pub async fn sync_all<S, F>(&self, users: S, on_result: F) -> Result<SyncReport, Error>
+    where
+        S: Stream<Item = HostUser> + Send,
+        F: FnMut(&UserResult) + Send,
+    {
+        self.run(users, false, on_result).await
+    }
+
+    /// Like [`sync_all`](Self::sync_all), for the users of `users` that have
+    /// no stored token; the others are skipped without any request.
+    pub async fn sync_missing<S, F>(&self, users: S, on_result: F) -> Result<SyncReport, Error>
+    where
+        S: Stream<Item = HostUser> + Send,
+        F: FnMut(&UserResult) + Send,
+    {
+        self.run(users, true, on_result).await
+    }
+
+    async fn run<S, F>(&self, users: S, only_missing: bool, mut on_result: F) -> Result<SyncReport, Error>
+    where
+        S: Stream<Item = HostUser> + Send,
+        F: FnMut(&UserResult) + Send,
+    {
+        let started = Instant::now();
+        self.check_server().await?;
+        let mut report = SyncReport::default();
+        let results = users
+            .chunks(self.opts.batch_size)
+            .then(|batch| self.prepare_batch(batch, only_missing))
+            .flat_map(stream::iter)
+            .map(|p| async move {
+                let id = p.user.id.clone();
+                match p {
+                    Prepared {
+                        record: Some(ref r),
+                        ..
+                    } if only_missing && r.token.is_some() => Ok(UserOutcome {
+                        user: id,
+                        mattermost_user_id: r.mattermost_user_id.clone(),
+                        account: AccountOutcome::Unchanged,
+                        token: TokenOutcome::Skipped,
+                        orphans_revoked: 0,
+                    }),
+                    p => self
+                        .sync_prepared(p)
+                        .await
+                        .map_err(|error| UserFailure { user: id, error }),
+                }
+            })
+            .buffer_unordered(self.opts.concurrency);
+        let mut results = std::pin::pin!(results);
+        while let Some(r) = results.next().await {
+            if let Err(f) = &r {
+                tracing::warn!(host_user = %f.user, error = %f.error, "user sync failed");
+            }
+            on_result(&r);
+            report.record(r);
+        }
+        report.elapsed = started.elapsed();
+        tracing::info!(
+            total = report.summary.total, created = report.summary.created,
+            updated = report.summary.updated, minted = report.summary.minted,
+            failed = report.summary.failed, elapsed_ms = report.elapsed.as_millis() as u64,
+            "sync finished"
+        );
+        Ok(report)
+    }
+
+    /// Reads a batch's records in one store query and fetches the linked
+    /// accounts in one request. Failures here are not fatal: the users are
+    /// then read and fetched one by one, and fail one by one if they must.
+    async fn prepare_batch(&self, batch: Vec<HostUser>, only_missing: bool) -> Vec<Prepared> {
+        let ids: Vec<HostUserId> = batch.iter().map(|u| u.id.clone()).collect();
+        let mut records = match self.store.get_many(&ids).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "batch read from the token store failed; reading users one by one");
+                None
+            }
+        };
+        let wanted: Vec<UserId> = records
+            .iter()
+            .flat_map(|m| m.values())
+            .filter(|r| !(only_missing && r.token.is_some()))
+            .filter_map(|r| r.mattermost_user_id.clone())
+            .collect();
+        let mut accounts: Option<HashMap<UserId, User>> = None;
+        if !wanted.is_empty() {
+            match self.admin().users_by_ids(&wanted).await {
+                Ok(list) => accounts = Some(list.into_iter().map(|u| (u.id.clone(), u)).collect()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "bulk user fetch failed; fetching users one by one")
+                }
+            }
+        }
+        batch
+            .into_iter()
+            .map(|user| {
+                let record = match records.as_mut() {
+                    Some(m) => Some(m.remove(&user.id).ok_or(())),
+                    None => None,
+                };
+                let (record, account) = match record {
+                    // Not in the store's table: sync_prepared reports it.
+                    Some(Err(())) => (None, None),
+                    Some(Ok(r)) => {
+                        let account = match (&r.mattermost_user_id, &accounts) {
+                            (Some(id), Some(a)) => Some(a.get(id).cloned()),
+                            _ => None,
+                        };
+                        (Some(r), account)
+                    }
+                    None => (None, None),
+                };
+                Prepared {
+                    user,
+                    record,
+                    account,
+                }
+            })
+            .collect()
+    }
+
+    async fn sync_prepared(&self, p: Prepared) -> Result<UserOutcome, Error> {
+        let user = &p.user;
+        let invalid = |reason: String| Error::InvalidHostUser {
+            user: user.id.clone(),
+            reason,
+        };
+        let email = user.normalized_email().map_err(invalid)?;
+        let record = match p.record {
+            Some(r) => r,
+            None => self
+                .store
+                .get(&user.id)
+                .await?
+                .ok_or_else(|| crate::store::StoreError::UnknownUser(user.id.clone()))?,
+        };
+
+        // 1. The account.
+        let linked = match (&record.mattermost_user_id, p.account) {
+            (None, _) => None,
+            (Some(_), Some(fetched)) => fetched,
+            (Some(id), None) => match self.admin().user(id).await {
+                Ok(u) => Some(u),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            },
+        };
+        let (account, outcome, created_now) = match linked {
+            Some(u) => {
+                let (u, o) = self.update_account(user, &email, u).await?;
+                (Some(u), o, false)
+            }
+            None => match self.find_or_create(user, &email).await? {
+                (Some(u), true) => (Some(u), AccountOutcome::Created, true),
+                (Some(u), false) => {
+                    let (u, o) = self.update_account(user, &email, u).await?;
+                    (Some(u), o, false)
+                }
+                (None, _) => (None, AccountOutcome::Created, true),
+            },
+        };
+        let Some(account) = account else {
+            // Dry run for a user that does not exist yet.
+            return Ok(UserOutcome {
+                user: user.id.clone(),
+                mattermost_user_id: None,
+                account: outcome,
+                token: TokenOutcome::WouldMint,
+                orphans_revoked: 0,
+            });
+        };
+        if account.is_deactivated() {
+            return Err(Error::UserDeactivated {
+                user: user.id.clone(),
+                mattermost_user_id: account.id,
+            });
+        }
+        if !self.opts.dry_run && record.mattermost_user_id.as_ref() != Some(&account.id) {
+            // Linked before the mint: a crash after this point leaves a
+            // user the next run finds without a lookup.
+            self.store
+                .set_mattermost_user_id(&user.id, &account.id)
+                .await?;
+        }
+
+        // 2. The token.
+        let replacing = record.token.is_some();
+        let (token, orphans_revoked) = if replacing && !self.opts.replace_tokens {
+            (TokenOutcome::Kept, 0)
+        } else if self.opts.dry_run {
+            (TokenOutcome::WouldMint, 0)
+        } else {
+            let old = replacing.then_some(record.token_id.as_ref()).flatten();
+            self.mint_and_store(&user.id, &account.id, created_now, replacing, old)
+                .await?
+        };
+        Ok(UserOutcome {
+            user: user.id.clone(),
+            mattermost_user_id: Some(account.id),
+            account: outcome,
+            token,
+            orphans_revoked,
+        })
+    }
+
+    /// Creates the account, or finds it by email when it already exists.
+    /// Returns the account (None in a dry run for a new user) and whether
+    /// this call created it.
+    async fn find_or_create(
+        &self,
+        user: &HostUser,
+        email: &str,
+    ) -> Result<(Option<User>, bool), Error> {
+        let admin = self.admin();
+        if self.opts.dry_run {
+            return match admin.user_by_email(email).await {
+                Ok(u) => Ok((Some(u), false)),
+                Err(e) if e.is_not_found() => Ok((None, true)),
+                Err(e) => Err(e),
+            };
+        }
+        let candidates = user
+            .username_candidates()
+            .map_err(|reason| Error::InvalidHostUser {
+                user: user.id.clone(),
+                reason,
+            })?;
+        for username in &candidates {
+            let req = self.create_request(user, email, username);
+            match admin.create_user(&req).await {
+                Ok(u) => {
+                    tracing::info!(host_user = %user.id, mattermost_user = %u.id, "created Mattermost user");
+                    return Ok((Some(u), true));
+                }
+                Err(e) if e.is_email_exists() => {
+                    // Exists already (made by someone else, or by a sync
+                    // racing with this one): carry on with it.
+                    let u = admin.user_by_email(email).await?;
+                    return Ok((Some(u), false));
+                }
+                Err(e) if e.is_username_exists() => {
+                    tracing::debug!(host_user = %user.id, username, "username taken; trying the next");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::InvalidHostUser {
+            user: user.id.clone(),
+            reason: format!(
+                "every username tried is taken in Mattermost ({}); set an explicit username",
+                candidates.join(", ")
+            ),
+        })
+    }
+
+    fn create_request(&self, user: &HostUser, email: &str, username: &str) -> CreateUser {
+        let (password, auth_service, auth_data) = match &self.opts.auth_service {
+            Some(service) => (None, service.clone(), email.to_owned()),
+            None => (Some(random_password()), String::new(), String::new()),
+        };
+        CreateUser {
+            email: email.to_owned(),
+            username: username.to_owned(),
+            first_name: user.first_name_clamped(),
+            last_name: user.last_name_clamped(),
+            nickname: user.nickname_clamped().unwrap_or_default(),
+            password,
+            auth_service,
+            auth_data,
+            email_verified: true,
+            locale: String::new(),
+        }
+    }
+
+    /// Patches the fields that differ from the host's data.
+    async fn update_account(
+        &self,
+        user: &HostUser,
+        email: &str,
+        account: User,
+    ) -> Result<(User, AccountOutcome), Error> {
+        let mut patch = UserPatch::default();
+        if account.email.to_lowercase() != email {
+            patch.email = Some(email.to_owned());
+        }
+        let first = user.first_name_clamped();
+        if account.first_name != first {
+            patch.first_name = Some(first);
+        }
+        let last = user.last_name_clamped();
+        if account.last_name != last {
+            patch.last_name = Some(last);
+        }
+        if let Some(n) = user.nickname_clamped()
+            && account.nickname != n
+        {
+            patch.nickname = Some(n);
+        }
+        if let Some(u) = &user.username {
+            let u = u.trim().to_lowercase();
+            if account.username != u {
+                patch.username = Some(u);
+            }
+        }
+        if patch.is_empty() {
+            return Ok((account, AccountOutcome::Unchanged));
+        }
+        if self.opts.dry_run || account.is_deactivated() {
+            return Ok((account, AccountOutcome::Updated));
+        }
+        let updated = self.admin().patch_user(&account.id, &patch).await?;
+        tracing::info!(host_user = %user.id, mattermost_user = %updated.id, "updated Mattermost user");
+        Ok((updated, AccountOutcome::Updated))
+    }
+
+    /// The description of tokens minted for `user`.
+    pub fn token_description(&self, user: &HostUserId) -> String {
+        let key = user.to_key_string();
+        let key = if key.chars().count() > 120 || key.contains(" at ") {
+            format!("sha256:{}", hex_sha256(&key))
+        } else {
+            key
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!("{DESCRIPTION_PREFIX}{} user {key} at {now}", self.opts.app_name)
+    }
+
+    /// Whether `description` is one this sync writes for `user`, and if so
+    /// when the token was minted (seconds since the epoch; 0 when unreadable).
+    pub fn parse_description(&self, description: &str, user: &HostUserId) -> Option<u64> {
+        let rest = description
+            .strip_prefix(DESCRIPTION_PREFIX)?
+            .strip_prefix(self.opts.app_name.as_str())?
+            .strip_prefix(" user ")?;
+        let (key, at) = rest.rsplit_once(" at ")?;
+        let want = user.to_key_string();
+        let matches = key == want || key.strip_prefix("sha256:") == Some(&hex_sha256(&want));
+        matches.then(|| at.parse().unwrap_or(0))
+    }
+
+    /// The library tokens on `mattermost_user` minted for `user`.
+    pub(crate) async fn library_tokens(
+        &self,
+        user: &HostUserId,
+        mattermost_user: &UserId,
+    ) -> Result<Vec<(TokenId, u64)>, Error> {
+        self.admin()
+            .tokens(mattermost_user, crate::api::MAX_PER_PAGE)
+            .try_filter_map(|t| {
+                let minted = self.parse_description(&t.description, user);
+                async move { Ok(minted.map(|m| (t.id, m))) }
+            })
+            .try_collect()
+            .await
+    }
+
+    /// Revokes a token, treating "already gone" as done.
+    pub(crate) async fn revoke_quietly(&self, id: &TokenId) -> Result<(), Error> {
+        match self.admin().revoke_token(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Mints a token and stores it; see the crate docs for the crash and race
+    /// rules this keeps.
+    pub(crate) async fn mint_and_store(
+        &self,
+        user: &HostUserId,
+        mattermost_user: &UserId,
+        created_now: bool,
+        replacing: bool,
+        old: Option<&TokenId>,
+    ) -> Result<(TokenOutcome, u32), Error> {
+        let mut orphans = 0u32;
+        let mut young_left = false;
+        if !created_now && !replacing {
+            // Orphans of a crash (minted, never stored). Young ones may be a
+            // concurrent sync's, about to be stored: leave those until this
+            // sync has stored its own.
+            let now = unix_now();
+            for (id, minted) in self.library_tokens(user, mattermost_user).await? {
+                if now.saturating_sub(minted) >= self.opts.orphan_grace.as_secs() {
+                    self.revoke_quietly(&id).await?;
+                    tracing::info!(host_user = %user, token_id = %id, "revoked orphaned token");
+                    orphans += 1;
+                } else {
+                    young_left = true;
+                }
+            }
+        }
+        let minted: CreatedToken = self
+            .admin()
+            .create_token(
+                mattermost_user,
+                &CreateToken {
+                    description: self.token_description(user),
+                    expires_at: None,
+                },
+            )
+            .await?;
+        tracing::info!(host_user = %user, token_id = %minted.id, "minted token");
+        let new = NewToken {
+            mattermost_user_id: mattermost_user.clone(),
+            token: minted.token.clone(),
+            token_id: minted.id.clone(),
+        };
+        let stored = match (replacing, old) {
+            (false, _) => self.store.put_token_if_absent(user, &new).await,
+            (true, Some(old)) => self.store.replace_token(user, old, &new).await,
+            (true, None) => self.store.put_token(user, &new).await.map(|()| true),
+        };
+        match stored {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(host_user = %user, token_id = %minted.id, "another sync stored a token first; revoking this one");
+                self.revoke_after_failure(user, &minted.id).await;
+                return Ok((TokenOutcome::LostRace, orphans));
+            }
+            Err(e) => {
+                self.revoke_after_failure(user, &minted.id).await;
+                return Err(e.into());
+            }
+        }
+        if young_left {
+            // Stored: no other library token of this user can be stored now.
+            for (id, _) in self.library_tokens(user, mattermost_user).await? {
+                if id != minted.id {
+                    self.revoke_quietly(&id).await?;
+                    orphans += 1;
+                }
+            }
+        }
+        if let Some(old) = old {
+            self.revoke_quietly(old).await?;
+            return Ok((TokenOutcome::Replaced, orphans));
+        }
+        Ok((
+            if replacing {
+                TokenOutcome::Replaced
+            } else {
+                TokenOutcome::Minted
+            },
+            orphans,
+        ))
+    }
+
+    /// A minted token that is not stored must not stay live.
+    async fn revoke_after_failure(&self, user: &HostUserId, id: &TokenId) {
+        if let Err(e) = self.revoke_quietly(id).await {
+            // The next sync of this user finds it by its description.
+            tracing::error!(
+                host_user = %user, token_id = %id, error = %e,
+                "could not revoke a token that was not stored; the next sync of this user revokes it"
+            );
+        }
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn hex_sha256(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// 32 random characters with every class a password policy may ask for.
+fn random_password() -> SecretString {
+    const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const DIGIT: &[u8] = b"23456789";
+    const SYMBOL: &[u8] = b"!#%+-.:=?@^_~";
+    let mut rng = rand::rng();
+    let all: Vec<u8> = [LOWER, UPPER, DIGIT, SYMBOL].concat();
+    let mut p: Vec<u8> = (0..28).map(|_| all[rng.random_range(0..all.len())]).collect();
+    for class in [LOWER, UPPER, DIGIT, SYMBOL] {
+        let at = rng.random_range(0..=p.len());
+        p.insert(at, class[rng.random_range(0..class.len())]);
+    }
+    SecretString::from(String::from_utf8(p).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_strong() {
+        use secrecy::ExposeSecret;
+        let p = random_password();
+        let s = p.expose_secret();
+        assert_eq!(s.len(), 32);
+        assert!(s.chars().any(|c| c.is_ascii_lowercase()));
+        assert!(s.chars().any(|c| c.is_ascii_uppercase()));
+        assert!(s.chars().any(|c| c.is_ascii_digit()));
+        assert!(s.chars().any(|c| !c.is_ascii_alphanumeric()));
+        assert_ne!(s, random_password().expose_secret());
+    }
+}
