@@ -422,12 +422,16 @@ impl UserSync {
                 None
             }
         };
-        let wanted: Vec<UserId> = records
-            .iter()
-            .flat_map(|m| m.values())
-            .filter(|r| !(only_missing && r.token.is_some()))
-            .filter_map(|r| r.mattermost_user_id.clone())
-            .collect();
+        // In batch order, so the request is the same on every run.
+        let wanted: Vec<UserId> = match &records {
+            Some(m) => batch
+                .iter()
+                .filter_map(|u| m.get(&u.id))
+                .filter(|r| !(only_missing && r.token.is_some()))
+                .filter_map(|r| r.mattermost_user_id.clone())
+                .collect(),
+            None => Vec::new(),
+        };
         let mut accounts: Option<HashMap<UserId, User>> = None;
         if !wanted.is_empty() {
             match self.admin().users_by_ids(&wanted).await {
