@@ -6,3 +6,8 @@
 
 pub mod conformance;
 pub mod db;
+
+/// The README's code blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
