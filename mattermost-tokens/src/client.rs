@@ -598,7 +598,12 @@ fn classify(
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let parsed: Option<AppErrorBody> = serde_json::from_slice(body).ok();
+    // Only a JSON object is Mattermost's error body (serde would also read
+    // an array into the struct, taking arbitrary values as id and message).
+    let parsed: Option<AppErrorBody> = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .and_then(|v| serde_json::from_value(v).ok());
     let is_json = parsed.is_some();
     let api = Box::new(match parsed {
         Some(b) => ApiError {
