@@ -348,6 +348,17 @@ impl MattermostClient {
         req: &Request,
     ) -> Result<(StatusCode, Vec<u8>, Ctx), Error> {
         let inner = &*self.inner;
+        // The url crate drops `.` and `..` segments, which would send the
+        // request to another endpoint; an empty one does the same.
+        if let Some(bad) = req
+            .path
+            .iter()
+            .find(|s| s.is_empty() || *s == "." || *s == "..")
+        {
+            return Err(Error::InvalidInput(format!(
+                "{bad:?} cannot be used as a name or id in a request path"
+            )));
+        }
         let mut url = inner.base.clone();
         {
             let mut segs = url
@@ -606,6 +617,21 @@ fn classify(
         .and_then(|v| serde_json::from_value(v).ok());
     let is_json = parsed.is_some();
     let api = Box::new(match parsed {
+        // A `/tokens` error keeps only its id: a developer-mode message or
+        // a proxy echoing the request could quote a token.
+        Some(b) if req.sensitive => ApiError {
+            status: status.as_u16(),
+            id: b.id,
+            message: body_snippet(req, body),
+            detailed_error: String::new(),
+            request_id: if b.request_id.is_empty() {
+                header_request_id
+            } else {
+                Some(b.request_id)
+            },
+            method: ctx.method.clone(),
+            url: ctx.url.clone(),
+        },
         Some(b) => ApiError {
             status: status.as_u16(),
             id: b.id,

@@ -1,4 +1,4 @@
-use futures::Stream;
+use futures::stream::{self, BoxStream, StreamExt};
 
 use super::check_id;
 use crate::client::{Acting, Request};
@@ -38,10 +38,16 @@ impl Acting {
         &self,
         user: &UserId,
         per_page: u32,
-    ) -> impl Stream<Item = Result<PersonalAccessToken, Error>> + Send + 'static {
+    ) -> BoxStream<'static, Result<PersonalAccessToken, Error>> {
+        if let Err(e) = check_id("user id", user.as_str()) {
+            return stream::iter([Err(e)]).boxed();
+        }
+        // Listings carry no token values, but treat them like every other
+        // `/tokens` answer: never quote their bodies.
         self.paged(
             vec!["users".into(), user.as_str().into(), "tokens".into()],
             per_page,
+            true,
         )
     }
 

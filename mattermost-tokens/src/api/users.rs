@@ -65,7 +65,7 @@ impl Acting {
     /// `GET /users` page by page, as a stream that ends after the first short
     /// page. `per_page` is capped at [`MAX_PER_PAGE`].
     pub fn users(&self, per_page: u32) -> impl Stream<Item = Result<User, Error>> + Send + 'static {
-        self.paged(vec!["users".into()], per_page)
+        self.paged(vec!["users".into()], per_page, false)
     }
 
     /// `PUT /users/{user_id}/patch`: changes only the fields set in `patch`.
@@ -100,6 +100,7 @@ impl Acting {
         &self,
         path: Vec<String>,
         per_page: u32,
+        sensitive: bool,
     ) -> BoxStream<'static, Result<T, Error>> {
         let per_page = per_page.clamp(1, MAX_PER_PAGE);
         let this = self.clone();
@@ -109,13 +110,13 @@ impl Acting {
             async move {
                 let page = page?;
                 let segs: Vec<&str> = path.iter().map(String::as_str).collect();
-                let res: Result<Vec<T>, Error> = this
-                    .call(
-                        Request::get(&segs)
-                            .query("page", page)
-                            .query("per_page", per_page),
-                    )
-                    .await;
+                let mut req = Request::get(&segs)
+                    .query("page", page)
+                    .query("per_page", per_page);
+                if sensitive {
+                    req = req.sensitive();
+                }
+                let res: Result<Vec<T>, Error> = this.call(req).await;
                 match res {
                     Ok(items) => {
                         let next = (items.len() as u32 >= per_page).then_some(page + 1);
