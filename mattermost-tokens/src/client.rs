@@ -134,14 +134,14 @@ impl ClientBuilder {
         if self.admin_token.expose_secret().trim().is_empty() {
             return Err(Error::InvalidConfig("the admin token is empty".into()));
         }
-        if HeaderValue::from_str(&format!("Bearer {}", self.admin_token.expose_secret())).is_err()
-        {
+        if HeaderValue::from_str(&format!("Bearer {}", self.admin_token.expose_secret())).is_err() {
             return Err(Error::InvalidConfig(
                 "the admin token contains characters not allowed in an HTTP header".into(),
             ));
         }
-        let ua = HeaderValue::from_str(&self.user_agent)
-            .map_err(|_| Error::InvalidConfig("the user agent is not a valid header value".into()))?;
+        let ua = HeaderValue::from_str(&self.user_agent).map_err(|_| {
+            Error::InvalidConfig("the user agent is not a valid header value".into())
+        })?;
         let http = match self.http {
             Some(c) => c,
             None => reqwest::Client::builder()
@@ -149,7 +149,10 @@ impl ClientBuilder {
                 .pool_idle_timeout(Duration::from_secs(60))
                 .build()
                 .map_err(|e| {
-                    Error::InvalidConfig(format!("cannot build the HTTP client: {}", e.without_url()))
+                    Error::InvalidConfig(format!(
+                        "cannot build the HTTP client: {}",
+                        e.without_url()
+                    ))
                 })?,
         };
         Ok(MattermostClient {
@@ -182,7 +185,9 @@ fn parse_base_url(raw: &str) -> Result<Url, Error> {
         )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::InvalidConfig("the Mattermost URL has no host".into()));
+        return Err(Error::InvalidConfig(
+            "the Mattermost URL has no host".into(),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::InvalidConfig(
@@ -334,7 +339,11 @@ impl MattermostClient {
                 "empty body where JSON was expected".into()
             } else if req.sensitive {
                 // serde's message may quote a value from the body.
-                format!("unexpected JSON shape at line {} column {}", e.line(), e.column())
+                format!(
+                    "unexpected JSON shape at line {} column {}",
+                    e.line(),
+                    e.column()
+                )
             } else {
                 format!("unexpected JSON: {e}")
             },
@@ -489,7 +498,8 @@ impl MattermostClient {
                         method = %ctx.method, url = %ctx.url, attempt, wait_ms = d.as_millis() as u64,
                         error = %err, "retrying mattermost request"
                     );
-                    if let (Some(p), Error::RateLimited { retry_after, .. }) = (&inner.pacer, &err) {
+                    if let (Some(p), Error::RateLimited { retry_after, .. }) = (&inner.pacer, &err)
+                    {
                         p.on_rate_limited(*retry_after);
                     }
                     tokio::time::sleep(d).await;
@@ -795,7 +805,10 @@ mod tests {
         for (raw, want) in [
             ("https://chat.example.com", "https://chat.example.com/"),
             ("https://chat.example.com/", "https://chat.example.com/"),
-            ("https://chat.example.com/api/v4", "https://chat.example.com/"),
+            (
+                "https://chat.example.com/api/v4",
+                "https://chat.example.com/",
+            ),
             ("https://example.com/mm/", "https://example.com/mm/"),
             ("http://127.0.0.1:8065", "http://127.0.0.1:8065/"),
         ] {
@@ -808,7 +821,10 @@ mod tests {
             "https://x/?a=b",
             "https://u:p@x/",
         ] {
-            assert!(matches!(parse_base_url(bad), Err(Error::InvalidConfig(_))), "{bad}");
+            assert!(
+                matches!(parse_base_url(bad), Err(Error::InvalidConfig(_))),
+                "{bad}"
+            );
         }
     }
 }

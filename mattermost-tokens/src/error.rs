@@ -148,7 +148,9 @@ pub enum Error {
     /// The answer was not what the API promises: a non-JSON body (an HTML
     /// page from a proxy, an empty body), truncated or wrongly shaped JSON, or
     /// a body over the size limit.
-    #[error("bad response from Mattermost to {method} {url} (status {status}): {reason}; body starts: {snippet:?}")]
+    #[error(
+        "bad response from Mattermost to {method} {url} (status {status}): {reason}; body starts: {snippet:?}"
+    )]
     BadResponse {
         /// The HTTP status code.
         status: u16,

@@ -121,7 +121,8 @@ impl HostUser {
             || !domain.contains('.')
             || domain.starts_with('.')
             || domain.ends_with('.')
-            || e.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>')
+            || e.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == ',' || c == '<' || c == '>')
         {
             return Err("the email is not a valid address".into());
         }
@@ -152,7 +153,9 @@ impl HostUser {
             let u = u.trim().to_lowercase();
             return match validate_username(&u) {
                 Ok(()) => Ok(vec![u]),
-                Err(why) => Err(format!("the username {u:?} is not valid for Mattermost: {why}")),
+                Err(why) => Err(format!(
+                    "the username {u:?} is not valid for Mattermost: {why}"
+                )),
             };
         }
         let email = self.normalized_email()?;
@@ -280,7 +283,10 @@ mod tests {
 
     #[test]
     fn derives_from_email_local_part() {
-        assert_eq!(cands("John.Smith@example.com", "John Smith")[0], "john.smith");
+        assert_eq!(
+            cands("John.Smith@example.com", "John Smith")[0],
+            "john.smith"
+        );
         assert_eq!(cands("jo+tag@example.com", "Jo")[0].len(), 7); // "jo" is too short
         assert!(cands("jo+tag@example.com", "Jo")[0].starts_with("jo-"));
         assert_eq!(cands("123.élodie@example.com", "x")[0], "elodie");
@@ -300,7 +306,10 @@ mod tests {
         assert_eq!(a[0].len(), 22);
         assert_eq!(a.len(), 3);
         assert_ne!(a[1], a[2]);
-        assert_eq!(a, cands("averyveryveryverylongemailaddress@example.com", "x"));
+        assert_eq!(
+            a,
+            cands("averyveryveryverylongemailaddress@example.com", "x")
+        );
         for u in &a {
             validate_username(u).unwrap();
         }
@@ -315,12 +324,20 @@ mod tests {
     #[test]
     fn invalid_inputs_are_errors() {
         for bad in ["", "no-at-sign", "a@b", "a@@b.com", "a b@c.com", "@x.com"] {
-            assert!(HostUser::new(1, bad, "x").username_candidates().is_err(), "{bad:?}");
+            assert!(
+                HostUser::new(1, bad, "x").username_candidates().is_err(),
+                "{bad:?}"
+            );
         }
         let long = format!("{}@example.com", "a".repeat(130));
         assert!(HostUser::new(1, long, "x").normalized_email().is_err());
         let explicit = HostUser::new(1, "a@b.com", "x").username("Not Valid!");
-        assert!(explicit.username_candidates().unwrap_err().contains("not valid"));
+        assert!(
+            explicit
+                .username_candidates()
+                .unwrap_err()
+                .contains("not valid")
+        );
         let ok = HostUser::new(1, "a@b.com", "x").username("Good.Name");
         assert_eq!(ok.username_candidates().unwrap(), vec!["good.name"]);
     }

@@ -86,7 +86,9 @@ id_type!(
 /// Whether a string has the shape of a Mattermost id: 26 characters of
 /// `[a-z0-9]`. Used to refuse malformed ids before they reach a URL path.
 pub fn is_valid_mattermost_id(s: &str) -> bool {
-    s.len() == 26 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    s.len() == 26
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 /// The secret value of a personal access token (or of the admin token).

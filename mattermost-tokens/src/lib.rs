@@ -5,6 +5,7 @@
 
 pub mod api;
 mod client;
+mod encryption;
 mod error;
 mod host;
 mod lifecycle;
@@ -17,6 +18,10 @@ mod selector;
 pub mod store;
 mod sync;
 
+pub use encryption::{
+    ENCRYPTED_PREFIX, EncryptedStore, EncryptionKeys, KEY_ENV_VAR, KeyError, ReencryptOutcome,
+    ReencryptReport, SkipReason,
+};
 pub use client::{Acting, ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, Identity, MattermostClient};
 pub use error::{ApiError, Error};
 pub use host::{HostUser, RESERVED_USERNAMES, validate_username};

@@ -147,7 +147,10 @@ mod tests {
             drop(p.before_request().await);
         }
         let e = t.elapsed();
-        assert!(e >= Duration::from_millis(990) && e <= Duration::from_millis(1100), "{e:?}");
+        assert!(
+            e >= Duration::from_millis(990) && e <= Duration::from_millis(1100),
+            "{e:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -96,7 +96,11 @@ mod tests {
         assert_eq!((v.major, v.minor, v.patch), (10, 6, 0));
         assert_eq!(v.to_string(), "10.6.0");
         assert!(v.supports_personal_access_tokens());
-        assert!(!ServerVersion::parse("4.0.1").unwrap().supports_personal_access_tokens());
+        assert!(
+            !ServerVersion::parse("4.0.1")
+                .unwrap()
+                .supports_personal_access_tokens()
+        );
         assert_eq!(ServerVersion::parse("garbage"), None);
         assert_eq!(ServerVersion::parse("10.x.0"), None);
         assert_eq!(ServerVersion::parse(""), None);

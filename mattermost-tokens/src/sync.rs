@@ -360,7 +360,12 @@ impl UserSync {
         self.run(users, true, on_result).await
     }
 
-    async fn run<S, F>(&self, users: S, only_missing: bool, mut on_result: F) -> Result<SyncReport, Error>
+    async fn run<S, F>(
+        &self,
+        users: S,
+        only_missing: bool,
+        mut on_result: F,
+    ) -> Result<SyncReport, Error>
     where
         S: Stream<Item = HostUser> + Send,
         F: FnMut(&UserResult) + Send,
@@ -402,9 +407,12 @@ impl UserSync {
         }
         report.elapsed = started.elapsed();
         tracing::info!(
-            total = report.summary.total, created = report.summary.created,
-            updated = report.summary.updated, minted = report.summary.minted,
-            failed = report.summary.failed, elapsed_ms = report.elapsed.as_millis() as u64,
+            total = report.summary.total,
+            created = report.summary.created,
+            updated = report.summary.updated,
+            minted = report.summary.minted,
+            failed = report.summary.failed,
+            elapsed_ms = report.elapsed.as_millis() as u64,
             "sync finished"
         );
         Ok(report)
@@ -675,7 +683,10 @@ impl UserSync {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        format!("{DESCRIPTION_PREFIX}{} user {key} at {now}", self.opts.app_name)
+        format!(
+            "{DESCRIPTION_PREFIX}{} user {key} at {now}",
+            self.opts.app_name
+        )
     }
 
     /// Whether `description` is one this sync writes for `user`, and if so
@@ -833,7 +844,9 @@ fn random_password() -> SecretString {
     const SYMBOL: &[u8] = b"!#%+-.:=?@^_~";
     let mut rng = rand::rng();
     let all: Vec<u8> = [LOWER, UPPER, DIGIT, SYMBOL].concat();
-    let mut p: Vec<u8> = (0..28).map(|_| all[rng.random_range(0..all.len())]).collect();
+    let mut p: Vec<u8> = (0..28)
+        .map(|_| all[rng.random_range(0..all.len())])
+        .collect();
     for class in [LOWER, UPPER, DIGIT, SYMBOL] {
         let at = rng.random_range(0..=p.len());
         p.insert(at, class[rng.random_range(0..class.len())]);

@@ -33,8 +33,14 @@ impl Acting {
     /// or not visible to the acting user).
     pub async fn channel_by_name(&self, team: &TeamId, name: &str) -> Result<Channel, Error> {
         check_id("team id", team.as_str())?;
-        self.call(Request::get(&["teams", team.as_str(), "channels", "name", name]))
-            .await
+        self.call(Request::get(&[
+            "teams",
+            team.as_str(),
+            "channels",
+            "name",
+            name,
+        ]))
+        .await
     }
 
     /// `POST /channels/{channel_id}/members` with one user. Acting as a user

@@ -146,9 +146,10 @@ impl TokenStore for MemoryStore {
         let rows = self.lock();
         let limit = limit.max(1) as usize;
         let range: Box<dyn Iterator<Item = (&HostUserId, &TokenRecord)>> = match after {
-            Some(a) => Box::new(
-                rows.range((std::ops::Bound::Excluded(a.clone()), std::ops::Bound::Unbounded)),
-            ),
+            Some(a) => Box::new(rows.range((
+                std::ops::Bound::Excluded(a.clone()),
+                std::ops::Bound::Unbounded,
+            ))),
             None => Box::new(rows.iter()),
         };
         let users: Vec<HostUserId> = range

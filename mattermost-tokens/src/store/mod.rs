@@ -102,6 +102,36 @@ pub enum StoreError {
         /// Why it is unreadable (never the value itself).
         message: String,
     },
+    /// A stored token names an encryption key id the keyring does not hold
+    /// (see [`crate::EncryptedStore`]): add that key to the configuration.
+    #[error(
+        "stored token for user {user} is encrypted with key id {kid:?}, which is not configured; add that key to the keyring"
+    )]
+    UnknownKeyId {
+        /// The host user whose row holds the value.
+        user: HostUserId,
+        /// The key id named by the value.
+        kid: String,
+    },
+    /// A stored token failed authenticated decryption: the key configured
+    /// under its key id is not the one it was written with, the value was
+    /// altered, or it was copied from another user's row.
+    #[error(
+        "stored token for user {user} (key id {kid:?}) does not decrypt: wrong key for that id, altered value, or a value copied from another user's row"
+    )]
+    DecryptionFailed {
+        /// The host user whose row holds the value.
+        user: HostUserId,
+        /// The key id named by the value.
+        kid: String,
+    },
+    /// A stored token is not encrypted and the encrypting store was told to
+    /// refuse plaintext values.
+    #[error("stored token for user {user} is not encrypted and plaintext tokens are refused")]
+    PlaintextNotAllowed {
+        /// The host user whose row holds the value.
+        user: HostUserId,
+    },
     /// Any other database error.
     #[error("token store error: {message}")]
     Database {
@@ -242,7 +272,9 @@ impl<S: TokenStore + ?Sized> TokenStore for std::sync::Arc<S> {
         user: &HostUserId,
         mattermost_user_id: &UserId,
     ) -> Result<(), StoreError> {
-        (**self).set_mattermost_user_id(user, mattermost_user_id).await
+        (**self)
+            .set_mattermost_user_id(user, mattermost_user_id)
+            .await
     }
     async fn put_token_if_absent(
         &self,
@@ -307,8 +339,19 @@ mod tests {
         for ok in ["users", "app_users", "public.users", "_x1"] {
             assert!(validate_identifier(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1users", "users; drop table x", "us-ers", "a.b.c", "\"users\"", "users "] {
-            assert!(matches!(validate_identifier(bad), Err(StoreError::Config(_))), "{bad}");
+        for bad in [
+            "",
+            "1users",
+            "users; drop table x",
+            "us-ers",
+            "a.b.c",
+            "\"users\"",
+            "users ",
+        ] {
+            assert!(
+                matches!(validate_identifier(bad), Err(StoreError::Config(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -1,0 +1,182 @@
+//! Who is calling: the token a request presents, the user it belongs to, and
+//! the few permissions the modelled endpoints check.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+use http::{Method, header};
+
+use super::error::AppError;
+use super::model::Data;
+use super::server::Shared;
+use crate::ids::UserId;
+
+/// The authenticated caller of a request.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub user_id: UserId,
+    /// `system_admin`: every permission.
+    pub admin: bool,
+    /// `system_user_access_token`: create, read and revoke own tokens.
+    pub token_role: bool,
+}
+
+impl Caller {
+    pub fn is_self(&self, user_id: &UserId) -> bool {
+        &self.user_id == user_id
+    }
+
+    /// `create_user_access_token`, `read_user_access_token`,
+    /// `revoke_user_access_token`: not in `system_user` by default.
+    pub fn can_manage_own_tokens(&self) -> bool {
+        self.admin || self.token_role
+    }
+
+    /// `edit_other_users`, `manage_system`, `manage_roles`: admins only.
+    pub fn is_admin(&self) -> bool {
+        self.admin
+    }
+
+    /// `SessionHasPermissionToUser`: oneself, or `edit_other_users`.
+    pub fn can_act_on_user(&self, user_id: &UserId) -> bool {
+        self.is_self(user_id) || self.admin
+    }
+
+    /// Resolves a `{user_id}` path parameter (`me` is the caller).
+    pub fn user_param(&self, raw: &str) -> Result<UserId, AppError> {
+        if raw == "me" {
+            Ok(self.user_id.clone())
+        } else {
+            user_id_param(raw)
+        }
+    }
+}
+
+/// A `{user_id}` path parameter that must be a well-formed id.
+pub(crate) fn user_id_param(raw: &str) -> Result<UserId, AppError> {
+    if crate::ids::is_valid_mattermost_id(raw) {
+        Ok(UserId::new(raw))
+    } else {
+        Err(AppError::invalid_url_param("user_id"))
+    }
+}
+
+/// Where a request carried its token.
+enum Presented {
+    None,
+    Header(String),
+    Cookie(String),
+    Query(String),
+}
+
+/// `ParseAuthTokenFromRequest`: the `MMAUTHTOKEN` cookie, then the
+/// `Authorization` header (`Bearer` or `Token`), then `?access_token=`.
+fn presented_token(parts: &Parts) -> Presented {
+    for value in parts.headers.get_all(header::COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for pair in value.split(';') {
+            if let Some(token) = pair.trim().strip_prefix("MMAUTHTOKEN=")
+                && !token.is_empty()
+            {
+                return Presented::Cookie(token.to_owned());
+            }
+        }
+    }
+    if let Some(value) = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
+            return Presented::Header(value[7..].trim().to_owned());
+        }
+        if value.len() > 6 && value[..6].eq_ignore_ascii_case("token ") {
+            return Presented::Header(value[6..].trim().to_owned());
+        }
+    }
+    if let Some(query) = parts.uri.query() {
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            if k == "access_token" && !v.is_empty() {
+                return Presented::Query(v.into_owned());
+            }
+        }
+    }
+    Presented::None
+}
+
+fn caller_from(data: &Data, token: &str) -> Result<Caller, AppError> {
+    let user = data.authenticate(token)?;
+    Ok(Caller {
+        user_id: user.id.clone(),
+        admin: user.is_system_admin(),
+        token_role: user.has_role("system_user_access_token"),
+    })
+}
+
+/// Authenticates as a session-requiring handler does.
+pub(crate) fn authenticate(shared: &Shared, parts: &Parts) -> Result<Caller, AppError> {
+    match presented_token(parts) {
+        Presented::None => Err(AppError::session_expired()),
+        Presented::Header(token) => caller_from(&shared.data(), &token),
+        Presented::Cookie(token) => {
+            // The CSRF check for cookie sessions: without it (or the legacy
+            // X-Requested-With header) a state-changing call is refused.
+            let csrf_ok = parts.method == Method::GET
+                || parts.method == Method::HEAD
+                || parts
+                    .headers
+                    .get("x-requested-with")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"))
+                || parts.headers.contains_key("x-csrf-token");
+            let caller = caller_from(&shared.data(), &token)?;
+            if csrf_ok {
+                Ok(caller)
+            } else {
+                Err(AppError::session_expired())
+            }
+        }
+        Presented::Query(token) => {
+            // A valid token is still refused: only OAuth sessions may use the
+            // query string, and the stand-in has none.
+            caller_from(&shared.data(), &token)?;
+            Err(AppError::new(
+                401,
+                "api.context.token_provided.app_error",
+                "Session is not OAuth but token was provided in the query string.",
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<Shared>> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(state, parts)
+    }
+}
+
+/// The caller of a handler that does not require a session: an invalid or
+/// missing token just means anonymous.
+#[derive(Clone, Debug)]
+pub(crate) struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequestParts<Arc<Shared>> for MaybeCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(MaybeCaller(match presented_token(parts) {
+            Presented::Header(token) | Presented::Cookie(token) => {
+                caller_from(&state.data(), &token).ok()
+            }
+            Presented::Query(_) | Presented::None => None,
+        }))
+    }
+}

@@ -1,0 +1,72 @@
+//! `GET /system/ping` and `GET /config/client`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use http::StatusCode;
+use serde_json::json;
+
+use super::{json, query};
+use crate::stand_in::auth::MaybeCaller;
+use crate::stand_in::error::AppError;
+use crate::stand_in::server::Shared;
+
+/// No session needed: the server is up.
+pub(crate) async fn ping() -> Response {
+    json(
+        StatusCode::OK,
+        &json!({"status": "OK", "ActiveSearchBackend": "database"}),
+    )
+}
+
+/// The client config in the old format: every value a string. Without a
+/// valid session the server sends the shorter "limited" config, which lacks
+/// `EnableUserAccessTokens`.
+pub(crate) async fn client_config(
+    State(shared): State<Arc<Shared>>,
+    caller: MaybeCaller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    let q = query(raw.as_deref());
+    match q.get("format").map(String::as_str) {
+        None | Some("") => {
+            return Err(AppError::new(
+                501,
+                "api.config.client.old_format.app_error",
+                "New format for the client configuration is not supported yet. Please specify format=old in the query string.",
+            ));
+        }
+        Some("old") => {}
+        Some(_) => return Err(AppError::invalid_url_param("format")),
+    }
+    let tokens_enabled = shared.data().tokens_enabled;
+    let mut config: BTreeMap<&str, String> = BTreeMap::new();
+    let t = |b: bool| if b { "true" } else { "false" }.to_owned();
+    config.insert("Version", shared.version.clone());
+    config.insert("BuildNumber", shared.build_number.clone());
+    config.insert("BuildDate", String::new());
+    config.insert("BuildHash", String::new());
+    config.insert("BuildEnterpriseReady", t(true));
+    config.insert("SiteURL", shared.site_url.clone());
+    config.insert("SiteName", "Mattermost stand-in".to_owned());
+    config.insert("EnableSignUpWithEmail", t(true));
+    config.insert("EnableSignInWithEmail", t(true));
+    config.insert("EnableSignInWithUsername", t(true));
+    config.insert("EnableUserCreation", t(true));
+    config.insert("EnableOpenServer", t(false));
+    config.insert("DiagnosticsEnabled", t(false));
+    config.insert("NoAccounts", t(false));
+    if caller.0.is_some() {
+        config.insert("EnableUserAccessTokens", t(tokens_enabled));
+        config.insert("EnableCustomEmoji", t(true));
+        config.insert("EnableUserDeactivation", t(false));
+        config.insert("ShowEmailAddress", t(true));
+        config.insert("ShowFullName", t(true));
+        config.insert("RestrictDirectMessage", "any".to_owned());
+        config.insert("TeammateNameDisplay", "username".to_owned());
+        config.insert("ExperimentalEnableAuthenticationTransfer", t(true));
+    }
+    Ok(json(StatusCode::OK, &config))
+}
