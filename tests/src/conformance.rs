@@ -53,7 +53,9 @@ fn text_users(n: usize) -> Vec<HostUserId> {
 
 /// Write, read back, and check every field.
 pub async fn round_trip(f: &dyn StoreFactory, users: Vec<HostUserId>) {
-    let Some(s) = f.fresh(&users).await else { return };
+    let Some(s) = f.fresh(&users).await else {
+        return;
+    };
     let u = &users[0];
     let rec = s.get(u).await.unwrap().expect("known user");
     assert!(rec.token.is_none() && rec.token_id.is_none() && rec.mattermost_user_id.is_none());
@@ -66,7 +68,10 @@ pub async fn round_trip(f: &dyn StoreFactory, users: Vec<HostUserId>) {
     let t = new_token(1, "abcdefghijklmnopqrstuvwxy1");
     assert!(s.put_token_if_absent(u, &t).await.unwrap());
     let rec = s.get(u).await.unwrap().unwrap();
-    assert_eq!(rec.token.unwrap().expose_secret(), "abcdefghijklmnopqrstuvwxy1");
+    assert_eq!(
+        rec.token.unwrap().expose_secret(),
+        "abcdefghijklmnopqrstuvwxy1"
+    );
     assert_eq!(rec.token_id, Some(tok_id(1)));
     assert_eq!(rec.mattermost_user_id, Some(mm_id(1)));
 
@@ -89,7 +94,9 @@ pub async fn round_trip(f: &dyn StoreFactory, users: Vec<HostUserId>) {
 /// 20 concurrent compare-and-set writers: exactly one wins and its token is
 /// the stored one.
 pub async fn cas_concurrent(f: &dyn StoreFactory, users: Vec<HostUserId>) {
-    let Some(s) = f.fresh(&users).await else { return };
+    let Some(s) = f.fresh(&users).await else {
+        return;
+    };
     let u = users[0].clone();
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -107,7 +114,11 @@ pub async fn cas_concurrent(f: &dyn StoreFactory, users: Vec<HostUserId>) {
             winners.push(i);
         }
     }
-    assert_eq!(winners.len(), 1, "exactly one writer must win, got {winners:?}");
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one writer must win, got {winners:?}"
+    );
     let w = winners[0];
     let rec = s.get(&u).await.unwrap().unwrap();
     assert_eq!(
@@ -116,13 +127,19 @@ pub async fn cas_concurrent(f: &dyn StoreFactory, users: Vec<HostUserId>) {
     );
     assert_eq!(rec.token_id, Some(tok_id(w)));
     // A later CAS still loses and changes nothing.
-    assert!(!s.put_token_if_absent(&u, &new_token(99, "late")).await.unwrap());
+    assert!(
+        !s.put_token_if_absent(&u, &new_token(99, "late"))
+            .await
+            .unwrap()
+    );
     assert_eq!(s.get(&u).await.unwrap().unwrap().token_id, Some(tok_id(w)));
 }
 
 /// Unicode and exact 26-character values come back byte for byte.
 pub async fn unicode_and_26_chars(f: &dyn StoreFactory, users: Vec<HostUserId>) {
-    let Some(s) = f.fresh(&users).await else { return };
+    let Some(s) = f.fresh(&users).await else {
+        return;
+    };
     let values = ["h9x3k1m8p2q7w4e6r5t0y1u2i3", "tök€n-ünïcødé-ß-日本語-🙂"];
     assert_eq!(values[0].len(), 26);
     for (i, v) in values.iter().enumerate() {
@@ -136,25 +153,43 @@ pub async fn unicode_and_26_chars(f: &dyn StoreFactory, users: Vec<HostUserId>) 
 /// Clearing removes token and id, keeps the Mattermost id, and allows a new
 /// compare-and-set.
 pub async fn clear(f: &dyn StoreFactory, users: Vec<HostUserId>) {
-    let Some(s) = f.fresh(&users).await else { return };
+    let Some(s) = f.fresh(&users).await else {
+        return;
+    };
     let u = &users[0];
     assert!(!s.clear_token(u).await.unwrap(), "nothing to clear yet");
-    assert!(s.put_token_if_absent(u, &new_token(1, "first-token")).await.unwrap());
+    assert!(
+        s.put_token_if_absent(u, &new_token(1, "first-token"))
+            .await
+            .unwrap()
+    );
     assert!(s.clear_token(u).await.unwrap());
     let rec = s.get(u).await.unwrap().unwrap();
     assert!(rec.token.is_none() && rec.token_id.is_none());
     assert_eq!(rec.mattermost_user_id, Some(mm_id(1)));
     assert!(!s.clear_token(u).await.unwrap());
-    assert!(s.put_token_if_absent(u, &new_token(2, "second-token")).await.unwrap());
+    assert!(
+        s.put_token_if_absent(u, &new_token(2, "second-token"))
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        s.get(u).await.unwrap().unwrap().token.unwrap().expose_secret(),
+        s.get(u)
+            .await
+            .unwrap()
+            .unwrap()
+            .token
+            .unwrap()
+            .expose_secret(),
         "second-token"
     );
 }
 
 /// Unconditional put and compare-and-set replace.
 pub async fn put_and_replace(f: &dyn StoreFactory, users: Vec<HostUserId>) {
-    let Some(s) = f.fresh(&users).await else { return };
+    let Some(s) = f.fresh(&users).await else {
+        return;
+    };
     let u = &users[0];
     s.put_token(u, &new_token(1, "one")).await.unwrap();
     s.put_token(u, &new_token(2, "two")).await.unwrap();
@@ -162,9 +197,17 @@ pub async fn put_and_replace(f: &dyn StoreFactory, users: Vec<HostUserId>) {
     assert_eq!(rec.token.unwrap().expose_secret(), "two");
     assert_eq!(rec.token_id, Some(tok_id(2)));
 
-    assert!(!s.replace_token(u, &tok_id(1), &new_token(3, "three")).await.unwrap());
+    assert!(
+        !s.replace_token(u, &tok_id(1), &new_token(3, "three"))
+            .await
+            .unwrap()
+    );
     assert_eq!(s.get(u).await.unwrap().unwrap().token_id, Some(tok_id(2)));
-    assert!(s.replace_token(u, &tok_id(2), &new_token(3, "three")).await.unwrap());
+    assert!(
+        s.replace_token(u, &tok_id(2), &new_token(3, "three"))
+            .await
+            .unwrap()
+    );
     let rec = s.get(u).await.unwrap().unwrap();
     assert_eq!(rec.token.unwrap().expose_secret(), "three");
     assert_eq!(rec.token_id, Some(tok_id(3)));
@@ -173,7 +216,9 @@ pub async fn put_and_replace(f: &dyn StoreFactory, users: Vec<HostUserId>) {
 /// Listing users without a token pages through all of them, in order, and
 /// leaves out users with a token.
 pub async fn missing_across_pages(f: &dyn StoreFactory, users: Vec<HostUserId>) {
-    let Some(s) = f.fresh(&users).await else { return };
+    let Some(s) = f.fresh(&users).await else {
+        return;
+    };
     let mut expected = BTreeSet::new();
     for (i, u) in users.iter().enumerate() {
         if i % 3 == 0 {
@@ -199,12 +244,17 @@ pub async fn missing_across_pages(f: &dyn StoreFactory, users: Vec<HostUserId>) 
     let seen_set: BTreeSet<_> = seen.iter().cloned().collect();
     assert_eq!(seen_set.len(), seen.len(), "a user was listed twice");
     assert_eq!(seen_set, expected);
-    assert!(pages >= expected.len() / 4, "expected several pages, got {pages}");
+    assert!(
+        pages >= expected.len() / 4,
+        "expected several pages, got {pages}"
+    );
 }
 
 /// Unknown users read as `None` and fail writes with `UnknownUser`.
 pub async fn unknown_user(f: &dyn StoreFactory, users: Vec<HostUserId>) {
-    let Some(s) = f.fresh(&users).await else { return };
+    let Some(s) = f.fresh(&users).await else {
+        return;
+    };
     let ghost = match &users[0] {
         HostUserId::Int(_) => HostUserId::Int(424_242_424),
         HostUserId::Text(_) => HostUserId::Text("00000000-dead-4000-8000-000000000000".into()),
@@ -215,12 +265,18 @@ pub async fn unknown_user(f: &dyn StoreFactory, users: Vec<HostUserId>) {
         s.put_token_if_absent(&ghost, &t).await,
         Err(StoreError::UnknownUser(_))
     ));
-    assert!(matches!(s.put_token(&ghost, &t).await, Err(StoreError::UnknownUser(_))));
+    assert!(matches!(
+        s.put_token(&ghost, &t).await,
+        Err(StoreError::UnknownUser(_))
+    ));
     assert!(matches!(
         s.set_mattermost_user_id(&ghost, &mm_id(1)).await,
         Err(StoreError::UnknownUser(_))
     ));
-    assert!(matches!(s.clear_token(&ghost).await, Err(StoreError::UnknownUser(_))));
+    assert!(matches!(
+        s.clear_token(&ghost).await,
+        Err(StoreError::UnknownUser(_))
+    ));
     assert!(matches!(
         s.replace_token(&ghost, &tok_id(1), &t).await,
         Err(StoreError::UnknownUser(_))

@@ -6,6 +6,7 @@
 
 pub mod conformance;
 pub mod db;
+pub mod promise;
 
 /// The README's code blocks, compiled as doctests.
 #[cfg(doctest)]

@@ -1,0 +1,71 @@
+//! The library's promise after a sync, checked against the stand-in:
+//! every host user has exactly one live token minted by the library, equal to
+//! the stored one, and no other live library token exists anywhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mattermost_tokens::stand_in::StandIn;
+use mattermost_tokens::{DESCRIPTION_PREFIX, HostUserId, TokenStore, UserId};
+
+/// Panics with a description of every broken part of the promise for
+/// `users` in `store` against `server`.
+pub async fn assert_promise(server: &StandIn, store: &dyn TokenStore, users: &[HostUserId]) {
+    let mut problems = Vec::new();
+    let live: Vec<_> = server
+        .live_tokens()
+        .into_iter()
+        .filter(|t| t.description.starts_with(DESCRIPTION_PREFIX))
+        .collect();
+    let mut live_by_user: BTreeMap<UserId, BTreeSet<String>> = BTreeMap::new();
+    for t in &live {
+        live_by_user
+            .entry(t.user_id.clone())
+            .or_default()
+            .insert(t.id.as_str().to_owned());
+    }
+    let mut expected_live = BTreeSet::new();
+    let records = store.get_many(users).await.expect("store readable");
+    for u in users {
+        let Some(rec) = records.get(u) else {
+            problems.push(format!("host user {u} missing from the store"));
+            continue;
+        };
+        let (Some(mm), Some(token), Some(token_id)) =
+            (&rec.mattermost_user_id, &rec.token, &rec.token_id)
+        else {
+            problems.push(format!("host user {u} has no complete record: {rec:?}"));
+            continue;
+        };
+        if !server.token_is_live(token.expose_secret()) {
+            problems.push(format!(
+                "host user {u}: stored token {token_id} is not live"
+            ));
+        }
+        if server.token_id_of(token.expose_secret()).as_ref() != Some(token_id) {
+            problems.push(format!(
+                "host user {u}: stored token id {token_id} does not match the value"
+            ));
+        }
+        let on_user = live_by_user.get(mm).cloned().unwrap_or_default();
+        let want: BTreeSet<String> = [token_id.as_str().to_owned()].into();
+        if on_user != want {
+            problems.push(format!(
+                "host user {u}: live library tokens on {mm} are {on_user:?}, expected only {token_id}"
+            ));
+        }
+        expected_live.insert(token_id.as_str().to_owned());
+    }
+    for t in &live {
+        if !expected_live.contains(t.id.as_str()) {
+            problems.push(format!(
+                "live library token {} on {} is not stored for anyone",
+                t.id, t.user_id
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the promise is broken:\n{}",
+        problems.join("\n")
+    );
+}

@@ -1,0 +1,1089 @@
+//! The sqlx stores: the conformance suite on PostgreSQL, MariaDB and SQLite
+//! (in memory and in a file), then migration, schema and error behaviour on
+//! each database.
+//!
+//! PostgreSQL and MariaDB tests need `MATTERMOST_TOKENS_TEST_POSTGRES_URL` /
+//! `MATTERMOST_TOKENS_TEST_MYSQL_URL`; without them they print SKIPPED. Each
+//! test works in a namespace of its own (a PostgreSQL schema or a MariaDB
+//! database named `mmt_sqlx_<pid>_...`), dropped at the end of the test;
+//! namespaces left behind by processes that are gone are dropped the next
+//! time the suite runs.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use mattermost_tokens::{
+    AccessToken, HostUserId, NewToken, StoreError, TokenId, TokenStore, UserId,
+};
+use mattermost_tokens_sqlx::sqlx::migrate::{Migration, MigrationType, Migrator};
+use mattermost_tokens_sqlx::sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use mattermost_tokens_sqlx::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use mattermost_tokens_sqlx::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use mattermost_tokens_sqlx::sqlx::{self, AssertSqlSafe, Executor, Row, SqlSafeStr};
+use mattermost_tokens_sqlx::{
+    Backend, KeyType, MIGRATION_VERSION, MIGRATIONS_TABLE, MySqlTokenStore, PgTokenStore,
+    SqliteTokenStore, SqlxTokenStore, is_read_only,
+};
+use mattermost_tokens_tests::conformance::StoreFactory;
+use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
+
+// ---------------------------------------------------------------------------
+// A database to test against, whatever its kind.
+
+/// A store with its migration methods, as a trait object.
+#[async_trait]
+trait Store: TokenStore {
+    async fn migrate(&self) -> Result<(), StoreError>;
+    async fn undo(&self) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl<DB: Backend> Store for SqlxTokenStore<DB> {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        SqlxTokenStore::migrate(self).await
+    }
+    async fn undo(&self) -> Result<(), StoreError> {
+        self.undo_migration().await
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Postgres,
+    MariaDb,
+    Sqlite,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Pg(PgPool),
+    My(MySqlPool),
+    Lite(SqlitePool),
+}
+
+/// A pool on a fresh namespace (PostgreSQL schema, MariaDB database, SQLite
+/// database), and how to drop it.
+struct Db {
+    pool: Pool,
+    namespace: Option<String>,
+    admin: Option<Pool>,
+    file: Option<std::path::PathBuf>,
+}
+
+type Rows = Vec<Vec<Option<String>>>;
+
+const PREFIX: &str = "mmt_sqlx_";
+
+fn sql(s: &str) -> sqlx::SqlStr {
+    AssertSqlSafe(s.to_owned()).into_sql_str()
+}
+
+impl Db {
+    async fn open(kind: Kind, test: &str) -> Option<Db> {
+        let env = match kind {
+            Kind::Sqlite => return Some(Db::sqlite_memory().await),
+            Kind::Postgres => POSTGRES_ENV,
+            Kind::MariaDb => MYSQL_ENV,
+        };
+        let url = url_or_skip(env, test)?;
+        let ns = format!("{PREFIX}{}", unique_suffix());
+        let (admin, pool) = match kind {
+            Kind::Postgres => {
+                let admin = Pool::Pg(PgPool::connect(&url).await.expect("connect to PostgreSQL"));
+                drop_stale_namespaces(&admin).await;
+                admin.exec(&format!("CREATE SCHEMA {ns}")).await;
+                let opts = PgConnectOptions::from_str(&url)
+                    .unwrap()
+                    .options([("search_path", ns.as_str())]);
+                (admin, Pool::Pg(PgPool::connect_with(opts).await.unwrap()))
+            }
+            _ => {
+                let admin = Pool::My(MySqlPool::connect(&url).await.expect("connect to MariaDB"));
+                drop_stale_namespaces(&admin).await;
+                admin
+                    .exec(&format!(
+                        "CREATE DATABASE {ns} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                    ))
+                    .await;
+                let opts = MySqlConnectOptions::from_str(&url).unwrap().database(&ns);
+                (
+                    admin,
+                    Pool::My(MySqlPool::connect_with(opts).await.unwrap()),
+                )
+            }
+        };
+        Some(Db {
+            pool,
+            namespace: Some(ns),
+            admin: Some(admin),
+            file: None,
+        })
+    }
+
+    async fn sqlite_memory() -> Db {
+        // One connection that never expires: the in-memory database lives
+        // as long as it does, and every caller sees the same database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        Db {
+            pool: Pool::Lite(pool),
+            namespace: None,
+            admin: None,
+            file: None,
+        }
+    }
+
+    async fn sqlite_file() -> Db {
+        drop_stale_files();
+        let path = std::env::temp_dir().join(format!("{PREFIX}{}.db", unique_suffix()));
+        let opts = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        Db {
+            pool: Pool::Lite(pool),
+            namespace: None,
+            admin: None,
+            file: Some(path),
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        self.pool.kind()
+    }
+
+    async fn exec(&self, statement: &str) {
+        self.pool.exec(statement).await
+    }
+
+    async fn rows(&self, query: &str) -> Rows {
+        self.pool.rows(query).await
+    }
+
+    fn store(&self, table: &str, key_type: KeyType) -> Arc<dyn Store> {
+        match &self.pool {
+            Pool::Pg(p) => Arc::new(
+                PgTokenStore::new(p.clone())
+                    .with_table_name(table)
+                    .unwrap()
+                    .with_key_type(key_type),
+            ),
+            Pool::My(p) => Arc::new(
+                MySqlTokenStore::new(p.clone())
+                    .with_table_name(table)
+                    .unwrap()
+                    .with_key_type(key_type),
+            ),
+            Pool::Lite(p) => Arc::new(
+                SqliteTokenStore::new(p.clone())
+                    .with_table_name(table)
+                    .unwrap()
+                    .with_key_type(key_type),
+            ),
+        }
+    }
+
+    /// `expr` read as text.
+    fn text(&self, expr: &str) -> String {
+        match self.kind() {
+            Kind::MariaDb => format!("CAST({expr} AS CHAR)"),
+            _ => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    /// The table's column definitions, in order.
+    async fn columns(&self, table: &str) -> Rows {
+        let q = match self.kind() {
+            Kind::Postgres => format!(
+                "SELECT column_name::text, data_type::text, is_nullable::text, column_default::text, \
+                 character_maximum_length::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = '{table}' ORDER BY ordinal_position"
+            ),
+            Kind::MariaDb => format!(
+                "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR), CAST(IS_NULLABLE AS CHAR), \
+                 CAST(COLUMN_DEFAULT AS CHAR), CAST(EXTRA AS CHAR), CAST(COLLATION_NAME AS CHAR) \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}' \
+                 ORDER BY ORDINAL_POSITION"
+            ),
+            Kind::Sqlite => format!(
+                "SELECT name, type, CAST(\"notnull\" AS TEXT), dflt_value, CAST(pk AS TEXT) \
+                 FROM pragma_table_info('{table}')"
+            ),
+        };
+        self.rows(&q).await
+    }
+
+    async fn column_names(&self, table: &str) -> Vec<String> {
+        self.columns(table)
+            .await
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect()
+    }
+
+    /// A users table holding `users` (all of one kind); text keys are a
+    /// native `uuid` column when `uuid` is set (PostgreSQL).
+    async fn users_table(&self, users: &[HostUserId], uuid: bool) -> (String, KeyType) {
+        let table = format!("users_{}", unique_suffix());
+        let (key_sql, key_type) = match (&users[0], self.kind(), uuid) {
+            (HostUserId::Int(_), Kind::Sqlite, _) => ("INTEGER", KeyType::Integer),
+            (HostUserId::Int(_), _, _) => ("BIGINT", KeyType::Integer),
+            (HostUserId::Text(_), Kind::Postgres, true) => ("UUID", KeyType::Uuid),
+            (HostUserId::Text(_), Kind::MariaDb, _) => ("VARCHAR(64)", KeyType::Text),
+            (HostUserId::Text(_), _, _) => ("TEXT", KeyType::Text),
+        };
+        self.exec(&format!(
+            "CREATE TABLE {table} (id {key_sql} NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL)"
+        ))
+        .await;
+        let values: Vec<String> = users
+            .iter()
+            .map(|u| match u {
+                HostUserId::Int(i) => format!("({i}, 'user {i}')"),
+                HostUserId::Text(s) => format!("('{s}', 'user {s}')"),
+            })
+            .collect();
+        if !values.is_empty() {
+            self.exec(&format!(
+                "INSERT INTO {table} (id, name) VALUES {}",
+                values.join(", ")
+            ))
+            .await;
+        }
+        (table, key_type)
+    }
+
+    /// Drops the namespace (or file) the test worked in.
+    async fn finish(self) {
+        if let (Some(ns), Some(admin)) = (&self.namespace, &self.admin) {
+            drop_namespace(admin, ns).await;
+        }
+        if let Some(path) = &self.file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl Pool {
+    fn kind(&self) -> Kind {
+        match self {
+            Pool::Pg(_) => Kind::Postgres,
+            Pool::My(_) => Kind::MariaDb,
+            Pool::Lite(_) => Kind::Sqlite,
+        }
+    }
+
+    async fn exec(&self, statement: &str) {
+        let r = match self {
+            Pool::Pg(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
+            Pool::My(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
+            Pool::Lite(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
+        };
+        r.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+
+    /// Rows of a query whose columns are all text.
+    async fn rows(&self, query: &str) -> Rows {
+        fn texts<R: Row>(rows: Vec<R>) -> Rows
+        where
+            for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            rows.into_iter()
+                .map(|r| (0..r.len()).map(|i| r.try_get(i).unwrap()).collect())
+                .collect()
+        }
+        match self {
+            Pool::Pg(p) => texts(sqlx::query(sql(query)).fetch_all(p).await.unwrap()),
+            Pool::My(p) => texts(sqlx::query(sql(query)).fetch_all(p).await.unwrap()),
+            Pool::Lite(p) => texts(sqlx::query(sql(query)).fetch_all(p).await.unwrap()),
+        }
+    }
+}
+
+async fn drop_namespace(admin: &Pool, ns: &str) {
+    match admin.kind() {
+        Kind::Postgres => {
+            admin
+                .exec(&format!("DROP SCHEMA IF EXISTS {ns} CASCADE"))
+                .await
+        }
+        Kind::MariaDb => admin.exec(&format!("DROP DATABASE IF EXISTS {ns}")).await,
+        Kind::Sqlite => {}
+    }
+}
+
+/// Whether `name` (`mmt_sqlx_<pid>_...`) was made by a process that is gone.
+fn stale(name: &str) -> bool {
+    let pid = name.strip_prefix(PREFIX).and_then(|r| r.split('_').next());
+    std::path::Path::new("/proc/self").exists()
+        && pid.is_some_and(|p| {
+            p.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{p}")).exists()
+        })
+}
+
+/// Removes SQLite files left by test processes that no longer run (a
+/// factory has no teardown, so each run removes the ones before it).
+fn drop_stale_files() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        if stale(&entry.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Drops namespaces left by test processes that no longer run (once per
+/// process and database kind).
+async fn drop_stale_namespaces(admin: &Pool) {
+    static PG: AtomicBool = AtomicBool::new(false);
+    static MY: AtomicBool = AtomicBool::new(false);
+    let (done, q) = match admin.kind() {
+        Kind::Postgres => (
+            &PG,
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'mmt_sqlx_%'",
+        ),
+        Kind::MariaDb => (
+            &MY,
+            "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'mmt_sqlx_%'",
+        ),
+        Kind::Sqlite => return,
+    };
+    if done.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    for row in admin.rows(q).await {
+        let ns = row[0].clone().unwrap();
+        if stale(&ns) {
+            drop_namespace(admin, &ns).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Conformance.
+
+struct Factory {
+    kind: Kind,
+    /// Text keys in a native `uuid` column (PostgreSQL).
+    uuid: bool,
+    /// SQLite in a temporary file instead of memory.
+    file: bool,
+}
+
+#[async_trait]
+impl StoreFactory for Factory {
+    async fn fresh(&self, users: &[HostUserId]) -> Option<Arc<dyn TokenStore>> {
+        let db = if self.file {
+            Db::sqlite_file().await
+        } else {
+            Db::open(self.kind, "sqlx conformance").await?
+        };
+        let (table, key_type) = db.users_table(users, self.uuid).await;
+        let store = db.store(&table, key_type);
+        store.migrate().await.unwrap();
+        // The namespace is dropped by a later run (a factory has no
+        // teardown); the file goes with the temporary directory.
+        Some(store)
+    }
+}
+
+const fn factory(kind: Kind, uuid: bool, file: bool) -> Factory {
+    Factory { kind, uuid, file }
+}
+
+const POSTGRES: Factory = factory(Kind::Postgres, false, false);
+const POSTGRES_UUID: Factory = factory(Kind::Postgres, true, false);
+const MARIADB: Factory = factory(Kind::MariaDb, false, false);
+const SQLITE_MEMORY: Factory = factory(Kind::Sqlite, false, false);
+const SQLITE_FILE: Factory = factory(Kind::Sqlite, false, true);
+
+mattermost_tokens_tests::conformance_tests!(postgres, crate::POSTGRES);
+mattermost_tokens_tests::conformance_tests!(postgres_uuid, crate::POSTGRES_UUID);
+mattermost_tokens_tests::conformance_tests!(mariadb, crate::MARIADB);
+mattermost_tokens_tests::conformance_tests!(sqlite_memory, crate::SQLITE_MEMORY);
+mattermost_tokens_tests::conformance_tests!(sqlite_file, crate::SQLITE_FILE);
+
+// ---------------------------------------------------------------------------
+// Scenarios, run on every database.
+
+fn token(n: u32, value: &str) -> NewToken {
+    NewToken {
+        mattermost_user_id: UserId::new(format!("{:0>26}", format!("u{n}"))),
+        token: AccessToken::new(value),
+        token_id: TokenId::new(format!("{:0>26}", format!("t{n}"))),
+    }
+}
+
+fn schema_message(r: Result<(), StoreError>) -> String {
+    match r {
+        Err(StoreError::Schema { message, .. }) => message,
+        other => panic!("expected StoreError::Schema, got {other:?}"),
+    }
+}
+
+async fn tracking_rows(db: &Db) -> Rows {
+    db.rows(&format!(
+        "SELECT users_table, {} FROM {MIGRATIONS_TABLE} ORDER BY users_table",
+        db.text("version")
+    ))
+    .await
+}
+
+async fn idempotent_and_reversible(db: &Db) {
+    let users = [HostUserId::Int(1), HostUserId::Int(2)];
+    let (table, kt) = db.users_table(&users, false).await;
+    let before = db.column_names(&table).await;
+    let store = db.store(&table, kt);
+
+    store.migrate().await.unwrap();
+    let migrated = db.columns(&table).await;
+    let names: Vec<_> = migrated.iter().map(|r| r[0].clone().unwrap()).collect();
+    assert_eq!(
+        names[before.len()..],
+        [
+            "mattermost_user_id",
+            "mattermost_token",
+            "mattermost_token_id"
+        ]
+    );
+    assert!(
+        store
+            .put_token_if_absent(&users[0], &token(1, "kept"))
+            .await
+            .unwrap()
+    );
+
+    // Again: nothing changes, the token is still there.
+    store.migrate().await.unwrap();
+    assert_eq!(db.columns(&table).await, migrated);
+    let version = MIGRATION_VERSION.to_string();
+    assert_eq!(
+        tracking_rows(db).await,
+        vec![vec![Some(table.clone()), Some(version)]]
+    );
+    assert_eq!(
+        store
+            .get(&users[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .token
+            .unwrap()
+            .expose_secret(),
+        "kept"
+    );
+
+    store.undo().await.unwrap();
+    assert_eq!(db.column_names(&table).await, before);
+    assert!(tracking_rows(db).await.is_empty());
+    store.undo().await.unwrap();
+    assert_eq!(db.column_names(&table).await, before);
+
+    store.migrate().await.unwrap();
+    assert_eq!(db.columns(&table).await, migrated);
+    assert!(store.get(&users[0]).await.unwrap().unwrap().token.is_none());
+}
+
+/// A host with its own sqlx migrations (default table `_sqlx_migrations`)
+/// runs them before and after ours.
+async fn host_migrator_coexists(db: &Db) {
+    let v1 = Migration::new(
+        1,
+        "create users".into(),
+        MigrationType::Simple,
+        "CREATE TABLE users (id BIGINT NOT NULL PRIMARY KEY, email VARCHAR(255) NOT NULL)"
+            .into_sql_str(),
+        false,
+    );
+    let v2 = Migration::new(
+        2,
+        "add nickname".into(),
+        MigrationType::Simple,
+        "ALTER TABLE users ADD COLUMN nickname VARCHAR(50)".into_sql_str(),
+        false,
+    );
+    let first = Migrator::with_migrations(vec![v1.clone()]);
+    let both = Migrator::with_migrations(vec![v1, v2]);
+    async fn run(db: &Db, m: &Migrator) {
+        match &db.pool {
+            Pool::Pg(p) => m.run(p).await,
+            Pool::My(p) => m.run(p).await,
+            Pool::Lite(p) => m.run(p).await,
+        }
+        .expect("the host's migrations run")
+    }
+
+    run(db, &first).await;
+    db.exec("INSERT INTO users (id, email) VALUES (1, 'ada@example.com')")
+        .await;
+    let store = db.store("users", KeyType::Integer);
+    store.migrate().await.unwrap();
+    run(db, &first).await;
+    run(db, &both).await;
+    store.migrate().await.unwrap();
+    run(db, &both).await;
+
+    let host = db
+        .rows(&format!(
+            "SELECT {} FROM _sqlx_migrations ORDER BY version",
+            db.text("version")
+        ))
+        .await;
+    assert_eq!(
+        host,
+        vec![vec![Some("1".to_string())], vec![Some("2".to_string())]]
+    );
+    assert_eq!(
+        tracking_rows(db).await,
+        vec![vec![
+            Some("users".to_string()),
+            Some(MIGRATION_VERSION.to_string())
+        ]]
+    );
+    assert!(
+        store
+            .put_token_if_absent(&HostUserId::Int(1), &token(1, "x"))
+            .await
+            .unwrap()
+    );
+
+    store.undo().await.unwrap();
+    run(db, &both).await;
+    assert_eq!(db.column_names("users").await, ["id", "email", "nickname"]);
+}
+
+async fn clashing_column_type(db: &Db) {
+    let table = format!("users_{}", unique_suffix());
+    db.exec(&format!(
+        "CREATE TABLE {table} (id BIGINT NOT NULL PRIMARY KEY, mattermost_token INTEGER)"
+    ))
+    .await;
+    let before = db.columns(&table).await;
+    let store = db.store(&table, KeyType::Integer);
+    let msg = schema_message(store.migrate().await);
+    assert!(msg.contains("mattermost_token"), "{msg}");
+    assert!(msg.to_lowercase().contains("int"), "{msg}");
+    // Nothing half-written.
+    assert_eq!(db.columns(&table).await, before);
+    // Undo does not drop a column it did not add either.
+    schema_message(store.undo().await);
+    assert_eq!(db.columns(&table).await, before);
+
+    // A too-short id column clashes as well (SQLite does not enforce
+    // declared lengths, so there VARCHAR(10) holds any text).
+    if db.kind() == Kind::Sqlite {
+        return;
+    }
+    let table = format!("users_{}", unique_suffix());
+    db.exec(&format!(
+        "CREATE TABLE {table} (id BIGINT NOT NULL PRIMARY KEY, mattermost_token_id VARCHAR(10))"
+    ))
+    .await;
+    let msg = schema_message(db.store(&table, KeyType::Integer).migrate().await);
+    assert!(msg.contains("mattermost_token_id"), "{msg}");
+}
+
+async fn missing_users_table(db: &Db) {
+    let store = db.store("no_such_users", KeyType::Integer);
+    let msg = schema_message(store.migrate().await);
+    assert!(
+        msg.contains("no_such_users") && msg.contains("does not exist"),
+        "{msg}"
+    );
+    schema_message(store.undo().await);
+    // The store's own statements say the same.
+    assert!(matches!(
+        store.get(&HostUserId::Int(1)).await,
+        Err(StoreError::Schema { .. })
+    ));
+}
+
+async fn not_migrated_is_schema_error(db: &Db) {
+    let (table, kt) = db.users_table(&[HostUserId::Int(1)], false).await;
+    let store = db.store(&table, kt);
+    let e = store.get(&HostUserId::Int(1)).await.unwrap_err();
+    assert!(matches!(e, StoreError::Schema { .. }), "{e:?}");
+    assert!(e.to_string().contains("migrate()"), "{e}");
+    let e = store
+        .put_token_if_absent(&HostUserId::Int(1), &token(1, "secret-token-value"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Schema { .. }), "{e:?}");
+    assert!(!format!("{e} {e:?}").contains("secret-token-value"));
+}
+
+async fn key_type_checks(db: &Db) {
+    // A text-keyed table with a store left at integer keys: migrate says so.
+    let users = [HostUserId::Text("a".into())];
+    let (table, _) = db.users_table(&users, false).await;
+    let msg = schema_message(db.store(&table, KeyType::Integer).migrate().await);
+    assert!(msg.contains("KeyType::Text"), "{msg}");
+    // No such key column.
+    let msg = schema_message(
+        match &db.pool {
+            Pool::Pg(p) => Arc::new(
+                PgTokenStore::new(p.clone())
+                    .with_table_name(&table)
+                    .unwrap()
+                    .with_key_column("uid")
+                    .unwrap(),
+            ) as Arc<dyn Store>,
+            Pool::My(p) => Arc::new(
+                MySqlTokenStore::new(p.clone())
+                    .with_table_name(&table)
+                    .unwrap()
+                    .with_key_column("uid")
+                    .unwrap(),
+            ),
+            Pool::Lite(p) => Arc::new(
+                SqliteTokenStore::new(p.clone())
+                    .with_table_name(&table)
+                    .unwrap()
+                    .with_key_column("uid")
+                    .unwrap(),
+            ),
+        }
+        .migrate()
+        .await,
+    );
+    assert!(
+        msg.contains("uid") && msg.contains("with_key_column"),
+        "{msg}"
+    );
+
+    let store = db.store(&table, KeyType::Text);
+    store.migrate().await.unwrap();
+
+    // The wrong kind of HostUserId is a configuration error, not a panic or
+    // a silent miss; get_many leaves such ids out.
+    let e = store.get(&HostUserId::Int(1)).await.unwrap_err();
+    assert!(matches!(e, StoreError::Config(_)), "{e:?}");
+    let e = store
+        .put_token(&HostUserId::Int(1), &token(1, "t"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Config(_)), "{e:?}");
+    let many = store
+        .get_many(&[HostUserId::Int(1), users[0].clone()])
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 1);
+}
+
+/// A users table shaped like Laravel's default one, with rows: migrating
+/// loses no row and changes no other column; undoing restores the table.
+async fn laravel_table(db: &Db) {
+    let t = format!("users_{}", unique_suffix());
+    let ddl = match db.kind() {
+        Kind::Postgres => format!(
+            "CREATE TABLE {t} (id BIGSERIAL PRIMARY KEY, name VARCHAR(255) NOT NULL, \
+             email VARCHAR(255) NOT NULL, email_verified_at TIMESTAMP(0) NULL, \
+             password VARCHAR(255) NOT NULL, remember_token VARCHAR(100) NULL, \
+             created_at TIMESTAMP(0) NULL, updated_at TIMESTAMP(0) NULL); \
+             ALTER TABLE {t} ADD CONSTRAINT {t}_email_unique UNIQUE (email)"
+        ),
+        Kind::MariaDb => format!(
+            "CREATE TABLE {t} (id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+             name VARCHAR(255) NOT NULL, email VARCHAR(255) NOT NULL, \
+             email_verified_at TIMESTAMP NULL, password VARCHAR(255) NOT NULL, \
+             remember_token VARCHAR(100) NULL, created_at TIMESTAMP NULL, updated_at TIMESTAMP NULL, \
+             UNIQUE KEY {t}_email_unique (email)) \
+             ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+        ),
+        Kind::Sqlite => format!(
+            "CREATE TABLE \"{t}\" (\"id\" integer PRIMARY KEY AUTOINCREMENT NOT NULL, \
+             \"name\" varchar NOT NULL, \"email\" varchar NOT NULL, \"email_verified_at\" datetime, \
+             \"password\" varchar NOT NULL, \"remember_token\" varchar, \"created_at\" datetime, \
+             \"updated_at\" datetime); \
+             CREATE UNIQUE INDEX \"{t}_email_unique\" ON \"{t}\" (\"email\")"
+        ),
+    };
+    db.exec(&ddl).await;
+    db.exec(&format!(
+        "INSERT INTO {t} (name, email, email_verified_at, password, remember_token, created_at, updated_at) VALUES \
+         ('Ada Lovelace', 'ada@example.com', '2026-01-20 10:00:00', '$2y$12$abcdefghijklmnopqrstuv', 'rt1', '2026-01-20 09:00:00', '2026-01-21 09:00:00'), \
+         ('Zoë Ünïcode 日本', 'zoe@example.com', NULL, '$2y$12$zyxwvutsrqponmlkjihgfe', NULL, '2026-01-22 09:00:00', NULL), \
+         ('Grace Hopper', 'grace@example.com', NULL, 'hash', 'rt3', NULL, NULL)"
+    ))
+    .await;
+    let original = [
+        "id",
+        "name",
+        "email",
+        "email_verified_at",
+        "password",
+        "remember_token",
+        "created_at",
+        "updated_at",
+    ];
+    let dump_sql = format!(
+        "SELECT {} FROM {t} ORDER BY id",
+        original
+            .iter()
+            .map(|c| db.text(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let rows_before = db.rows(&dump_sql).await;
+    let columns_before = db.columns(&t).await;
+    assert_eq!(rows_before.len(), 3);
+
+    let store = db.store(&t, KeyType::Integer);
+    store.migrate().await.unwrap();
+    assert_eq!(
+        db.rows(&dump_sql).await,
+        rows_before,
+        "no row lost or changed"
+    );
+    let columns_after = db.columns(&t).await;
+    assert_eq!(columns_after[..columns_before.len()], columns_before[..]);
+    assert_eq!(columns_after.len(), columns_before.len() + 3);
+
+    // The store works on it.
+    assert!(
+        store
+            .put_token_if_absent(&HostUserId::Int(2), &token(2, "tök€n-🙂"))
+            .await
+            .unwrap()
+    );
+    let page = store.list_missing(None, 10).await.unwrap();
+    assert_eq!(page.users, vec![HostUserId::Int(1), HostUserId::Int(3)]);
+    assert_eq!(
+        db.rows(&dump_sql).await,
+        rows_before,
+        "token writes touch only the three columns"
+    );
+
+    store.undo().await.unwrap();
+    assert_eq!(db.columns(&t).await, columns_before);
+    assert_eq!(db.rows(&dump_sql).await, rows_before);
+}
+
+/// Tokens stored by the Laravel integration (a `mattermost_token`
+/// VARCHAR(255) column and nothing else) survive the migration and read
+/// back, without a token id.
+async fn laravel_token_column_present(db: &Db) {
+    let t = format!("users_{}", unique_suffix());
+    db.exec(&format!(
+        "CREATE TABLE {t} (id BIGINT NOT NULL PRIMARY KEY, mattermost_token VARCHAR(255) NULL)"
+    ))
+    .await;
+    db.exec(&format!(
+        "INSERT INTO {t} (id, mattermost_token) VALUES (1, 'laravel-minted-token-value'), (2, NULL)"
+    ))
+    .await;
+    let store = db.store(&t, KeyType::Integer);
+    store.migrate().await.unwrap();
+    let rec = store.get(&HostUserId::Int(1)).await.unwrap().unwrap();
+    assert_eq!(
+        rec.token.unwrap().expose_secret(),
+        "laravel-minted-token-value"
+    );
+    assert!(rec.token_id.is_none());
+    assert!(
+        !store
+            .put_token_if_absent(&HostUserId::Int(1), &token(1, "new"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_token_if_absent(&HostUserId::Int(2), &token(2, "new"))
+            .await
+            .unwrap()
+    );
+}
+
+/// Writing the values a row already holds still counts as a match (MySQL
+/// counts changed rows unless the client asks for found rows).
+async fn same_values_still_match(db: &Db) {
+    let (t, kt) = db.users_table(&[HostUserId::Int(1)], false).await;
+    let store = db.store(&t, kt);
+    store.migrate().await.unwrap();
+    let u = HostUserId::Int(1);
+    let tk = token(1, "same");
+    store.put_token(&u, &tk).await.unwrap();
+    store.put_token(&u, &tk).await.unwrap();
+    store
+        .set_mattermost_user_id(&u, &tk.mattermost_user_id)
+        .await
+        .unwrap();
+    assert!(store.replace_token(&u, &tk.token_id, &tk).await.unwrap());
+}
+
+/// One test per scenario, each in a fresh namespace of database `$kind`.
+macro_rules! scenarios {
+    ($module:ident, $kind:expr, [$($test:ident = $scenario:ident),* $(,)?]) => {
+        mod $module {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    let Some(db) = Db::open($kind, stringify!($test)).await else { return };
+                    $scenario(&db).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+    ($($module:ident: $kind:expr;)*) => {$(
+        scenarios!($module, $kind, [
+            migrate_idempotent_and_reversible = idempotent_and_reversible,
+            host_sqlx_migrator_coexists = host_migrator_coexists,
+            clashing_column_type_is_schema_error = clashing_column_type,
+            missing_users_table_is_schema_error = missing_users_table,
+            store_before_migrate_is_schema_error = not_migrated_is_schema_error,
+            key_type_mismatch = key_type_checks,
+            laravel_users_table = laravel_table,
+            laravel_token_column_already_present = laravel_token_column_present,
+            rewriting_same_values_matches = same_values_still_match,
+        ]);
+    )*};
+}
+
+scenarios! {
+    postgres_scenarios: Kind::Postgres;
+    mariadb_scenarios: Kind::MariaDb;
+    sqlite_scenarios: Kind::Sqlite;
+}
+
+// ---------------------------------------------------------------------------
+// Configuration and errors.
+
+#[tokio::test]
+async fn identifiers_are_validated() {
+    let pool = SqlitePool::connect_lazy("sqlite::memory:").unwrap();
+    for bad in [
+        "users; drop table x",
+        "users ",
+        "\"users\"",
+        "1users",
+        "a.b.c",
+        "",
+    ] {
+        assert!(
+            matches!(
+                SqliteTokenStore::new(pool.clone()).with_table_name(bad),
+                Err(StoreError::Config(_))
+            ),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(
+                SqliteTokenStore::new(pool.clone()).with_key_column(bad),
+                Err(StoreError::Config(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        SqliteTokenStore::new(pool.clone()).with_key_column("users.id"),
+        Err(StoreError::Config(_))
+    ));
+    let store = SqliteTokenStore::new(pool)
+        .with_table_name("main.app_users")
+        .unwrap()
+        .with_key_column("user_key")
+        .unwrap();
+    assert_eq!(store.table_name(), "main.app_users");
+    assert_eq!(store.key_column(), "user_key");
+}
+
+#[tokio::test]
+async fn schema_qualified_sqlite_table() {
+    let db = Db::sqlite_memory().await;
+    db.exec("CREATE TABLE app_users (user_key INTEGER PRIMARY KEY)")
+        .await;
+    db.exec("INSERT INTO app_users (user_key) VALUES (7)").await;
+    let Pool::Lite(pool) = &db.pool else {
+        unreachable!()
+    };
+    let store = SqliteTokenStore::new(pool.clone())
+        .with_table_name("main.app_users")
+        .unwrap()
+        .with_key_column("user_key")
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert!(
+        store
+            .put_token_if_absent(&HostUserId::Int(7), &token(7, "v"))
+            .await
+            .unwrap()
+    );
+    store.undo_migration().await.unwrap();
+    assert_eq!(db.column_names("app_users").await, ["user_key"]);
+}
+
+/// Connection refused: `Unavailable`, within the pool's acquire timeout,
+/// and neither the URL's password nor the token in any error text.
+#[tokio::test]
+async fn unreachable_database_is_unavailable_quickly() {
+    let started = Instant::now();
+    let pg = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(500))
+        .connect_lazy("postgres://app:hunter2-secret@127.0.0.1:1/app")
+        .unwrap();
+    let my = MySqlPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(500))
+        .connect_lazy("mysql://app:hunter2-secret@127.0.0.1:1/app")
+        .unwrap();
+    let stores: Vec<Arc<dyn Store>> = vec![
+        Arc::new(PgTokenStore::new(pg)),
+        Arc::new(MySqlTokenStore::new(my)),
+    ];
+    for store in stores {
+        let t = token(1, "token-that-must-not-leak");
+        let errors = [
+            store.get(&HostUserId::Int(1)).await.unwrap_err(),
+            store
+                .put_token_if_absent(&HostUserId::Int(1), &t)
+                .await
+                .unwrap_err(),
+            store.migrate().await.unwrap_err(),
+        ];
+        for e in errors {
+            assert!(matches!(e, StoreError::Unavailable { .. }), "{e:?}");
+            let text = format!("{e} {e:?} {:?}", std::error::Error::source(&e));
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains("token-that-must-not-leak"), "{text}");
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A closed pool is `Unavailable` as well.
+#[tokio::test]
+async fn closed_pool_is_unavailable() {
+    let db = Db::sqlite_memory().await;
+    let store = db.store("users", KeyType::Integer);
+    let Pool::Lite(pool) = &db.pool else {
+        unreachable!()
+    };
+    pool.close().await;
+    let e = store.get(&HostUserId::Int(1)).await.unwrap_err();
+    assert!(matches!(e, StoreError::Unavailable { .. }), "{e:?}");
+}
+
+/// On a migrated table in a read-only database: reads work, `migrate()`
+/// has nothing to write and succeeds, writes fail with a typed error that
+/// quotes no token.
+async fn check_read_only(store: Arc<dyn Store>) {
+    let u = HostUserId::Int(1);
+    assert!(store.get(&u).await.unwrap().is_some());
+    store.migrate().await.unwrap();
+    let e = store
+        .put_token_if_absent(&u, &token(1, "secret-token-value"))
+        .await
+        .unwrap_err();
+    assert!(is_read_only(&e), "{e:?}");
+    assert!(matches!(e, StoreError::Unavailable { .. }), "{e:?}");
+    assert!(e.to_string().contains("read-only"), "{e}");
+    assert!(!format!("{e} {e:?}").contains("secret-token-value"));
+    let e = store.clear_token(&u).await.unwrap_err();
+    assert!(is_read_only(&e), "{e:?}");
+}
+
+/// A migrated one-user table, seen through a second, read-only pool on the
+/// same database (SQLite in a file opened `mode=ro`, a PostgreSQL session
+/// with `default_transaction_read_only`, a MariaDB session with
+/// `TRANSACTION READ ONLY`).
+async fn read_only(kind: Kind, test: &str) {
+    let Some(db) = (match kind {
+        Kind::Sqlite => Some(Db::sqlite_file().await),
+        _ => Db::open(kind, test).await,
+    }) else {
+        return;
+    };
+    let (table, kt) = db.users_table(&[HostUserId::Int(1)], false).await;
+    db.store(&table, kt).migrate().await.unwrap();
+    let ro = match &db.pool {
+        Pool::Pg(p) => {
+            let opts = (*p.connect_options())
+                .clone()
+                .options([("default_transaction_read_only", "on")]);
+            Pool::Pg(PgPool::connect_with(opts).await.unwrap())
+        }
+        Pool::My(p) => Pool::My(
+            MySqlPoolOptions::new()
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with((*p.connect_options()).clone())
+                .await
+                .unwrap(),
+        ),
+        Pool::Lite(p) => Pool::Lite(
+            SqlitePool::connect_with((*p.connect_options()).clone().read_only(true))
+                .await
+                .unwrap(),
+        ),
+    };
+    let ro = Db {
+        pool: ro,
+        namespace: None,
+        admin: None,
+        file: None,
+    };
+    check_read_only(ro.store(&table, kt)).await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn read_only_sqlite_is_typed() {
+    read_only(Kind::Sqlite, "read_only_sqlite_is_typed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_postgres_is_typed() {
+    read_only(Kind::Postgres, "read_only_postgres_is_typed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_mariadb_is_typed() {
+    read_only(Kind::MariaDb, "read_only_mariadb_is_typed").await;
+}
+
+#[tokio::test]
+async fn debug_shows_no_secrets() {
+    let db = Db::sqlite_memory().await;
+    let Pool::Lite(pool) = &db.pool else {
+        unreachable!()
+    };
+    let store = SqliteTokenStore::new(pool.clone()).with_key_type(KeyType::Uuid);
+    let s = format!("{store:?}");
+    assert!(
+        s.contains("SQLite") && s.contains("users") && s.contains("Uuid"),
+        "{s}"
+    );
+    let pg = PgPoolOptions::new()
+        .connect_lazy("postgres://app:hunter2-secret@127.0.0.1:1/app")
+        .unwrap();
+    let s = format!("{:?}", PgTokenStore::new(pg));
+    assert!(!s.contains("hunter2"), "{s}");
+}

@@ -1,0 +1,99 @@
+//! A full sync, rotation and verification logged at TRACE level: no token
+//! value reaches the log. In its own test binary, so no other test's
+//! logging setup changes which log lines are enabled.
+
+use std::sync::{Arc, Mutex};
+
+use futures::stream;
+use mattermost_tokens::stand_in::StandIn;
+use mattermost_tokens::*;
+
+fn users(n: i64) -> Vec<HostUser> {
+    (1..=n)
+        .map(|i| {
+            HostUser::new(
+                i,
+                format!("user{i}@example.com"),
+                &format!("User Number{i}"),
+            )
+        })
+        .collect()
+}
+
+fn ids(n: i64) -> Vec<HostUserId> {
+    (1..=n).map(HostUserId::Int).collect()
+}
+
+fn sync_for(server: &StandIn, store: Arc<dyn TokenStore>) -> UserSync {
+    let client = MattermostClient::new(server.url(), server.admin_token()).unwrap();
+    UserSync::new(
+        client,
+        store,
+        SyncOptions {
+            app_name: "e2e".into(),
+            ..SyncOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Collects everything written by a `tracing` fmt subscriber.
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_full_sync_at_trace_level_logs_no_token() {
+    let buf = Buf::default();
+    let w = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .finish();
+    let (server_admin, tokens) = tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let server = StandIn::start().await.unwrap();
+            let store = Arc::new(MemoryStore::with_users(ids(5)));
+            let sync = sync_for(&server, store.clone());
+            sync.sync_all(stream::iter(users(5)), |_| {}).await.unwrap();
+            sync.rotate(&1.into()).await.unwrap();
+            sync.verify(&2.into(), false).await.unwrap();
+            let mut tokens = Vec::new();
+            for u in ids(5) {
+                tokens.push(store.get(&u).await.unwrap().unwrap().token.unwrap());
+            }
+            (server.admin_token(), tokens)
+        })
+    });
+    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("minted token"),
+        "the sync logged nothing useful:\n{log}"
+    );
+    assert!(log.lines().count() > 20);
+    assert!(
+        !log.contains(server_admin.expose_secret()),
+        "admin token in the log"
+    );
+    for t in tokens {
+        assert!(
+            !log.contains(t.expose_secret()),
+            "a user token is in the log"
+        );
+    }
+}
