@@ -1,1 +1,264 @@
-fn main() {}
+//! Syncs the host app's users into Mattermost and gives each one a personal
+//! access token, stored in the app's `users` table: the Rust counterpart of
+//! `php artisan mattermost:sync-users`.
+//!
+//! With no `MATTERMOST_URL` it starts a stand-in Mattermost; with no
+//! `DATABASE_URL` it uses `mattermost-tokens-demo.sqlite` in the working
+//! directory, creating a Laravel-shaped `users` table with demo users.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, anyhow};
+use clap::{ArgGroup, Parser};
+use futures::{Stream, StreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use mattermost_tokens::{
+    AccountOutcome, HostUser, HostUserId, SyncOptions, SyncReport, TokenOutcome, UserResult,
+    UserSync,
+};
+use mattermost_tokens_examples::demo_db::HostDb;
+use mattermost_tokens_examples::setup::{self, Env, Fatal, StoreKind};
+
+/// Sync the app's users into Mattermost, minting one personal access token per
+/// user (once) and storing it in the app's users table.
+///
+/// Environment: MATTERMOST_URL (unset: start a stand-in Mattermost),
+/// MATTERMOST_TOKEN (the admin's personal access token), DATABASE_URL
+/// (default sqlite://mattermost-tokens-demo.sqlite; postgres:// and mysql://
+/// work too), MATTERMOST_TOKENS_KEY (optional base64 32-byte key: encrypt
+/// tokens at rest), RUST_LOG (log filter, e.g. mattermost_tokens=debug).
+///
+/// Exit codes: 0 all users synced, 1 some users failed, 2 configuration or
+/// server error.
+#[derive(Debug, Parser)]
+#[command(version, group(ArgGroup::new("which").required(true).args(["all", "missing", "user"])))]
+struct Args {
+    /// Sync every user of the users table.
+    #[arg(long)]
+    all: bool,
+    /// Sync only users without a stored token.
+    #[arg(long)]
+    missing: bool,
+    /// Sync one user, by id.
+    #[arg(long, value_name = "ID")]
+    user: Option<i64>,
+    /// Users synced at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Where tokens are stored: the sqlx or diesel adapter on DATABASE_URL, or
+    /// memory (not kept after the run).
+    #[arg(long, value_enum, default_value_t = StoreKind::Sqlx)]
+    store: StoreKind,
+    /// Show what would happen without changing Mattermost or the database.
+    #[arg(long)]
+    dry_run: bool,
+    /// The app name written into token descriptions.
+    #[arg(long, default_value = "demo-app")]
+    app_name: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    setup::init_logging();
+    let args = Args::parse();
+    match run(args).await {
+        Ok(report) => {
+            if report.summary.failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(f) => f.report(),
+    }
+}
+
+async fn run(args: Args) -> Result<SyncReport, Fatal> {
+    let env = Env::from_env();
+    let host = HostDb::connect(&env.database_url)
+        .await
+        .context("check DATABASE_URL")?;
+    let seeded = host.ensure_demo_users().await?;
+    if seeded > 0 {
+        eprintln!("created a users table with {seeded} demo users");
+    }
+    let store = setup::token_store(args.store, &env, &host).await?;
+    let server = setup::mattermost(&env).await?;
+    let sync = UserSync::new(
+        server.client.clone(),
+        store.clone(),
+        SyncOptions {
+            app_name: args.app_name.clone(),
+            concurrency: usize::from(args.concurrency),
+            dry_run: args.dry_run,
+            ..SyncOptions::default()
+        },
+    )
+    .map_err(setup::explain)?;
+
+    let read_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+    let progress = Progress::new();
+    let on_result = |r: &UserResult| progress.record(r);
+    let result = if let Some(id) = args.user {
+        let users = host.users_by_ids(&[HostUserId::Int(id)]).await?;
+        if users.is_empty() {
+            return Err(anyhow!("no user with id {id} in the users table").into());
+        }
+        sync.sync_all(futures::stream::iter(users), on_result).await
+    } else if args.missing {
+        let users = missing_users(&host, store.as_ref()).await?;
+        progress.set_len(users.len());
+        sync.sync_missing(futures::stream::iter(users), on_result)
+            .await
+    } else {
+        let users = stop_on_error(host.users(), read_error.clone());
+        sync.sync_all(users, on_result).await
+    };
+    progress.finish();
+    server.save();
+    let report = result.map_err(setup::explain)?;
+    if let Some(e) = read_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        print_summary(&report, args.dry_run);
+        return Err(e
+            .context("reading host users stopped the sync early")
+            .into());
+    }
+    print_summary(&report, args.dry_run);
+    Ok(report)
+}
+
+/// Users without a stored token, read page by page from the store.
+async fn missing_users(
+    host: &HostDb,
+    store: &dyn mattermost_tokens::TokenStore,
+) -> anyhow::Result<Vec<HostUser>> {
+    let mut out = Vec::new();
+    let mut after: Option<HostUserId> = None;
+    loop {
+        let page = store.list_missing(after.as_ref(), 500).await?;
+        out.extend(host.users_by_ids(&page.users).await?);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Ends the stream at the first read error, keeping the error.
+fn stop_on_error<'a>(
+    users: impl Stream<Item = anyhow::Result<HostUser>> + Send + 'a,
+    slot: Arc<Mutex<Option<anyhow::Error>>>,
+) -> impl Stream<Item = HostUser> + Send + 'a {
+    users
+        .map(move |r| match r {
+            Ok(u) => Some(u),
+            Err(e) => {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                None
+            }
+        })
+        .take_while(|u| std::future::ready(u.is_some()))
+        .filter_map(std::future::ready)
+}
+
+/// A progress bar on a terminal, a line per user otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {pos} users synced {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b
+        });
+        Progress { bar }
+    }
+
+    fn set_len(&self, n: usize) {
+        if let Some(b) = &self.bar {
+            b.set_length(n as u64);
+            b.set_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} users {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+        }
+    }
+
+    fn record(&self, r: &UserResult) {
+        let line = match r {
+            Ok(o) => format!(
+                "user {}: {}, token {}",
+                o.user,
+                match o.account {
+                    AccountOutcome::Created => "created",
+                    AccountOutcome::Updated => "updated",
+                    AccountOutcome::Unchanged => "unchanged",
+                },
+                match o.token {
+                    TokenOutcome::Minted => "minted",
+                    TokenOutcome::Kept => "kept",
+                    TokenOutcome::Replaced => "replaced",
+                    TokenOutcome::LostRace => "kept (another sync stored one first)",
+                    TokenOutcome::WouldMint => "would be minted",
+                    TokenOutcome::Skipped => "present (skipped)",
+                }
+            ),
+            Err(f) => format!("user {}: FAILED: {}", f.user, f.error),
+        };
+        match &self.bar {
+            Some(b) => {
+                b.inc(1);
+                if r.is_err() {
+                    b.println(line);
+                }
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Prints the summary table; a closed stdout (`| head`) is not an error.
+fn print_summary(r: &SyncReport, dry_run: bool) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let s = &r.summary;
+    let title = if dry_run {
+        "Summary (dry run: nothing was changed)"
+    } else {
+        "Summary"
+    };
+    let mut text = format!("{title}\n");
+    for (label, n) in [
+        ("created", s.created),
+        ("updated", s.updated),
+        ("unchanged", s.unchanged),
+        ("minted", s.minted),
+        ("kept", s.kept),
+        ("skipped", s.skipped),
+        ("orphans revoked", s.orphans_revoked),
+        ("failed", s.failed),
+    ] {
+        text.push_str(&format!("  {label:<16}{n:>8}\n"));
+    }
+    text.push_str(&format!("  {:<16}{:>8.1?}\n", "time", r.elapsed));
+    if !r.failures.is_empty() {
+        text.push_str("Failures\n");
+        for f in &r.failures {
+            text.push_str(&format!("  user {}: {}\n", f.user, f.error));
+        }
+    }
+    let _ = out.write_all(text.as_bytes());
+}

@@ -49,7 +49,10 @@
 //!   flags. On a stock server any channel member may add others to a
 //!   channel; here that takes a system admin or the channel's admin.
 //! - The e-mails a real server sends (one per minted token).
-//! - Persistence: the state lives in memory and ends with the server.
+//! - A database: the state lives in memory. It outlives the server only
+//!   when saved to a JSON file ([`StandIn::save_state`]) and loaded again
+//!   at the next start ([`StandInBuilder::state_file`]); counts, switches
+//!   other than `tokens_enabled`, the rate limiter and faults are not kept.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -76,11 +79,13 @@ mod rate_limit;
 mod records;
 mod routes;
 mod server;
+mod state;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -127,6 +132,7 @@ struct Handle {
     admin_token: AccessToken,
     admin_user_id: UserId,
     default_team_id: TeamId,
+    state_file: Option<PathBuf>,
     task: AbortHandle,
 }
 
@@ -156,9 +162,11 @@ pub struct StandInBuilder {
     version: String,
     latency: Duration,
     rate_limit: Option<RateLimit>,
-    tokens_enabled: bool,
+    /// `None`: on for a fresh state, as saved for a restored one.
+    tokens_enabled: Option<bool>,
     faults: Vec<FaultRule>,
     teams: Vec<(String, String, bool)>,
+    state_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for StandInBuilder {
@@ -176,6 +184,7 @@ impl fmt::Debug for StandInBuilder {
             .field("tokens_enabled", &self.tokens_enabled)
             .field("faults", &self.faults.len())
             .field("teams", &self.teams)
+            .field("state_file", &self.state_file)
             .finish()
     }
 }
@@ -190,9 +199,10 @@ impl Default for StandInBuilder {
             version: DEFAULT_VERSION.to_owned(),
             latency: Duration::ZERO,
             rate_limit: None,
-            tokens_enabled: true,
+            tokens_enabled: None,
             faults: Vec::new(),
             teams: Vec::new(),
+            state_file: None,
         }
     }
 }
@@ -204,7 +214,9 @@ impl StandInBuilder {
         self
     }
 
-    /// Use this admin token instead of a random 26-character one.
+    /// Use this admin token instead of a random 26-character one (or,
+    /// with a [`state_file`](Self::state_file), instead of the one saved in
+    /// it, which it then replaces).
     pub fn admin_token(mut self, token: impl Into<AccessToken>) -> Self {
         self.admin_token = Some(token.into());
         self
@@ -241,9 +253,36 @@ impl StandInBuilder {
 
     /// Whether personal access tokens are enabled (default `true`, the
     /// usual setting of a server this library is used with; a fresh real
-    /// server ships with them off).
+    /// server ships with them off). A state restored from a
+    /// [`state_file`](Self::state_file) keeps its saved setting unless this
+    /// is called.
     pub fn tokens_enabled(mut self, enabled: bool) -> Self {
-        self.tokens_enabled = enabled;
+        self.tokens_enabled = Some(enabled);
+        self
+    }
+
+    /// Keep the state in this JSON file between runs.
+    ///
+    /// At [`start`](Self::start), if the file exists, the server comes back
+    /// as it was saved: users, personal access tokens (same ids, secret
+    /// values, descriptions, active flags and listing order), teams,
+    /// channels, team and channel memberships, `tokens_enabled`, the admin
+    /// user and the admin token. An explicit [`admin_token`](Self::admin_token)
+    /// that differs from the saved one replaces it; [`admin_user`](Self::admin_user)
+    /// only names the admin of a fresh state. Teams added with
+    /// [`team`](Self::team) (and [`DEFAULT_TEAM`]) that the file lacks are
+    /// created. A missing file means a fresh state; a file that cannot be
+    /// read or is not a valid state file makes `start` fail with
+    /// [`io::ErrorKind::InvalidData`].
+    ///
+    /// Nothing is written until [`StandIn::save_state`] is called; requests
+    /// never touch the file.
+    ///
+    /// **The file holds secrets**: the value of every personal access token
+    /// and of the admin token, in plain text. It is meant for a test or demo
+    /// server; keep it out of version control and shared places.
+    pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(path.into());
         self
     }
 
@@ -269,37 +308,67 @@ impl StandInBuilder {
         self
     }
 
-    /// Binds the listener, seeds the state and starts serving on the
-    /// current tokio runtime.
+    /// Loads the [`state_file`](Self::state_file) if there is one, binds
+    /// the listener, seeds the state and starts serving on the current
+    /// tokio runtime.
+    ///
+    /// Fails with [`io::ErrorKind::InvalidData`] if the state file exists
+    /// but cannot be read or is not a valid state file (the message names
+    /// the file and the problem, never its contents).
     pub async fn start(self) -> io::Result<StandIn> {
+        let restored = match &self.state_file {
+            Some(path) => state::load(path)?
+                .map(|file| Data::from_state(file).map_err(|e| state::invalid(path, e)))
+                .transpose()?,
+            None => None,
+        };
+
         let listener = TcpListener::bind(self.addr).await?;
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
 
-        let mut data = Data::new(self.tokens_enabled);
-        let admin_user_id = data
-            .create_user(UserDraft {
-                username: self.admin_username,
-                email: self.admin_email,
-                roles: Some("system_admin system_user".to_owned()),
-                email_verified: true,
-                skip_password_policy: true,
-                ..UserDraft::default()
-            })
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
-            .id
-            .clone();
-        let admin_token = self
-            .admin_token
-            .unwrap_or_else(|| AccessToken::new(new_id()));
+        let (mut data, admin_user_id, admin_token) = match restored {
+            Some((mut data, admin_user_id, saved_token)) => {
+                if let Some(enabled) = self.tokens_enabled {
+                    data.tokens_enabled = enabled;
+                }
+                let admin_token = self
+                    .admin_token
+                    .unwrap_or_else(|| AccessToken::new(saved_token));
+                (data, admin_user_id, admin_token)
+            }
+            None => {
+                let mut data = Data::new(self.tokens_enabled.unwrap_or(true));
+                let admin_user_id = data
+                    .create_user(UserDraft {
+                        username: self.admin_username,
+                        email: self.admin_email,
+                        roles: Some("system_admin system_user".to_owned()),
+                        email_verified: true,
+                        skip_password_policy: true,
+                        ..UserDraft::default()
+                    })
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+                    .id
+                    .clone();
+                let admin_token = self
+                    .admin_token
+                    .unwrap_or_else(|| AccessToken::new(new_id()));
+                (data, admin_user_id, admin_token)
+            }
+        };
         data.add_session(
             admin_token.expose_secret().to_owned(),
             admin_user_id.clone(),
         );
         let mut teams = vec![(DEFAULT_TEAM.to_owned(), "Demo".to_owned(), true)];
         teams.extend(self.teams);
-        let mut default_team_id = None;
         for (name, display_name, open) in teams {
+            // A team that is already there (restored, or named twice) is
+            // left as it is.
+            if data.team_by_name(&name).is_some() {
+                continue;
+            }
             let team_id = data.add_team(&name, &display_name, open);
             data.add_team_member(&team_id, &admin_user_id, true);
             for (channel, display) in [("town-square", "Town Square"), ("off-topic", "Off-Topic")] {
@@ -315,8 +384,11 @@ impl StandInBuilder {
                     &admin_user_id,
                 );
             }
-            default_team_id.get_or_insert(team_id);
         }
+        let default_team_id = data
+            .team_by_name(DEFAULT_TEAM)
+            .map(|t| t.id.clone())
+            .unwrap_or_else(|| TeamId::new(String::new()));
 
         let mut control = Control {
             latency: self.latency,
@@ -336,7 +408,8 @@ impl StandInBuilder {
                 url,
                 admin_token,
                 admin_user_id,
-                default_team_id: default_team_id.unwrap_or_else(|| TeamId::new(String::new())),
+                default_team_id,
+                state_file: self.state_file,
                 task,
             }),
         })
@@ -382,6 +455,51 @@ impl StandIn {
     /// The id of the [`DEFAULT_TEAM`].
     pub fn default_team_id(&self) -> TeamId {
         self.inner.default_team_id.clone()
+    }
+
+    /// The state file given to [`StandInBuilder::state_file`], if any.
+    pub fn state_file(&self) -> Option<&Path> {
+        self.inner.state_file.as_deref()
+    }
+
+    /// Writes the current state to the [state file](StandInBuilder::state_file),
+    /// for the next [`start`](StandInBuilder::start) to pick up. Fails with
+    /// [`io::ErrorKind::InvalidInput`] if none was configured; see
+    /// [`save_state_to`](Self::save_state_to) for the rest.
+    ///
+    /// **The file holds secrets**: every personal access token's value and
+    /// the admin token, in plain text.
+    pub fn save_state(&self) -> io::Result<()> {
+        let path = self.inner.state_file.as_deref().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no stand-in state file configured (StandInBuilder::state_file)",
+            )
+        })?;
+        self.save_state_to(path)
+    }
+
+    /// Writes the current state to `path` as JSON: users, personal access
+    /// tokens, teams, channels, memberships, `tokens_enabled`, the admin
+    /// user and the admin token. Request counts, latency, the rate limiter
+    /// and faults are not saved.
+    ///
+    /// The write is atomic: a new file next to `path` (mode `0600` on unix),
+    /// flushed, then renamed over `path`, so a reader sees the old state or
+    /// the new one, never half of one. The state is copied under the lock
+    /// and written after it is released; requests are held up only for the
+    /// copy.
+    ///
+    /// **The file holds secrets**: the value of every personal access token
+    /// and of the admin token, in plain text, because a restored server must
+    /// accept them again. It is a test or demo server's database; keep it
+    /// private and out of version control. Its contents are never logged.
+    pub fn save_state_to(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        let state = self.shared().data().to_state(
+            &self.inner.admin_user_id,
+            self.inner.admin_token.expose_secret(),
+        );
+        state::save(path.as_ref(), &state)
     }
 
     /// Stops accepting connections and ends the open ones. Dropping the last

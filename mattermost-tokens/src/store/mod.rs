@@ -94,6 +94,16 @@ pub enum StoreError {
     /// not an identifier).
     #[error("invalid token store configuration: {0}")]
     Config(String),
+    /// The database refuses writes (a read-only replica, a read-only file,
+    /// a read-only transaction mode). Nothing was written.
+    #[error("token store is read-only: {message}")]
+    ReadOnly {
+        /// What the database said, without credentials.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// A stored value could not be decoded or decrypted.
     #[error("stored token for user {user} is unreadable: {message}")]
     Corrupt {

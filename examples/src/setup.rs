@@ -1,0 +1,266 @@
+//! Configuration, the Mattermost client and the token store, as both
+//! examples need them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use clap::ValueEnum;
+use mattermost_tokens::stand_in::StandIn;
+use mattermost_tokens::{
+    EncryptedStore, EncryptionKeys, Error, MattermostClient, MemoryStore, TokenStore,
+};
+
+use crate::demo_db::{Backend, DEFAULT_DATABASE_URL, HostDb, with_create_mode};
+
+/// Which `TokenStore` implementation holds the tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// `mattermost-tokens-sqlx` on the database of `DATABASE_URL`.
+    Sqlx,
+    /// `mattermost-tokens-diesel` on the database of `DATABASE_URL`.
+    Diesel,
+    /// In memory (nothing is kept after the run; the host users still come
+    /// from the database).
+    Memory,
+}
+
+/// Settings read from the environment.
+#[derive(Clone)]
+pub struct Env {
+    /// `MATTERMOST_URL`; `None` starts the stand-in.
+    pub mattermost_url: Option<String>,
+    /// `MATTERMOST_TOKEN`: the admin personal access token.
+    pub mattermost_token: Option<String>,
+    /// `DATABASE_URL`, defaulting to a SQLite file in the working directory.
+    pub database_url: String,
+    /// `MATTERMOST_TOKENS_KEY`: turns on encryption at rest.
+    pub encryption_key: Option<String>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("mattermost_url", &self.mattermost_url)
+            .field(
+                "mattermost_token",
+                &self.mattermost_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("database_url", &"[not shown]")
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
+}
+
+impl Env {
+    /// Reads the environment; empty values count as unset.
+    pub fn from_env() -> Self {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Env {
+            mattermost_url: get("MATTERMOST_URL"),
+            mattermost_token: get("MATTERMOST_TOKEN"),
+            database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            encryption_key: get("MATTERMOST_TOKENS_KEY"),
+        }
+    }
+}
+
+/// An error that ends the program with exit code 2: configuration or server
+/// problems, with what to do about them.
+#[derive(Debug)]
+pub struct Fatal(pub anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for Fatal {
+    fn from(e: E) -> Self {
+        Fatal(e.into())
+    }
+}
+
+impl Fatal {
+    /// Prints the error chain and returns exit code 2.
+    pub fn report(self) -> ExitCode {
+        eprintln!("error: {:#}", self.0);
+        ExitCode::from(2)
+    }
+}
+
+/// Advice for the server errors that stop a run before it starts.
+pub fn explain(e: Error) -> anyhow::Error {
+    let hint = match &e {
+        Error::Unreachable { .. } | Error::Timeout { .. } => {
+            "check MATTERMOST_URL and that the server is running and reachable from here"
+        }
+        Error::Unauthorized(_) => {
+            "MATTERMOST_TOKEN was refused: set it to a valid personal access token of a system admin"
+        }
+        Error::PermissionDenied(_) => {
+            "the admin token's user lacks permissions: it needs create_user_access_token and edit_other_users (a system admin has both)"
+        }
+        Error::TokensDisabled(_) => {
+            "enable personal access tokens in System Console > Integrations > Integration Management"
+        }
+        Error::InvalidConfig(_) => "fix MATTERMOST_URL / MATTERMOST_TOKEN",
+        _ => "see the README's troubleshooting section",
+    };
+    anyhow!(e).context(hint.to_owned())
+}
+
+/// The Mattermost server to talk to, and the stand-in when one was started.
+#[derive(Debug)]
+pub struct Server {
+    /// The client.
+    pub client: MattermostClient,
+    /// The in-process stand-in, when `MATTERMOST_URL` was unset.
+    pub stand_in: Option<StandIn>,
+}
+
+impl Server {
+    /// Saves the stand-in's state for the next run (no-op for a real server).
+    pub fn save(&self) {
+        if let Some(s) = &self.stand_in
+            && let Err(e) = s.save_state()
+        {
+            tracing::warn!(error = %e, "could not save the stand-in's state");
+        }
+    }
+}
+
+/// Where the stand-in keeps its state between runs of the examples.
+pub fn stand_in_state_file() -> PathBuf {
+    PathBuf::from("mattermost-tokens-demo.stand-in.json")
+}
+
+/// Connects to `MATTERMOST_URL` with `MATTERMOST_TOKEN`, or starts the
+/// stand-in (saying so in one line) when no URL is set.
+pub async fn mattermost(env: &Env) -> Result<Server, Fatal> {
+    match &env.mattermost_url {
+        Some(url) => {
+            let token = env.mattermost_token.clone().ok_or_else(|| {
+                anyhow!("MATTERMOST_URL is set but MATTERMOST_TOKEN is not: set it to the admin's personal access token")
+            })?;
+            let client = MattermostClient::new(url, token).map_err(explain)?;
+            Ok(Server {
+                client,
+                stand_in: None,
+            })
+        }
+        None => {
+            let file = stand_in_state_file();
+            let stand_in = StandIn::builder()
+                .state_file(&file)
+                .start()
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot start the stand-in Mattermost (state file {})",
+                        file.display()
+                    )
+                })?;
+            eprintln!(
+                "MATTERMOST_URL is not set: using a stand-in Mattermost at {} (state kept in {})",
+                stand_in.url(),
+                file.display()
+            );
+            let client =
+                MattermostClient::new(stand_in.url(), stand_in.admin_token()).map_err(explain)?;
+            Ok(Server {
+                client,
+                stand_in: Some(stand_in),
+            })
+        }
+    }
+}
+
+/// The token store of `kind` over the host's `users` table, migrated, and
+/// wrapped in encryption when a key is configured.
+pub async fn token_store(
+    kind: StoreKind,
+    env: &Env,
+    host: &HostDb,
+) -> Result<Arc<dyn TokenStore>, Fatal> {
+    let url = with_create_mode(&env.database_url);
+    let store: Arc<dyn TokenStore> = match (kind, host.backend()) {
+        (StoreKind::Memory, _) => {
+            use futures::TryStreamExt;
+            let ids: Vec<_> = host.users().map_ok(|u| u.id).try_collect().await?;
+            Arc::new(MemoryStore::with_users(ids))
+        }
+        (StoreKind::Sqlx, Backend::Sqlite) => {
+            use mattermost_tokens_sqlx::{SqliteTokenStore, sqlx::sqlite::SqlitePoolOptions};
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect(&url)
+                .await?;
+            let s = SqliteTokenStore::new(pool);
+            s.migrate().await?;
+            Arc::new(s)
+        }
+        (StoreKind::Sqlx, Backend::Postgres) => {
+            use mattermost_tokens_sqlx::{PgTokenStore, sqlx::postgres::PgPoolOptions};
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .connect(&url)
+                .await?;
+            let s = PgTokenStore::new(pool);
+            s.migrate().await?;
+            Arc::new(s)
+        }
+        (StoreKind::Sqlx, Backend::MySql) => {
+            use mattermost_tokens_sqlx::{MySqlTokenStore, sqlx::mysql::MySqlPoolOptions};
+            let pool = MySqlPoolOptions::new()
+                .max_connections(8)
+                .connect(&url)
+                .await?;
+            let s = MySqlTokenStore::new(pool);
+            s.migrate().await?;
+            Arc::new(s)
+        }
+        (StoreKind::Diesel, Backend::Sqlite) => {
+            let path = sqlite_path(&env.database_url);
+            let s = mattermost_tokens_diesel::sqlite::SqliteTokenStore::from_url(&path)?;
+            s.migrate().await?;
+            Arc::new(s)
+        }
+        (StoreKind::Diesel, Backend::Postgres) => {
+            let s = mattermost_tokens_diesel::postgres::PgTokenStore::from_url(&env.database_url)?;
+            s.migrate().await?;
+            Arc::new(s)
+        }
+        (StoreKind::Diesel, Backend::MySql) => {
+            let s = mattermost_tokens_diesel::mysql::MysqlTokenStore::from_url(&env.database_url)?;
+            s.migrate().await?;
+            Arc::new(s)
+        }
+    };
+    Ok(match &env.encryption_key {
+        Some(config) => {
+            let keys = EncryptionKeys::from_config(config)
+                .context("MATTERMOST_TOKENS_KEY is not a valid key (32 bytes, base64)")?;
+            Arc::new(EncryptedStore::new(store, keys))
+        }
+        None => store,
+    })
+}
+
+/// The file path of a `sqlite:` URL, as diesel's SQLite connection takes it.
+pub fn sqlite_path(url: &str) -> String {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    rest.split('?').next().unwrap_or(rest).to_owned()
+}
+
+/// Sets up `tracing` from `RUST_LOG` (default: warnings) on stderr.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

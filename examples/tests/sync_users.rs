@@ -1,0 +1,310 @@
+//! The `sync_users` binary end to end against the stand-in and a SQLite file.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use mattermost_tokens::DESCRIPTION_PREFIX;
+use mattermost_tokens::stand_in::StandIn;
+use sqlx::sqlite::SqlitePoolOptions;
+
+struct Demo {
+    dir: PathBuf,
+    db_url: String,
+}
+
+impl Demo {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mmt-example-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db_url = format!("sqlite://{}", dir.join("app.sqlite").display());
+        Demo { dir, db_url }
+    }
+
+    fn run(&self, server: Option<&StandIn>, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync_users"));
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("DATABASE_URL", &self.db_url)
+            .env_remove("MATTERMOST_TOKENS_KEY")
+            .env("RUST_LOG", "warn");
+        match server {
+            Some(s) => {
+                cmd.env("MATTERMOST_URL", s.url())
+                    .env("MATTERMOST_TOKEN", s.admin_token().expose_secret());
+            }
+            None => {
+                cmd.env_remove("MATTERMOST_URL")
+                    .env_remove("MATTERMOST_TOKEN");
+            }
+        }
+        cmd.output().unwrap()
+    }
+
+    async fn sql(&self, sql: &str) {
+        let pool = SqlitePoolOptions::new()
+            .connect(&self.db_url)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The number on the summary line `label`.
+fn count(out: &Output, label: &str) -> u64 {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| {
+            let l = l.trim();
+            l.strip_prefix(label)
+                .filter(|rest| rest.starts_with(' '))
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no {label:?} in the summary:\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+fn live_library_tokens(s: &StandIn) -> usize {
+    s.live_tokens()
+        .iter()
+        .filter(|t| t.description.starts_with(DESCRIPTION_PREFIX))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_sync_creates_rerun_mints_nothing_missing_mints_one() {
+    let server = StandIn::start().await.unwrap();
+    let demo = Demo::new("flow");
+    let out = demo.run(Some(&server), &["--all"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&out, "created"), 5);
+    assert_eq!(count(&out, "minted"), 5);
+    assert_eq!(count(&out, "failed"), 0);
+    assert_eq!(live_library_tokens(&server), 5);
+
+    let out = demo.run(Some(&server), &["--all"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(count(&out, "minted"), 0);
+    assert_eq!(count(&out, "kept"), 5);
+    assert_eq!(count(&out, "created"), 0);
+
+    // One stored token lost: --missing mints exactly one and revokes the
+    // token that was left live in Mattermost.
+    demo.sql("UPDATE users SET mattermost_token = NULL, mattermost_token_id = NULL WHERE id = 2")
+        .await;
+    server.reset_counts();
+    let out = demo.run(Some(&server), &["--missing"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&out, "minted"), 1);
+    assert_eq!(count(&out, "orphans revoked"), 1);
+    assert_eq!(
+        server.request_count("POST /api/v4/users/{user_id}/tokens"),
+        1
+    );
+    assert_eq!(live_library_tokens(&server), 5);
+
+    // Tokens never reach the output.
+    for t in server.live_tokens() {
+        let value = server.token_value(&t.id).unwrap();
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(value.expose_secret()));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(value.expose_secret()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlx_and_diesel_stores_give_the_same_result() {
+    let mut results = Vec::new();
+    for store in ["sqlx", "diesel"] {
+        let server = StandIn::start().await.unwrap();
+        let demo = Demo::new(store);
+        let first = demo.run(Some(&server), &["--all", "--store", store]);
+        assert_eq!(
+            first.status.code(),
+            Some(0),
+            "{store}: {}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        let again = demo.run(Some(&server), &["--all", "--store", store]);
+        let summary = |o: &Output| {
+            [
+                "created",
+                "updated",
+                "unchanged",
+                "minted",
+                "kept",
+                "failed",
+            ]
+            .map(|l| count(o, l))
+        };
+        results.push((
+            summary(&first),
+            summary(&again),
+            live_library_tokens(&server),
+        ));
+    }
+    assert_eq!(results[0], results[1], "sqlx vs diesel");
+    assert_eq!(results[0].0, [5, 0, 0, 5, 0, 0]);
+    assert_eq!(results[0].1, [0, 0, 5, 0, 5, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_user_exits_1_with_the_reason() {
+    let server = StandIn::start().await.unwrap();
+    let demo = Demo::new("exit1");
+    // Create and seed the table, then add a user Mattermost cannot take.
+    let out = demo.run(Some(&server), &["--all", "--dry-run"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    demo.sql("INSERT INTO users (name, email, password) VALUES ('Broken', 'not-an-email', 'x')")
+        .await;
+    let out = demo.run(Some(&server), &["--all"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(count(&out, "failed"), 1);
+    assert_eq!(count(&out, "minted"), 5);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("user 6: host user 6 cannot be synced"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_and_server_errors_exit_2_with_advice() {
+    let demo = Demo::new("exit2");
+    // Unreachable server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_sync_users"))
+        .args(["--all"])
+        .current_dir(&demo.dir)
+        .env("DATABASE_URL", &demo.db_url)
+        .env("MATTERMOST_URL", format!("http://127.0.0.1:{port}"))
+        .env("MATTERMOST_TOKEN", "whatever")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("check MATTERMOST_URL"));
+
+    // A refused admin token.
+    let server = StandIn::start().await.unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sync_users"))
+        .args(["--all"])
+        .current_dir(&demo.dir)
+        .env("DATABASE_URL", &demo.db_url)
+        .env("MATTERMOST_URL", server.url())
+        .env("MATTERMOST_TOKEN", "not-the-admin-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("MATTERMOST_TOKEN was refused"), "{stderr}");
+    assert!(
+        !stderr.contains("not-the-admin-token"),
+        "the token was printed"
+    );
+
+    // Tokens disabled on the server.
+    server.set_tokens_enabled(false);
+    let out = demo.run(Some(&server), &["--all"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Integration Management"));
+    assert_eq!(server.request_count("POST /api/v4/users"), 0);
+
+    // A bad database URL.
+    let out = Command::new(env!("CARGO_BIN_EXE_sync_users"))
+        .args(["--all"])
+        .current_dir(&demo.dir)
+        .env("DATABASE_URL", "oracle://nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
+
+    // Missing mode flag: clap's usage error.
+    let out = demo.run(Some(&server), &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_explains_every_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sync_users"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--all",
+        "--missing",
+        "--user",
+        "--concurrency",
+        "--store",
+        "--dry-run",
+        "MATTERMOST_URL",
+        "DATABASE_URL",
+        "MATTERMOST_TOKENS_KEY",
+        "Exit codes",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_mattermost_url_it_starts_the_stand_in_and_keeps_its_state() {
+    let demo = Demo::new("standin");
+    let out = demo.run(None, &["--all"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("MATTERMOST_URL is not set").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(count(&out, "minted"), 5);
+    let again = demo.run(None, &["--all"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(
+        (
+            count(&again, "created"),
+            count(&again, "minted"),
+            count(&again, "kept")
+        ),
+        (0, 0, 5)
+    );
+}
