@@ -400,6 +400,12 @@ fn form(stored: &str) -> Form<'_> {
 /// the store every part of the app uses: a component that reads the inner
 /// store directly sees ciphertext.
 ///
+/// A row that does not decrypt fails the read with a typed error
+/// ([`StoreError::UnknownKeyId`], [`StoreError::DecryptionFailed`],
+/// [`StoreError::Corrupt`], [`StoreError::PlaintextNotAllowed`]) naming the
+/// user and key id, never the value; in `get_many` it fails the whole call
+/// (`UserSync` then reads the batch's users one by one).
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

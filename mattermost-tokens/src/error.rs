@@ -195,6 +195,14 @@ pub enum Error {
         /// The host user.
         user: crate::ids::HostUserId,
     },
+    /// A magic-link code cannot be redeemed: malformed, unknown, expired or
+    /// already used. Answer every reason alike (see
+    /// [`crate::magic_link`]); the reason carries nothing of the code.
+    #[error("magic link is invalid, expired or already used ({reason})")]
+    InvalidMagicLink {
+        /// Why, for logs and metrics.
+        reason: crate::magic_link::InvalidLinkReason,
+    },
     /// The user's Mattermost account is deactivated.
     #[error("the Mattermost account {mattermost_user_id} of host user {user} is deactivated")]
     UserDeactivated {

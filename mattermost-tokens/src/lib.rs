@@ -5,11 +5,12 @@
 
 pub mod api;
 mod client;
-mod encryption;
+pub mod encryption;
 mod error;
 mod host;
 mod lifecycle;
 pub mod ids;
+pub mod magic_link;
 pub mod models;
 mod pacing;
 mod rate_limit;
@@ -25,6 +26,10 @@ pub use encryption::{
 pub use client::{Acting, ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, Identity, MattermostClient};
 pub use error::{ApiError, Error};
 pub use host::{HostUser, RESERVED_USERNAMES, validate_username};
+pub use magic_link::{
+    CodeStore, InvalidLinkReason, MagicLink, MagicLinkConfig, MagicLinks, MemoryCodeStore,
+    Redemption,
+};
 pub use ids::{AccessToken, ChannelId, HostUserId, TeamId, TokenId, UserId};
 pub use rate_limit::{RateLimitStatus, ServerVersion};
 pub use retry::RetryPolicy;

@@ -692,14 +692,21 @@ impl UserSync {
     /// Whether `description` is one this sync writes for `user`, and if so
     /// when the token was minted (seconds since the epoch; 0 when unreadable).
     pub fn parse_description(&self, description: &str, user: &HostUserId) -> Option<u64> {
+        let (key, minted) = self.parse_any_description(description)?;
+        let want = user.to_key_string();
+        let matches = key == want || key.strip_prefix("sha256:") == Some(&hex_sha256(&want));
+        matches.then_some(minted)
+    }
+
+    /// The host user key and mint time of a description this app's syncs
+    /// write, for any host user.
+    fn parse_any_description<'d>(&self, description: &'d str) -> Option<(&'d str, u64)> {
         let rest = description
             .strip_prefix(DESCRIPTION_PREFIX)?
             .strip_prefix(self.opts.app_name.as_str())?
             .strip_prefix(" user ")?;
         let (key, at) = rest.rsplit_once(" at ")?;
-        let want = user.to_key_string();
-        let matches = key == want || key.strip_prefix("sha256:") == Some(&hex_sha256(&want));
-        matches.then(|| at.parse().unwrap_or(0))
+        Some((key, at.parse().unwrap_or(0)))
     }
 
     /// The library tokens on `mattermost_user` minted for `user`.
@@ -708,14 +715,36 @@ impl UserSync {
         user: &HostUserId,
         mattermost_user: &UserId,
     ) -> Result<Vec<(TokenId, u64)>, Error> {
-        self.admin()
+        Ok(self
+            .linked_tokens(user, mattermost_user)
+            .await?
+            .into_iter()
+            .filter_map(|(id, owner, minted)| (owner.is_none()).then_some((id, minted)))
+            .collect())
+    }
+
+    /// This app's library tokens on `mattermost_user`: (id, `None` when
+    /// minted for `user` or `Some(other host key)`, mint time).
+    async fn linked_tokens(
+        &self,
+        user: &HostUserId,
+        mattermost_user: &UserId,
+    ) -> Result<Vec<(TokenId, Option<String>, u64)>, Error> {
+        let tokens: Vec<_> = self
+            .admin()
             .tokens(mattermost_user, crate::api::MAX_PER_PAGE)
-            .try_filter_map(|t| {
-                let minted = self.parse_description(&t.description, user);
-                async move { Ok(minted.map(|m| (t.id, m))) }
-            })
             .try_collect()
-            .await
+            .await?;
+        Ok(tokens
+            .into_iter()
+            .filter_map(|t| {
+                if let Some(minted) = self.parse_description(&t.description, user) {
+                    return Some((t.id, None, minted));
+                }
+                let (key, minted) = self.parse_any_description(&t.description)?;
+                Some((t.id, Some(key.to_owned()), minted))
+            })
+            .collect())
     }
 
     /// Revokes a token, treating "already gone" as done.
@@ -744,7 +773,19 @@ impl UserSync {
             // concurrent sync's, about to be stored: leave those until this
             // sync has stored its own.
             let now = unix_now();
-            for (id, minted) in self.library_tokens(user, mattermost_user).await? {
+            let tokens = self.linked_tokens(user, mattermost_user).await?;
+            if let Some((_, Some(other), _)) = tokens.iter().find(|(_, o, _)| o.is_some()) {
+                // Two host users with one email would share one Mattermost
+                // account, each able to act as the other.
+                return Err(Error::InvalidHostUser {
+                    user: user.clone(),
+                    reason: format!(
+                        "its Mattermost account {mattermost_user} is already linked to host user {other} \
+                         (same email?); two app users cannot share one Mattermost account"
+                    ),
+                });
+            }
+            for (id, _, minted) in tokens {
                 if now.saturating_sub(minted) >= self.opts.orphan_grace.as_secs() {
                     self.revoke_quietly(&id).await?;
                     tracing::info!(host_user = %user, token_id = %id, "revoked orphaned token");

@@ -286,3 +286,28 @@ async fn join_channel_is_attributed_to_the_user() {
         Err(Error::NotSynced { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_host_users_with_one_email_do_not_share_an_account() {
+    let server = StandIn::start().await.unwrap();
+    let store = Arc::new(MemoryStore::with_users(ids(3)));
+    let sync = sync_for(&server, store.clone());
+    let batch = vec![
+        HostUser::new(1, "same@example.com", "First Owner"),
+        HostUser::new(3, "other@example.com", "Someone Else"),
+    ];
+    let r = sync.sync_all(stream::iter(batch), |_| {}).await.unwrap();
+    assert_eq!(r.summary.failed, 0);
+    let r = sync
+        .sync_all(
+            stream::iter(vec![HostUser::new(2, "Same@Example.com", "Second Owner")]),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.summary.failed, 1);
+    let reason = r.failures[0].error.to_string();
+    assert!(reason.contains("already linked to host user 1"), "{reason}");
+    assert!(store.get(&2.into()).await.unwrap().unwrap().token.is_none());
+    assert_promise(&server, store.as_ref(), &[1.into(), 3.into()]).await;
+}

@@ -51,7 +51,9 @@ impl ManualClock {
     pub fn advance(&self, by: std::time::Duration) {
         let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
         let mut now = self.lock();
-        *now = now.checked_add_signed(by).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        *now = now
+            .checked_add_signed(by)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DateTime<Utc>> {

@@ -13,7 +13,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The path of the redeem route served by
-/// [`MagicLinks::router`](super::MagicLinks::router): configure the redeem
+/// `MagicLinks::router` (feature `axum`): configure the redeem
 /// URL as the app's origin followed by this path.
 pub const REDEEM_PATH: &str = "/mattermost/magic-link/redeem";
 
