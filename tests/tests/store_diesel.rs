@@ -22,8 +22,8 @@ use mattermost_tokens_diesel::diesel_async::{
 };
 use mattermost_tokens_diesel::sqlite::AsyncSqliteConnection;
 use mattermost_tokens_diesel::{
-    ConnectionPool, DieselTokenStore, KeyType, StoreConnection, TokenMigrations, is_read_only,
-    mysql, postgres, sqlite,
+    ConnectionPool, DieselTokenStore, KeyType, StoreConnection, TokenMigrations, mysql, postgres,
+    sqlite,
 };
 use mattermost_tokens_tests::conformance::StoreFactory;
 use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
@@ -68,6 +68,9 @@ trait TestDb: StoreConnection + Sized {
 
     /// Drops tables left by test processes that are gone.
     async fn drop_stale_tables(pool: &Self::Pool);
+
+    /// The schema (database, on MySQL) the test tables are in.
+    async fn schema(pool: &Self::Pool) -> String;
 }
 
 /// One row of text columns, for dumps and listings.
@@ -200,9 +203,21 @@ impl TestDb for AsyncPgConnection {
         for r in Self::rows(pool, &sql).await {
             let name = r.c0.unwrap_or_default();
             if is_stale(&name) {
-                exec::<Self>(pool, &format!("DROP TABLE IF EXISTS {name}")).await;
+                forget_table::<Self>(pool, &name).await;
             }
         }
+    }
+
+    async fn schema(pool: &Self::Pool) -> String {
+        let r = Self::rows(
+            pool,
+            &format!(
+                "SELECT {}",
+                row_select(&["CAST(current_schema() AS TEXT)".into()])
+            ),
+        )
+        .await;
+        r[0].c0.clone().unwrap()
     }
 }
 
@@ -267,9 +282,18 @@ impl TestDb for AsyncMysqlConnection {
         for r in Self::rows(pool, &sql).await {
             let name = r.c0.unwrap_or_default();
             if is_stale(&name) {
-                exec::<Self>(pool, &format!("DROP TABLE IF EXISTS {name}")).await;
+                forget_table::<Self>(pool, &name).await;
             }
         }
+    }
+
+    async fn schema(pool: &Self::Pool) -> String {
+        let r = Self::rows(
+            pool,
+            &format!("SELECT {}", row_select(&["DATABASE()".into()])),
+        )
+        .await;
+        r[0].c0.clone().unwrap()
     }
 }
 
@@ -322,6 +346,23 @@ impl TestDb for AsyncSqliteConnection {
     }
 
     async fn drop_stale_tables(_pool: &Self::Pool) {}
+
+    async fn schema(_pool: &Self::Pool) -> String {
+        "main".to_owned()
+    }
+}
+
+/// Drops a test table and forgets its migration version.
+async fn forget_table<C: TestDb>(pool: &C::Pool, table: &str) {
+    let version = TokenMigrations::new(table).unwrap().version();
+    exec::<C>(
+        pool,
+        &format!(
+            "DROP TABLE IF EXISTS {table}; \
+             DELETE FROM __diesel_schema_migrations WHERE version = '{version}'"
+        ),
+    )
+    .await;
 }
 
 /// A column listing as comparable strings.
@@ -963,6 +1004,42 @@ macro_rules! per_backend {
     };
 }
 
+/// A `schema.table` name works for the migration and the store.
+async fn schema_qualified_table<C: TestDb>() {
+    let Some(pool) = C::pool(&format!("diesel {} schema-qualified table", C::NAME)).await else {
+        return;
+    };
+    let plain = users_table::<C>(&pool, &[HostUserId::Int(1), HostUserId::Int(2)], false).await;
+    let qualified = format!("{}.{}", C::schema(&pool).await, plain.table_name());
+    let store = DieselTokenStore::<C, _>::new(pool.clone())
+        .with_table_name(qualified.clone())
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert!(
+        store
+            .put_token_if_absent(&HostUserId::Int(2), &token(2, "q"))
+            .await
+            .unwrap()
+    );
+    // The unqualified store sees the same columns and values.
+    assert_eq!(
+        plain
+            .get(&HostUserId::Int(2))
+            .await
+            .unwrap()
+            .unwrap()
+            .token
+            .unwrap()
+            .expose_secret(),
+        "q"
+    );
+    store.revert_migration().await.unwrap();
+    assert_eq!(C::columns(&pool, plain.table_name()).await.len(), 2);
+    exec::<C>(&pool, &format!("DROP TABLE {qualified}")).await;
+}
+
+per_backend!(schema_qualified_table);
 per_backend!(laravel_table);
 per_backend!(seed_column_survives);
 per_backend!(idempotent_and_reversible);
@@ -1190,8 +1267,8 @@ async fn silent_server_times_out() {
     holder.abort();
 }
 
-/// A read-only SQLite file: reads work, writes are a typed read-only
-/// `Unavailable` that does not quote the token.
+/// A read-only SQLite file: reads work, writes are `ReadOnly` and do not
+/// quote the token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_sqlite() {
     let path = sqlite_file();
@@ -1212,8 +1289,7 @@ async fn read_only_sqlite() {
         .put_token(&HostUserId::Int(1), &token(1, "a-secret-token-value"))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
-    assert!(is_read_only(&err), "{err:?}");
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
     assert_no_secret(&err, "a-secret-token-value");
 
     // Migrating a read-only database that needs it: typed as well.
@@ -1228,7 +1304,7 @@ async fn read_only_sqlite() {
         .with_table_name(other.table_name())
         .unwrap();
     let err = ro_unmigrated.migrate().await.unwrap_err();
-    assert!(is_read_only(&err), "{err:?}");
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
 }
 
 /// A PostgreSQL session in read-only mode (as on a hot standby).
@@ -1252,9 +1328,110 @@ async fn read_only_postgres() {
         .put_token(&HostUserId::Int(1), &token(1, "a-secret-token-value"))
         .await
         .unwrap_err();
-    assert!(is_read_only(&err), "{err:?}");
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
     assert_no_secret(&err, "a-secret-token-value");
     exec::<AsyncPgConnection>(&pool, &format!("DROP TABLE {}", rw.table_name())).await;
+}
+
+/// 32-bit integer keys (`INTEGER`, `SERIAL`) work with the default key type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_int4_keys() {
+    let Some(pool) = AsyncPgConnection::pool("diesel postgres int4 keys").await else {
+        return;
+    };
+    let t = table_name();
+    exec::<AsyncPgConnection>(
+        &pool,
+        &format!(
+            "CREATE TABLE {t} (id SERIAL PRIMARY KEY, name TEXT); \
+             INSERT INTO {t} (name) VALUES ('a'), ('b'), ('c')"
+        ),
+    )
+    .await;
+    let store = postgres::PgTokenStore::new(pool.clone())
+        .with_table_name(t.clone())
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert!(
+        store
+            .put_token_if_absent(&HostUserId::Int(2), &token(2, "x"))
+            .await
+            .unwrap()
+    );
+    let page = store
+        .list_missing(Some(&HostUserId::Int(1)), 5)
+        .await
+        .unwrap();
+    assert_eq!(page.users, [HostUserId::Int(3)]);
+    assert_eq!(
+        store.get_many(&[HostUserId::Int(2)]).await.unwrap().len(),
+        1
+    );
+    forget_table::<AsyncPgConnection>(&pool, &t).await;
+}
+
+/// UUID keys in any spelling find their row on a PostgreSQL `uuid` column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_uuid_spellings() {
+    let Some(pool) = AsyncPgConnection::pool("diesel postgres uuid spellings").await else {
+        return;
+    };
+    let id = "7f1c2a9e-0000-4000-8000-00000000abcd";
+    let store = users_table::<AsyncPgConnection>(&pool, &[HostUserId::Text(id.into())], true).await;
+    store.migrate().await.unwrap();
+    let spellings = [
+        id.to_owned(),
+        id.to_uppercase(),
+        id.replace('-', ""),
+        format!("{{{id}}}"),
+    ];
+    for s in &spellings {
+        assert!(
+            store
+                .get(&HostUserId::Text(s.clone()))
+                .await
+                .unwrap()
+                .is_some(),
+            "{s}"
+        );
+    }
+    let asked: Vec<HostUserId> = spellings.iter().cloned().map(HostUserId::Text).collect();
+    let many = store.get_many(&asked).await.unwrap();
+    assert_eq!(many.len(), spellings.len());
+    assert_eq!(
+        store.list_missing(None, 10).await.unwrap().users,
+        [HostUserId::Text(id.into())]
+    );
+    forget_table::<AsyncPgConnection>(&pool, store.table_name()).await;
+}
+
+/// A MySQL error that quotes the value written (a host's latin1 token
+/// column refusing an emoji) reaches the caller without the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_error_does_not_quote_token() {
+    let Some(pool) = AsyncMysqlConnection::pool("diesel mariadb quoted value").await else {
+        return;
+    };
+    let store = users_table::<AsyncMysqlConnection>(&pool, &[HostUserId::Int(1)], false).await;
+    exec::<AsyncMysqlConnection>(
+        &pool,
+        &format!(
+            "ALTER TABLE {} ADD COLUMN mattermost_token VARCHAR(255) CHARACTER SET latin1 NULL",
+            store.table_name()
+        ),
+    )
+    .await;
+    store.migrate().await.unwrap();
+    let secret = "sëcret-tøken-🙂-value";
+    let err = store
+        .put_token(&HostUserId::Int(1), &token(1, secret))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
+    assert!(err.to_string().contains("withheld"), "{err}");
+    assert_no_secret(&err, "\\xF0");
+    assert_no_secret(&err, secret);
+    forget_table::<AsyncMysqlConnection>(&pool, store.table_name()).await;
 }
 
 /// `migrate()` also works on tokio's current-thread runtime (it does not

@@ -1,0 +1,232 @@
+//! MySQL and MariaDB: [`MysqlTokenStore`] on diesel-async's
+//! `AsyncMysqlConnection` (mysql_async, pure Rust; no libmysqlclient).
+//!
+//! ```no_run
+//! use mattermost_tokens_diesel::mysql::MysqlTokenStore;
+//!
+//! # async fn demo() -> Result<(), mattermost_tokens::StoreError> {
+//! let store = MysqlTokenStore::from_url("mysql://app@localhost:3306/app")?;
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! MySQL reports, by default, the rows an `UPDATE` *changed*, not those it
+//! matched. diesel-async's connections ask for matched rows
+//! (`CLIENT_FOUND_ROWS`), and the store does not rely on it either: when an
+//! update reports no row it reads the row to tell a missing user, a lost
+//! compare-and-set and a write of identical values apart.
+//!
+//! The migration adds the columns as `utf8mb4` with a binary collation, so
+//! any token value round-trips byte for byte and ids compare exactly,
+//! whatever the table's default character set. UUID keys are expected as
+//! text (`CHAR(36)`); `BINARY(16)` keys are not supported.
+
+use diesel::QueryResult;
+use diesel::connection::BoxableConnection;
+use diesel::connection::{LoadConnection, SimpleConnection};
+use diesel::mysql::Mysql;
+use diesel::sql_types::Text;
+use diesel::{Connection, QueryableByName};
+use diesel_async::AsyncMysqlConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use mattermost_tokens::StoreError;
+
+use crate::migration::{
+    self, ColumnKind, ColumnSpec, ExistingColumn, MARKER, MigrationBackend, TokenMigrations,
+    on_concrete_connection,
+};
+use crate::store::{DieselTokenStore, KeyRow, RecordRow, Sql, StoreConnection, sealed};
+
+/// Serialises concurrent `migrate()` calls (see `run_migrations`).
+const MIGRATION_LOCK: &str = "DO GET_LOCK('mattermost_tokens_migrate', 60)";
+
+const BACKEND: &str = "MySQL";
+
+/// diesel-async's deadpool pool of MySQL/MariaDB connections.
+pub type MysqlPool = Pool<AsyncMysqlConnection>;
+
+/// A [`TokenStore`](mattermost_tokens::TokenStore) on MySQL or MariaDB. `P`
+/// is the pool ([`MysqlPool`] unless the host brings another
+/// [`ConnectionPool`](crate::ConnectionPool)).
+pub type MysqlTokenStore<P = MysqlPool> = DieselTokenStore<AsyncMysqlConnection, P>;
+
+/// A pool of up to `max_size` connections to `url`
+/// (`mysql://user:password@host:port/database`), made lazily.
+pub fn pool(url: &str, max_size: usize) -> Result<MysqlPool, StoreError> {
+    Pool::builder(AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(
+        url,
+    ))
+    .max_size(max_size)
+    .build()
+    .map_err(|e| StoreError::Config(format!("cannot build the {BACKEND} pool: {e}")))
+}
+
+impl MysqlTokenStore {
+    /// A store over a new pool of 10 connections to `url`, made lazily (the
+    /// first operation or [`migrate`](DieselTokenStore::migrate) connects).
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(pool(url, 10)?))
+    }
+}
+
+crate::pool::deadpool_pool!(AsyncMysqlConnection, BACKEND);
+#[cfg(feature = "bb8")]
+crate::pool::bb8_pool!(AsyncMysqlConnection, BACKEND);
+
+impl StoreConnection for AsyncMysqlConnection {}
+
+impl sealed::Connection for AsyncMysqlConnection {
+    const BACKEND: &'static str = BACKEND;
+
+    fn placeholder(_n: usize) -> String {
+        "?".to_owned()
+    }
+
+    fn key_as_text(column: &str) -> String {
+        format!("CAST({column} AS CHAR)")
+    }
+
+    async fn execute_sql(&mut self, sql: Sql) -> QueryResult<usize> {
+        diesel_async::RunQueryDsl::execute(sql.into_query::<Mysql>(), self).await
+    }
+
+    async fn load_records(&mut self, sql: Sql) -> QueryResult<Vec<RecordRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Mysql>(), self).await
+    }
+
+    async fn load_keys(&mut self, sql: Sql) -> QueryResult<Vec<KeyRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Mysql>(), self).await
+    }
+
+    fn run_migrations(self, migrations: TokenMigrations, revert: bool) -> Result<(), StoreError> {
+        let mut conn = AsyncConnectionWrapper::<Self>::from(self);
+        // Two app instances starting together would both find the migration
+        // pending; the second waits here and then finds it applied. The
+        // session lock goes with the connection, which is dropped after.
+        conn.batch_execute(MIGRATION_LOCK).map_err(|e| {
+            crate::error::query_error(
+                e,
+                crate::error::ErrorContext {
+                    backend: BACKEND,
+                    table: migrations.table_name(),
+                },
+            )
+        })?;
+        if revert {
+            migrations.revert(&mut conn)
+        } else {
+            migrations.run(&mut conn)
+        }
+    }
+}
+
+impl MigrationBackend for Mysql {}
+
+impl migration::sealed::Backend for Mysql {
+    const NAME: &'static str = BACKEND;
+
+    fn existing_columns(
+        conn: &mut dyn BoxableConnection<Mysql>,
+        table: &str,
+    ) -> diesel::migration::Result<Vec<ExistingColumn>> {
+        on_concrete_connection!(conn, |c| read_columns(c, table), [
+            AsyncConnectionWrapper<AsyncMysqlConnection>,
+            AsyncConnectionWrapper<Object<AsyncMysqlConnection>>,
+            #[cfg(feature = "bb8")]
+            AsyncConnectionWrapper<
+                diesel_async::pooled_connection::bb8::PooledConnection<'static, AsyncMysqlConnection>,
+            >,
+        ])
+        .ok_or_else(|| {
+            migration::unsupported_connection(
+                table,
+                "AsyncConnectionWrapper<AsyncMysqlConnection> and diesel-async's AsyncMigrationHarness over an AsyncMysqlConnection or a deadpool or bb8 pooled connection of one",
+            )
+        })?
+        .map_err(Into::into)
+    }
+
+    fn compatible(column: &ExistingColumn, spec: &ColumnSpec) -> bool {
+        let t = column.sql_type.to_ascii_lowercase();
+        // CHAR pads and trims trailing spaces, BLOBs have no character set:
+        // neither round-trips a token as text.
+        matches!(t.as_str(), "text" | "tinytext" | "mediumtext" | "longtext")
+            || (t.starts_with("varchar(")
+                && migration::declared_len(&t).is_some_and(|n| n >= spec.kind.min_len()))
+    }
+
+    fn add_columns(table: &str, specs: &[ColumnSpec]) -> Vec<String> {
+        let adds: Vec<String> = specs
+            .iter()
+            .map(|s| {
+                format!(
+                    "ADD COLUMN {} {} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL COMMENT '{MARKER}'",
+                    s.name,
+                    sql_type(s.kind)
+                )
+            })
+            .collect();
+        vec![format!("ALTER TABLE {table} {}", adds.join(", "))]
+    }
+
+    fn drop_columns(table: &str, columns: &[&str]) -> Vec<String> {
+        let drops: Vec<String> = columns.iter().map(|c| format!("DROP COLUMN {c}")).collect();
+        vec![format!("ALTER TABLE {table} {}", drops.join(", "))]
+    }
+}
+
+fn sql_type(kind: ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Id => "VARCHAR(26)",
+        ColumnKind::Token => "TEXT",
+    }
+}
+
+#[derive(QueryableByName)]
+struct MysqlColumn {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    sql_type: String,
+    #[diesel(sql_type = Text)]
+    is_nullable: String,
+    #[diesel(sql_type = Text)]
+    comment: String,
+}
+
+fn read_columns<C>(conn: &mut C, table: &str) -> QueryResult<Vec<ExistingColumn>>
+where
+    C: Connection<Backend = Mysql> + LoadConnection,
+{
+    let select = "SELECT column_name AS name, column_type AS sql_type, \
+                  is_nullable AS is_nullable, column_comment AS comment \
+                  FROM information_schema.columns WHERE ";
+    let rows: Vec<MysqlColumn> = match table.split_once('.') {
+        Some((schema, name)) => diesel::RunQueryDsl::load(
+            diesel::sql_query(format!(
+                "{select} table_schema = ? AND table_name = ? ORDER BY ordinal_position"
+            ))
+            .bind::<Text, _>(schema.to_owned())
+            .bind::<Text, _>(name.to_owned()),
+            conn,
+        )?,
+        None => diesel::RunQueryDsl::load(
+            diesel::sql_query(format!(
+                "{select} table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position"
+            ))
+            .bind::<Text, _>(table.to_owned()),
+            conn,
+        )?,
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| ExistingColumn {
+            ours: r.comment == MARKER,
+            name: r.name,
+            sql_type: r.sql_type,
+            nullable: r.is_nullable.eq_ignore_ascii_case("YES"),
+        })
+        .collect())
+}

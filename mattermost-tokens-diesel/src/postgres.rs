@@ -1,0 +1,238 @@
+//! PostgreSQL: [`PgTokenStore`] on diesel-async's `AsyncPgConnection`
+//! (tokio-postgres, pure Rust; no libpq).
+//!
+//! ```no_run
+//! use mattermost_tokens::{HostUserId, TokenStore};
+//! use mattermost_tokens_diesel::KeyType;
+//! use mattermost_tokens_diesel::postgres::PgTokenStore;
+//!
+//! # async fn demo() -> Result<(), mattermost_tokens::StoreError> {
+//! // A host whose users are keyed by a `uuid` column:
+//! let store = PgTokenStore::from_url("postgres://app@localhost/app")?
+//!     .with_key_type(KeyType::Uuid);
+//! store.migrate().await?;
+//! let user = HostUserId::Text("7f1c2a9e-0000-4000-8000-000000000001".into());
+//! let record = store.get(&user).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Connections made by `AsyncPgConnection::establish` do not use TLS; for
+//! TLS build the pool with a `ManagerConfig::custom_setup` that connects
+//! through `tokio-postgres-rustls` and pass it to [`PgTokenStore::new`].
+
+use diesel::QueryResult;
+use diesel::connection::BoxableConnection;
+use diesel::connection::{LoadConnection, SimpleConnection};
+use diesel::pg::Pg;
+use diesel::sql_types::{Bool, Nullable, Text};
+use diesel::{Connection, QueryableByName};
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use mattermost_tokens::StoreError;
+
+use crate::migration::{
+    self, ColumnKind, ColumnSpec, ExistingColumn, MARKER, MigrationBackend, TokenMigrations,
+    on_concrete_connection,
+};
+use crate::store::{DieselTokenStore, KeyRow, KeyType, RecordRow, Sql, StoreConnection, sealed};
+
+/// Serialises concurrent `migrate()` calls (see `run_migrations`).
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_lock(7885627115330283380)";
+
+const BACKEND: &str = "PostgreSQL";
+
+/// diesel-async's deadpool pool of PostgreSQL connections.
+pub type PgPool = Pool<AsyncPgConnection>;
+
+/// A [`TokenStore`](mattermost_tokens::TokenStore) on PostgreSQL. `P` is the
+/// pool ([`PgPool`] unless the host brings another
+/// [`ConnectionPool`](crate::ConnectionPool)).
+pub type PgTokenStore<P = PgPool> = DieselTokenStore<AsyncPgConnection, P>;
+
+/// A pool of up to `max_size` connections to `url`
+/// (`postgres://user:password@host:port/database`), made lazily.
+pub fn pool(url: &str, max_size: usize) -> Result<PgPool, StoreError> {
+    Pool::builder(AsyncDieselConnectionManager::<AsyncPgConnection>::new(url))
+        .max_size(max_size)
+        .build()
+        .map_err(|e| StoreError::Config(format!("cannot build the {BACKEND} pool: {e}")))
+}
+
+impl PgTokenStore {
+    /// A store over a new pool of 10 connections to `url`, made lazily (the
+    /// first operation or [`migrate`](DieselTokenStore::migrate) connects).
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(pool(url, 10)?))
+    }
+}
+
+crate::pool::deadpool_pool!(AsyncPgConnection, BACKEND);
+#[cfg(feature = "bb8")]
+crate::pool::bb8_pool!(AsyncPgConnection, BACKEND);
+
+impl StoreConnection for AsyncPgConnection {}
+
+impl sealed::Connection for AsyncPgConnection {
+    const BACKEND: &'static str = BACKEND;
+
+    fn placeholder(n: usize) -> String {
+        format!("${n}")
+    }
+
+    fn key_as_text(column: &str) -> String {
+        format!("CAST({column} AS TEXT)")
+    }
+
+    fn key_param(placeholder: String, key_type: KeyType) -> String {
+        match key_type {
+            // A text parameter does not compare with a uuid column.
+            KeyType::Uuid => format!("CAST({placeholder} AS UUID)"),
+            _ => placeholder,
+        }
+    }
+
+    async fn execute_sql(&mut self, sql: Sql) -> QueryResult<usize> {
+        diesel_async::RunQueryDsl::execute(sql.into_query::<Pg>(), self).await
+    }
+
+    async fn load_records(&mut self, sql: Sql) -> QueryResult<Vec<RecordRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Pg>(), self).await
+    }
+
+    async fn load_keys(&mut self, sql: Sql) -> QueryResult<Vec<KeyRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Pg>(), self).await
+    }
+
+    fn run_migrations(self, migrations: TokenMigrations, revert: bool) -> Result<(), StoreError> {
+        let mut conn = AsyncConnectionWrapper::<Self>::from(self);
+        // Two app instances starting together would both find the migration
+        // pending; the second waits here and then finds it applied. The
+        // session lock goes with the connection, which is dropped after.
+        conn.batch_execute(MIGRATION_LOCK).map_err(|e| {
+            crate::error::query_error(
+                e,
+                crate::error::ErrorContext {
+                    backend: BACKEND,
+                    table: migrations.table_name(),
+                },
+            )
+        })?;
+        if revert {
+            migrations.revert(&mut conn)
+        } else {
+            migrations.run(&mut conn)
+        }
+    }
+}
+
+impl MigrationBackend for Pg {}
+
+impl migration::sealed::Backend for Pg {
+    const NAME: &'static str = BACKEND;
+
+    fn existing_columns(
+        conn: &mut dyn BoxableConnection<Pg>,
+        table: &str,
+    ) -> diesel::migration::Result<Vec<ExistingColumn>> {
+        on_concrete_connection!(conn, |c| read_columns(c, table), [
+            AsyncConnectionWrapper<AsyncPgConnection>,
+            AsyncConnectionWrapper<Object<AsyncPgConnection>>,
+            #[cfg(feature = "bb8")]
+            AsyncConnectionWrapper<
+                diesel_async::pooled_connection::bb8::PooledConnection<'static, AsyncPgConnection>,
+            >,
+        ])
+        .ok_or_else(|| {
+            migration::unsupported_connection(
+                table,
+                "AsyncConnectionWrapper<AsyncPgConnection> and diesel-async's AsyncMigrationHarness over an AsyncPgConnection or a deadpool or bb8 pooled connection of one",
+            )
+        })?
+        .map_err(Into::into)
+    }
+
+    fn compatible(column: &ExistingColumn, spec: &ColumnSpec) -> bool {
+        let t = column.sql_type.to_ascii_lowercase();
+        t == "text"
+            || t == "character varying"
+            || (t.starts_with("character varying(")
+                && migration::declared_len(&t).is_some_and(|n| n >= spec.kind.min_len()))
+    }
+
+    fn add_columns(table: &str, specs: &[ColumnSpec]) -> Vec<String> {
+        let adds: Vec<String> = specs
+            .iter()
+            .map(|s| {
+                format!(
+                    "ADD COLUMN IF NOT EXISTS {} {} NULL",
+                    s.name,
+                    sql_type(s.kind)
+                )
+            })
+            .collect();
+        let mut statements = vec![format!("ALTER TABLE {table} {}", adds.join(", "))];
+        statements.extend(
+            specs
+                .iter()
+                .map(|s| format!("COMMENT ON COLUMN {table}.{} IS '{MARKER}'", s.name)),
+        );
+        statements
+    }
+
+    fn drop_columns(table: &str, columns: &[&str]) -> Vec<String> {
+        let drops: Vec<String> = columns
+            .iter()
+            .map(|c| format!("DROP COLUMN IF EXISTS {c}"))
+            .collect();
+        vec![format!("ALTER TABLE {table} {}", drops.join(", "))]
+    }
+}
+
+fn sql_type(kind: ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Id => "VARCHAR(26)",
+        ColumnKind::Token => "TEXT",
+    }
+}
+
+#[derive(QueryableByName)]
+struct PgColumn {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    sql_type: String,
+    #[diesel(sql_type = Bool)]
+    nullable: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    comment: Option<String>,
+}
+
+fn read_columns<C>(conn: &mut C, table: &str) -> QueryResult<Vec<ExistingColumn>>
+where
+    C: Connection<Backend = Pg> + LoadConnection,
+{
+    // to_regclass resolves the name as SQL would (search_path, an optional
+    // schema prefix) and is NULL for a missing table: no rows then.
+    let query = diesel::sql_query(
+        "SELECT CAST(a.attname AS TEXT) AS name, \
+                format_type(a.atttypid, a.atttypmod) AS sql_type, \
+                NOT a.attnotnull AS nullable, \
+                col_description(a.attrelid, a.attnum) AS comment \
+         FROM pg_catalog.pg_attribute a \
+         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY a.attnum",
+    )
+    .bind::<Text, _>(table.to_owned());
+    let rows: Vec<PgColumn> = diesel::RunQueryDsl::load(query, conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ExistingColumn {
+            ours: r.comment.as_deref() == Some(MARKER),
+            name: r.name,
+            sql_type: r.sql_type,
+            nullable: r.nullable,
+        })
+        .collect())
+}

@@ -1,0 +1,248 @@
+//! SQLite: [`SqliteTokenStore`] on bundled SQLite, made async by
+//! diesel-async's `SyncConnectionWrapper` (each query runs on tokio's
+//! blocking pool).
+//!
+//! Concurrent writers wait for SQLite's write lock instead of failing
+//! with `database is locked`: connections made by [`pool`] and
+//! [`establish`] set `PRAGMA busy_timeout` ([`BUSY_TIMEOUT_MS`]). A host
+//! that builds its own pool should do the same (see [`establish`]). The
+//! store does not change the database's journal mode; WAL lets readers and
+//! the writer proceed together and is worth setting for a busy app.
+//!
+//! An in-memory database (`:memory:`) exists once per connection: use a
+//! file, or a pool of one connection.
+
+use diesel::QueryResult;
+use diesel::connection::BoxableConnection;
+use diesel::connection::LoadConnection;
+use diesel::sql_types::{Bool, Text};
+use diesel::sqlite::Sqlite;
+use diesel::{Connection, ConnectionError, ConnectionResult, QueryableByName};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use mattermost_tokens::StoreError;
+
+use crate::migration::{
+    self, ColumnKind, ColumnSpec, ExistingColumn, MARKER, MigrationBackend, TokenMigrations,
+    on_concrete_connection,
+};
+use crate::store::{DieselTokenStore, KeyRow, RecordRow, Sql, StoreConnection, sealed};
+
+const BACKEND: &str = "SQLite";
+
+/// How long (in milliseconds) a connection made here waits for another
+/// connection's write to finish before failing.
+pub const BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// diesel's sync `SqliteConnection` made async by diesel-async.
+pub type AsyncSqliteConnection = SyncConnectionWrapper<diesel::SqliteConnection>;
+
+/// diesel-async's deadpool pool of SQLite connections.
+pub type SqlitePool = Pool<AsyncSqliteConnection>;
+
+/// A [`TokenStore`](mattermost_tokens::TokenStore) on SQLite. `P` is the
+/// pool ([`SqlitePool`] unless the host brings another
+/// [`ConnectionPool`](crate::ConnectionPool)).
+pub type SqliteTokenStore<P = SqlitePool> = DieselTokenStore<AsyncSqliteConnection, P>;
+
+/// Opens `url` (a file path, or a `file:` URI such as `file:app.db?mode=ro`)
+/// with [`BUSY_TIMEOUT_MS`] set. Use it as a pool's
+/// `ManagerConfig::custom_setup` when building a pool by hand.
+pub async fn establish(url: &str) -> ConnectionResult<AsyncSqliteConnection> {
+    let mut conn = AsyncSqliteConnection::establish(url).await?;
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))
+        .await
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+/// A pool of up to `max_size` connections to `url`, each opened with
+/// [`establish`], made lazily.
+pub fn pool(url: &str, max_size: usize) -> Result<SqlitePool, StoreError> {
+    let mut config = ManagerConfig::<AsyncSqliteConnection>::default();
+    config.custom_setup = Box::new(|url| {
+        let url = url.to_owned();
+        Box::pin(async move { establish(&url).await })
+    });
+    Pool::builder(AsyncDieselConnectionManager::new_with_config(url, config))
+        .max_size(max_size)
+        .build()
+        .map_err(|e| StoreError::Config(format!("cannot build the {BACKEND} pool: {e}")))
+}
+
+impl SqliteTokenStore {
+    /// A store over a new pool of 8 connections to `url` (see [`pool`]),
+    /// opened lazily.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(pool(url, 8)?))
+    }
+}
+
+crate::pool::deadpool_pool!(AsyncSqliteConnection, BACKEND);
+#[cfg(feature = "bb8")]
+crate::pool::bb8_pool!(AsyncSqliteConnection, BACKEND);
+
+impl StoreConnection for AsyncSqliteConnection {}
+
+impl sealed::Connection for AsyncSqliteConnection {
+    const BACKEND: &'static str = BACKEND;
+
+    fn placeholder(_n: usize) -> String {
+        "?".to_owned()
+    }
+
+    fn key_as_text(column: &str) -> String {
+        format!("CAST({column} AS TEXT)")
+    }
+
+    async fn execute_sql(&mut self, sql: Sql) -> QueryResult<usize> {
+        diesel_async::RunQueryDsl::execute(sql.into_query::<Sqlite>(), self).await
+    }
+
+    async fn load_records(&mut self, sql: Sql) -> QueryResult<Vec<RecordRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Sqlite>(), self).await
+    }
+
+    async fn load_keys(&mut self, sql: Sql) -> QueryResult<Vec<KeyRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Sqlite>(), self).await
+    }
+
+    fn run_migrations(self, migrations: TokenMigrations, revert: bool) -> Result<(), StoreError> {
+        let mut conn = AsyncConnectionWrapper::<Self>::from(self);
+        if revert {
+            migrations.revert(&mut conn)
+        } else {
+            migrations.run(&mut conn)
+        }
+    }
+}
+
+impl MigrationBackend for Sqlite {}
+
+impl migration::sealed::Backend for Sqlite {
+    const NAME: &'static str = BACKEND;
+    const ENFORCES_LENGTH: bool = false;
+
+    fn existing_columns(
+        conn: &mut dyn BoxableConnection<Sqlite>,
+        table: &str,
+    ) -> diesel::migration::Result<Vec<ExistingColumn>> {
+        on_concrete_connection!(conn, |c| read_columns(c, table), [
+            diesel::SqliteConnection,
+            AsyncConnectionWrapper<AsyncSqliteConnection>,
+            AsyncConnectionWrapper<Object<AsyncSqliteConnection>>,
+            #[cfg(feature = "bb8")]
+            AsyncConnectionWrapper<
+                diesel_async::pooled_connection::bb8::PooledConnection<'static, AsyncSqliteConnection>,
+            >,
+        ])
+        .ok_or_else(|| {
+            migration::unsupported_connection(
+                table,
+                "diesel::SqliteConnection, AsyncConnectionWrapper<SyncConnectionWrapper<SqliteConnection>> and diesel-async's AsyncMigrationHarness over a SyncConnectionWrapper<SqliteConnection> or a deadpool or bb8 pooled connection of one",
+            )
+        })?
+        .map_err(Into::into)
+    }
+
+    fn compatible(column: &ExistingColumn, _spec: &ColumnSpec) -> bool {
+        // SQLite's type affinity rules: INTEGER, REAL and NUMERIC affinity
+        // would turn a token such as "12345" into a number; TEXT affinity
+        // and none (BLOB) keep text as it is. Declared lengths are ignored.
+        let t = column.sql_type.to_ascii_uppercase();
+        if t.contains("INT") {
+            return false;
+        }
+        t.contains("CHAR")
+            || t.contains("CLOB")
+            || t.contains("TEXT")
+            || t.contains("BLOB")
+            || t.is_empty()
+    }
+
+    fn add_columns(table: &str, specs: &[ColumnSpec]) -> Vec<String> {
+        // One column per statement (SQLite's ALTER TABLE adds one). The
+        // comment is kept in sqlite_master and marks the column as ours.
+        specs
+            .iter()
+            .map(|s| format!("ALTER TABLE {table} ADD COLUMN {}", definition(s)))
+            .collect()
+    }
+
+    fn drop_columns(table: &str, columns: &[&str]) -> Vec<String> {
+        columns
+            .iter()
+            .map(|c| format!("ALTER TABLE {table} DROP COLUMN {c}"))
+            .collect()
+    }
+}
+
+/// A column definition as added, comment included; found again verbatim in
+/// `sqlite_master.sql`.
+fn definition(spec: &ColumnSpec) -> String {
+    let sql_type = match spec.kind {
+        ColumnKind::Id => "VARCHAR(26)",
+        ColumnKind::Token => "TEXT",
+    };
+    format!("{} {sql_type} /* {MARKER} */", spec.name)
+}
+
+#[derive(QueryableByName)]
+struct SqliteColumn {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    sql_type: String,
+    #[diesel(sql_type = Bool)]
+    nullable: bool,
+}
+
+#[derive(QueryableByName)]
+struct TableSql {
+    #[diesel(sql_type = Text)]
+    sql: String,
+}
+
+fn read_columns<C>(conn: &mut C, table: &str) -> QueryResult<Vec<ExistingColumn>>
+where
+    C: Connection<Backend = Sqlite> + LoadConnection,
+{
+    let (schema, name) = table.split_once('.').unwrap_or(("main", table));
+    // `schema` is a validated identifier; table-valued pragmas take it as
+    // their second argument.
+    let columns: Vec<SqliteColumn> = diesel::RunQueryDsl::load(
+        diesel::sql_query(
+            "SELECT name AS name, type AS sql_type, \"notnull\" = 0 AS nullable \
+             FROM pragma_table_info(?, ?) ORDER BY cid",
+        )
+        .bind::<Text, _>(name.to_owned())
+        .bind::<Text, _>(schema.to_owned()),
+        conn,
+    )?;
+    let create: Vec<TableSql> = diesel::RunQueryDsl::load(
+        diesel::sql_query(format!(
+            "SELECT sql AS sql FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?"
+        ))
+        .bind::<Text, _>(name.to_owned()),
+        conn,
+    )?;
+    let create = create.into_iter().next().map(|t| t.sql).unwrap_or_default();
+    Ok(columns
+        .into_iter()
+        .map(|c| {
+            let ours = migration::COLUMNS
+                .iter()
+                .find(|s| s.name.eq_ignore_ascii_case(&c.name))
+                .is_some_and(|s| create.contains(&definition(s)));
+            ExistingColumn {
+                name: c.name,
+                sql_type: c.sql_type,
+                nullable: c.nullable,
+                ours,
+            }
+        })
+        .collect())
+}
