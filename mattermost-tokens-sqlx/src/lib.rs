@@ -1,2 +1,177 @@
-//! adapter
+//! [`TokenStore`](mattermost_tokens::TokenStore) for
+//! [`mattermost-tokens`](mattermost_tokens) on [sqlx](https://docs.rs/sqlx) 0.9:
+//! PostgreSQL ([`PgTokenStore`]), MySQL and MariaDB ([`MySqlTokenStore`]),
+//! SQLite ([`SqliteTokenStore`]); and the magic-link
+//! [`CodeStore`](mattermost_tokens::magic_link::CodeStore) on the same
+//! databases ([`PgCodeStore`], [`MySqlCodeStore`], [`SqliteCodeStore`]).
+//!
+//! The store keeps each user's Mattermost user id, personal access token and
+//! token id in three nullable columns of the host app's own `users` table
+//! (`mattermost_user_id`, `mattermost_token`, `mattermost_token_id`), using
+//! the host's sqlx pool. [`migrate`](SqlxTokenStore::migrate) adds the
+//! columns; the host calls it once at start-up. Queries are built at run
+//! time: nothing is needed at build time (no `query!` macros, no
+//! `DATABASE_URL`).
+//!
+//! ```
+//! use mattermost_tokens::{AccessToken, HostUserId, NewToken, TokenId, TokenStore, UserId};
+//! use mattermost_tokens_sqlx::SqliteTokenStore;
+//! use mattermost_tokens_sqlx::sqlx::{self, sqlite::SqlitePoolOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The host's pool and its own users table. (An in-memory database lives
+//! // as long as its one connection.)
+//! let pool = SqlitePoolOptions::new()
+//!     .max_connections(1)
+//!     .idle_timeout(None)
+//!     .max_lifetime(None)
+//!     .connect("sqlite::memory:")
+//!     .await?;
+//! sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL)")
+//!     .execute(&pool)
+//!     .await?;
+//! sqlx::query("INSERT INTO users (id, email) VALUES (1, 'ada@example.com')")
+//!     .execute(&pool)
+//!     .await?;
+//!
+//! // Set up once at start-up.
+//! let store = SqliteTokenStore::new(pool).with_table_name("users")?;
+//! store.migrate().await?;
+//!
+//! // Use it (the library's user sync does this).
+//! let ada = HostUserId::Int(1);
+//! let token = NewToken {
+//!     mattermost_user_id: UserId::new("a1b2c3d4e5f6g7h8i9j0k1l2m3"),
+//!     token: AccessToken::new("t0k3nt0k3nt0k3nt0k3nt0k3n"),
+//!     token_id: TokenId::new("i1d2i3d4i5d6i7d8i9d0i1d2i3"),
+//! };
+//! assert!(store.put_token_if_absent(&ada, &token).await?);
+//! assert!(!store.put_token_if_absent(&ada, &token).await?); // one token per user
+//! let record = store.get(&ada).await?.expect("user 1 exists");
+//! assert_eq!(record.token_id, Some(token.token_id.clone()));
+//! # Ok(()) }
+//! ```
+//!
+//! # Configuration
+//!
+//! [`SqlxTokenStore::new`] assumes a table `users` with an integer key column
+//! `id`. [`with_table_name`](SqlxTokenStore::with_table_name) and
+//! [`with_key_column`](SqlxTokenStore::with_key_column) change the names
+//! (validated as identifiers, since they are written into SQL), and
+//! [`with_key_type`](SqlxTokenStore::with_key_type) selects text or UUID
+//! keys ([`KeyType`]).
+//!
+//! # Migration
+//!
+//! [`migrate`](SqlxTokenStore::migrate) and
+//! [`undo_migration`](SqlxTokenStore::undo_migration) are idempotent, check
+//! the table before changing it (a missing table or a clashing column type is
+//! a [`StoreError::Schema`](mattermost_tokens::StoreError::Schema)), and
+//! record themselves in their own table, [`MIGRATIONS_TABLE`], so the host's
+//! own sqlx migrations (`_sqlx_migrations`) are not disturbed. Why this does
+//! not use sqlx's `Migrator` is explained in the [`migration`] module.
+//!
+//! # Magic-link codes
+//!
+//! [`MagicLinks`](mattermost_tokens::MagicLinks) keeps its one-time codes
+//! in a [`CodeStore`](mattermost_tokens::magic_link::CodeStore). The
+//! in-memory one works for a single process only; [`PgCodeStore`],
+//! [`MySqlCodeStore`] and [`SqliteCodeStore`] keep them in a table of the
+//! host's database (`mattermost_magic_link_codes`, or any name given to
+//! [`with_table_name`](SqlxCodeStore::with_table_name)), so a link issued by
+//! one instance of the app can be redeemed on another. The table holds the
+//! SHA-256 of each code, never the code; the user it logs in (key and kind,
+//! so integer and text keys both come back as given); and the expiry in Unix
+//! seconds. [`SqlxCodeStore::migrate`] creates it (the migration
+//! [`CODES_MIGRATION_NAME`], recorded in [`MIGRATIONS_TABLE`] like the users
+//! table's). A code is consumed exactly once, however many requests race
+//! for it: by a single `DELETE ... RETURNING` on PostgreSQL and SQLite, by
+//! a `SELECT ... FOR UPDATE` transaction on MySQL/MariaDB. Used codes are
+//! deleted; expired ones stay until
+//! [`MagicLinks::purge_expired`](mattermost_tokens::MagicLinks::purge_expired)
+//! runs (call it now and then, say hourly).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mattermost_tokens::magic_link::{MagicLinkConfig, MagicLinks};
+//! use mattermost_tokens::MattermostClient;
+//! use mattermost_tokens_sqlx::{SqliteCodeStore, SqliteTokenStore};
+//! use mattermost_tokens_sqlx::sqlx::sqlite::SqlitePoolOptions;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let pool = SqlitePoolOptions::new().max_connections(1).idle_timeout(None)
+//! #     .max_lifetime(None).connect("sqlite::memory:").await?;
+//! # mattermost_tokens_sqlx::sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+//! #     .execute(&pool).await?;
+//! let tokens = SqliteTokenStore::new(pool.clone());
+//! tokens.migrate().await?;
+//! let codes = SqliteCodeStore::new(pool);
+//! codes.migrate().await?;
+//! let links = MagicLinks::new(
+//!     MattermostClient::new("https://chat.example.com", "admin-token")?,
+//!     Arc::new(tokens),
+//!     Arc::new(codes),
+//!     MagicLinkConfig::one_time_code("https://app.example.com/mattermost/magic-link/redeem")
+//!         .cookie_domain("example.com"),
+//! )?;
+//! # let _ = links;
+//! # Ok(()) }
+//! ```
+//!
+//! # Errors
+//!
+//! A database that cannot be reached (connection refused, pool timed out or
+//! closed, connection lost) is
+//! [`StoreError::Unavailable`](mattermost_tokens::StoreError::Unavailable);
+//! a missing table or column is
+//! [`StoreError::Schema`](mattermost_tokens::StoreError::Schema); a write
+//! refused by a read-only database (a SQLite file opened `mode=ro`, a
+//! PostgreSQL hot standby or read-only transaction, a MySQL/MariaDB server
+//! or transaction in read-only mode) is
+//! [`StoreError::ReadOnly`](mattermost_tokens::StoreError::ReadOnly). No
+//! error carries a database URL, a token value or a code.
+//!
+//! # Features
+//!
+//! `postgres`, `mysql` and `sqlite` (all on by default) each enable one
+//! token store and one code store. The sqlx features themselves come from
+//! the workspace's sqlx dependency; the same sqlx is re-exported as
+//! [`sqlx`], so hosts build their pools with the version the store expects.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub use sqlx;
+
+mod backend;
+mod code_store;
+mod config;
+mod error;
+mod key;
+pub mod migration;
+mod queries;
+mod store;
+
+#[cfg(feature = "mysql")]
+mod mysql_store;
+#[cfg(feature = "postgres")]
+mod postgres_store;
+#[cfg(feature = "sqlite")]
+mod sqlite_store;
+
+pub use backend::Backend;
+pub use code_store::{DEFAULT_CODES_TABLE, SqlxCodeStore};
+pub use config::KeyType;
+pub use error::RedactedDriverError;
+pub use migration::{
+    CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION, MIGRATION_NAME, MIGRATION_VERSION,
+    MIGRATIONS_TABLE,
+};
+#[cfg(feature = "mysql")]
+pub use mysql_store::{MySqlCodeStore, MySqlTokenStore};
+#[cfg(feature = "postgres")]
+pub use postgres_store::{PgCodeStore, PgTokenStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite_store::{SqliteCodeStore, SqliteTokenStore};
+pub use store::SqlxTokenStore;

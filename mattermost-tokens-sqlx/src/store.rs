@@ -1,0 +1,401 @@
+//! [`SqlxTokenStore`]: the [`TokenStore`] over a host's users table, written
+//! once for every [`Backend`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mattermost_tokens::{
+    AccessToken, HostUserId, MissingPage, NewToken, StoreError, TokenId, TokenRecord, TokenStore,
+    UserId,
+};
+use sqlx::pool::PoolConnection;
+use sqlx::{Pool, SqlStr};
+
+use crate::backend::{Backend, Bind};
+use crate::config::{KeyType, Target};
+use crate::error::from_sqlx;
+use crate::key::{KeyValue, Wanted, key_value};
+use crate::migration::{self, Direction, Job};
+use crate::queries::{IN_LIST_MAX, Queries, sql};
+
+/// A [`TokenStore`] keeping each user's Mattermost user id, token and token
+/// id in three nullable columns of the host's own users table, through the
+/// host's sqlx pool.
+///
+/// Use it through its per-database names, [`PgTokenStore`](crate::PgTokenStore),
+/// [`MySqlTokenStore`](crate::MySqlTokenStore) and
+/// [`SqliteTokenStore`](crate::SqliteTokenStore). It is cheap to clone (the
+/// pool and the prepared SQL are shared).
+///
+/// Every method is one statement (two when an update matched no row and the
+/// store must tell "no such user" from "nothing to change"), and the
+/// compare-and-set methods are single `UPDATE ... WHERE` statements, so they
+/// are atomic without transactions or locks.
+pub struct SqlxTokenStore<DB: Backend> {
+    pool: Pool<DB>,
+    target: Target,
+    sql: Arc<Queries>,
+}
+
+impl<DB: Backend> Clone for SqlxTokenStore<DB> {
+    fn clone(&self) -> Self {
+        SqlxTokenStore {
+            pool: self.pool.clone(),
+            target: self.target.clone(),
+            sql: Arc::clone(&self.sql),
+        }
+    }
+}
+
+impl<DB: Backend> fmt::Debug for SqlxTokenStore<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool is shown by its size only: its options are the host's.
+        f.debug_struct("SqlxTokenStore")
+            .field("database", &DB::NAME)
+            .field("table", &self.target.table())
+            .field("key_column", &self.target.key())
+            .field("key_type", &self.target.key_type())
+            .field(
+                "pool",
+                &format_args!(
+                    "Pool {{ size: {}, idle: {} }}",
+                    self.pool.size(),
+                    self.pool.num_idle()
+                ),
+            )
+            .finish()
+    }
+}
+
+impl<DB: Backend> SqlxTokenStore<DB> {
+    /// A store over the host's `users` table with an integer key column
+    /// `id`, using the host's pool.
+    pub fn new(pool: Pool<DB>) -> Self {
+        Self::build(pool, Target::default())
+    }
+
+    fn build(pool: Pool<DB>, target: Target) -> Self {
+        let sql = Arc::new(Queries::new::<DB>(&target));
+        SqlxTokenStore { pool, target, sql }
+    }
+
+    /// Uses another users table (`app_users`, or `schema.users`). The name
+    /// goes into SQL, so it must be an identifier: letters, digits and `_`,
+    /// optionally one `schema.` prefix; anything else is
+    /// [`StoreError::Config`].
+    pub fn with_table_name(self, table: impl Into<String>) -> Result<Self, StoreError> {
+        let target = self.target.with_table(table.into())?;
+        Ok(Self::build(self.pool, target))
+    }
+
+    /// Uses another key column than `id` (validated like
+    /// [`with_table_name`](Self::with_table_name)).
+    pub fn with_key_column(self, column: impl Into<String>) -> Result<Self, StoreError> {
+        let target = self.target.with_key(column.into())?;
+        Ok(Self::build(self.pool, target))
+    }
+
+    /// Sets the type of the key column (integer by default). A
+    /// [`HostUserId`] of the other kind is then refused with
+    /// [`StoreError::Config`].
+    pub fn with_key_type(self, key_type: KeyType) -> Self {
+        let target = self.target.with_key_type(key_type);
+        Self::build(self.pool, target)
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// The users table, as configured.
+    pub fn table_name(&self) -> &str {
+        self.target.table()
+    }
+
+    /// The key column.
+    pub fn key_column(&self) -> &str {
+        self.target.key()
+    }
+
+    /// The key column's type.
+    pub fn key_type(&self) -> KeyType {
+        self.target.key_type()
+    }
+
+    /// Applies the migration [`add_mattermost_token_to_users_table`](crate::MIGRATION_NAME):
+    /// adds the nullable columns `mattermost_user_id` (`VARCHAR(26)`),
+    /// `mattermost_token` (`TEXT`) and `mattermost_token_id` (`VARCHAR(26)`)
+    /// to the users table, and records it in
+    /// [`MIGRATIONS_TABLE`](crate::MIGRATIONS_TABLE). Call it once at
+    /// start-up; running it again, or over columns a Laravel or hand-written
+    /// migration already added with compatible types, is fine.
+    ///
+    /// Fails with [`StoreError::Schema`], changing nothing, when the users
+    /// table or its key column is missing, the key column does not suit the
+    /// [`KeyType`], or a column of one of those names has a clashing type.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migration::run(&self.pool, Job::UsersColumns(&self.target), Direction::Up).await
+    }
+
+    /// Reverts [`migrate`](Self::migrate): drops exactly the three columns
+    /// (and with them every stored token: revoke the tokens in Mattermost
+    /// first) and removes the migration's record. Running it when the
+    /// columns are gone is fine.
+    pub async fn undo_migration(&self) -> Result<(), StoreError> {
+        migration::run(&self.pool, Job::UsersColumns(&self.target), Direction::Down).await
+    }
+
+    fn err<'a>(&'a self, what: &'a str) -> impl Fn(sqlx::Error) -> StoreError + 'a {
+        move |e| from_sqlx::<DB>(what, self.target.table(), e)
+    }
+
+    fn key(&self, user: &HostUserId) -> Result<Option<KeyValue>, StoreError> {
+        key_value(self.target.key_type(), DB::NATIVE_UUID, user)
+    }
+
+    /// The key a write binds: a user that cannot exist is unknown.
+    fn write_key(&self, user: &HostUserId) -> Result<KeyValue, StoreError> {
+        self.key(user)?
+            .ok_or_else(|| StoreError::UnknownUser(user.clone()))
+    }
+
+    async fn conn(&self, what: &str) -> Result<PoolConnection<DB>, StoreError> {
+        self.pool.acquire().await.map_err(self.err(what))
+    }
+
+    async fn execute(&self, what: &str, q: SqlStr, binds: &[Bind<'_>]) -> Result<u64, StoreError> {
+        let mut conn = self.conn(what).await?;
+        let r = DB::execute_on(&mut conn, q, binds)
+            .await
+            .map_err(self.err(what))?;
+        Ok(DB::rows_affected(&r))
+    }
+
+    async fn fetch(
+        &self,
+        what: &str,
+        q: SqlStr,
+        binds: &[Bind<'_>],
+    ) -> Result<Vec<DB::Row>, StoreError> {
+        let mut conn = self.conn(what).await?;
+        DB::fetch_on(&mut conn, q, binds)
+            .await
+            .map_err(self.err(what))
+    }
+
+    /// Runs an update of one user's row; when it matched no row, tells a
+    /// missing user ([`StoreError::UnknownUser`]) from a condition that did
+    /// not hold (`Ok(false)`).
+    ///
+    /// "Matched" relies on the affected-rows count meaning matched rows. It
+    /// does on PostgreSQL and SQLite; MySQL by default counts changed rows
+    /// only, but sqlx always connects with `CLIENT_FOUND_ROWS`, which makes
+    /// it count matched rows too, so an update writing the values a row
+    /// already holds still reports its row.
+    async fn update_user(
+        &self,
+        what: &str,
+        user: &HostUserId,
+        key: &KeyValue,
+        q: &Arc<str>,
+        binds: &[Bind<'_>],
+    ) -> Result<bool, StoreError> {
+        if self.execute(what, sql(q), binds).await? > 0 {
+            return Ok(true);
+        }
+        let known = !self
+            .fetch(what, sql(&self.sql.exists), &[key.bind()])
+            .await?
+            .is_empty();
+        if known {
+            Ok(false)
+        } else {
+            Err(StoreError::UnknownUser(user.clone()))
+        }
+    }
+
+    fn decode_key(&self, row: &DB::Row) -> Result<HostUserId, sqlx::Error> {
+        Ok(match self.target.key_type() {
+            KeyType::Integer => HostUserId::Int(DB::column_i64(row, 0)?),
+            _ => HostUserId::Text(DB::column_text(row, 0)?.unwrap_or_default()),
+        })
+    }
+
+    fn decode_record(&self, row: &DB::Row) -> Result<(HostUserId, TokenRecord), sqlx::Error> {
+        let key = self.decode_key(row)?;
+        let record = TokenRecord {
+            mattermost_user_id: DB::column_text(row, 1)?.map(UserId::new),
+            token: DB::column_text(row, 2)?.map(AccessToken::new),
+            token_id: DB::column_text(row, 3)?.map(TokenId::new),
+        };
+        Ok((key, record))
+    }
+}
+
+fn token_binds<'a>(key: &'a KeyValue, t: &'a NewToken) -> [Bind<'a>; 4] {
+    [
+        Bind::Text(t.mattermost_user_id.as_str()),
+        Bind::Text(t.token.expose_secret()),
+        Bind::Text(t.token_id.as_str()),
+        key.bind(),
+    ]
+}
+
+#[async_trait]
+impl<DB: Backend> TokenStore for SqlxTokenStore<DB> {
+    async fn get(&self, user: &HostUserId) -> Result<Option<TokenRecord>, StoreError> {
+        const WHAT: &str = "reading a user's token";
+        let Some(key) = self.key(user)? else {
+            return Ok(None);
+        };
+        let rows = self.fetch(WHAT, sql(&self.sql.get), &[key.bind()]).await?;
+        match rows.first() {
+            Some(row) => Ok(Some(self.decode_record(row).map_err(self.err(WHAT))?.1)),
+            None => Ok(None),
+        }
+    }
+
+    /// One query per 512 users. Ids of the wrong kind for the key column
+    /// (and, for a PostgreSQL `uuid` key, strings that are not UUIDs) cannot
+    /// name a row, so they are simply absent from the result, like any user
+    /// the host does not have.
+    async fn get_many(
+        &self,
+        users: &[HostUserId],
+    ) -> Result<HashMap<HostUserId, TokenRecord>, StoreError> {
+        const WHAT: &str = "reading users' tokens";
+        let mut wanted = Wanted::default();
+        let mut keys = Vec::with_capacity(users.len());
+        for u in users {
+            if let Ok(Some(k)) = self.key(u) {
+                wanted.insert(&k, u);
+                keys.push(k);
+            }
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(IN_LIST_MAX) {
+            let n = chunk.len().next_power_of_two();
+            let mut binds: Vec<Bind<'_>> = chunk.iter().map(KeyValue::bind).collect();
+            // Pad with the last key: a repeated IN value changes nothing.
+            binds.resize(n, chunk[chunk.len() - 1].bind());
+            for row in self.fetch(WHAT, self.sql.get_in(n), &binds).await? {
+                let (key, record) = self.decode_record(&row).map_err(self.err(WHAT))?;
+                for asked in wanted.matches(&key) {
+                    out.insert(asked, record.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_mattermost_user_id(
+        &self,
+        user: &HostUserId,
+        mattermost_user_id: &UserId,
+    ) -> Result<(), StoreError> {
+        let key = self.write_key(user)?;
+        let binds = [Bind::Text(mattermost_user_id.as_str()), key.bind()];
+        self.update_user(
+            "storing a Mattermost user id",
+            user,
+            &key,
+            &self.sql.set_user_id,
+            &binds,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn put_token_if_absent(
+        &self,
+        user: &HostUserId,
+        token: &NewToken,
+    ) -> Result<bool, StoreError> {
+        let key = self.write_key(user)?;
+        let binds = token_binds(&key, token);
+        self.update_user(
+            "storing a token",
+            user,
+            &key,
+            &self.sql.put_if_absent,
+            &binds,
+        )
+        .await
+    }
+
+    async fn put_token(&self, user: &HostUserId, token: &NewToken) -> Result<(), StoreError> {
+        let key = self.write_key(user)?;
+        let binds = token_binds(&key, token);
+        self.update_user("replacing a token", user, &key, &self.sql.put, &binds)
+            .await?;
+        Ok(())
+    }
+
+    async fn replace_token(
+        &self,
+        user: &HostUserId,
+        expected: &TokenId,
+        token: &NewToken,
+    ) -> Result<bool, StoreError> {
+        let key = self.write_key(user)?;
+        let [a, b, c, d] = token_binds(&key, token);
+        let binds = [a, b, c, d, Bind::Text(expected.as_str())];
+        self.update_user("rotating a token", user, &key, &self.sql.replace, &binds)
+            .await
+    }
+
+    async fn clear_token(&self, user: &HostUserId) -> Result<bool, StoreError> {
+        let key = self.write_key(user)?;
+        self.update_user(
+            "clearing a token",
+            user,
+            &key,
+            &self.sql.clear,
+            &[key.bind()],
+        )
+        .await
+    }
+
+    async fn list_missing(
+        &self,
+        after: Option<&HostUserId>,
+        limit: u32,
+    ) -> Result<MissingPage, StoreError> {
+        const WHAT: &str = "listing users without a token";
+        let limit = limit.max(1);
+        let after = match after {
+            Some(a) => Some(self.key(a)?.ok_or_else(|| {
+                StoreError::Config(format!(
+                    "list_missing: {a:?} is not a UUID (the key column is uuid)"
+                ))
+            })?),
+            None => None,
+        };
+        let rows = match &after {
+            Some(k) => {
+                let binds = [k.bind(), Bind::Int(i64::from(limit))];
+                self.fetch(WHAT, sql(&self.sql.missing_after), &binds)
+                    .await?
+            }
+            None => {
+                let binds = [Bind::Int(i64::from(limit))];
+                self.fetch(WHAT, sql(&self.sql.missing_first), &binds)
+                    .await?
+            }
+        };
+        let users = rows
+            .iter()
+            .map(|r| self.decode_key(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.err(WHAT))?;
+        let next = if users.len() == limit as usize {
+            users.last().cloned()
+        } else {
+            None
+        };
+        Ok(MissingPage { users, next })
+    }
+}

@@ -1,0 +1,424 @@
+//! Bulk-sync benchmark: request budgets, throughput against the stand-in's raw
+//! capacity, pacing under Mattermost's rate limiter, and peak memory.
+//!
+//! `cargo bench -p mattermost-tokens-tests --bench sync`
+//!
+//! The stand-in runs in a child process (this same binary, `--stand-in`), so
+//! client and server do not share a runtime, and the memory figures are the
+//! syncing process's alone. Figures are ratios measured in one run on this
+//! machine; absolute numbers vary with load.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use mattermost_tokens::stand_in::{NewUser, StandIn};
+use mattermost_tokens::*;
+use serde_json::Value;
+
+const CONCURRENCY: usize = 8;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--stand-in") {
+        return child_stand_in(&args[2..]);
+    }
+    if args.get(1).map(String::as_str) == Some("--memory") {
+        return child_memory(&args[2..]);
+    }
+    if args.iter().any(|a| a == "--list") {
+        // `cargo bench -- --list` and test-harness probes: nothing to list.
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(run());
+}
+
+// ---- the stand-in child process ----
+
+fn child_stand_in(args: &[String]) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut b = StandIn::builder();
+        if let [rate, burst, ..] = args {
+            b = b.rate_limit(rate.parse().unwrap(), burst.parse().unwrap());
+        }
+        let server = b.start().await.unwrap();
+        println!(
+            "READY {} {}",
+            server.url(),
+            server.admin_token().expose_secret()
+        );
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let line = line.unwrap();
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("counts") => {
+                    let v = serde_json::json!({
+                        "requests": server.requests(),
+                        "total": server.total_requests(),
+                        "rate_limited": server.rate_limited_count(),
+                    });
+                    println!("{v}");
+                }
+                Some("reset") => {
+                    server.reset_counts();
+                    println!("OK");
+                }
+                Some("users") => {
+                    let n: usize = words.next().unwrap().parse().unwrap();
+                    let prefix = words.next().unwrap_or("existing");
+                    for i in 0..n {
+                        server
+                            .create_user_directly(
+                                NewUser::new(
+                                    format!("{prefix}{i}"),
+                                    format!("{prefix}{i}@example.com"),
+                                )
+                                .names("Old", "Name"),
+                            )
+                            .unwrap();
+                    }
+                    println!("OK");
+                }
+                _ => println!("ERR"),
+            }
+            std::io::stdout().flush().unwrap();
+        }
+    });
+}
+
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    url: String,
+    admin: AccessToken,
+}
+
+impl Server {
+    fn start(rate_limit: Option<(u32, u32)>) -> Server {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.arg("--stand-in");
+        if let Some((r, b)) = rate_limit {
+            cmd.args([r.to_string(), b.to_string()]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let mut w = line.split_whitespace().skip(1);
+        let url = w.next().unwrap().to_owned();
+        let admin = AccessToken::new(w.next().unwrap());
+        Server {
+            child,
+            stdin,
+            stdout,
+            url,
+            admin,
+        }
+    }
+
+    fn ask(&mut self, cmd: &str) -> String {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line
+    }
+
+    fn counts(&mut self) -> Counts {
+        let v: Value = serde_json::from_str(&self.ask("counts")).unwrap();
+        Counts(v)
+    }
+
+    fn client(&self) -> MattermostClient {
+        MattermostClient::new(&self.url, self.admin.clone()).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Counts(Value);
+
+impl Counts {
+    fn get(&self, key: &str) -> u64 {
+        self.0["requests"][key].as_u64().unwrap_or(0)
+    }
+    fn total(&self) -> u64 {
+        self.0["total"].as_u64().unwrap_or(0)
+    }
+    fn rate_limited(&self) -> u64 {
+        self.0["rate_limited"].as_u64().unwrap_or(0)
+    }
+}
+
+const CREATE: &str = "POST /api/v4/users";
+const MINT: &str = "POST /api/v4/users/{user_id}/tokens";
+const BULK: &str = "POST /api/v4/users/ids";
+const LOOKUP: &str = "GET /api/v4/users/email/{email}";
+const PATCH: &str = "PUT /api/v4/users/{user_id}/patch";
+const LIST_TOKENS: &str = "GET /api/v4/users/{user_id}/tokens";
+
+fn host_users(n: usize, prefix: &str) -> impl futures::Stream<Item = HostUser> + Send {
+    let prefix = prefix.to_owned();
+    stream::iter((0..n).map(move |i| {
+        HostUser::new(
+            i as i64 + 1,
+            format!("{prefix}{i}@example.com"),
+            &format!("User {prefix}{i}"),
+        )
+    }))
+}
+
+fn sync_over(client: MattermostClient, store: Arc<dyn TokenStore>) -> UserSync {
+    UserSync::new(
+        client,
+        store,
+        SyncOptions {
+            app_name: "bench".into(),
+            concurrency: CONCURRENCY,
+            ..SyncOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+async fn capacity(client: &MattermostClient, requests: usize) -> f64 {
+    let acting = client.as_admin();
+    let t = Instant::now();
+    let ok = stream::iter(0..requests)
+        .map(|_| acting.me())
+        .buffer_unordered(CONCURRENCY)
+        .filter(|r| std::future::ready(r.is_ok()))
+        .count()
+        .await;
+    assert_eq!(ok, requests);
+    requests as f64 / t.elapsed().as_secs_f64()
+}
+
+fn per_user(n: u64, users: usize) -> String {
+    format!("{:.2}", n as f64 / users as f64)
+}
+
+async fn run() {
+    println!("mattermost-tokens bulk sync benchmark");
+    println!(
+        "  release build; stand-in Mattermost in a child process; in-memory token store; concurrency {CONCURRENCY}; {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let started = Instant::now();
+    for n in [1_000usize, 10_000] {
+        let mut server = Server::start(None);
+        let client = server.client();
+        // Warm the connection pool and the server.
+        capacity(&client, 200).await;
+        let raw = capacity(&client, 2 * n).await;
+        server.ask("reset");
+
+        let ids: Vec<HostUserId> = (1..=n as i64).map(HostUserId::Int).collect();
+        let store = Arc::new(MemoryStore::with_users(ids.iter().cloned()));
+        let sync = sync_over(client.clone(), store.clone());
+
+        let t = Instant::now();
+        let r = sync.sync_all(host_users(n, "u"), |_| {}).await.unwrap();
+        let fresh = t.elapsed();
+        let c = server.counts();
+        assert_eq!(r.summary.failed, 0, "{:?}", r.failures.first());
+        let fresh_rps = c.total() as f64 / fresh.as_secs_f64();
+        println!("\nN = {n}");
+        println!(
+            "  raw capacity (GET /users/me, same client and concurrency): {raw:.0} requests/s"
+        );
+        println!(
+            "  fresh sync:      {:>6} requests = {} per user (create {}, mint {}, other {}) | {:.2} s | {:.0} users/s | {:.0} requests/s | throughput ratio {:.2}",
+            c.total(),
+            per_user(c.total(), n),
+            per_user(c.get(CREATE), n),
+            per_user(c.get(MINT), n),
+            c.total() - c.get(CREATE) - c.get(MINT),
+            fresh.as_secs_f64(),
+            n as f64 / fresh.as_secs_f64(),
+            fresh_rps,
+            fresh_rps / raw
+        );
+
+        server.ask("reset");
+        let t = Instant::now();
+        let r = sync.sync_all(host_users(n, "u"), |_| {}).await.unwrap();
+        let el = t.elapsed();
+        let c = server.counts();
+        assert_eq!((r.summary.unchanged, r.summary.minted), (n as u64, 0));
+        println!(
+            "  re-sync, unchanged: {:>4} requests (bulk fetch {}, other {}) = N/{:.0} | {:.2} s | {:.0} users/s",
+            c.total(),
+            c.get(BULK),
+            c.total() - c.get(BULK),
+            n as f64 / c.total() as f64,
+            el.as_secs_f64(),
+            n as f64 / el.as_secs_f64()
+        );
+
+        server.ask("reset");
+        let r = sync.sync_missing(host_users(n, "u"), |_| {}).await.unwrap();
+        let c = server.counts();
+        assert_eq!(r.summary.skipped, n as u64);
+        println!("  --missing, nobody missing: {} requests", c.total());
+
+        // Users already in Mattermost but new to the app.
+        let m = n / 10;
+        server.ask(&format!("users {m} existing"));
+        let store = Arc::new(MemoryStore::with_users((1..=m as i64).map(HostUserId::Int)));
+        let sync_existing = sync_over(client.clone(), store);
+        server.ask("reset");
+        let r = sync_existing
+            .sync_all(host_users(m, "existing"), |_| {})
+            .await
+            .unwrap();
+        let c = server.counts();
+        assert_eq!((r.summary.updated, r.summary.minted), (m as u64, m as u64));
+        println!(
+            "  in Mattermost, new to the app ({m} users): {} per user (create attempt {}, lookup {}, patch {}, orphan check {}, mint {}), other {}",
+            per_user(c.total() - 3, m),
+            per_user(c.get(CREATE), m),
+            per_user(c.get(LOOKUP), m),
+            per_user(c.get(PATCH), m),
+            per_user(c.get(LIST_TOKENS), m),
+            per_user(c.get(MINT), m),
+            c.total()
+                - c.get(CREATE)
+                - c.get(LOOKUP)
+                - c.get(PATCH)
+                - c.get(LIST_TOKENS)
+                - c.get(MINT)
+        );
+    }
+
+    // Pacing under Mattermost's default rate limit.
+    {
+        let (rate, burst, n) = (10u32, 100u32, 300usize);
+        let mut server = Server::start(Some((rate, burst)));
+        let client = server.client();
+        let store = Arc::new(MemoryStore::with_users((1..=n as i64).map(HostUserId::Int)));
+        let sync = sync_over(client, store);
+        let t = Instant::now();
+        let r = sync.sync_all(host_users(n, "r"), |_| {}).await.unwrap();
+        let el = t.elapsed().as_secs_f64();
+        let c = server.counts();
+        let ideal = (c.total() as f64 - f64::from(burst)) / f64::from(rate);
+        println!(
+            "\nRate limited ({rate}/s, burst {burst}), {n} fresh users: {} requests, {} answered 429, {} failed | {el:.1} s, ideal (requests - burst) / rate = {ideal:.1} s | {:.3} x ideal",
+            c.total(),
+            c.rate_limited(),
+            r.summary.failed,
+            el / ideal
+        );
+    }
+
+    // Peak memory, each size in its own process (stand-in in another).
+    {
+        let mut line = String::from(
+            "\nPeak memory (RSS) of a fresh sync into a SQLite file (sqlx store), host users streamed:",
+        );
+        for n in [10_000usize, 100_000] {
+            let server = Server::start(None);
+            let out = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--memory",
+                    &n.to_string(),
+                    &server.url,
+                    server.admin.expose_secret(),
+                ])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let kb: f64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("PEAK_RSS_KB "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "memory child failed: {text} {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                });
+            let secs = text
+                .lines()
+                .find_map(|l| l.strip_prefix("SECONDS "))
+                .unwrap_or("?")
+                .trim()
+                .to_owned();
+            line.push_str(&format!(" {n} users: {:.1} MiB ({secs} s);", kb / 1024.0));
+        }
+        println!("{}", line.trim_end_matches(';'));
+    }
+    println!(
+        "\ntotal benchmark time {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---- the memory child process ----
+
+fn child_memory(args: &[String]) {
+    let n: usize = args[0].parse().unwrap();
+    let url = args[1].clone();
+    let admin = AccessToken::new(args[2].clone());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        use mattermost_tokens_sqlx::SqliteTokenStore;
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        let path = std::env::temp_dir().join(format!("mmt-bench-{}-{n}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let opts = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.unwrap();
+        sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        for i in 1..=n as i64 {
+            sqlx::query("INSERT INTO users (id, name, email) VALUES (?, ?, ?)")
+                .bind(i)
+                .bind(format!("User m{}", i - 1))
+                .bind(format!("m{}@example.com", i - 1))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let store = SqliteTokenStore::new(pool);
+        store.migrate().await.unwrap();
+        let client = MattermostClient::new(&url, admin).unwrap();
+        let sync = sync_over(client, Arc::new(store));
+        let t = Instant::now();
+        let r = sync.sync_all(host_users(n, "m"), |_| {}).await.unwrap();
+        assert_eq!(r.summary.minted, n as u64, "{:?}", r.failures.first());
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let hwm = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .map(|v| v.trim().trim_end_matches("kB").trim().to_owned())
+            .unwrap_or_else(|| "0".into());
+        println!("PEAK_RSS_KB {hwm}");
+        println!("SECONDS {:.1}", t.elapsed().as_secs_f64());
+        let _ = std::fs::remove_file(&path);
+    });
+}
