@@ -9,7 +9,8 @@ use anyhow::{Context, Result, anyhow};
 use clap::ValueEnum;
 use mattermost_tokens::stand_in::StandIn;
 use mattermost_tokens::{
-    EncryptedStore, EncryptionKeys, Error, MattermostClient, MemoryStore, TokenStore,
+    CodeStore, EncryptedStore, EncryptionKeys, Error, MattermostClient, MemoryCodeStore,
+    MemoryStore, TokenStore,
 };
 
 use crate::demo_db::{Backend, DEFAULT_DATABASE_URL, HostDb, with_create_mode};
@@ -175,75 +176,96 @@ pub async fn mattermost(env: &Env) -> Result<Server, Fatal> {
     }
 }
 
-/// The token store of `kind` over the host's `users` table, migrated, and
-/// wrapped in encryption when a key is configured.
-pub async fn token_store(
-    kind: StoreKind,
-    env: &Env,
-    host: &HostDb,
-) -> Result<Arc<dyn TokenStore>, Fatal> {
+/// The stores of one backend: user tokens, and magic-link codes.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// User tokens, in the host's `users` table (encrypted when a key is set).
+    pub tokens: Arc<dyn TokenStore>,
+    /// One-time magic-link codes (hashes only).
+    pub codes: Arc<dyn CodeStore>,
+}
+
+/// The stores of `kind` over the host's database, migrated, with the token
+/// store wrapped in encryption when a key is configured.
+pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores, Fatal> {
     let url = with_create_mode(&env.database_url);
-    let store: Arc<dyn TokenStore> = match (kind, host.backend()) {
+    let (tokens, codes): (Arc<dyn TokenStore>, Arc<dyn CodeStore>) = match (kind, host.backend()) {
         (StoreKind::Memory, _) => {
             use futures::TryStreamExt;
             let ids: Vec<_> = host.users().map_ok(|u| u.id).try_collect().await?;
-            Arc::new(MemoryStore::with_users(ids))
+            (
+                Arc::new(MemoryStore::with_users(ids)),
+                Arc::new(MemoryCodeStore::new()),
+            )
         }
         (StoreKind::Sqlx, Backend::Sqlite) => {
-            use mattermost_tokens_sqlx::{SqliteTokenStore, sqlx::sqlite::SqlitePoolOptions};
+            use mattermost_tokens_sqlx::{
+                SqliteCodeStore, SqliteTokenStore, sqlx::sqlite::SqlitePoolOptions,
+            };
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect(&url)
                 .await?;
-            let s = SqliteTokenStore::new(pool);
-            s.migrate().await?;
-            Arc::new(s)
+            let t = SqliteTokenStore::new(pool.clone());
+            t.migrate().await?;
+            let c = SqliteCodeStore::new(pool);
+            c.migrate().await?;
+            (Arc::new(t), Arc::new(c))
         }
         (StoreKind::Sqlx, Backend::Postgres) => {
-            use mattermost_tokens_sqlx::{PgTokenStore, sqlx::postgres::PgPoolOptions};
+            use mattermost_tokens_sqlx::{
+                PgCodeStore, PgTokenStore, sqlx::postgres::PgPoolOptions,
+            };
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .connect(&url)
                 .await?;
-            let s = PgTokenStore::new(pool);
-            s.migrate().await?;
-            Arc::new(s)
+            let t = PgTokenStore::new(pool.clone());
+            t.migrate().await?;
+            let c = PgCodeStore::new(pool);
+            c.migrate().await?;
+            (Arc::new(t), Arc::new(c))
         }
         (StoreKind::Sqlx, Backend::MySql) => {
-            use mattermost_tokens_sqlx::{MySqlTokenStore, sqlx::mysql::MySqlPoolOptions};
+            use mattermost_tokens_sqlx::{
+                MySqlCodeStore, MySqlTokenStore, sqlx::mysql::MySqlPoolOptions,
+            };
             let pool = MySqlPoolOptions::new()
                 .max_connections(8)
                 .connect(&url)
                 .await?;
-            let s = MySqlTokenStore::new(pool);
-            s.migrate().await?;
-            Arc::new(s)
+            let t = MySqlTokenStore::new(pool.clone());
+            t.migrate().await?;
+            let c = MySqlCodeStore::new(pool);
+            c.migrate().await?;
+            (Arc::new(t), Arc::new(c))
         }
         (StoreKind::Diesel, Backend::Sqlite) => {
             let path = sqlite_path(&env.database_url);
-            let s = mattermost_tokens_diesel::sqlite::SqliteTokenStore::from_url(&path)?;
-            s.migrate().await?;
-            Arc::new(s)
+            let t = mattermost_tokens_diesel::sqlite::SqliteTokenStore::from_url(&path)?;
+            t.migrate().await?;
+            (Arc::new(t), Arc::new(MemoryCodeStore::new()))
         }
         (StoreKind::Diesel, Backend::Postgres) => {
-            let s = mattermost_tokens_diesel::postgres::PgTokenStore::from_url(&env.database_url)?;
-            s.migrate().await?;
-            Arc::new(s)
+            let t = mattermost_tokens_diesel::postgres::PgTokenStore::from_url(&env.database_url)?;
+            t.migrate().await?;
+            (Arc::new(t), Arc::new(MemoryCodeStore::new()))
         }
         (StoreKind::Diesel, Backend::MySql) => {
-            let s = mattermost_tokens_diesel::mysql::MysqlTokenStore::from_url(&env.database_url)?;
-            s.migrate().await?;
-            Arc::new(s)
+            let t = mattermost_tokens_diesel::mysql::MysqlTokenStore::from_url(&env.database_url)?;
+            t.migrate().await?;
+            (Arc::new(t), Arc::new(MemoryCodeStore::new()))
         }
     };
-    Ok(match &env.encryption_key {
+    let tokens = match &env.encryption_key {
         Some(config) => {
             let keys = EncryptionKeys::from_config(config)
                 .context("MATTERMOST_TOKENS_KEY is not a valid key (32 bytes, base64)")?;
-            Arc::new(EncryptedStore::new(store, keys))
+            Arc::new(EncryptedStore::new(tokens, keys)) as Arc<dyn TokenStore>
         }
-        None => store,
-    })
+        None => tokens,
+    };
+    Ok(Stores { tokens, codes })
 }
 
 /// The file path of a `sqlite:` URL, as diesel's SQLite connection takes it.

@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use axum::extract::State;
@@ -18,9 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use clap::{Parser, Subcommand};
-use mattermost_tokens::{
-    CodeStore, Error, HostUserId, MagicLinkConfig, MagicLinks, MemoryCodeStore,
-};
+use mattermost_tokens::{Error, HostUserId, MagicLinkConfig, MagicLinks};
 use mattermost_tokens_examples::demo_db::HostDb;
 use mattermost_tokens_examples::setup::{self, Env, Fatal, StoreKind};
 use rand::RngCore;
@@ -147,7 +144,7 @@ async fn serve(args: Serve) -> Result<(), Fatal> {
         .context("check DATABASE_URL")?;
     host.ensure_demo_users().await?;
     sqlx::query(APP_TOKENS_DDL).execute(host.pool()).await?;
-    let store = setup::token_store(args.store, &env, &host).await?;
+    let stores = setup::stores(args.store, &env, &host).await?;
     let server = setup::mattermost(&env).await?;
     let public = args
         .public_url
@@ -170,9 +167,8 @@ async fn serve(args: Serve) -> Result<(), Fatal> {
         c
     };
     config = config.ttl(std::time::Duration::from_secs(args.ttl));
-    let codes: Arc<dyn CodeStore> = Arc::new(MemoryCodeStore::new());
-    let links =
-        MagicLinks::new(server.client.clone(), store, codes, config).map_err(setup::explain)?;
+    let links = MagicLinks::new(server.client.clone(), stores.tokens, stores.codes, config)
+        .map_err(setup::explain)?;
     let app = Router::new()
         .route("/api/mattermost/magic-link", get(magic_link))
         .with_state(AppState {

@@ -84,7 +84,7 @@ async fn run(args: Args) -> Result<SyncReport, Fatal> {
     if seeded > 0 {
         eprintln!("created a users table with {seeded} demo users");
     }
-    let store = setup::token_store(args.store, &env, &host).await?;
+    let store = setup::stores(args.store, &env, &host).await?.tokens;
     let server = setup::mattermost(&env).await?;
     let sync = UserSync::new(
         server.client.clone(),

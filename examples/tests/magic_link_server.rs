@@ -1,0 +1,280 @@
+//! The `magic_link_server` binary end to end: app tokens, the magic-link
+//! endpoint, the confirm page and the redeem step, against the stand-in.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mattermost_tokens::stand_in::StandIn;
+use reqwest::redirect::Policy;
+use serde_json::Value;
+
+struct Demo {
+    dir: PathBuf,
+    db_url: String,
+}
+
+impl Demo {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mmt-mls-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db_url = format!("sqlite://{}", dir.join("app.sqlite").display());
+        Demo { dir, db_url }
+    }
+
+    fn command(&self, bin: &str, server: &StandIn) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(&self.dir)
+            .env("DATABASE_URL", &self.db_url)
+            .env("MATTERMOST_URL", server.url())
+            .env("MATTERMOST_TOKEN", server.admin_token().expose_secret())
+            .env_remove("MATTERMOST_TOKENS_KEY")
+            .env("RUST_LOG", "warn");
+        cmd
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_until_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("magic_link_server did not start listening on {port}");
+}
+
+fn issue_app_token(demo: &Demo, server: &StandIn, user: i64) -> String {
+    let out = demo
+        .command(env!("CARGO_BIN_EXE_magic_link_server"), server)
+        .args(["issue-app-token", "--user", &user.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magic_link_flow() {
+    let mm = StandIn::start().await.unwrap();
+    let demo = Demo::new("flow");
+    let sync = demo
+        .command(env!("CARGO_BIN_EXE_sync_users"), &mm)
+        .arg("--all")
+        .output()
+        .unwrap();
+    assert!(
+        sync.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sync.stderr)
+    );
+    let app_token = issue_app_token(&demo, &mm, 1);
+    assert!(app_token.len() >= 40, "{app_token}");
+
+    let port = free_port();
+    let _server = Server(
+        demo.command(env!("CARGO_BIN_EXE_magic_link_server"), &mm)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_listening(port).await;
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}/api/mattermost/magic-link");
+
+    // No or a wrong bearer: 401 with a JSON error.
+    for auth in [None, Some("Bearer nope"), Some("Basic abc")] {
+        let mut req = http.get(&endpoint);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{auth:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"].is_string());
+    }
+
+    // A valid app token: the seed's JSON shape.
+    let before = chrono::Utc::now();
+    let resp = http
+        .get(&endpoint)
+        .bearer_auth(&app_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: Value = resp.json().await.unwrap();
+    let obj = body.as_object().unwrap();
+    assert_eq!(obj.len(), 2, "{body}");
+    let url = obj["url"].as_str().unwrap().to_owned();
+    let expires = obj["expires_at"].as_str().unwrap();
+    assert!(
+        expires.ends_with('Z') && !expires.contains('.'),
+        "{expires}"
+    );
+    let expires = chrono::DateTime::parse_from_rfc3339(expires).unwrap();
+    let ttl = expires.signed_duration_since(before).num_seconds();
+    assert!((295..=301).contains(&ttl), "ttl {ttl}");
+    let prefix = format!("http://127.0.0.1:{port}/mattermost/magic-link/redeem?code=");
+    assert!(url.starts_with(&prefix), "{url}");
+    let code = url[prefix.len()..].to_owned();
+    let user_token = {
+        let rows = mm.live_tokens();
+        let u1 = mm.user_by_email("ana.lopez@example.com").unwrap();
+        let t = rows.iter().find(|t| t.user_id == u1.id).unwrap();
+        mm.token_value(&t.id).unwrap()
+    };
+    assert!(!url.contains(user_token.expose_secret()));
+
+    // Opening the link shows the confirm page and uses nothing up.
+    for _ in 0..2 {
+        let page = http.get(&url).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+        assert_eq!(page.headers()["cache-control"], "no-store");
+        assert!(page.text().await.unwrap().contains("<form"));
+    }
+
+    // Confirming redeems it: cookies and a redirect into Mattermost.
+    let redeem_url = format!("http://127.0.0.1:{port}/mattermost/magic-link/redeem");
+    let resp = http
+        .post(&redeem_url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("code={code}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    assert!(
+        resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(mm.url())
+    );
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let auth = cookies
+        .iter()
+        .find(|c| c.starts_with("MMAUTHTOKEN="))
+        .unwrap();
+    assert!(auth.starts_with(&format!("MMAUTHTOKEN={};", user_token.expose_secret())));
+    assert!(auth.contains("HttpOnly") && auth.contains("SameSite"));
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("MMUSERID=") && !c.contains("HttpOnly"))
+    );
+    assert!(cookies.iter().any(|c| c.starts_with("MMCSRF=")));
+    assert!(mm.token_is_live(user_token.expose_secret()));
+
+    // Used once: a replay gets the same answer as a garbled code.
+    for c in [code.as_str(), "garbled"] {
+        let resp = http
+            .post(&redeem_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("code={c}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{c}");
+        assert!(resp.headers().get("set-cookie").is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_without_a_token_gets_a_clear_conflict() {
+    let mm = StandIn::start().await.unwrap();
+    let demo = Demo::new("notoken");
+    // The users table exists, nobody is synced.
+    let app_token = issue_app_token(&demo, &mm, 2);
+    let port = free_port();
+    let _server = Server(
+        demo.command(env!("CARGO_BIN_EXE_magic_link_server"), &mm)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_listening(port).await;
+    let resp = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/mattermost/magic-link"))
+        .bearer_auth(&app_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("sync_users --missing")
+    );
+}
+
+#[test]
+fn help_explains_the_options() {
+    let out = Command::new(env!("CARGO_BIN_EXE_magic_link_server"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--public-url",
+        "--cookie-domain",
+        "--ttl",
+        "--token-in-url",
+        "--store",
+        "issue-app-token",
+        "MATTERMOST_URL",
+        "DATABASE_URL",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
