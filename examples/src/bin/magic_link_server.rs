@@ -59,7 +59,7 @@ struct Serve {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// This app's public base URL, which magic links point at (default:
-    /// http://<listen address>).
+    /// `http://<listen address>`).
     #[arg(long)]
     public_url: Option<String>,
     /// The parent domain shared by the app and Mattermost, for the session
