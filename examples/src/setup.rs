@@ -244,17 +244,23 @@ pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores,
             let path = sqlite_path(&env.database_url);
             let t = mattermost_tokens_diesel::sqlite::SqliteTokenStore::from_url(&path)?;
             t.migrate().await?;
-            (Arc::new(t), Arc::new(MemoryCodeStore::new()))
+            let c = mattermost_tokens_diesel::sqlite::SqliteCodeStore::new(t.pool().clone());
+            c.migrate().await?;
+            (Arc::new(t), Arc::new(c))
         }
         (StoreKind::Diesel, Backend::Postgres) => {
             let t = mattermost_tokens_diesel::postgres::PgTokenStore::from_url(&env.database_url)?;
             t.migrate().await?;
-            (Arc::new(t), Arc::new(MemoryCodeStore::new()))
+            let c = mattermost_tokens_diesel::postgres::PgCodeStore::new(t.pool().clone());
+            c.migrate().await?;
+            (Arc::new(t), Arc::new(c))
         }
         (StoreKind::Diesel, Backend::MySql) => {
             let t = mattermost_tokens_diesel::mysql::MysqlTokenStore::from_url(&env.database_url)?;
             t.migrate().await?;
-            (Arc::new(t), Arc::new(MemoryCodeStore::new()))
+            let c = mattermost_tokens_diesel::mysql::MysqlCodeStore::new(t.pool().clone());
+            c.migrate().await?;
+            (Arc::new(t), Arc::new(c))
         }
     };
     let tokens = match &env.encryption_key {

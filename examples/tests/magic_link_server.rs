@@ -88,12 +88,21 @@ fn issue_app_token(demo: &Demo, server: &StandIn, user: i64) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn magic_link_flow() {
+async fn magic_link_flow_sqlx() {
+    magic_link_flow("sqlx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magic_link_flow_diesel() {
+    magic_link_flow("diesel").await;
+}
+
+async fn magic_link_flow(store: &str) {
     let mm = StandIn::start().await.unwrap();
-    let demo = Demo::new("flow");
+    let demo = Demo::new(&format!("flow-{store}"));
     let sync = demo
         .command(env!("CARGO_BIN_EXE_sync_users"), &mm)
-        .arg("--all")
+        .args(["--all", "--store", store])
         .output()
         .unwrap();
     assert!(
@@ -107,7 +116,7 @@ async fn magic_link_flow() {
     let port = free_port();
     let _server = Server(
         demo.command(env!("CARGO_BIN_EXE_magic_link_server"), &mm)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--store", store])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -42,6 +42,12 @@ pub(crate) enum SchemaProblem {
         "column {table}.{column} already exists but is NOT NULL; it must be nullable (users without a token hold NULL)"
     )]
     NotNullable { table: String, column: &'static str },
+    #[error("table {table} exists but is not a magic-link code table ({problem}); {consequence}")]
+    NotACodeTable {
+        table: String,
+        problem: String,
+        consequence: &'static str,
+    },
     #[error(
         "the migration cannot read the columns of {table} through this connection type; run it through the store's migrate() or on one of: {supported}"
     )]
@@ -173,11 +179,13 @@ impl StdError for Internal {}
 
 fn says_read_only(lower: &str) -> bool {
     // SQLite: "attempt to write a readonly database"; MariaDB/MySQL 1290:
-    // "... running with the --read-only option ..."; PostgreSQL 25006:
-    // "cannot execute UPDATE in a read-only transaction".
+    // "... running with the --read-only option ..."; MariaDB/MySQL 1792:
+    // "Cannot execute statement in a READ ONLY transaction"; PostgreSQL
+    // 25006: "cannot execute UPDATE in a read-only transaction".
     lower.contains("readonly database")
         || lower.contains("--read-only")
         || lower.contains("read-only transaction")
+        || lower.contains("read only transaction")
         || lower.contains("super-read-only")
 }
 

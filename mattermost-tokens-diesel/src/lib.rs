@@ -1,12 +1,17 @@
 //! [`TokenStore`](mattermost_tokens::TokenStore) on diesel 2.3 through
 //! diesel-async: each host user's Mattermost user id and personal access
-//! token live in three nullable columns of the host's own users table.
+//! token live in three nullable columns of the host's own users table. And
+//! [`CodeStore`](mattermost_tokens::magic_link::CodeStore) for magic-link
+//! codes, in a table of the same database ([`DieselCodeStore`]).
 //!
 //! | database | store | connection | feature |
 //! | --- | --- | --- | --- |
 //! | PostgreSQL | [`postgres::PgTokenStore`] | `AsyncPgConnection` (tokio-postgres, pure Rust) | `postgres` |
 //! | MySQL, MariaDB | [`mysql::MysqlTokenStore`] | `AsyncMysqlConnection` (mysql_async, pure Rust) | `mysql` |
 //! | SQLite | [`sqlite::SqliteTokenStore`] | `SyncConnectionWrapper<SqliteConnection>` (bundled SQLite) | `sqlite` |
+//!
+//! The code stores are [`postgres::PgCodeStore`], [`mysql::MysqlCodeStore`]
+//! and [`sqlite::SqliteCodeStore`], on the same connections and pools.
 //!
 //! No system library is linked (no libpq, no libmysqlclient). `diesel`,
 //! `diesel_async` and `diesel_migrations` are re-exported so that the host
@@ -89,6 +94,68 @@
 //! collides with, nor disturbs, the host's own diesel migrations: see the
 //! [`migration`] module.
 //!
+//! # Magic-link codes
+//!
+//! [`MagicLinks`](mattermost_tokens::MagicLinks) keeps its one-time codes in
+//! a [`CodeStore`](mattermost_tokens::magic_link::CodeStore). The in-memory
+//! one serves a single process only; a [`DieselCodeStore`] keeps them in a
+//! table of the host's database, over the pool the token store uses, so a
+//! link issued by one instance of the app can be redeemed on another.
+//!
+//! - The table, `mattermost_magic_link_codes` ([`DEFAULT_CODES_TABLE`]) or
+//!   any name given to [`with_table_name`](DieselCodeStore::with_table_name)
+//!   (validated like the users table's), holds the SHA-256 of each code as
+//!   hex (`code_hash`, primary key), never the code; the user it logs in
+//!   (`host_user_id` and `host_user_kind`, so integer and text keys come
+//!   back as they went in); and the expiry (`expires_at`, Unix seconds,
+//!   indexed). It is the sqlx adapter's table, column for column.
+//! - [`DieselCodeStore::migrate`] creates it: the migration
+//!   [`CODES_MIGRATION_NAME`] (`create_mattermost_magic_link_codes_table`),
+//!   a [`CodeMigrations`] `MigrationSource` with a version of its own
+//!   (`00000000000000_mattermost_tokens_2...`) that, like the users table
+//!   migration's, never collides with the host's; idempotent, and reversible
+//!   with [`revert_migration`](DieselCodeStore::revert_migration), which
+//!   drops the table. Neither takes over nor drops a host table of the same
+//!   name that lacks the code table's columns.
+//! - A code is consumed exactly once however many requests race for it, and
+//!   only while `now < expires_at`: by one
+//!   `DELETE ... WHERE code_hash = ? AND expires_at > ? RETURNING ...` on
+//!   PostgreSQL and SQLite, by a transaction with `SELECT ... FOR UPDATE`
+//!   and `DELETE` on MySQL/MariaDB. Expired codes stay until
+//!   [`purge_expired`](mattermost_tokens::magic_link::CodeStore::purge_expired)
+//!   (or `MagicLinks::purge_expired`) deletes them.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mattermost_tokens::MattermostClient;
+//! use mattermost_tokens::magic_link::{MagicLinkConfig, MagicLinks};
+//! use mattermost_tokens_diesel::sqlite::{SqliteCodeStore, SqliteTokenStore};
+//! # use mattermost_tokens_diesel::diesel_async::SimpleAsyncConnection;
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let path = std::env::temp_dir().join(format!("mmt-diesel-codes-doc-{}.db", std::process::id()));
+//! # let _ = std::fs::remove_file(&path);
+//! # let url = path.to_str().unwrap();
+//! # SqliteTokenStore::from_url(url)?.pool().get().await?
+//! #     .batch_execute("CREATE TABLE users (id INTEGER PRIMARY KEY)").await?;
+//! let tokens = SqliteTokenStore::from_url(url)?;
+//! tokens.migrate().await?;
+//! let codes = SqliteCodeStore::new(tokens.pool().clone()); // the same pool
+//! codes.migrate().await?;
+//! let links = MagicLinks::new(
+//!     MattermostClient::new("https://chat.example.com", "admin-token")?,
+//!     Arc::new(tokens),
+//!     Arc::new(codes),
+//!     MagicLinkConfig::one_time_code("https://app.example.com/mattermost/magic-link/redeem")
+//!         .cookie_domain("example.com"),
+//! )?;
+//! # let _ = links;
+//! # let _ = std::fs::remove_file(&path);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Errors
 //!
 //! Unreachable database, broken connection, timeout:
@@ -97,8 +164,9 @@
 //! standby or read-only session, MySQL `--read-only`):
 //! [`StoreError::ReadOnly`](mattermost_tokens::StoreError::ReadOnly). Missing table or
 //! columns, clashing column types:
-//! [`StoreError::Schema`](mattermost_tokens::StoreError::Schema). Messages
-//! never contain a connection URL's password or a token value.
+//! [`StoreError::Schema`](mattermost_tokens::StoreError::Schema). The code
+//! stores map errors the same way. Messages never contain a connection
+//! URL's password, a token value or a code.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // Without a backend feature the backend-specific helpers have no user.
@@ -107,6 +175,7 @@
     allow(dead_code, unused_macros, unused_imports)
 )]
 
+mod code_store;
 mod error;
 pub mod migration;
 mod pool;
@@ -123,6 +192,7 @@ pub use diesel;
 pub use diesel_async;
 pub use diesel_migrations;
 
-pub use migration::{MigrationBackend, TokenMigrations};
+pub use code_store::{DEFAULT_CODES_TABLE, DieselCodeStore};
+pub use migration::{CODES_MIGRATION_NAME, CodeMigrations, MigrationBackend, TokenMigrations};
 pub use pool::ConnectionPool;
 pub use store::{DEFAULT_ACQUIRE_TIMEOUT, DieselTokenStore, KeyType, StoreConnection};

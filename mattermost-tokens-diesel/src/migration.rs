@@ -1,5 +1,8 @@
-//! The migration that adds the token columns to the host's users table:
-//! [`TokenMigrations`].
+//! The migration that adds the token columns to the host's users table,
+//! [`TokenMigrations`], and the one that creates the magic-link code table,
+//! [`CodeMigrations`]. Both are rendered for a configured table, versioned
+//! and run alike; what follows describes the users table's, and
+//! [`CodeMigrations`] what differs for the code table.
 //!
 //! # One migration, rendered for the configured table
 //!
@@ -73,8 +76,9 @@ use crate::error::{ErrorContext, SchemaProblem, migration_error};
 /// The migration's name, shared with the sqlx adapter and the Laravel seed.
 pub const MIGRATION_NAME: &str = "add_mattermost_token_to_users_table";
 
-/// Version prefix: sorts before every timestamped version; `1` numbers this
-/// crate's migrations.
+/// Version prefix of the users table migration: sorts before every
+/// timestamped version; `1` numbers this crate's first migration (the code
+/// table's is `2`, see [`CodeMigrations`]).
 const VERSION_PREFIX: &str = "00000000000000_mattermost_tokens_1";
 
 /// The width of diesel's `version` column on PostgreSQL and MySQL.
@@ -184,6 +188,10 @@ pub(crate) mod sealed {
 
         /// Statements dropping `columns` from `table`.
         fn drop_columns(table: &str, columns: &[&str]) -> Vec<String>;
+
+        /// Statements creating the magic-link code table `table` with its
+        /// index `index` on `expires_at`.
+        fn create_code_table(table: &str, index: &str) -> Vec<String>;
     }
 }
 
@@ -240,7 +248,7 @@ impl TokenMigrations {
     /// The version the migration is recorded under in
     /// `__diesel_schema_migrations`.
     pub fn version(&self) -> String {
-        version_for(&self.table)
+        version_for(VERSION_PREFIX, &self.table)
     }
 
     /// Runs the migrations that `harness` has not applied yet (none when
@@ -252,10 +260,7 @@ impl TokenMigrations {
         DB: MigrationBackend,
         H: MigrationHarness<DB> + ?Sized,
     {
-        harness
-            .run_pending_migrations(self.clone())
-            .map(|_| ())
-            .map_err(|e| migration_error(e, self.cx::<DB>()))
+        run_source(self.clone(), &self.table, harness)
     }
 
     /// Reverts the applied migrations of this table, newest first (none when
@@ -265,33 +270,55 @@ impl TokenMigrations {
         DB: MigrationBackend,
         H: MigrationHarness<DB> + ?Sized,
     {
-        let cx = self.cx::<DB>();
-        let applied = harness
-            .applied_migrations()
-            .map_err(|e| migration_error(e, cx))?;
-        let ours =
-            <Self as MigrationSource<DB>>::migrations(self).map_err(|e| migration_error(e, cx))?;
-        for m in ours.iter().rev() {
-            if applied.contains(&m.name().version()) {
-                harness
-                    .revert_migration(&**m)
-                    .map_err(|e| migration_error(e, cx))?;
-            }
-        }
-        Ok(())
+        revert_source(self, &self.table, harness)
     }
+}
 
-    fn cx<DB: MigrationBackend>(&self) -> ErrorContext<'_> {
-        ErrorContext {
-            backend: DB::NAME,
-            table: &self.table,
+/// Runs the pending migrations of `source` (on `table`).
+fn run_source<DB, H, S>(source: S, table: &str, harness: &mut H) -> Result<(), StoreError>
+where
+    DB: MigrationBackend,
+    H: MigrationHarness<DB> + ?Sized,
+    S: MigrationSource<DB>,
+{
+    harness
+        .run_pending_migrations(source)
+        .map(|_| ())
+        .map_err(|e| migration_error(e, cx::<DB>(table)))
+}
+
+/// Reverts the applied migrations of `source` (on `table`), newest first.
+fn revert_source<DB, H, S>(source: &S, table: &str, harness: &mut H) -> Result<(), StoreError>
+where
+    DB: MigrationBackend,
+    H: MigrationHarness<DB> + ?Sized,
+    S: MigrationSource<DB>,
+{
+    let cx = cx::<DB>(table);
+    let applied = harness
+        .applied_migrations()
+        .map_err(|e| migration_error(e, cx))?;
+    let ours = source.migrations().map_err(|e| migration_error(e, cx))?;
+    for m in ours.iter().rev() {
+        if applied.contains(&m.name().version()) {
+            harness
+                .revert_migration(&**m)
+                .map_err(|e| migration_error(e, cx))?;
         }
+    }
+    Ok(())
+}
+
+fn cx<DB: MigrationBackend>(table: &str) -> ErrorContext<'_> {
+    ErrorContext {
+        backend: DB::NAME,
+        table,
     }
 }
 
 impl<DB: MigrationBackend> MigrationSource<DB> for TokenMigrations {
     fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
-        let version = version_for(&self.table);
+        let version = version_for(VERSION_PREFIX, &self.table);
         Ok(vec![Box::new(AddTokenColumns {
             table: self.table.clone(),
             name: format!("{version}_{MIGRATION_NAME}"),
@@ -300,9 +327,9 @@ impl<DB: MigrationBackend> MigrationSource<DB> for TokenMigrations {
     }
 }
 
-fn version_for(table: &str) -> String {
+fn version_for(prefix: &str, table: &str) -> String {
     let table = table.to_ascii_lowercase();
-    let version = format!("{VERSION_PREFIX}_{table}");
+    let version = format!("{prefix}_{table}");
     if version.len() <= MAX_VERSION_LEN {
         return version;
     }
@@ -312,7 +339,7 @@ fn version_for(table: &str) -> String {
     });
     // '#' cannot appear in a table name, so a hashed version never equals
     // a literal one.
-    format!("{VERSION_PREFIX}_#{:012x}", hash & 0xffff_ffff_ffff)
+    format!("{prefix}_#{:012x}", hash & 0xffff_ffff_ffff)
 }
 
 /// The one migration: adds `mattermost_user_id`, `mattermost_token` and
@@ -432,6 +459,275 @@ impl<DB: MigrationBackend> Migration<DB> for AddTokenColumns {
     }
 }
 
+// ---------------------------------------------------------------------------
+// The magic-link code table.
+
+/// The code table migration's name, shared with the sqlx adapter.
+pub const CODES_MIGRATION_NAME: &str = "create_mattermost_magic_link_codes_table";
+
+/// Version prefix of the code table migration (`2`: this crate's second
+/// migration).
+const CODES_VERSION_PREFIX: &str = "00000000000000_mattermost_tokens_2";
+
+/// The code table's columns, in order.
+pub(crate) const CODE_COLUMNS: [&str; 4] =
+    ["code_hash", "host_user_id", "host_user_kind", "expires_at"];
+
+/// The migration that creates the magic-link code table
+/// ([`DieselCodeStore`](crate::DieselCodeStore)), rendered for one table
+/// name; a diesel [`MigrationSource`] for PostgreSQL, MySQL and SQLite
+/// alike, run the same ways as [`TokenMigrations`].
+///
+/// One migration, [`CODES_MIGRATION_NAME`]. Running it creates the table
+/// and an index on `expires_at`; a table of that name that already has the
+/// code table's columns (made by an earlier run, or by the sqlx adapter) is
+/// kept as it is, and one without them (a table of the host's) stops it with
+/// [`StoreError::Schema`], changing nothing. Reverting drops the table
+/// (every outstanding link stops working), again only when it has the code
+/// table's columns.
+///
+/// Its version is `00000000000000_mattermost_tokens_2` for the default table
+/// `mattermost_magic_link_codes`, and
+/// `00000000000000_mattermost_tokens_2_<table>` for another (a hash of the
+/// name when that would exceed 50 characters): like the users table
+/// migration's, it cannot collide with a host's version and sorts before
+/// all of them (see the [module documentation](self)).
+///
+/// ```
+/// use mattermost_tokens_diesel::CodeMigrations;
+/// use mattermost_tokens_diesel::diesel::{Connection, SqliteConnection};
+///
+/// let mut conn = SqliteConnection::establish(":memory:")?;
+/// let migrations = CodeMigrations::default();
+/// assert_eq!(migrations.version(), "00000000000000_mattermost_tokens_2");
+/// migrations.run(&mut conn)?;
+/// migrations.run(&mut conn)?; // already applied: nothing to do
+/// migrations.revert(&mut conn)?; // drops the table
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeMigrations {
+    table: String,
+}
+
+impl Default for CodeMigrations {
+    /// The migration for table
+    /// [`DEFAULT_CODES_TABLE`](crate::DEFAULT_CODES_TABLE).
+    fn default() -> Self {
+        Self::for_validated_table(crate::code_store::DEFAULT_CODES_TABLE)
+    }
+}
+
+impl CodeMigrations {
+    /// The migration for code table `table` (`mattermost_magic_link_codes`,
+    /// `app.login_codes`). Fails with [`StoreError::Config`] when it is not
+    /// a plain identifier.
+    pub fn new(table: impl Into<String>) -> Result<Self, StoreError> {
+        let table = table.into();
+        validate_identifier(&table)?;
+        Ok(Self { table })
+    }
+
+    pub(crate) fn for_validated_table(table: &str) -> Self {
+        Self {
+            table: table.to_owned(),
+        }
+    }
+
+    /// The code table the migration creates.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// The version the migration is recorded under in
+    /// `__diesel_schema_migrations`.
+    pub fn version(&self) -> String {
+        if self.table == crate::code_store::DEFAULT_CODES_TABLE {
+            CODES_VERSION_PREFIX.to_owned()
+        } else {
+            version_for(CODES_VERSION_PREFIX, &self.table)
+        }
+    }
+
+    /// Runs the migration unless `harness` has applied it (see
+    /// [`TokenMigrations::run`]).
+    pub fn run<DB, H>(&self, harness: &mut H) -> Result<(), StoreError>
+    where
+        DB: MigrationBackend,
+        H: MigrationHarness<DB> + ?Sized,
+    {
+        run_source(self.clone(), &self.table, harness)
+    }
+
+    /// Reverts the migration if `harness` has applied it: drops the code
+    /// table.
+    pub fn revert<DB, H>(&self, harness: &mut H) -> Result<(), StoreError>
+    where
+        DB: MigrationBackend,
+        H: MigrationHarness<DB> + ?Sized,
+    {
+        revert_source(self, &self.table, harness)
+    }
+}
+
+impl<DB: MigrationBackend> MigrationSource<DB> for CodeMigrations {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
+        let version = self.version();
+        Ok(vec![Box::new(CreateCodeTable {
+            table: self.table.clone(),
+            name: format!("{version}_{CODES_MIGRATION_NAME}"),
+            version,
+        })])
+    }
+}
+
+/// The one code table migration.
+struct CreateCodeTable {
+    table: String,
+    version: String,
+    name: String,
+}
+
+impl fmt::Display for CreateCodeTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl MigrationName for CreateCodeTable {
+    fn version(&self) -> MigrationVersion<'_> {
+        MigrationVersion::from(self.version.as_str())
+    }
+}
+
+impl MigrationMetadata for CreateCodeTable {}
+
+impl CreateCodeTable {
+    /// Whether the table exists; an error when it exists but is not a code
+    /// table (a host table that happens to have the name).
+    fn existing<DB: MigrationBackend>(
+        &self,
+        conn: &mut dyn BoxableConnection<DB>,
+        reverting: bool,
+    ) -> diesel::migration::Result<bool> {
+        let existing = DB::existing_columns(conn, &self.table)?;
+        if existing.is_empty() {
+            return Ok(false);
+        }
+        for name in CODE_COLUMNS {
+            let found = find(&existing, name);
+            if !found.is_some_and(|c| code_column_fits(name, &c.sql_type)) {
+                return Err(Box::new(SchemaProblem::NotACodeTable {
+                    table: self.table.clone(),
+                    problem: match found {
+                        Some(c) => format!("its column {name} has type {}", c.sql_type),
+                        None => format!("it has no column {name}"),
+                    },
+                    consequence: if reverting {
+                        "nothing was dropped"
+                    } else {
+                        "nothing was changed; configure another table name"
+                    },
+                }));
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl<DB: MigrationBackend> Migration<DB> for CreateCodeTable {
+    fn run(&self, conn: &mut dyn BoxableConnection<DB>) -> diesel::migration::Result<()> {
+        if self.existing(conn, false)? {
+            tracing::info!(table = %self.table, "magic-link code table already present");
+            return Ok(());
+        }
+        for statement in DB::create_code_table(&self.table, &code_index_name(&self.table)) {
+            conn.batch_execute(&statement)?;
+        }
+        tracing::info!(table = %self.table, "created magic-link code table");
+        Ok(())
+    }
+
+    fn revert(&self, conn: &mut dyn BoxableConnection<DB>) -> diesel::migration::Result<()> {
+        if self.existing(conn, true)? {
+            conn.batch_execute(&format!("DROP TABLE {}", self.table))?;
+            tracing::info!(table = %self.table, "dropped magic-link code table");
+        }
+        Ok(())
+    }
+
+    fn metadata(&self) -> &dyn MigrationMetadata {
+        self
+    }
+
+    fn name(&self) -> &dyn MigrationName {
+        self
+    }
+}
+
+/// Whether a declared column type (as any of the databases spells it) can
+/// hold a code table column. SQLite's untyped columns hold anything.
+fn code_column_fits(column: &str, sql_type: &str) -> bool {
+    let t = sql_type.to_ascii_lowercase();
+    let textual = t.contains("char") || t.contains("text") || t.contains("clob");
+    match column {
+        "code_hash" => t.is_empty() || (textual && declared_len(&t).is_none_or(|n| n >= 64)),
+        "expires_at" => t.is_empty() || t.contains("int"),
+        _ => t.is_empty() || textual,
+    }
+}
+
+/// The name of the index on `expires_at`: the table's name (without its
+/// schema) and a suffix, within the 63 characters PostgreSQL keeps and
+/// MySQL allows.
+pub(crate) fn code_index_name(table: &str) -> String {
+    const SUFFIX: &str = "_expires_at_idx";
+    let name = table.rsplit('.').next().unwrap_or(table);
+    let name: String = name.chars().take(63 - SUFFIX.len()).collect();
+    format!("{name}{SUFFIX}")
+}
+
+pub(crate) use job::Job;
+
+/// In a private module: nominally public, so the sealed backend trait can
+/// name it, yet outside the crate's API.
+mod job {
+    use super::*;
+
+    /// A migration run by a store on a connection of its own.
+    #[derive(Clone, Debug)]
+    pub enum Job {
+        /// The users table columns.
+        Tokens(TokenMigrations),
+        /// The code table.
+        Codes(CodeMigrations),
+    }
+
+    impl Job {
+        #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+        pub(crate) fn table_name(&self) -> &str {
+            match self {
+                Job::Tokens(m) => m.table_name(),
+                Job::Codes(m) => m.table_name(),
+            }
+        }
+
+        /// Runs (or with `revert`, reverts) the migration through `harness`.
+        pub(crate) fn apply<DB, H>(&self, harness: &mut H, revert: bool) -> Result<(), StoreError>
+        where
+            DB: MigrationBackend,
+            H: MigrationHarness<DB> + ?Sized,
+        {
+            match (self, revert) {
+                (Job::Tokens(m), false) => m.run(harness),
+                (Job::Tokens(m), true) => m.revert(harness),
+                (Job::Codes(m), false) => m.run(harness),
+                (Job::Codes(m), true) => m.revert(harness),
+            }
+        }
+    }
+}
+
 /// Runs `$body` with `$c` bound to the connection behind a
 /// `&mut dyn BoxableConnection`, if it is one of the listed types; `None`
 /// otherwise. diesel hands migrations only that trait object, and reading
@@ -479,25 +775,50 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(
-            version_for("users"),
-            "00000000000000_mattermost_tokens_1_users"
-        );
-        assert_eq!(
-            version_for("Users"),
-            "00000000000000_mattermost_tokens_1_users"
-        );
-        let long = version_for("a_rather_long_schema.with_a_long_users_table");
+        let v = |t: &str| TokenMigrations::new(t).unwrap().version();
+        assert_eq!(v("users"), "00000000000000_mattermost_tokens_1_users");
+        assert_eq!(v("Users"), "00000000000000_mattermost_tokens_1_users");
+        let long = v("a_rather_long_schema.with_a_long_users_table");
         assert!(long.len() <= MAX_VERSION_LEN, "{long}");
         assert!(long.starts_with("00000000000000_mattermost_tokens_1_#"));
-        assert_ne!(
-            long,
-            version_for("a_rather_long_schema.with_a_long_users_tablf")
-        );
+        assert_ne!(long, v("a_rather_long_schema.with_a_long_users_tablf"));
         // Sorts before timestamped versions and after diesel's own setup.
-        assert!(version_for("users").as_str() < "00000000000001");
-        assert!(version_for("users").as_str() < "0001");
-        assert!(version_for("users").as_str() > "00000000000000");
+        assert!(v("users").as_str() < "00000000000001");
+        assert!(v("users").as_str() < "0001");
+        assert!(v("users").as_str() > "00000000000000");
+    }
+
+    #[test]
+    fn code_versions() {
+        let v = |t: &str| CodeMigrations::new(t).unwrap().version();
+        assert_eq!(
+            CodeMigrations::default().version(),
+            "00000000000000_mattermost_tokens_2"
+        );
+        assert_eq!(
+            v("login_codes"),
+            "00000000000000_mattermost_tokens_2_login_codes"
+        );
+        let long = v("public.mattermost_magic_link_codes");
+        assert!(long.len() <= MAX_VERSION_LEN, "{long}");
+        assert!(long.starts_with("00000000000000_mattermost_tokens_2_#"));
+        // Never one of the users table migration's versions.
+        assert_ne!(v("users"), TokenMigrations::new("users").unwrap().version());
+        assert!(v("x").as_str() < "00000000000001");
+        assert_eq!(code_index_name("app.codes"), "codes_expires_at_idx");
+        assert_eq!(code_index_name(&"c".repeat(63)).len(), 63);
+    }
+
+    #[test]
+    fn code_column_types() {
+        assert!(code_column_fits("code_hash", "character varying(64)"));
+        assert!(code_column_fits("code_hash", "CHAR(64)"));
+        assert!(code_column_fits("code_hash", "text"));
+        assert!(!code_column_fits("code_hash", "varchar(32)"));
+        assert!(!code_column_fits("code_hash", "bigint"));
+        assert!(code_column_fits("expires_at", "bigint(20)"));
+        assert!(!code_column_fits("expires_at", "timestamp"));
+        assert!(code_column_fits("host_user_kind", "char(1)"));
     }
 
     #[test]

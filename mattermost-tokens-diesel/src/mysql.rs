@@ -27,14 +27,15 @@ use diesel::connection::{LoadConnection, SimpleConnection};
 use diesel::mysql::Mysql;
 use diesel::sql_types::Text;
 use diesel::{Connection, QueryableByName};
-use diesel_async::AsyncMysqlConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use mattermost_tokens::StoreError;
 
+use crate::code_store::{CodeStatements, CodeUserRow, DieselCodeStore};
 use crate::migration::{
-    self, ColumnKind, ColumnSpec, ExistingColumn, MARKER, MigrationBackend, TokenMigrations,
+    self, ColumnKind, ColumnSpec, ExistingColumn, Job, MARKER, MigrationBackend,
     on_concrete_connection,
 };
 use crate::store::{DieselTokenStore, KeyRow, RecordRow, Sql, StoreConnection, sealed};
@@ -43,6 +44,16 @@ use crate::store::{DieselTokenStore, KeyRow, RecordRow, Sql, StoreConnection, se
 const MIGRATION_LOCK: &str = "DO GET_LOCK('mattermost_tokens_migrate', 60)";
 
 const BACKEND: &str = "MySQL";
+
+/// How many times a consuming transaction chosen as a deadlock victim is run
+/// again.
+const DEADLOCK_RETRIES: u32 = 3;
+
+/// ER_LOCK_DEADLOCK (1213): "Deadlock found when trying to get lock".
+fn is_deadlock(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if info.message().to_ascii_lowercase().contains("deadlock"))
+}
 
 /// diesel-async's deadpool pool of MySQL/MariaDB connections.
 pub type MysqlPool = Pool<AsyncMysqlConnection>;
@@ -61,6 +72,21 @@ pub fn pool(url: &str, max_size: usize) -> Result<MysqlPool, StoreError> {
     .max_size(max_size)
     .build()
     .map_err(|e| StoreError::Config(format!("cannot build the {BACKEND} pool: {e}")))
+}
+
+/// A magic-link [`CodeStore`](mattermost_tokens::magic_link::CodeStore) on
+/// MySQL or MariaDB (see [`DieselCodeStore`]). `P` is the pool
+/// ([`MysqlPool`] unless the host brings another
+/// [`ConnectionPool`](crate::ConnectionPool)).
+pub type MysqlCodeStore<P = MysqlPool> = DieselCodeStore<AsyncMysqlConnection, P>;
+
+impl MysqlCodeStore {
+    /// A code store over a new pool of 10 connections to `url`, made
+    /// lazily. To share the token store's pool instead, pass
+    /// `token_store.pool().clone()` to [`new`](DieselCodeStore::new).
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(pool(url, 10)?))
+    }
 }
 
 impl MysqlTokenStore {
@@ -100,7 +126,48 @@ impl sealed::Connection for AsyncMysqlConnection {
         diesel_async::RunQueryDsl::load(sql.into_query::<Mysql>(), self).await
     }
 
-    fn run_migrations(self, migrations: TokenMigrations, revert: bool) -> Result<(), StoreError> {
+    async fn load_code_users(&mut self, sql: Sql) -> QueryResult<Vec<CodeUserRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Mysql>(), self).await
+    }
+
+    async fn consume_code(
+        &mut self,
+        statements: &CodeStatements,
+        hash: String,
+        now: i64,
+    ) -> QueryResult<Option<CodeUserRow>> {
+        // No DELETE ... RETURNING on MySQL: lock the row, then delete it.
+        // Concurrent transactions wait for the lock and then find no row.
+        let mut attempt = 0;
+        loop {
+            let lock = CodeStatements::live(&statements.lock, &hash, now);
+            let delete = statements.delete(&hash);
+            let result = self
+                .transaction(async move |conn: &mut Self| {
+                    let mut rows: Vec<CodeUserRow> =
+                        diesel_async::RunQueryDsl::load(lock.into_query::<Mysql>(), conn).await?;
+                    let Some(row) = rows.pop() else {
+                        return Ok(None);
+                    };
+                    diesel_async::RunQueryDsl::execute(delete.into_query::<Mysql>(), conn).await?;
+                    Ok(Some(row))
+                })
+                .await;
+            match result {
+                // A deadlock victim was rolled back, nothing consumed: again.
+                Err(e) if attempt < DEADLOCK_RETRIES && is_deadlock(&e) => {
+                    attempt += 1;
+                    tracing::debug!(
+                        attempt,
+                        "magic-link code consumption hit a deadlock; retrying"
+                    );
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn run_migrations(self, job: Job, revert: bool) -> Result<(), StoreError> {
         let mut conn = AsyncConnectionWrapper::<Self>::from(self);
         // Two app instances starting together would both find the migration
         // pending; the second waits here and then finds it applied. The
@@ -110,15 +177,11 @@ impl sealed::Connection for AsyncMysqlConnection {
                 e,
                 crate::error::ErrorContext {
                     backend: BACKEND,
-                    table: migrations.table_name(),
+                    table: job.table_name(),
                 },
             )
         })?;
-        if revert {
-            migrations.revert(&mut conn)
-        } else {
-            migrations.run(&mut conn)
-        }
+        job.apply(&mut conn, revert)
     }
 }
 
@@ -174,6 +237,21 @@ impl migration::sealed::Backend for Mysql {
     fn drop_columns(table: &str, columns: &[&str]) -> Vec<String> {
         let drops: Vec<String> = columns.iter().map(|c| format!("DROP COLUMN {c}")).collect();
         vec![format!("ALTER TABLE {table} {}", drops.join(", "))]
+    }
+
+    fn create_code_table(table: &str, index: &str) -> Vec<String> {
+        // InnoDB for the row lock `consume` takes; byte-wise collations so
+        // that hashes and user ids compare exactly.
+        vec![format!(
+            "CREATE TABLE {table} (\
+             code_hash VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, \
+             host_user_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \
+             host_user_kind CHAR(1) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, \
+             expires_at BIGINT NOT NULL, \
+             PRIMARY KEY (code_hash), \
+             INDEX {index} (expires_at), \
+             CHECK (host_user_kind IN ('i', 't'))) ENGINE=InnoDB"
+        )]
     }
 }
 

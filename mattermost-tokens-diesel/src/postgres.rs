@@ -32,8 +32,9 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use mattermost_tokens::StoreError;
 
+use crate::code_store::{CodeStatements, CodeUserRow, DieselCodeStore};
 use crate::migration::{
-    self, ColumnKind, ColumnSpec, ExistingColumn, MARKER, MigrationBackend, TokenMigrations,
+    self, ColumnKind, ColumnSpec, ExistingColumn, Job, MARKER, MigrationBackend,
     on_concrete_connection,
 };
 use crate::store::{DieselTokenStore, KeyRow, KeyType, RecordRow, Sql, StoreConnection, sealed};
@@ -58,6 +59,20 @@ pub fn pool(url: &str, max_size: usize) -> Result<PgPool, StoreError> {
         .max_size(max_size)
         .build()
         .map_err(|e| StoreError::Config(format!("cannot build the {BACKEND} pool: {e}")))
+}
+
+/// A magic-link [`CodeStore`](mattermost_tokens::magic_link::CodeStore) on
+/// PostgreSQL (see [`DieselCodeStore`]). `P` is the pool ([`PgPool`]
+/// unless the host brings another [`ConnectionPool`](crate::ConnectionPool)).
+pub type PgCodeStore<P = PgPool> = DieselCodeStore<AsyncPgConnection, P>;
+
+impl PgCodeStore {
+    /// A code store over a new pool of 10 connections to `url`, made
+    /// lazily. To share the token store's pool instead, pass
+    /// `token_store.pool().clone()` to [`new`](DieselCodeStore::new).
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(pool(url, 10)?))
+    }
 }
 
 impl PgTokenStore {
@@ -105,7 +120,20 @@ impl sealed::Connection for AsyncPgConnection {
         diesel_async::RunQueryDsl::load(sql.into_query::<Pg>(), self).await
     }
 
-    fn run_migrations(self, migrations: TokenMigrations, revert: bool) -> Result<(), StoreError> {
+    async fn load_code_users(&mut self, sql: Sql) -> QueryResult<Vec<CodeUserRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Pg>(), self).await
+    }
+
+    async fn consume_code(
+        &mut self,
+        statements: &CodeStatements,
+        hash: String,
+        now: i64,
+    ) -> QueryResult<Option<CodeUserRow>> {
+        crate::code_store::consume_returning(self, statements, hash, now).await
+    }
+
+    fn run_migrations(self, job: Job, revert: bool) -> Result<(), StoreError> {
         let mut conn = AsyncConnectionWrapper::<Self>::from(self);
         // Two app instances starting together would both find the migration
         // pending; the second waits here and then finds it applied. The
@@ -115,15 +143,11 @@ impl sealed::Connection for AsyncPgConnection {
                 e,
                 crate::error::ErrorContext {
                     backend: BACKEND,
-                    table: migrations.table_name(),
+                    table: job.table_name(),
                 },
             )
         })?;
-        if revert {
-            migrations.revert(&mut conn)
-        } else {
-            migrations.run(&mut conn)
-        }
+        job.apply(&mut conn, revert)
     }
 }
 
@@ -187,6 +211,22 @@ impl migration::sealed::Backend for Pg {
             .map(|c| format!("DROP COLUMN IF EXISTS {c}"))
             .collect();
         vec![format!("ALTER TABLE {table} {}", drops.join(", "))]
+    }
+
+    fn create_code_table(table: &str, index: &str) -> Vec<String> {
+        // VARCHAR, not CHAR, for the hash: a text parameter compared with a
+        // `bpchar` column would cast the column and miss the primary key.
+        // The index goes into the table's schema.
+        vec![
+            format!(
+                "CREATE TABLE {table} (\
+                 code_hash VARCHAR(64) NOT NULL PRIMARY KEY, \
+                 host_user_id VARCHAR(255) NOT NULL, \
+                 host_user_kind CHAR(1) NOT NULL CHECK (host_user_kind IN ('i', 't')), \
+                 expires_at BIGINT NOT NULL)"
+            ),
+            format!("CREATE INDEX {index} ON {table} (expires_at)"),
+        ]
     }
 }
 

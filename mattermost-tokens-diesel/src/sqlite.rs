@@ -25,13 +25,17 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use mattermost_tokens::StoreError;
 
+use crate::code_store::{CodeStatements, CodeUserRow, DieselCodeStore};
 use crate::migration::{
-    self, ColumnKind, ColumnSpec, ExistingColumn, MARKER, MigrationBackend, TokenMigrations,
+    self, ColumnKind, ColumnSpec, ExistingColumn, Job, MARKER, MigrationBackend,
     on_concrete_connection,
 };
 use crate::store::{DieselTokenStore, KeyRow, RecordRow, Sql, StoreConnection, sealed};
 
 const BACKEND: &str = "SQLite";
+
+/// Serialises the migrations this process runs (see `run_migrations`).
+static MIGRATION_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// How long (in milliseconds) a connection made here waits for another
 /// connection's write to finish before failing.
@@ -73,6 +77,20 @@ pub fn pool(url: &str, max_size: usize) -> Result<SqlitePool, StoreError> {
         .map_err(|e| StoreError::Config(format!("cannot build the {BACKEND} pool: {e}")))
 }
 
+/// A magic-link [`CodeStore`](mattermost_tokens::magic_link::CodeStore) on
+/// SQLite (see [`DieselCodeStore`]). `P` is the pool ([`SqlitePool`] unless
+/// the host brings another [`ConnectionPool`](crate::ConnectionPool)).
+pub type SqliteCodeStore<P = SqlitePool> = DieselCodeStore<AsyncSqliteConnection, P>;
+
+impl SqliteCodeStore {
+    /// A code store over a new pool of 8 connections to `url` (see
+    /// [`pool`]), opened lazily. To share the token store's pool instead,
+    /// pass `token_store.pool().clone()` to [`new`](DieselCodeStore::new).
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(pool(url, 8)?))
+    }
+}
+
 impl SqliteTokenStore {
     /// A store over a new pool of 8 connections to `url` (see [`pool`]),
     /// opened lazily.
@@ -110,13 +128,26 @@ impl sealed::Connection for AsyncSqliteConnection {
         diesel_async::RunQueryDsl::load(sql.into_query::<Sqlite>(), self).await
     }
 
-    fn run_migrations(self, migrations: TokenMigrations, revert: bool) -> Result<(), StoreError> {
+    async fn load_code_users(&mut self, sql: Sql) -> QueryResult<Vec<CodeUserRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Sqlite>(), self).await
+    }
+
+    async fn consume_code(
+        &mut self,
+        statements: &CodeStatements,
+        hash: String,
+        now: i64,
+    ) -> QueryResult<Option<CodeUserRow>> {
+        crate::code_store::consume_returning(self, statements, hash, now).await
+    }
+
+    fn run_migrations(self, job: Job, revert: bool) -> Result<(), StoreError> {
+        // Two migrations in one process at once would both find theirs
+        // pending, and the second would fail recording it; the other
+        // databases take a lock in the database for the same purpose.
+        let _guard = MIGRATION_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let mut conn = AsyncConnectionWrapper::<Self>::from(self);
-        if revert {
-            migrations.revert(&mut conn)
-        } else {
-            migrations.run(&mut conn)
-        }
+        job.apply(&mut conn, revert)
     }
 }
 
@@ -177,6 +208,24 @@ impl migration::sealed::Backend for Sqlite {
             .iter()
             .map(|c| format!("ALTER TABLE {table} DROP COLUMN {c}"))
             .collect()
+    }
+
+    fn create_code_table(table: &str, index: &str) -> Vec<String> {
+        // SQLite names the schema on the index, not on its table.
+        let (index, on) = match table.split_once('.') {
+            Some((schema, name)) => (format!("{schema}.{index}"), name),
+            None => (index.to_owned(), table),
+        };
+        vec![
+            format!(
+                "CREATE TABLE {table} (\
+                 code_hash VARCHAR(64) NOT NULL PRIMARY KEY, \
+                 host_user_id VARCHAR(255) NOT NULL, \
+                 host_user_kind CHAR(1) NOT NULL CHECK (host_user_kind IN ('i', 't')), \
+                 expires_at BIGINT NOT NULL)"
+            ),
+            format!("CREATE INDEX {index} ON {on} (expires_at)"),
+        ]
     }
 }
 

@@ -24,7 +24,7 @@ use mattermost_tokens::{
 };
 
 use crate::error::{ErrorContext, query_error};
-use crate::migration::TokenMigrations;
+use crate::migration::{Job, TokenMigrations};
 use crate::pool::ConnectionPool;
 
 /// How many keys one `IN (...)` list of [`TokenStore::get_many`] holds. Far
@@ -67,7 +67,8 @@ pub(crate) mod sealed {
     use mattermost_tokens::StoreError;
 
     use super::{KeyRow, KeyType, RecordRow, Sql};
-    use crate::migration::TokenMigrations;
+    use crate::code_store::{CodeStatements, CodeUserRow};
+    use crate::migration::Job;
 
     /// What a backend provides to the shared store code.
     pub trait Connection: diesel_async::AsyncConnection + Send + 'static {
@@ -98,13 +99,25 @@ pub(crate) mod sealed {
         /// Runs a query returning keys.
         fn load_keys(&mut self, sql: Sql) -> impl Future<Output = QueryResult<Vec<KeyRow>>> + Send;
 
-        /// Runs (or with `revert`, reverts) the migrations on an owned
+        /// Runs a query returning a code's user.
+        fn load_code_users(
+            &mut self,
+            sql: Sql,
+        ) -> impl Future<Output = QueryResult<Vec<CodeUserRow>>> + Send;
+
+        /// Deletes the code with hash `hash` if `expires_at > now`, returning
+        /// its user: atomically, so that of any number of concurrent calls
+        /// at most one sees the user.
+        fn consume_code(
+            &mut self,
+            statements: &CodeStatements,
+            hash: String,
+            now: i64,
+        ) -> impl Future<Output = QueryResult<Option<CodeUserRow>>> + Send;
+
+        /// Runs (or with `revert`, reverts) a migration on an owned
         /// connection. Blocking: call it from `spawn_blocking`.
-        fn run_migrations(
-            self,
-            migrations: TokenMigrations,
-            revert: bool,
-        ) -> Result<(), StoreError>;
+        fn run_migrations(self, job: Job, revert: bool) -> Result<(), StoreError>;
     }
 }
 
@@ -116,7 +129,7 @@ pub struct Sql {
 
 /// A value bound to a placeholder (possibly a token: no `Debug`).
 #[derive(Clone)]
-enum Bind {
+pub(crate) enum Bind {
     Int(i64),
     Text(String),
 }
@@ -132,7 +145,7 @@ impl fmt::Debug for Sql {
 }
 
 impl Sql {
-    fn new(text: impl Into<String>, binds: Vec<Bind>) -> Self {
+    pub(crate) fn new(text: impl Into<String>, binds: Vec<Bind>) -> Self {
         Sql {
             text: text.into(),
             binds,
@@ -422,16 +435,13 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
     }
 
     async fn run_migrations(&self, revert: bool) -> Result<(), StoreError> {
-        let conn = self.timed(self.pool.dedicated()).await?;
-        let migrations = self.migrations();
-        tokio::task::spawn_blocking(move || conn.run_migrations(migrations, revert))
-            .await
-            .map_err(|e| {
-                StoreError::database(
-                    format!("{}: the migration task failed", C::BACKEND),
-                    crate::error::Internal(e.to_string()),
-                )
-            })?
+        run_job(
+            &self.pool,
+            self.acquire_timeout,
+            Job::Tokens(self.migrations()),
+            revert,
+        )
+        .await
     }
 
     fn rerender(mut self) -> Self {
@@ -446,25 +456,8 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
         }
     }
 
-    async fn timed<T>(
-        &self,
-        fut: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.acquire_timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Unavailable {
-                message: format!(
-                    "{}: no database connection within {:?}",
-                    C::BACKEND,
-                    self.acquire_timeout
-                ),
-                source: None,
-            }),
-        }
-    }
-
     async fn connection(&self) -> Result<P::Connection, StoreError> {
-        self.timed(self.pool.connection()).await
+        timed::<C, _>(self.acquire_timeout, self.pool.connection()).await
     }
 
     /// The bound value for a user's key, or `None` when the key cannot be in
@@ -557,6 +550,40 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
             Some(rec) => Ok((decide(&rec), rec)),
         }
     }
+}
+
+/// `fut` (getting a connection), failing with [`StoreError::Unavailable`]
+/// after `timeout`.
+pub(crate) async fn timed<C: StoreConnection, T>(
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Unavailable {
+            message: format!("{}: no database connection within {timeout:?}", C::BACKEND),
+            source: None,
+        }),
+    }
+}
+
+/// Runs (or reverts) a migration with a connection of its own from `pool`,
+/// on tokio's blocking pool (diesel's migration harness blocks).
+pub(crate) async fn run_job<C: StoreConnection, P: ConnectionPool<C>>(
+    pool: &P,
+    acquire_timeout: Duration,
+    job: Job,
+    revert: bool,
+) -> Result<(), StoreError> {
+    let conn = timed::<C, _>(acquire_timeout, pool.dedicated()).await?;
+    tokio::task::spawn_blocking(move || conn.run_migrations(job, revert))
+        .await
+        .map_err(|e| {
+            StoreError::database(
+                format!("{}: the migration task failed", C::BACKEND),
+                crate::error::Internal(e.to_string()),
+            )
+        })?
 }
 
 fn token_binds(t: &NewToken) -> Vec<Bind> {

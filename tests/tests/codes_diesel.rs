@@ -1,0 +1,1243 @@
+//! The diesel magic-link code stores (`PgCodeStore`, `MysqlCodeStore` on
+//! MariaDB, `SqliteCodeStore` in a file): the `CodeStore` contract, what the
+//! table holds, the migration, errors; then magic links end to end over a
+//! diesel SQLite token store and code store.
+//!
+//! PostgreSQL and MariaDB tests need `MATTERMOST_TOKENS_TEST_POSTGRES_URL` /
+//! `MATTERMOST_TOKENS_TEST_MYSQL_URL`; without them they print SKIPPED (a
+//! failure under CI). Each test works in a namespace of its own (a
+//! PostgreSQL schema or a MariaDB database named `mmt_dcodes_<pid>_...`, or
+//! a SQLite file), dropped at the end; namespaces left by processes that are
+//! gone are dropped the next time the suite runs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use mattermost_tokens::magic_link::{CodeHash, CodeStore, MagicLinkConfig, MagicLinks};
+use mattermost_tokens::{
+    AccessToken, Error, HostUserId, MattermostClient, NewToken, StoreError, TokenId, TokenStore,
+    UserId,
+};
+use mattermost_tokens_diesel::diesel::sql_types::{Nullable, Text};
+use mattermost_tokens_diesel::diesel::{ConnectionError, QueryableByName};
+use mattermost_tokens_diesel::diesel_async::pooled_connection::deadpool::Pool;
+use mattermost_tokens_diesel::diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig,
+};
+use mattermost_tokens_diesel::diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, SimpleAsyncConnection,
+};
+use mattermost_tokens_diesel::mysql::{MysqlCodeStore, MysqlPool};
+use mattermost_tokens_diesel::postgres::{PgCodeStore, PgPool};
+use mattermost_tokens_diesel::sqlite::{SqliteCodeStore, SqlitePool, SqliteTokenStore};
+use mattermost_tokens_diesel::{
+    CODES_MIGRATION_NAME, CodeMigrations, ConnectionPool, DEFAULT_CODES_TABLE, DieselCodeStore,
+    StoreConnection, TokenMigrations, mysql, postgres, sqlite,
+};
+use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
+
+// ---------------------------------------------------------------------------
+// A database to test against, whatever its kind.
+
+/// A code store with its migration methods, as a trait object.
+#[async_trait]
+trait Codes: CodeStore {
+    async fn migrate(&self) -> Result<(), StoreError>;
+    async fn revert(&self) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl<C: StoreConnection, P: ConnectionPool<C>> Codes for DieselCodeStore<C, P> {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        DieselCodeStore::migrate(self).await
+    }
+    async fn revert(&self) -> Result<(), StoreError> {
+        self.revert_migration().await
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Postgres,
+    MariaDb,
+    Sqlite,
+}
+
+#[derive(Clone)]
+enum Pools {
+    Pg(PgPool),
+    My(MysqlPool),
+    Lite(SqlitePool),
+}
+
+/// Runs `$body` with `$p` bound to the pool, whatever its type.
+macro_rules! each_pool {
+    ($pools:expr, |$p:ident| $body:expr) => {
+        match $pools {
+            Pools::Pg($p) => $body,
+            Pools::My($p) => $body,
+            Pools::Lite($p) => $body,
+        }
+    };
+}
+
+/// One row of text columns (up to 6, `c0`..`c5`).
+#[derive(QueryableByName, Debug, Clone, PartialEq, Eq)]
+struct Row {
+    #[diesel(sql_type = Nullable<Text>)]
+    c0: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c1: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c2: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c3: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c4: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c5: Option<String>,
+}
+
+impl Row {
+    fn values(self) -> Vec<Option<String>> {
+        vec![self.c0, self.c1, self.c2, self.c3, self.c4, self.c5]
+    }
+}
+
+type Rows = Vec<Vec<Option<String>>>;
+
+/// A `SELECT` list padding `exprs` to the 6 columns of [`Row`].
+fn row_select(exprs: &[String]) -> String {
+    assert!(exprs.len() <= 6, "at most 6 columns");
+    (0..6)
+        .map(|i| match exprs.get(i) {
+            Some(e) => format!("{e} AS c{i}"),
+            None => format!("NULL AS c{i}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const PREFIX: &str = "mmt_dcodes_";
+
+/// A pool on a fresh namespace, and how to drop it.
+struct Db {
+    kind: Kind,
+    pools: Pools,
+    /// The URL of the namespace (SQLite: the file's path).
+    url: String,
+    admin: Option<(Pools, String)>,
+    file: Option<String>,
+}
+
+/// `url` with its query extended by `param`.
+fn with_param(url: &str, param: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{param}")
+}
+
+impl Db {
+    async fn open(kind: Kind, test: &str) -> Option<Db> {
+        let env = match kind {
+            Kind::Sqlite => return Some(Db::sqlite_file()),
+            Kind::Postgres => POSTGRES_ENV,
+            Kind::MariaDb => MYSQL_ENV,
+        };
+        let url = url_or_skip(env, test)?;
+        let ns = format!("{PREFIX}{}", unique_suffix());
+        let (admin, ns_url) = match kind {
+            Kind::Postgres => {
+                let admin = Pools::Pg(postgres::pool(&url, 2).unwrap());
+                drop_stale_namespaces(&admin).await;
+                exec_on(&admin, &format!("CREATE SCHEMA {ns}")).await;
+                (
+                    admin,
+                    with_param(&url, &format!("options=-c%20search_path%3D{ns}")),
+                )
+            }
+            _ => {
+                let admin = Pools::My(mysql::pool(&url, 2).unwrap());
+                drop_stale_namespaces(&admin).await;
+                exec_on(
+                    &admin,
+                    &format!(
+                        "CREATE DATABASE {ns} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                    ),
+                )
+                .await;
+                let mut u = reqwest::Url::parse(&url).unwrap();
+                u.set_path(&ns);
+                (admin, u.to_string())
+            }
+        };
+        let pools = match kind {
+            Kind::Postgres => Pools::Pg(postgres::pool(&ns_url, 24).unwrap()),
+            _ => Pools::My(mysql::pool(&ns_url, 24).unwrap()),
+        };
+        Some(Db {
+            kind,
+            pools,
+            url: ns_url,
+            admin: Some((admin, ns)),
+            file: None,
+        })
+    }
+
+    fn sqlite_file() -> Db {
+        drop_stale_files();
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let path = dir
+            .join(format!("{PREFIX}{}.db", unique_suffix()))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        Db {
+            kind: Kind::Sqlite,
+            pools: Pools::Lite(sqlite::pool(&path, 8).unwrap()),
+            url: path.clone(),
+            admin: None,
+            file: Some(path),
+        }
+    }
+
+    async fn exec(&self, statement: &str) {
+        exec_on(&self.pools, statement).await
+    }
+
+    async fn rows(&self, query: &str) -> Rows {
+        rows_on(&self.pools, query).await
+    }
+
+    /// A code store on `table` (`None`: the default table).
+    fn codes(&self, table: Option<&str>) -> Arc<dyn Codes> {
+        codes_on(&self.pools, table)
+    }
+
+    /// `expr` read as text.
+    fn text(&self, expr: &str) -> String {
+        match self.kind {
+            Kind::MariaDb => format!("CAST({expr} AS CHAR)"),
+            _ => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    /// The table's column names, in order; empty when there is no table.
+    async fn column_names(&self, table: &str) -> Vec<String> {
+        let q = match self.kind {
+            Kind::Postgres => format!(
+                "SELECT {} FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = '{table}' \
+                 ORDER BY ordinal_position",
+                row_select(&["CAST(column_name AS TEXT)".into()])
+            ),
+            Kind::MariaDb => format!(
+                "SELECT {} FROM information_schema.columns \
+                 WHERE table_schema = DATABASE() AND table_name = '{table}' \
+                 ORDER BY ordinal_position",
+                row_select(&["CAST(column_name AS CHAR)".into()])
+            ),
+            Kind::Sqlite => format!(
+                "SELECT {} FROM pragma_table_info('{table}') ORDER BY cid",
+                row_select(&["name".into()])
+            ),
+        };
+        self.rows(&q)
+            .await
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect()
+    }
+
+    /// Every column of every row of `table`, as text.
+    async fn all_rows(&self, table: &str) -> (Vec<String>, Rows) {
+        let columns = self.column_names(table).await;
+        let select: Vec<String> = columns.iter().map(|c| self.text(c)).collect();
+        let rows = self
+            .rows(&format!(
+                "SELECT {} FROM {table} ORDER BY 1",
+                row_select(&select)
+            ))
+            .await
+            .into_iter()
+            .map(|mut r| {
+                r.truncate(columns.len());
+                r
+            })
+            .collect();
+        (columns, rows)
+    }
+
+    /// The versions in diesel's `__diesel_schema_migrations` (this
+    /// namespace has no others).
+    async fn versions(&self) -> Vec<String> {
+        if self
+            .column_names("__diesel_schema_migrations")
+            .await
+            .is_empty()
+        {
+            return Vec::new();
+        }
+        self.rows(&format!(
+            "SELECT {} FROM __diesel_schema_migrations ORDER BY version",
+            row_select(&[self.text("version")])
+        ))
+        .await
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect()
+    }
+
+    /// A second pool on the same namespace that refuses writes (SQLite
+    /// `mode=ro`, PostgreSQL `default_transaction_read_only`, MariaDB
+    /// `SET SESSION TRANSACTION READ ONLY`).
+    fn read_only(&self) -> Pools {
+        match self.kind {
+            Kind::Sqlite => {
+                Pools::Lite(sqlite::pool(&format!("file:{}?mode=ro", self.url), 2).unwrap())
+            }
+            Kind::Postgres => {
+                let url = format!("{}%20-c%20default_transaction_read_only%3Don", self.url);
+                Pools::Pg(postgres::pool(&url, 2).unwrap())
+            }
+            Kind::MariaDb => {
+                let mut config = ManagerConfig::<AsyncMysqlConnection>::default();
+                config.custom_setup = Box::new(|url| {
+                    let url = url.to_owned();
+                    Box::pin(async move {
+                        let mut conn = AsyncMysqlConnection::establish(&url).await?;
+                        conn.batch_execute("SET SESSION TRANSACTION READ ONLY")
+                            .await
+                            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    })
+                });
+                let manager = AsyncDieselConnectionManager::new_with_config(&self.url, config);
+                Pools::My(Pool::builder(manager).max_size(2).build().unwrap())
+            }
+        }
+    }
+
+    /// Drops the namespace (or file) the test worked in.
+    async fn finish(self) {
+        if let Some((admin, ns)) = &self.admin {
+            drop_namespace(admin, ns).await;
+        }
+        if let Some(path) = &self.file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn exec_on(pools: &Pools, statement: &str) {
+    each_pool!(pools, |p| {
+        let mut conn = p.get().await.expect("a test connection");
+        conn.batch_execute(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    })
+}
+
+async fn rows_on(pools: &Pools, query: &str) -> Rows {
+    each_pool!(pools, |p| {
+        let mut conn = p.get().await.expect("a test connection");
+        mattermost_tokens_diesel::diesel_async::RunQueryDsl::load::<Row>(
+            mattermost_tokens_diesel::diesel::sql_query(query),
+            &mut conn,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+        .into_iter()
+        .map(Row::values)
+        .collect()
+    })
+}
+
+fn codes_on(pools: &Pools, table: Option<&str>) -> Arc<dyn Codes> {
+    fn named<C: StoreConnection, P: ConnectionPool<C>>(
+        s: DieselCodeStore<C, P>,
+        table: Option<&str>,
+    ) -> Arc<dyn Codes> {
+        match table {
+            Some(t) => Arc::new(s.with_table_name(t).unwrap()),
+            None => Arc::new(s),
+        }
+    }
+    match pools {
+        Pools::Pg(p) => named(PgCodeStore::new(p.clone()), table),
+        Pools::My(p) => named(MysqlCodeStore::new(p.clone()), table),
+        Pools::Lite(p) => named(SqliteCodeStore::new(p.clone()), table),
+    }
+}
+
+async fn drop_namespace(admin: &Pools, ns: &str) {
+    match admin {
+        Pools::Pg(_) => exec_on(admin, &format!("DROP SCHEMA IF EXISTS {ns} CASCADE")).await,
+        Pools::My(_) => exec_on(admin, &format!("DROP DATABASE IF EXISTS {ns}")).await,
+        Pools::Lite(_) => {}
+    }
+}
+
+/// Whether `name` (`mmt_dcodes_<pid>_...`) was made by a process that is
+/// gone.
+fn stale(name: &str) -> bool {
+    let pid = name.strip_prefix(PREFIX).and_then(|r| r.split('_').next());
+    std::path::Path::new("/proc/self").exists()
+        && pid.is_some_and(|p| {
+            p.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{p}")).exists()
+        })
+}
+
+fn drop_stale_files() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        if stale(&entry.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+async fn drop_stale_namespaces(admin: &Pools) {
+    static PG: AtomicBool = AtomicBool::new(false);
+    static MY: AtomicBool = AtomicBool::new(false);
+    let (done, q) = match admin {
+        Pools::Pg(_) => (
+            &PG,
+            format!(
+                "SELECT {} FROM pg_namespace WHERE nspname LIKE 'mmt\\_dcodes\\_%'",
+                row_select(&["CAST(nspname AS TEXT)".into()])
+            ),
+        ),
+        Pools::My(_) => (
+            &MY,
+            format!(
+                "SELECT {} FROM information_schema.schemata \
+                 WHERE schema_name LIKE 'mmt\\_dcodes\\_%'",
+                row_select(&["CAST(schema_name AS CHAR)".into()])
+            ),
+        ),
+        Pools::Lite(_) => return,
+    };
+    if done.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    for row in rows_on(admin, &q).await {
+        let ns = row[0].clone().unwrap();
+        if stale(&ns) {
+            drop_namespace(admin, &ns).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+/// A point in time, `secs` after the epoch (plus `millis`), for the
+/// `DateTime<Utc>` parameters (`.into()`).
+fn at(secs: u64, millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
+}
+
+/// Now-ish, in whole seconds (the tests choose their own clock).
+const T: u64 = 1_769_428_800; // 2026-01-26T12:00:00Z
+
+fn hash(code: &str) -> CodeHash {
+    CodeHash::of_code(code)
+}
+
+/// A fresh migrated code store on `kind`, or `None` when skipped.
+async fn fresh(kind: Kind, test: &str) -> Option<(Db, Arc<dyn Codes>)> {
+    let db = Db::open(kind, test).await?;
+    let codes = db.codes(None);
+    codes.migrate().await.unwrap();
+    Some((db, codes))
+}
+
+// ---------------------------------------------------------------------------
+// Checks, run on every database.
+
+/// Integer and text users come back as they went in; a code works once.
+async fn round_trip(kind: Kind) {
+    let Some((db, codes)) = fresh(kind, "diesel codes round_trip").await else {
+        return;
+    };
+    let users = [
+        HostUserId::Int(42),
+        HostUserId::Int(-7),
+        HostUserId::Int(i64::MAX),
+        HostUserId::Int(i64::MIN),
+        HostUserId::Text("7f1c2a9e-0000-4000-8000-000000000001".into()),
+        // Looks like an integer, is text: the kind column keeps it text.
+        HostUserId::Text("42".into()),
+        HostUserId::Text(" padded ".into()),
+        HostUserId::Text("ünïcødé-用户-✓".into()),
+        HostUserId::Text("x".repeat(255)),
+    ];
+    let now = at(T, 0);
+    for (i, u) in users.iter().enumerate() {
+        let h = hash(&format!("code-{i}"));
+        codes.insert(&h, u, at(T + 300, 0).into()).await.unwrap();
+        assert!(codes.peek(&h, now.into()).await.unwrap(), "{u:?}");
+    }
+    for (i, u) in users.iter().enumerate() {
+        let h = hash(&format!("code-{i}"));
+        assert_eq!(
+            codes.consume(&h, now.into()).await.unwrap().as_ref(),
+            Some(u)
+        );
+        assert_eq!(codes.consume(&h, now.into()).await.unwrap(), None);
+        assert!(!codes.peek(&h, now.into()).await.unwrap());
+    }
+    // Unknown codes: nothing.
+    assert_eq!(
+        codes.consume(&hash("never"), now.into()).await.unwrap(),
+        None
+    );
+    assert!(!codes.peek(&hash("never"), now.into()).await.unwrap());
+    // A text key too long for the column: refused before SQL.
+    let e = codes
+        .insert(
+            &hash("long"),
+            &HostUserId::Text("x".repeat(256)),
+            at(T + 300, 0).into(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Config(_)), "{e:?}");
+    let (_, rows) = db.all_rows(DEFAULT_CODES_TABLE).await;
+    assert!(rows.is_empty(), "{rows:?}");
+    db.finish().await;
+}
+
+/// A code works only while `now < expires_at`: not at `expires_at`, not
+/// after; sub-second expiry rounds down.
+async fn expiry(kind: Kind) {
+    let Some((db, codes)) = fresh(kind, "diesel codes expiry").await else {
+        return;
+    };
+    let u = HostUserId::Int(1);
+    codes
+        .insert(&hash("e"), &u, at(T + 300, 0).into())
+        .await
+        .unwrap();
+    // At and after expiry: neither peek nor consume.
+    for now in [
+        at(T + 300, 0),
+        at(T + 300, 500),
+        at(T + 301, 0),
+        at(T + 86_400, 0),
+    ] {
+        assert!(!codes.peek(&hash("e"), now.into()).await.unwrap());
+        assert_eq!(codes.consume(&hash("e"), now.into()).await.unwrap(), None);
+    }
+    // The row is still there (consume refused it), and a second before
+    // expiry it works.
+    assert_eq!(db.all_rows(DEFAULT_CODES_TABLE).await.1.len(), 1);
+    assert_eq!(
+        codes
+            .consume(&hash("e"), at(T + 299, 999).into())
+            .await
+            .unwrap(),
+        Some(u.clone())
+    );
+
+    // An already expired code is never consumable.
+    codes
+        .insert(&hash("old"), &u, at(T - 1, 0).into())
+        .await
+        .unwrap();
+    assert_eq!(
+        codes.consume(&hash("old"), at(T, 0).into()).await.unwrap(),
+        None
+    );
+
+    // Expiry with milliseconds: kept in whole seconds, rounded down, so
+    // it never works past its `expires_at`.
+    codes
+        .insert(&hash("ms"), &u, at(T + 10, 700).into())
+        .await
+        .unwrap();
+    assert!(
+        !codes
+            .peek(&hash("ms"), at(T + 10, 200).into())
+            .await
+            .unwrap()
+    );
+    assert!(
+        codes
+            .peek(&hash("ms"), at(T + 9, 999).into())
+            .await
+            .unwrap()
+    );
+    db.finish().await;
+}
+
+/// 20 concurrent consumers of one code: exactly one gets the user (several
+/// rounds, on several store instances sharing the pool).
+async fn consume_exactly_once(kind: Kind) {
+    let Some((db, _)) = fresh(kind, "diesel codes consume_exactly_once").await else {
+        return;
+    };
+    let stores: Vec<Arc<dyn Codes>> = (0..4).map(|_| db.codes(None)).collect();
+    for round in 0..10 {
+        let code = format!("race-{round}");
+        let user = HostUserId::Text(format!("user-{round}"));
+        stores[0]
+            .insert(&hash(&code), &user, at(T + 60, 0).into())
+            .await
+            .unwrap();
+        let start = Arc::new(tokio::sync::Barrier::new(20));
+        let racers = (0..20).map(|i| {
+            let codes = stores[i % stores.len()].clone();
+            let code = code.clone();
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                codes.consume(&hash(&code), at(T, 0).into()).await
+            })
+        });
+        let results: Vec<Option<HostUserId>> = futures::future::join_all(racers)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        let winners: Vec<_> = results.iter().flatten().collect();
+        assert_eq!(winners, [&user], "round {round}: {results:?}");
+    }
+    let (_, rows) = db.all_rows(DEFAULT_CODES_TABLE).await;
+    assert!(rows.is_empty(), "{rows:?}");
+    db.finish().await;
+}
+
+/// `peek` changes nothing, however often and concurrently it runs.
+async fn peek_consumes_nothing(kind: Kind) {
+    let Some((db, codes)) = fresh(kind, "diesel codes peek_consumes_nothing").await else {
+        return;
+    };
+    let u = HostUserId::Int(3);
+    let h = hash("peeked");
+    codes.insert(&h, &u, at(T + 60, 0).into()).await.unwrap();
+    let before = db.all_rows(DEFAULT_CODES_TABLE).await;
+    let peeks = (0..10).map(|_| {
+        let codes = codes.clone();
+        tokio::spawn(async move { codes.peek(&hash("peeked"), at(T, 0).into()).await })
+    });
+    for p in futures::future::join_all(peeks).await {
+        assert!(p.unwrap().unwrap());
+    }
+    // An expired peek deletes nothing either.
+    assert!(!codes.peek(&h, at(T + 60, 0).into()).await.unwrap());
+    assert_eq!(db.all_rows(DEFAULT_CODES_TABLE).await, before);
+    assert_eq!(codes.consume(&h, at(T, 0).into()).await.unwrap(), Some(u));
+    db.finish().await;
+}
+
+/// `purge_expired` deletes codes with `expires_at <= now` and says how many.
+async fn purge_counts(kind: Kind) {
+    let Some((db, codes)) = fresh(kind, "diesel codes purge_counts").await else {
+        return;
+    };
+    let u = HostUserId::Int(9);
+    for (name, expires) in [
+        ("old-1", T - 3600),
+        ("old-2", T - 1),
+        ("boundary", T),
+        ("live-1", T + 1),
+        ("live-2", T + 300),
+    ] {
+        codes
+            .insert(&hash(name), &u, at(expires, 0).into())
+            .await
+            .unwrap();
+    }
+    assert_eq!(codes.purge_expired(at(T, 0).into()).await.unwrap(), 3);
+    assert_eq!(codes.purge_expired(at(T, 0).into()).await.unwrap(), 0);
+    let (_, rows) = db.all_rows(DEFAULT_CODES_TABLE).await;
+    assert_eq!(rows.len(), 2);
+    for live in ["live-1", "live-2"] {
+        assert_eq!(
+            codes.consume(&hash(live), at(T, 0).into()).await.unwrap(),
+            Some(u.clone())
+        );
+    }
+    assert_eq!(
+        codes.purge_expired(at(T + 10_000, 0).into()).await.unwrap(),
+        0
+    );
+    db.finish().await;
+}
+
+/// The table holds the code's hash (lowercase hex), never the code.
+async fn table_holds_only_the_hash(kind: Kind) {
+    let Some((db, codes)) = fresh(kind, "diesel codes table_holds_only_the_hash").await else {
+        return;
+    };
+    // Codes of the issued shape (43 base64url characters).
+    let code = "Zm9vYmFyLWJhei1xdXV4LWNvZGUtMTIzNDU2Nzg5MDE";
+    let text_code = "dGV4dC11c2VyLWNvZGUtYWJjZGVmZ2hpamtsbW5vcHE";
+    codes
+        .insert(&hash(code), &HostUserId::Int(5), at(T + 300, 0).into())
+        .await
+        .unwrap();
+    codes
+        .insert(
+            &hash(text_code),
+            &HostUserId::Text("ada@example.com".into()),
+            at(T + 600, 0).into(),
+        )
+        .await
+        .unwrap();
+    let (columns, rows) = db.all_rows(DEFAULT_CODES_TABLE).await;
+    assert_eq!(
+        columns,
+        ["code_hash", "host_user_id", "host_user_kind", "expires_at"]
+    );
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        for value in row.iter().flatten() {
+            for c in [code, text_code] {
+                assert!(!value.contains(c), "{value}");
+                assert!(!value.contains(&c[..16]), "{value}");
+            }
+        }
+    }
+    let by_hash: HashMap<String, &Vec<Option<String>>> =
+        rows.iter().map(|r| (r[0].clone().unwrap(), r)).collect();
+    let int_row = by_hash[&hash(code).to_hex()];
+    assert_eq!(int_row[1].as_deref(), Some("5"));
+    assert_eq!(int_row[2].as_deref(), Some("i"));
+    assert_eq!(int_row[3].as_deref(), Some((T + 300).to_string().as_str()));
+    let text_row = by_hash[&hash(text_code).to_hex()];
+    assert_eq!(text_row[1].as_deref(), Some("ada@example.com"));
+    assert_eq!(text_row[2].as_deref(), Some("t"));
+    assert_eq!(text_row[3].as_deref(), Some((T + 600).to_string().as_str()));
+    db.finish().await;
+}
+
+/// Runs the default code table migration through diesel-async's
+/// `AsyncMigrationHarness` over a pooled connection (and reverts it).
+async fn through_harness(pools: &Pools, revert: bool) {
+    let m = CodeMigrations::default();
+    each_pool!(pools, |p| {
+        let conn = p.get().await.unwrap();
+        let mut harness = AsyncMigrationHarness::new(conn);
+        if revert {
+            m.revert(&mut harness).unwrap();
+        } else {
+            m.run(&mut harness).unwrap();
+        }
+    })
+}
+
+/// migrate: idempotent (also from several instances at once), recorded
+/// under its own version, reversible (store and harness alike); refuses,
+/// and does not drop, a host table of the same name.
+async fn migration(kind: Kind) {
+    let Some(db) = Db::open(kind, "diesel codes migration").await else {
+        return;
+    };
+    let table = DEFAULT_CODES_TABLE;
+    let codes = db.codes(None);
+    let version = CodeMigrations::default().version();
+    assert_eq!(version, "00000000000000_mattermost_tokens_2");
+    // The sqlx adapter's name for the same migration.
+    assert_eq!(
+        CODES_MIGRATION_NAME,
+        "create_mattermost_magic_link_codes_table"
+    );
+
+    // Before migrate: a schema error, naming the table.
+    let e = codes
+        .insert(&hash("a"), &HostUserId::Int(1), at(T + 60, 0).into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Schema { message, .. } if message.contains(table)),
+        "{e:?}"
+    );
+
+    let runs = (0..4).map(|_| {
+        let codes = db.codes(None);
+        tokio::spawn(async move { codes.migrate().await })
+    });
+    for r in futures::future::join_all(runs).await {
+        r.unwrap().unwrap();
+    }
+    let columns = db.column_names(table).await;
+    assert_eq!(
+        columns,
+        ["code_hash", "host_user_id", "host_user_kind", "expires_at"]
+    );
+    assert_eq!(db.versions().await, [version.as_str()]);
+
+    // Again: nothing changes, the stored code survives.
+    codes
+        .insert(&hash("kept"), &HostUserId::Int(1), at(T + 60, 0).into())
+        .await
+        .unwrap();
+    codes.migrate().await.unwrap();
+    through_harness(&db.pools, false).await;
+    assert_eq!(db.versions().await, [version.as_str()]);
+    assert!(codes.peek(&hash("kept"), at(T, 0).into()).await.unwrap());
+
+    // Revert: table and record gone; twice is fine; migrate again works.
+    codes.revert().await.unwrap();
+    assert!(db.column_names(table).await.is_empty());
+    assert!(db.versions().await.is_empty());
+    codes.revert().await.unwrap();
+    through_harness(&db.pools, true).await;
+    codes.migrate().await.unwrap();
+    assert_eq!(db.column_names(table).await, columns);
+    assert!(!codes.peek(&hash("kept"), at(T, 0).into()).await.unwrap());
+    // And through the harness: reverted, then applied.
+    through_harness(&db.pools, true).await;
+    assert!(db.column_names(table).await.is_empty());
+    through_harness(&db.pools, false).await;
+    assert_eq!(db.column_names(table).await, columns);
+    assert_eq!(db.versions().await, [version.as_str()]);
+
+    // Another table name: its own table and version.
+    let other = db.codes(Some("app_login_codes"));
+    other.migrate().await.unwrap();
+    other
+        .insert(&hash("o"), &HostUserId::Int(2), at(T + 60, 0).into())
+        .await
+        .unwrap();
+    assert!(!codes.peek(&hash("o"), at(T, 0).into()).await.unwrap());
+    let other_version = CodeMigrations::new("app_login_codes").unwrap().version();
+    assert_eq!(
+        other_version,
+        "00000000000000_mattermost_tokens_2_app_login_codes"
+    );
+    assert_eq!(db.versions().await, [version.clone(), other_version]);
+    other.revert().await.unwrap();
+    assert_eq!(db.column_names(table).await, columns);
+    assert_eq!(db.versions().await, [version.as_str()]);
+
+    // Next to the users table migration, each keeps its own version.
+    let users = "app_users";
+    db.exec(&format!(
+        "CREATE TABLE {users} (id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(100))"
+    ))
+    .await;
+    let token_migration = TokenMigrations::new(users).unwrap();
+    each_pool!(&db.pools, |p| {
+        mattermost_tokens_diesel::DieselTokenStore::new(p.clone())
+            .with_table_name(users)
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap()
+    });
+    let mut both = vec![version.clone(), token_migration.version()];
+    both.sort();
+    assert_eq!(db.versions().await, both);
+    codes.revert().await.unwrap();
+    assert_eq!(db.versions().await, [token_migration.version()]);
+    codes.migrate().await.unwrap();
+
+    // A host table that has the name but not the columns.
+    db.exec("CREATE TABLE login_codes (id BIGINT NOT NULL PRIMARY KEY, code VARCHAR(64))")
+        .await;
+    let clash = db.codes(Some("login_codes"));
+    let r = clash.migrate().await;
+    assert!(
+        matches!(&r, Err(StoreError::Schema { message, .. }) if message.contains("login_codes")),
+        "{r:?}"
+    );
+    // Not applied, so reverting does nothing (and drops nothing).
+    clash.revert().await.unwrap();
+    assert_eq!(db.column_names("login_codes").await, ["id", "code"]);
+    // Applied, but the table was since replaced by one of the host's:
+    // reverting refuses to drop it.
+    let swapped = db.codes(Some("swapped_codes"));
+    swapped.migrate().await.unwrap();
+    db.exec("DROP TABLE swapped_codes").await;
+    db.exec("CREATE TABLE swapped_codes (id BIGINT NOT NULL PRIMARY KEY)")
+        .await;
+    let r = swapped.revert().await;
+    assert!(
+        matches!(&r, Err(StoreError::Schema { message, .. }) if message.contains("swapped_codes")),
+        "{r:?}"
+    );
+    assert_eq!(db.column_names("swapped_codes").await, ["id"]);
+    db.exec("DROP TABLE swapped_codes").await;
+    swapped.revert().await.unwrap();
+    // One whose hash column is too short to hold a hash.
+    db.exec(
+        "CREATE TABLE short_codes (code_hash VARCHAR(32) NOT NULL PRIMARY KEY, \
+         host_user_id VARCHAR(255) NOT NULL, host_user_kind CHAR(1) NOT NULL, \
+         expires_at BIGINT NOT NULL)",
+    )
+    .await;
+    let r = db.codes(Some("short_codes")).migrate().await;
+    assert!(
+        matches!(&r, Err(StoreError::Schema { message, .. }) if message.contains("code_hash")),
+        "{r:?}"
+    );
+    assert!(
+        !db.versions()
+            .await
+            .iter()
+            .any(|v| v.ends_with("login_codes") || v.ends_with("short_codes"))
+    );
+    db.finish().await;
+}
+
+/// Writes to a read-only database fail with `StoreError::ReadOnly` and
+/// consume nothing; peek works.
+async fn read_only(kind: Kind) {
+    let Some((db, codes)) = fresh(kind, "diesel codes read_only").await else {
+        return;
+    };
+    codes
+        .insert(&hash("ro"), &HostUserId::Int(1), at(T + 60, 0).into())
+        .await
+        .unwrap();
+    let ro = codes_on(&db.read_only(), None);
+    assert!(ro.peek(&hash("ro"), at(T, 0).into()).await.unwrap());
+    let errors = [
+        ro.consume(&hash("ro"), at(T, 0).into()).await.map(drop),
+        ro.insert(&hash("new"), &HostUserId::Int(1), at(T + 60, 0).into())
+            .await,
+        ro.purge_expired(at(T + 3600, 0).into()).await.map(drop),
+    ];
+    for r in errors {
+        assert!(matches!(r, Err(StoreError::ReadOnly { .. })), "{r:?}");
+    }
+    // Nothing was consumed.
+    assert_eq!(
+        codes.consume(&hash("ro"), at(T, 0).into()).await.unwrap(),
+        Some(HostUserId::Int(1))
+    );
+    db.finish().await;
+}
+
+macro_rules! on_every_database {
+    ($($check:ident),* $(,)?) => {
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::$check(super::Kind::Postgres).await;
+                }
+            )*
+        }
+        mod on_mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::$check(super::Kind::MariaDb).await;
+                }
+            )*
+        }
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::$check(super::Kind::Sqlite).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_database!(
+    round_trip,
+    expiry,
+    consume_exactly_once,
+    peek_consumes_nothing,
+    purge_counts,
+    table_holds_only_the_hash,
+    migration,
+    read_only,
+);
+
+// ---------------------------------------------------------------------------
+// Configuration and errors.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_names_are_validated() {
+    let db = Db::sqlite_file();
+    let Pools::Lite(pool) = &db.pools else {
+        unreachable!()
+    };
+    for bad in [
+        "",
+        "codes; DROP TABLE users",
+        "1codes",
+        "a.b.c",
+        "\"codes\"",
+    ] {
+        assert!(
+            matches!(
+                SqliteCodeStore::new(pool.clone()).with_table_name(bad),
+                Err(StoreError::Config(_))
+            ),
+            "{bad}"
+        );
+        assert!(matches!(
+            CodeMigrations::new(bad),
+            Err(StoreError::Config(_))
+        ));
+    }
+    // A schema-qualified name works (the index goes into that schema).
+    let s = SqliteCodeStore::new(pool.clone())
+        .with_table_name("main.codes")
+        .unwrap();
+    assert_eq!(s.table_name(), "main.codes");
+    s.migrate().await.unwrap();
+    s.insert(&hash("q"), &HostUserId::Int(1), at(T + 5, 0).into())
+        .await
+        .unwrap();
+    assert!(s.peek(&hash("q"), at(T, 0).into()).await.unwrap());
+    assert_eq!(
+        s.consume(&hash("q"), at(T, 0).into()).await.unwrap(),
+        Some(HostUserId::Int(1))
+    );
+    s.revert_migration().await.unwrap();
+    assert!(db.column_names("codes").await.is_empty());
+    assert_eq!(
+        SqliteCodeStore::new(pool.clone()).table_name(),
+        DEFAULT_CODES_TABLE
+    );
+    db.finish().await;
+}
+
+/// The migration on a plain sync `diesel::SqliteConnection`.
+#[test]
+fn migration_on_sync_sqlite_connection() {
+    use mattermost_tokens_diesel::diesel::{Connection, SqliteConnection};
+    let db = Db::sqlite_file();
+    let mut conn = SqliteConnection::establish(&db.url).unwrap();
+    let m = CodeMigrations::new("sync_codes").unwrap();
+    m.run(&mut conn).unwrap();
+    m.run(&mut conn).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(db.column_names("sync_codes").await.len(), 4);
+        assert_eq!(db.versions().await, [m.version()]);
+        // The store finds it applied and works on it.
+        let s = SqliteCodeStore::from_url(&db.url)
+            .unwrap()
+            .with_table_name("sync_codes")
+            .unwrap();
+        s.migrate().await.unwrap();
+        s.insert(&hash("s"), &HostUserId::Int(1), at(T + 5, 0).into())
+            .await
+            .unwrap();
+    });
+    m.revert(&mut conn).unwrap();
+    m.revert(&mut conn).unwrap();
+    rt.block_on(async {
+        assert!(db.column_names("sync_codes").await.is_empty());
+        assert!(db.versions().await.is_empty());
+        db.finish().await;
+    });
+}
+
+/// Connection refused: `Unavailable`, quickly, without the URL's password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_database_is_unavailable() {
+    let stores: Vec<Arc<dyn Codes>> = vec![
+        Arc::new(
+            PgCodeStore::from_url("postgres://app:hunter2-secret@127.0.0.1:1/app")
+                .unwrap()
+                .with_acquire_timeout(Duration::from_secs(2)),
+        ),
+        Arc::new(
+            MysqlCodeStore::from_url("mysql://app:hunter2-secret@127.0.0.1:1/app")
+                .unwrap()
+                .with_acquire_timeout(Duration::from_secs(2)),
+        ),
+    ];
+    for codes in stores {
+        let started = std::time::Instant::now();
+        let errors = [
+            codes
+                .consume(&hash("c"), at(T, 0).into())
+                .await
+                .unwrap_err(),
+            codes.peek(&hash("c"), at(T, 0).into()).await.unwrap_err(),
+            codes
+                .insert(&hash("c"), &HostUserId::Int(1), at(T, 0).into())
+                .await
+                .unwrap_err(),
+            codes.migrate().await.unwrap_err(),
+        ];
+        for e in errors {
+            assert!(matches!(e, StoreError::Unavailable { .. }), "{e:?}");
+            let text = format!("{e} {e:?} {:?}", std::error::Error::source(&e));
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+}
+
+#[test]
+fn debug_names_the_table_only() {
+    let s = format!(
+        "{:?}",
+        PgCodeStore::from_url("postgres://app:hunter2-secret@127.0.0.1:1/app").unwrap()
+    );
+    assert!(
+        s.contains(DEFAULT_CODES_TABLE) && s.contains("PostgreSQL"),
+        "{s}"
+    );
+    assert!(!s.contains("hunter2"), "{s}");
+}
+
+// ---------------------------------------------------------------------------
+// Magic links end to end: diesel SQLite token store and code store.
+
+/// The `code` query parameter of a link.
+fn code_of(url: &str) -> String {
+    let url = reqwest::Url::parse(url).unwrap();
+    url.query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code parameter")
+}
+
+/// A TCP listener that counts the connections made to it (and answers
+/// none), standing in for a Mattermost server that must not be called.
+async fn counting_listener() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    (url, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magic_link_over_diesel_sqlite_stores() {
+    let db = Db::sqlite_file();
+    let Pools::Lite(pool) = &db.pools else {
+        unreachable!()
+    };
+    db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL)")
+        .await;
+    db.exec("INSERT INTO users (id, email) VALUES (1, 'ada@example.com'), (2, 'bob@example.com')")
+        .await;
+    let tokens = SqliteTokenStore::new(pool.clone());
+    tokens.migrate().await.unwrap();
+    let codes = SqliteCodeStore::new(pool.clone());
+    codes.migrate().await.unwrap();
+
+    // A synced user: Mattermost id and own token stored.
+    let ada = HostUserId::Int(1);
+    let mm_id = UserId::new("a1b2c3d4e5f6g7h8i9j0k1l2m3");
+    let secret = "t0k3nt0k3nt0k3nt0k3nt0k3n";
+    let synced = NewToken {
+        mattermost_user_id: mm_id.clone(),
+        token: AccessToken::new(secret),
+        token_id: TokenId::new("i1d2i3d4i5d6i7d8i9d0i1d2i3"),
+    };
+    assert!(tokens.put_token_if_absent(&ada, &synced).await.unwrap());
+
+    let links = |server: &str| {
+        MagicLinks::new(
+            MattermostClient::new(server, "admintoken").unwrap(),
+            Arc::new(tokens.clone()),
+            Arc::new(codes.clone()),
+            MagicLinkConfig::one_time_code("http://127.0.0.1:8080/mattermost/magic-link/redeem"),
+        )
+        .unwrap()
+    };
+    // Nothing listens on port 9: a call to Mattermost would fail.
+    let a = links("http://127.0.0.1:9");
+    let link = a.issue(&ada).await.unwrap();
+    assert!(
+        link.url()
+            .starts_with("http://127.0.0.1:8080/mattermost/magic-link/redeem?code="),
+        "{link:?}"
+    );
+    let code = code_of(link.url());
+
+    // Only the hash is in the database, with the link's expiry.
+    let (_, rows) = db.all_rows(DEFAULT_CODES_TABLE).await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].iter().flatten().all(|v| !v.contains(&code)));
+    assert_eq!(rows[0][0].as_deref(), Some(hash(&code).to_hex().as_str()));
+    assert_eq!(rows[0][1].as_deref(), Some("1"));
+    assert_eq!(rows[0][2].as_deref(), Some("i"));
+    assert_eq!(
+        rows[0][3].as_deref(),
+        Some(link.expires_at().timestamp().to_string().as_str())
+    );
+
+    // The confirm page (GET) uses nothing up.
+    a.confirm_page(&code).await.unwrap();
+    let redemption = a.redeem(&code).await.unwrap();
+    assert_eq!(redemption.user(), &ada);
+    assert_eq!(redemption.mattermost_user_id(), &mm_id);
+    let cookies: HashMap<&str, &str> = redemption
+        .cookies()
+        .iter()
+        .map(|c| (c.name(), c.value()))
+        .collect();
+    assert_eq!(cookies.get("MMAUTHTOKEN"), Some(&secret));
+    assert_eq!(cookies.get("MMUSERID"), Some(&mm_id.as_str()));
+    assert!(cookies.contains_key("MMCSRF"));
+
+    // A second redeem fails.
+    let second = a.redeem(&code).await;
+    assert!(
+        matches!(second, Err(Error::InvalidMagicLink { .. })),
+        "{second:?}"
+    );
+    assert!(db.all_rows(DEFAULT_CODES_TABLE).await.1.is_empty());
+
+    // The same flow against a server that counts connections: issuing,
+    // confirming and redeeming never call Mattermost.
+    let (server, calls) = counting_listener().await;
+    let watched = links(&server);
+    let code = code_of(watched.issue(&ada).await.unwrap().url());
+    watched.confirm_page(&code).await.unwrap();
+    let redemption = watched.redeem(&code).await.unwrap();
+    assert_eq!(
+        redemption
+            .cookies()
+            .iter()
+            .find(|c| c.name() == "MMAUTHTOKEN")
+            .map(|c| c.value()),
+        Some(secret)
+    );
+    assert!(matches!(
+        watched.redeem(&code).await,
+        Err(Error::InvalidMagicLink { .. })
+    ));
+    assert_eq!(watched.purge_expired().await.unwrap(), 0);
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "Mattermost was called");
+
+    // A user without a token gets no link, and no code is stored.
+    let bob = HostUserId::Int(2);
+    tokens
+        .set_mattermost_user_id(&bob, &UserId::new("b1b2c3d4e5f6g7h8i9j0k1l2m3"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        a.issue(&bob).await,
+        Err(Error::NoUserToken { .. })
+    ));
+    assert!(db.all_rows(DEFAULT_CODES_TABLE).await.1.is_empty());
+    db.finish().await;
+}

@@ -1,0 +1,623 @@
+//! Encryption at rest over the diesel stores: `EncryptedStore` around a
+//! diesel store passes the `TokenStore` conformance suite (SQLite,
+//! PostgreSQL), and what lands in the database is checked with SQL (SQLite,
+//! PostgreSQL, MariaDB): the column holds `mmt1:...` and never the token, a
+//! value copied into another user's row by SQL does not decrypt, plaintext
+//! rows written by SQL (as the Laravel integration wrote them) still read
+//! and can be re-encrypted, and keys rotate.
+//!
+//! PostgreSQL and MariaDB tests need `MATTERMOST_TOKENS_TEST_POSTGRES_URL` /
+//! `MATTERMOST_TOKENS_TEST_MYSQL_URL`; without them they print SKIPPED (a
+//! failure under CI). Each test works in a namespace of its own
+//! (`mmt_denc_<pid>_...`) or a SQLite file; namespaces left by processes that
+//! are gone are dropped the next time the suite runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use mattermost_tokens::{
+    AccessToken, ENCRYPTED_PREFIX, EncryptedStore, EncryptionKeys, HostUserId, NewToken,
+    ReencryptOutcome, SkipReason, StoreError, TokenId, TokenStore, UserId,
+};
+use mattermost_tokens_diesel::diesel::QueryableByName;
+use mattermost_tokens_diesel::diesel::sql_types::{Nullable, Text};
+use mattermost_tokens_diesel::diesel_async::SimpleAsyncConnection;
+use mattermost_tokens_diesel::mysql::MysqlPool;
+use mattermost_tokens_diesel::postgres::PgPool;
+use mattermost_tokens_diesel::sqlite::SqlitePool;
+use mattermost_tokens_diesel::{DieselTokenStore, KeyType, mysql, postgres, sqlite};
+use mattermost_tokens_tests::conformance::StoreFactory;
+use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
+
+// ---------------------------------------------------------------------------
+// A database to test against, whatever its kind.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Postgres,
+    MariaDb,
+    Sqlite,
+}
+
+#[derive(Clone)]
+enum Pools {
+    Pg(PgPool),
+    My(MysqlPool),
+    Lite(SqlitePool),
+}
+
+/// Runs `$body` with `$p` bound to the pool, whatever its type.
+macro_rules! each_pool {
+    ($pools:expr, |$p:ident| $body:expr) => {
+        match $pools {
+            Pools::Pg($p) => $body,
+            Pools::My($p) => $body,
+            Pools::Lite($p) => $body,
+        }
+    };
+}
+
+/// One row of up to three text columns.
+#[derive(QueryableByName, Debug, Clone, PartialEq, Eq)]
+struct Row {
+    #[diesel(sql_type = Nullable<Text>)]
+    c0: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c1: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c2: Option<String>,
+}
+
+type Rows = Vec<Vec<Option<String>>>;
+
+const PREFIX: &str = "mmt_denc_";
+
+struct Db {
+    kind: Kind,
+    pools: Pools,
+    admin: Option<(Pools, String)>,
+    file: Option<String>,
+}
+
+impl Db {
+    async fn open(kind: Kind, test: &str) -> Option<Db> {
+        let env = match kind {
+            Kind::Sqlite => return Some(Db::sqlite_file()),
+            Kind::Postgres => POSTGRES_ENV,
+            Kind::MariaDb => MYSQL_ENV,
+        };
+        let url = url_or_skip(env, test)?;
+        let ns = format!("{PREFIX}{}", unique_suffix());
+        let (admin, pools) = match kind {
+            Kind::Postgres => {
+                let admin = Pools::Pg(postgres::pool(&url, 2).unwrap());
+                drop_stale_namespaces(&admin).await;
+                exec_on(&admin, &format!("CREATE SCHEMA {ns}")).await;
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let ns_url = format!("{url}{sep}options=-c%20search_path%3D{ns}");
+                (admin, Pools::Pg(postgres::pool(&ns_url, 10).unwrap()))
+            }
+            _ => {
+                let admin = Pools::My(mysql::pool(&url, 2).unwrap());
+                drop_stale_namespaces(&admin).await;
+                exec_on(
+                    &admin,
+                    &format!(
+                        "CREATE DATABASE {ns} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                    ),
+                )
+                .await;
+                let mut u = reqwest::Url::parse(&url).unwrap();
+                u.set_path(&ns);
+                (admin, Pools::My(mysql::pool(u.as_str(), 10).unwrap()))
+            }
+        };
+        Some(Db {
+            kind,
+            pools,
+            admin: Some((admin, ns)),
+            file: None,
+        })
+    }
+
+    fn sqlite_file() -> Db {
+        drop_stale_files();
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{PREFIX}{}.db", unique_suffix()))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        Db {
+            kind: Kind::Sqlite,
+            pools: Pools::Lite(sqlite::pool(&path, 8).unwrap()),
+            admin: None,
+            file: Some(path),
+        }
+    }
+
+    async fn exec(&self, statement: &str) {
+        exec_on(&self.pools, statement).await
+    }
+
+    /// `expr` read as text.
+    fn text(&self, expr: &str) -> String {
+        match self.kind {
+            Kind::MariaDb => format!("CAST({expr} AS CHAR)"),
+            _ => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    /// The plain diesel store on `table`.
+    fn store(&self, table: &str, key_type: KeyType) -> Arc<dyn TokenStore> {
+        each_pool!(&self.pools, |p| Arc::new(
+            DieselTokenStore::new(p.clone())
+                .with_table_name(table)
+                .unwrap()
+                .with_key_type(key_type)
+        ) as Arc<dyn TokenStore>)
+    }
+
+    /// A migrated users table holding `users` (all of one kind).
+    async fn users_table(&self, users: &[HostUserId]) -> (String, KeyType) {
+        let table = format!("users_{}", unique_suffix());
+        let (key_sql, key_type) = match (&users[0], self.kind) {
+            (HostUserId::Int(_), Kind::Sqlite) => ("INTEGER", KeyType::Integer),
+            (HostUserId::Int(_), _) => ("BIGINT", KeyType::Integer),
+            (HostUserId::Text(_), Kind::MariaDb) => ("VARCHAR(64)", KeyType::Text),
+            (HostUserId::Text(_), _) => ("TEXT", KeyType::Text),
+        };
+        self.exec(&format!(
+            "CREATE TABLE {table} (id {key_sql} NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL)"
+        ))
+        .await;
+        let values: Vec<String> = users
+            .iter()
+            .map(|u| match u {
+                HostUserId::Int(i) => format!("({i}, 'user {i}')"),
+                HostUserId::Text(s) => format!("('{s}', 'user {s}')"),
+            })
+            .collect();
+        self.exec(&format!(
+            "INSERT INTO {table} (id, name) VALUES {}",
+            values.join(", ")
+        ))
+        .await;
+        each_pool!(&self.pools, |p| DieselTokenStore::new(p.clone())
+            .with_table_name(&table)
+            .unwrap()
+            .with_key_type(key_type)
+            .migrate()
+            .await
+            .unwrap());
+        (table, key_type)
+    }
+
+    /// The raw (token, token id, Mattermost user id) of integer user `id`.
+    async fn raw_row(&self, table: &str, id: i64) -> Vec<Option<String>> {
+        let rows = rows_on(
+            &self.pools,
+            &format!(
+                "SELECT {} AS c0, {} AS c1, {} AS c2 FROM {table} WHERE id = {id}",
+                self.text("mattermost_token"),
+                self.text("mattermost_token_id"),
+                self.text("mattermost_user_id"),
+            ),
+        )
+        .await;
+        rows.into_iter().next().expect("a row")
+    }
+
+    async fn raw_token(&self, table: &str, id: i64) -> String {
+        self.raw_row(table, id).await[0]
+            .clone()
+            .expect("a stored token")
+    }
+
+    async fn finish(self) {
+        if let Some((admin, ns)) = &self.admin {
+            drop_namespace(admin, ns).await;
+        }
+        if let Some(path) = &self.file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn exec_on(pools: &Pools, statement: &str) {
+    each_pool!(pools, |p| {
+        let mut conn = p.get().await.expect("a test connection");
+        conn.batch_execute(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    })
+}
+
+/// Rows of a query selecting `c0`, `c1`, `c2` as text.
+async fn rows_on(pools: &Pools, query: &str) -> Rows {
+    each_pool!(pools, |p| {
+        let mut conn = p.get().await.expect("a test connection");
+        mattermost_tokens_diesel::diesel_async::RunQueryDsl::load::<Row>(
+            mattermost_tokens_diesel::diesel::sql_query(query),
+            &mut conn,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+        .into_iter()
+        .map(|r| vec![r.c0, r.c1, r.c2])
+        .collect()
+    })
+}
+
+async fn drop_namespace(admin: &Pools, ns: &str) {
+    match admin {
+        Pools::Pg(_) => exec_on(admin, &format!("DROP SCHEMA IF EXISTS {ns} CASCADE")).await,
+        Pools::My(_) => exec_on(admin, &format!("DROP DATABASE IF EXISTS {ns}")).await,
+        Pools::Lite(_) => {}
+    }
+}
+
+/// Whether `name` (`mmt_denc_<pid>_...`) was made by a process that is gone.
+fn stale(name: &str) -> bool {
+    let pid = name.strip_prefix(PREFIX).and_then(|r| r.split('_').next());
+    std::path::Path::new("/proc/self").exists()
+        && pid.is_some_and(|p| {
+            p.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{p}")).exists()
+        })
+}
+
+fn drop_stale_files() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        if stale(&entry.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+async fn drop_stale_namespaces(admin: &Pools) {
+    static PG: AtomicBool = AtomicBool::new(false);
+    static MY: AtomicBool = AtomicBool::new(false);
+    let (done, q) = match admin {
+        Pools::Pg(_) => (
+            &PG,
+            "SELECT CAST(nspname AS TEXT) AS c0, NULL AS c1, NULL AS c2 FROM pg_namespace \
+             WHERE nspname LIKE 'mmt\\_denc\\_%'",
+        ),
+        Pools::My(_) => (
+            &MY,
+            "SELECT CAST(schema_name AS CHAR) AS c0, NULL AS c1, NULL AS c2 \
+             FROM information_schema.schemata WHERE schema_name LIKE 'mmt\\_denc\\_%'",
+        ),
+        Pools::Lite(_) => return,
+    };
+    if done.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    for row in rows_on(admin, q).await {
+        let ns = row[0].clone().unwrap();
+        if stale(&ns) {
+            drop_namespace(admin, &ns).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Keys and values.
+
+const K1: [u8; 32] = [1; 32];
+const K2: [u8; 32] = [2; 32];
+
+fn keys_k1() -> EncryptionKeys {
+    EncryptionKeys::new("k1", K1).unwrap()
+}
+
+fn keys_k2_k1() -> EncryptionKeys {
+    EncryptionKeys::new("k2", K2)
+        .unwrap()
+        .with_key("k1", K1)
+        .unwrap()
+}
+
+/// A Mattermost-shaped 26-character value, distinct per `(kind, i)`.
+fn mm_value(kind: char, i: i64) -> String {
+    format!("{kind}{i:0>25}")
+}
+
+fn new_token(i: i64) -> NewToken {
+    NewToken {
+        mattermost_user_id: UserId::new(mm_value('u', i)),
+        token: AccessToken::new(mm_value('t', i)),
+        token_id: TokenId::new(mm_value('i', i)),
+    }
+}
+
+fn user(i: i64) -> HostUserId {
+    HostUserId::Int(i)
+}
+
+async fn read_token<S: TokenStore + ?Sized>(
+    store: &S,
+    u: &HostUserId,
+) -> Result<String, StoreError> {
+    Ok(store
+        .get(u)
+        .await?
+        .expect("a known user")
+        .token
+        .expect("a stored token")
+        .expose_secret()
+        .to_owned())
+}
+
+fn assert_quiet(e: &StoreError, secrets: &[&str]) {
+    let shown = format!("{e} / {e:?}");
+    for s in secrets {
+        assert!(!shown.contains(s), "error shows a secret: {shown}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The conformance suite through the wrapper.
+
+struct Encrypted {
+    kind: Kind,
+}
+
+#[async_trait]
+impl StoreFactory for Encrypted {
+    async fn fresh(&self, users: &[HostUserId]) -> Option<Arc<dyn TokenStore>> {
+        let db = Db::open(self.kind, "encrypted diesel conformance").await?;
+        let (table, key_type) = db.users_table(users).await;
+        let inner = db.store(&table, key_type);
+        // The namespace is dropped by a later run (a factory has no
+        // teardown); so are SQLite files.
+        Some(Arc::new(EncryptedStore::new(inner, keys_k1())))
+    }
+}
+
+const ENCRYPTED_SQLITE: Encrypted = Encrypted { kind: Kind::Sqlite };
+const ENCRYPTED_POSTGRES: Encrypted = Encrypted {
+    kind: Kind::Postgres,
+};
+
+mattermost_tokens_tests::conformance_tests!(encrypted_sqlite, crate::ENCRYPTED_SQLITE);
+mattermost_tokens_tests::conformance_tests!(encrypted_postgres, crate::ENCRYPTED_POSTGRES);
+
+// ---------------------------------------------------------------------------
+// What is in the database, checked with SQL.
+
+/// The token column holds `mmt1:k1:...` and not the token; the token id and
+/// Mattermost user id stay plain (the store compares and sets on them).
+async fn stored_form(kind: Kind) {
+    let Some(db) = Db::open(kind, "diesel stored_form").await else {
+        return;
+    };
+    let (table, kt) = db.users_table(&[user(1), user(2)]).await;
+    let store = EncryptedStore::new(db.store(&table, kt), keys_k1());
+    store.put_token(&user(1), &new_token(1)).await.unwrap();
+    let unicode = NewToken {
+        token: AccessToken::new("tøkén-✓-ü-用户"),
+        ..new_token(2)
+    };
+    assert!(store.put_token_if_absent(&user(2), &unicode).await.unwrap());
+
+    let row = db.raw_row(&table, 1).await;
+    let raw = row[0].clone().unwrap();
+    assert!(raw.starts_with(ENCRYPTED_PREFIX), "{raw}");
+    assert!(raw.starts_with("mmt1:k1:"), "{raw}");
+    assert!(!raw.contains(&mm_value('t', 1)), "{raw}");
+    assert_eq!(row[1].as_deref(), Some(mm_value('i', 1).as_str()));
+    assert_eq!(row[2].as_deref(), Some(mm_value('u', 1).as_str()));
+    let raw2 = db.raw_token(&table, 2).await;
+    assert!(
+        raw2.starts_with("mmt1:k1:") && !raw2.contains("tøkén"),
+        "{raw2}"
+    );
+
+    assert_eq!(
+        read_token(&store, &user(1)).await.unwrap(),
+        mm_value('t', 1)
+    );
+    assert_eq!(
+        read_token(&store, &user(2)).await.unwrap(),
+        "tøkén-✓-ü-用户"
+    );
+    // The plain store underneath sees only the encrypted value.
+    assert_eq!(
+        read_token(store.inner().as_ref(), &user(1)).await.unwrap(),
+        raw
+    );
+    // The same token written again: a fresh nonce, another value.
+    store.put_token(&user(1), &new_token(1)).await.unwrap();
+    assert_ne!(db.raw_token(&table, 1).await, raw);
+    db.finish().await;
+}
+
+/// A value copied with SQL into another user's row fails authentication
+/// there (`DecryptionFailed`), and shows neither the value nor the token;
+/// the owner's row reads.
+async fn copied_value_fails(kind: Kind) {
+    let Some(db) = Db::open(kind, "diesel copied_value_fails").await else {
+        return;
+    };
+    let (table, kt) = db.users_table(&[user(1), user(2)]).await;
+    let store = EncryptedStore::new(db.store(&table, kt), keys_k1());
+    store.put_token(&user(1), &new_token(1)).await.unwrap();
+    store.put_token(&user(2), &new_token(2)).await.unwrap();
+    let stolen = db.raw_token(&table, 1).await;
+    // Copied by SQL, within the database.
+    db.exec(&format!(
+        "UPDATE {table} SET mattermost_token = \
+         (SELECT t.mattermost_token FROM (SELECT mattermost_token FROM {table} WHERE id = 1) t) \
+         WHERE id = 2"
+    ))
+    .await;
+    assert_eq!(db.raw_token(&table, 2).await, stolen);
+    let err = store.get(&user(2)).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DecryptionFailed { user: u, kid } if *u == user(2) && kid == "k1"),
+        "{err:?}"
+    );
+    assert_quiet(&err, &[&stolen, &mm_value('t', 1)]);
+    assert!(matches!(
+        store.get_many(&[user(1), user(2)]).await,
+        Err(StoreError::DecryptionFailed { .. })
+    ));
+    assert_eq!(
+        read_token(&store, &user(1)).await.unwrap(),
+        mm_value('t', 1)
+    );
+    db.finish().await;
+}
+
+/// Rows written with plain SQL, as the Laravel integration wrote them, read
+/// through the wrapper; strict mode refuses them; re-encryption turns a row
+/// with a token id into `mmt1:` and skips one without.
+async fn plaintext_rows(kind: Kind) {
+    let Some(db) = Db::open(kind, "diesel plaintext_rows").await else {
+        return;
+    };
+    let (table, kt) = db.users_table(&[user(1), user(2), user(3)]).await;
+    // Laravel wrote the token column only.
+    db.exec(&format!(
+        "UPDATE {table} SET mattermost_token = 'laravelplaintokenvalue0001' WHERE id = 1"
+    ))
+    .await;
+    db.exec(&format!(
+        "UPDATE {table} SET mattermost_token = 'laravelplaintokenvalue0002', \
+         mattermost_token_id = '{}', mattermost_user_id = '{}' WHERE id = 2",
+        mm_value('i', 2),
+        mm_value('u', 2)
+    ))
+    .await;
+    let inner = db.store(&table, kt);
+    let store = EncryptedStore::new(inner.clone(), keys_k1());
+    assert_eq!(
+        read_token(&store, &user(1)).await.unwrap(),
+        "laravelplaintokenvalue0001"
+    );
+    let many = store.get_many(&[user(1), user(2), user(3)]).await.unwrap();
+    assert_eq!(
+        many[&user(2)].token.as_ref().unwrap().expose_secret(),
+        "laravelplaintokenvalue0002"
+    );
+    assert!(many[&user(3)].token.is_none());
+
+    let strict = EncryptedStore::new(inner.clone(), keys_k1()).allow_plaintext(false);
+    let err = strict.get(&user(2)).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::PlaintextNotAllowed { .. }),
+        "{err:?}"
+    );
+    assert_quiet(&err, &["laravelplaintokenvalue0002"]);
+
+    assert_eq!(
+        store.reencrypt(&user(2)).await.unwrap(),
+        ReencryptOutcome::Reencrypted
+    );
+    let raw = db.raw_token(&table, 2).await;
+    assert!(
+        raw.starts_with("mmt1:k1:") && !raw.contains("laravel"),
+        "{raw}"
+    );
+    assert_eq!(
+        read_token(&strict, &user(2)).await.unwrap(),
+        "laravelplaintokenvalue0002"
+    );
+    // No token id: left as it is (re-encrypting is a compare-and-set on it).
+    assert_eq!(
+        store.reencrypt(&user(1)).await.unwrap(),
+        ReencryptOutcome::Skipped(SkipReason::NoTokenId)
+    );
+    assert_eq!(db.raw_token(&table, 1).await, "laravelplaintokenvalue0001");
+    db.finish().await;
+}
+
+/// Written under k1; [k2, k1] reads it and re-encrypts every row to k2;
+/// [k2] alone reads them; [k1] alone names the unknown key id.
+async fn key_rotation(kind: Kind) {
+    let Some(db) = Db::open(kind, "diesel key_rotation").await else {
+        return;
+    };
+    let users: Vec<HostUserId> = (1..=4).map(user).collect();
+    let (table, kt) = db.users_table(&users).await;
+    let inner = db.store(&table, kt);
+    let old = EncryptedStore::new(inner.clone(), keys_k1());
+    for i in 1..=3 {
+        old.put_token(&user(i), &new_token(i)).await.unwrap();
+    }
+    let rotated = EncryptedStore::new(inner.clone(), keys_k2_k1());
+    let report = rotated
+        .reencrypt_all(futures::stream::iter(users.clone()))
+        .await;
+    assert_eq!(
+        (
+            report.reencrypted,
+            report.already_current,
+            report.skipped,
+            report.failed
+        ),
+        (3, 0, 1, 0),
+        "{report:?}"
+    );
+    for i in 1..=3 {
+        assert!(db.raw_token(&table, i).await.starts_with("mmt1:k2:"));
+    }
+    let newest = EncryptedStore::new(inner.clone(), EncryptionKeys::new("k2", K2).unwrap());
+    for i in 1..=3 {
+        assert_eq!(
+            read_token(&newest, &user(i)).await.unwrap(),
+            mm_value('t', i)
+        );
+    }
+    let oldest = EncryptedStore::new(inner, keys_k1());
+    let err = read_token(&oldest, &user(1)).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::UnknownKeyId { kid, .. } if kid == "k2"),
+        "{err:?}"
+    );
+    db.finish().await;
+}
+
+macro_rules! on_every_database {
+    ($($check:ident),* $(,)?) => {
+        mod sql_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    super::$check(super::Kind::Sqlite).await;
+                }
+            )*
+        }
+        mod sql_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    super::$check(super::Kind::Postgres).await;
+                }
+            )*
+        }
+        mod sql_mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    super::$check(super::Kind::MariaDb).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_database!(
+    stored_form,
+    copied_value_fails,
+    plaintext_rows,
+    key_rotation
+);
