@@ -1,7 +1,7 @@
 //! Request and response types of the Mattermost API (v4).
 //!
 //! Response types accept unknown fields and default the missing ones (the
-//! server omits empty fields); only ids are required.
+//! server omits empty fields); ids are required.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,35 +13,47 @@ use crate::ids::{AccessToken, ChannelId, TeamId, TokenId, UserId};
 
 /// A Mattermost user.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default)]
 pub struct User {
     /// The user id.
     pub id: UserId,
     /// Lowercase username.
+    #[serde(default)]
     pub username: String,
     /// Lowercase email (may be empty when privacy settings hide it).
+    #[serde(default)]
     pub email: String,
     /// First name.
+    #[serde(default)]
     pub first_name: String,
     /// Last name.
+    #[serde(default)]
     pub last_name: String,
     /// Nickname.
+    #[serde(default)]
     pub nickname: String,
     /// Position.
+    #[serde(default)]
     pub position: String,
     /// Space-separated roles, e.g. `system_user` or `system_admin system_user`.
+    #[serde(default)]
     pub roles: String,
     /// The external auth service (`gitlab`, `saml`, ...), empty for email login.
+    #[serde(default)]
     pub auth_service: String,
     /// Whether the email is verified.
+    #[serde(default)]
     pub email_verified: bool,
     /// Locale.
+    #[serde(default)]
     pub locale: String,
     /// Deactivation time in ms since the epoch; 0 while active.
+    #[serde(default)]
     pub delete_at: i64,
     /// Creation time in ms since the epoch.
+    #[serde(default)]
     pub create_at: i64,
     /// Last update in ms since the epoch.
+    #[serde(default)]
     pub update_at: i64,
 }
 
