@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use crate::client::{Acting, MattermostClient};
 use crate::error::{ApiError, Error};
 use crate::host::HostUser;
-use crate::ids::{HostUserId, TokenId, UserId};
+use crate::ids::{HostUserId, TokenId, UserId, is_valid_mattermost_id};
 use crate::models::{CreateToken, CreateUser, CreatedToken, User, UserPatch};
 use crate::rate_limit::ServerVersion;
 use crate::store::{NewToken, TokenRecord, TokenStore};
@@ -498,6 +498,11 @@ impl UserSync {
             (None, _) => None,
             (Some(_), Some(fetched)) => fetched,
             (Some(id), None) => match self.admin().user(id).await {
+                // The answer must be the account asked for: its id is
+                // written to the store below.
+                Ok(u) if u.id != *id => {
+                    return Err(self.malformed("GET", &format!("users/{id}"), 200, &u.id));
+                }
                 Ok(u) => Some(u),
                 Err(e) if e.is_not_found() => None,
                 Err(e) => return Err(e),
@@ -586,6 +591,9 @@ impl UserSync {
         for username in &candidates {
             let req = self.create_request(user, email, username);
             match admin.create_user(&req).await {
+                Ok(u) if !is_valid_mattermost_id(u.id.as_str()) => {
+                    return Err(self.malformed("POST", "users", 201, &u.id));
+                }
                 Ok(u) => {
                     tracing::info!(host_user = %user.id, mattermost_user = %u.id, "created Mattermost user");
                     return Ok((Some(u), true));
@@ -594,6 +602,14 @@ impl UserSync {
                     // Exists already (made by someone else, or by a sync
                     // racing with this one): carry on with it.
                     let u = admin.user_by_email(email).await?;
+                    if !is_valid_mattermost_id(u.id.as_str()) {
+                        return Err(self.malformed(
+                            "GET",
+                            &format!("users/email/{email}"),
+                            200,
+                            &u.id,
+                        ));
+                    }
                     return Ok((Some(u), false));
                 }
                 Err(e) if e.is_username_exists() => {
@@ -670,6 +686,19 @@ impl UserSync {
         let updated = self.admin().patch_user(&account.id, &patch).await?;
         tracing::info!(host_user = %user.id, mattermost_user = %updated.id, "updated Mattermost user");
         Ok((updated, AccountOutcome::Updated))
+    }
+
+    /// The error for a success answer whose user id is not a Mattermost id
+    /// (`{"id": ""}`, a proxy's made-up JSON): such an id must not reach the
+    /// store, where every later sync of the user would trip over it.
+    fn malformed(&self, method: &str, path: &str, status: u16, id: &UserId) -> Error {
+        Error::BadResponse {
+            status,
+            method: method.into(),
+            url: format!("{}api/v4/{path}", self.client.server_url()),
+            reason: "the answer does not carry the user's Mattermost id".into(),
+            snippet: format!("id {:?}", crate::error::snippet(id.as_str().as_bytes())),
+        }
     }
 
     /// The description of tokens minted for `user`.
@@ -805,6 +834,26 @@ impl UserSync {
                 },
             )
             .await?;
+        if let Err(reason) = check_minted(&minted, mattermost_user) {
+            // A success answer without a usable token (a proxy, a broken
+            // server): storing it would leave the user with a token that
+            // cannot work and that every later sync keeps. Revoke what can
+            // be named; a token without a usable id is found by its
+            // description at the user's next sync.
+            if is_valid_mattermost_id(minted.id.as_str()) {
+                self.revoke_after_failure(user, &minted.id).await;
+            }
+            return Err(Error::BadResponse {
+                status: 200,
+                method: "POST".into(),
+                url: format!(
+                    "{}api/v4/users/{mattermost_user}/tokens",
+                    self.client.server_url()
+                ),
+                reason,
+                snippet: "[not shown: the response may hold a token]".into(),
+            });
+        }
         tracing::info!(host_user = %user, token_id = %minted.id, "minted token");
         let new = NewToken {
             mattermost_user_id: mattermost_user.clone(),
@@ -830,10 +879,27 @@ impl UserSync {
         }
         if young_left {
             // Stored: no other library token of this user can be stored now.
-            for (id, _) in self.library_tokens(user, mattermost_user).await? {
-                if id != minted.id {
-                    self.revoke_quietly(&id).await?;
-                    orphans += 1;
+            let cleanup = async {
+                let mut revoked = 0u32;
+                for (id, _) in self.library_tokens(user, mattermost_user).await? {
+                    if id != minted.id {
+                        self.revoke_quietly(&id).await?;
+                        revoked += 1;
+                    }
+                }
+                Ok::<u32, Error>(revoked)
+            };
+            match cleanup.await {
+                Ok(revoked) => orphans += revoked,
+                Err(e) => {
+                    // A later sync keeps a stored token without listing the
+                    // user's other tokens, so with the token left stored the
+                    // orphans would stay live. Undo the store instead: the
+                    // next sync then finds no stored token, lists the user's
+                    // library tokens (this one among them) and revokes them
+                    // once its own is stored.
+                    self.unstore_after_failure(user, &minted.id).await;
+                    return Err(e);
                 }
             }
         }
@@ -851,6 +917,25 @@ impl UserSync {
         ))
     }
 
+    /// Clears `id` from the user's row if it is still the stored token, then
+    /// revokes it (best effort: what is left is found by the next sync).
+    async fn unstore_after_failure(&self, user: &HostUserId, id: &TokenId) {
+        let still_ours = match self.store.get(user).await {
+            Ok(Some(rec)) => rec.token_id.as_ref() == Some(id),
+            _ => false,
+        };
+        if !still_ours {
+            return;
+        }
+        match self.store.clear_token(user).await {
+            Ok(_) => self.revoke_after_failure(user, id).await,
+            Err(e) => tracing::error!(
+                host_user = %user, token_id = %id, error = %e,
+                "could not clear a token whose orphans were not revoked; revoke_orphans revokes them"
+            ),
+        }
+    }
+
     /// A minted token that is not stored must not stay live.
     async fn revoke_after_failure(&self, user: &HostUserId, id: &TokenId) {
         if let Err(e) = self.revoke_quietly(id).await {
@@ -860,6 +945,22 @@ impl UserSync {
                 "could not revoke a token that was not stored; the next sync of this user revokes it"
             );
         }
+    }
+}
+
+/// Why a token creation answer cannot be stored, if it cannot: the token
+/// needs an id (to be revoked), a value that fits an HTTP header, and the
+/// owner it was minted for.
+fn check_minted(minted: &CreatedToken, owner: &UserId) -> Result<(), String> {
+    let value = minted.token.expose_secret();
+    if !is_valid_mattermost_id(minted.id.as_str()) {
+        Err("the minted token has no valid id".into())
+    } else if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("the minted token has no usable value".into())
+    } else if minted.user_id != *owner {
+        Err("the token was minted for another user than asked".into())
+    } else {
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod conformance;
 pub mod db;
+pub mod pg_temp;
 pub mod promise;
 
 /// The README's code blocks, compiled as doctests.

@@ -1,0 +1,512 @@
+//! The `sync_users` binary killed with SIGKILL mid-run, and two of them run
+//! at once, on a PostgreSQL database of their own against an in-process
+//! stand-in Mattermost.
+//!
+//! The promise under test: whatever happens during a sync, a clean re-run
+//! leaves every app user with exactly one live token minted by the library,
+//! equal to the stored one, and no other live library token anywhere; no
+//! app row is lost or changed beyond the Mattermost columns; no token
+//! reaches a log.
+//!
+//! Needs `MATTERMOST_TOKENS_TEST_POSTGRES_URL` (skipped without it, a
+//! failure in CI). Each test creates and drops a database of its own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use mattermost_tokens::stand_in::StandIn;
+use mattermost_tokens::{
+    DESCRIPTION_PREFIX, HostUserId, MattermostClient, SyncOptions, TokenStore, UserSync,
+};
+use mattermost_tokens_sqlx::PgTokenStore;
+use mattermost_tokens_sqlx::sqlx;
+use mattermost_tokens_tests::db::{POSTGRES_ENV, unique_suffix, url_or_skip};
+use mattermost_tokens_tests::pg_temp::TempDatabase;
+use mattermost_tokens_tests::promise::assert_promise;
+
+const MINT: &str = "POST /api/v4/users/{user_id}/tokens";
+/// The binary's default `--app-name`.
+const APP_NAME: &str = "demo-app";
+/// No run of the binary here may take longer than this.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// A small LCG (Knuth's MMIX constants): the kill moments are reproducible
+/// from the seed printed at the start (`MMT_CRASH_SEED` overrides it).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// A number in `lo..hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo).max(1)
+    }
+}
+
+/// A working directory and log files for the binary's runs.
+struct Workdir(PathBuf);
+
+impl Workdir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mmt-crashes-{name}-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Workdir(dir)
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One run of `sync_users`, its output going to files (a pipe nobody reads
+/// while the child runs would fill up and stall it).
+struct Run {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Run {
+    fn start(dir: &Path, tag: &str, server: &StandIn, database_url: &str) -> Run {
+        let stdout = dir.join(format!("{tag}.stdout"));
+        let stderr = dir.join(format!("{tag}.stderr"));
+        let child = Command::new(env!("CARGO_BIN_EXE_sync_users"))
+            .args(["--all", "--store", "sqlx"])
+            .current_dir(dir)
+            .env("DATABASE_URL", database_url)
+            .env("MATTERMOST_URL", server.url())
+            .env("MATTERMOST_TOKEN", server.admin_token().expose_secret())
+            .env("RUST_LOG", "warn,mattermost_tokens=info")
+            .env_remove("MATTERMOST_TOKENS_KEY")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start sync_users");
+        Run {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the end, killing the child (and failing) past `RUN_LIMIT`.
+    async fn finish(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + RUN_LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "sync_users did not finish within {RUN_LIMIT:?}:\n{}",
+                    self.output()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// SIGKILLs the child once the stand-in has counted `requests` more
+    /// requests than `base`. Returns whether it was killed (`false`: it
+    /// ended first).
+    async fn kill_after(&mut self, server: &StandIn, base: u64, requests: u64) -> bool {
+        let deadline = Instant::now() + RUN_LIMIT;
+        loop {
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if server.total_requests() >= base + requests {
+                self.child.kill().expect("SIGKILL");
+                let status = self.child.wait().unwrap();
+                assert!(!status.success(), "killed, yet {status}");
+                return true;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("sync_users hangs:\n{}", self.output());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// The standard error output, without the log's colour codes.
+    fn stderr(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.stderr).unwrap_or_default())
+    }
+
+    fn output(&self) -> String {
+        format!("stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr())
+    }
+
+    /// The number on the summary line `label`.
+    fn count(&self, label: &str) -> u64 {
+        let stdout = self.stdout();
+        stdout
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(label)
+                    .filter(|rest| rest.starts_with(' '))
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no {label:?} in the summary:\n{}", self.output()))
+    }
+
+    /// `(host user, token id)` of every "minted token" log line.
+    fn mints(&self) -> Vec<(i64, String)> {
+        self.stderr()
+            .lines()
+            .filter(|l| l.contains("minted token"))
+            .map(|l| {
+                let field = |name: &str| {
+                    l.split_whitespace()
+                        .find_map(|w| w.strip_prefix(name))
+                        .unwrap_or_else(|| panic!("no {name} in {l:?}"))
+                        .to_owned()
+                };
+                (field("host_user=").parse().unwrap(), field("token_id="))
+            })
+            .collect()
+    }
+
+    fn assert_no_token(&self, tokens: &BTreeSet<String>) {
+        let (out, err) = (self.stdout(), self.stderr());
+        for t in tokens {
+            assert!(
+                !out.contains(t.as_str()) && !err.contains(t.as_str()),
+                "a token value reached the output of sync_users"
+            );
+        }
+    }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn live_library_tokens(server: &StandIn) -> BTreeMap<String, String> {
+    server
+        .live_tokens()
+        .into_iter()
+        .filter(|t| t.description.starts_with(DESCRIPTION_PREFIX))
+        .map(|t| (t.id.into_string(), t.user_id.into_string()))
+        .collect()
+}
+
+/// Every token value the stand-in holds now, the admin token included.
+fn token_values(server: &StandIn) -> BTreeSet<String> {
+    let mut v: BTreeSet<String> = server
+        .tokens()
+        .iter()
+        .filter_map(|t| server.token_value(&t.id))
+        .map(|t| t.expose_secret().to_owned())
+        .collect();
+    v.insert(server.admin_token().expose_secret().to_owned());
+    v
+}
+
+fn ids(n: i64) -> Vec<HostUserId> {
+    (1..=n).map(HostUserId::Int).collect()
+}
+
+async fn stand_in() -> StandIn {
+    // A little latency, so that a run lasts long enough to be killed in
+    // the middle.
+    StandIn::builder()
+        .latency(Duration::from_millis(3))
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_then_a_clean_rerun_keeps_the_promise() {
+    let Some(url) = url_or_skip(
+        POSTGRES_ENV,
+        "crashes::sigkill_at_random_moments_then_a_clean_rerun_keeps_the_promise",
+    ) else {
+        return;
+    };
+    const N: i64 = 300;
+    const KILLS: usize = 5;
+    let seed = std::env::var("MMT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x00c0_ffee_u64);
+    println!("seed {seed} (set MMT_CRASH_SEED to repeat a run)");
+    let mut rng = Lcg(seed);
+    let db = TempDatabase::create(&url, "mmt_crash").await;
+    db.create_laravel_users(N).await;
+    let original_rows = db.dump_app_rows().await;
+    assert_eq!(original_rows.len(), N as usize);
+    let server = stand_in().await;
+    let dir = Workdir::new("sigkill");
+    let mut store: Option<PgTokenStore> = None;
+    let mut seen_tokens = BTreeSet::new();
+    // Token ids cleared from the store before the current iteration: the
+    // only library tokens a re-run may find live and unstored (see below).
+    let mut cleared: BTreeMap<String, i64> = BTreeMap::new();
+    let mut limitation_hits = 0usize;
+    let mut killed_runs = 0usize;
+    // Requests a run makes: first run 3 checks + create and mint per user;
+    // later runs 3 checks, 2 bulk reads, and about 4 per user to re-mint.
+    let mut expected_requests = 3 + 2 * N as u64;
+
+    for iteration in 0..KILLS {
+        let base = server.total_requests();
+        let at = rng.range(1, expected_requests);
+        let mut run = Run::start(&dir.0, &format!("kill{iteration}"), &server, db.url());
+        let killed = run.kill_after(&server, base, at).await;
+        killed_runs += usize::from(killed);
+        let killed_mints = run.mints();
+        println!(
+            "iteration {iteration}: kill after {at} of ~{expected_requests} requests: {} ({} requests made, {} tokens minted)",
+            if killed { "killed" } else { "ended first" },
+            server.total_requests() - base,
+            killed_mints.len(),
+        );
+        seen_tokens.extend(token_values(&server));
+        run.assert_no_token(&seen_tokens);
+
+        // The clean re-run.
+        let mut rerun = Run::start(&dir.0, &format!("rerun{iteration}"), &server, db.url());
+        let status = rerun.finish().await;
+        assert!(
+            status.success(),
+            "re-run {iteration}: {status}\n{}",
+            rerun.output()
+        );
+        assert_eq!(rerun.count("failed"), 0);
+        seen_tokens.extend(token_values(&server));
+        run.assert_no_token(&seen_tokens);
+        rerun.assert_no_token(&seen_tokens);
+
+        assert_eq!(
+            db.dump_app_rows().await,
+            original_rows,
+            "iteration {iteration}: the host's own columns changed"
+        );
+        if store.is_none() {
+            store = Some(PgTokenStore::new(db.pool(2).await));
+        }
+        let st = store.as_ref().unwrap();
+        let records = st.get_many(&ids(N)).await.unwrap();
+        assert_eq!(records.len(), N as usize, "a users row went missing");
+
+        // The known limitation: a kill after the store write of a user whose
+        // old token had been cleared here (so it was a young orphan, minted
+        // less than `orphan_grace` ago) and before the orphan's revocation
+        // leaves it live; the re-run keeps the stored token without looking
+        // at the user's other tokens. Such an orphan is accepted only when it
+        // is exactly that: a token cleared here, on a user whose stored token
+        // was minted by the killed run and kept by the re-run.
+        let stored: BTreeMap<String, i64> = records
+            .iter()
+            .filter_map(|(u, r)| match (u, &r.token_id) {
+                (HostUserId::Int(i), Some(t)) => Some((t.as_str().to_owned(), *i)),
+                _ => None,
+            })
+            .collect();
+        let mut swept = BTreeSet::new();
+        for token_id in live_library_tokens(&server).keys() {
+            if stored.contains_key(token_id) {
+                continue;
+            }
+            let user = cleared.get(token_id).copied().unwrap_or_else(|| {
+                panic!("iteration {iteration}: live library token {token_id} is stored for nobody and was not cleared by the test")
+            });
+            let now_stored = records[&HostUserId::Int(user)]
+                .token_id
+                .as_ref()
+                .map(|t| t.as_str().to_owned());
+            assert!(
+                killed_mints
+                    .iter()
+                    .any(|(u, t)| *u == user && Some(t) == now_stored.as_ref()),
+                "iteration {iteration}: orphan {token_id} of user {user}: the stored token was not minted by the killed run"
+            );
+            assert!(
+                rerun
+                    .stderr()
+                    .lines()
+                    .any(|l| l.starts_with(&format!("user {user}: ")) && l.ends_with("token kept")),
+                "iteration {iteration}: user {user} was not kept by the re-run"
+            );
+            swept.insert(user);
+        }
+        if !swept.is_empty() {
+            limitation_hits += swept.len();
+            println!(
+                "iteration {iteration}: KNOWN LIMITATION hit for {} user(s) {swept:?}: a young orphan left live by the kill between the store write and its revocation; sweeping with revoke_orphans",
+                swept.len()
+            );
+            let client = MattermostClient::new(server.url(), server.admin_token()).unwrap();
+            let sync = UserSync::new(
+                client,
+                std::sync::Arc::new(PgTokenStore::new(db.pool(2).await)),
+                SyncOptions {
+                    app_name: APP_NAME.into(),
+                    ..SyncOptions::default()
+                },
+            )
+            .unwrap();
+            for u in &swept {
+                assert_eq!(sync.revoke_orphans(&HostUserId::Int(*u)).await.unwrap(), 1);
+            }
+        }
+        assert_promise(&server, st, &ids(N)).await;
+        assert_eq!(
+            server.users().len(),
+            N as usize + 1,
+            "duplicate Mattermost accounts"
+        );
+
+        // Lose the tokens of a random subset, so that the next kill hits a
+        // run that mints again (the old tokens stay live in Mattermost: young
+        // orphans for the next runs to find).
+        let lose = rng.range(20, 61) as usize;
+        let mut chosen = BTreeSet::new();
+        while chosen.len() < lose {
+            chosen.insert(rng.range(1, N as u64 + 1) as i64);
+        }
+        cleared = chosen
+            .iter()
+            .map(|u| {
+                let t = records[&HostUserId::Int(*u)].token_id.clone().unwrap();
+                (t.into_string(), *u)
+            })
+            .collect();
+        let list: Vec<i64> = chosen.into_iter().collect();
+        let pool = db.pool(1).await;
+        sqlx::query(
+            "UPDATE users SET mattermost_token = NULL, mattermost_token_id = NULL WHERE id = ANY($1)",
+        )
+        .bind(&list)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        expected_requests = 5 + 4 * lose as u64;
+    }
+    println!(
+        "{killed_runs} of {KILLS} runs killed mid-way; known limitation hit {limitation_hits} time(s)"
+    );
+    assert!(killed_runs >= 3, "too few runs were killed mid-way");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_syncs_started_together_both_succeed_and_keep_the_promise() {
+    let Some(url) = url_or_skip(
+        POSTGRES_ENV,
+        "crashes::two_syncs_started_together_both_succeed_and_keep_the_promise",
+    ) else {
+        return;
+    };
+    const N: i64 = 300;
+    let db = TempDatabase::create(&url, "mmt_crash2").await;
+    db.create_laravel_users(N).await;
+    let original_rows = db.dump_app_rows().await;
+    let server = stand_in().await;
+    let dir = Workdir::new("twice");
+    let mut a = Run::start(&dir.0, "a", &server, db.url());
+    let mut b = Run::start(&dir.0, "b", &server, db.url());
+    // While they run, keep every token value seen (the losers' tokens are
+    // revoked before the end), for the check of the logs.
+    let mut tokens = BTreeSet::new();
+    let deadline = Instant::now() + RUN_LIMIT;
+    while a.child.try_wait().unwrap().is_none() || b.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the two runs take too long");
+        tokens.extend(token_values(&server));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (sa, sb) = (a.finish().await, b.finish().await);
+    // A lost race is not a failure: the loser revokes its token and keeps
+    // the winner's (counted as kept), and an account created by the other
+    // process is found by its email. So both must exit 0.
+    assert!(sa.success(), "first: {sa}\n{}", a.output());
+    assert!(sb.success(), "second: {sb}\n{}", b.output());
+    assert_eq!(a.count("failed") + b.count("failed"), 0);
+    assert_eq!(
+        a.count("minted") + b.count("minted"),
+        N as u64,
+        "each user's stored token is counted as minted once"
+    );
+    assert_eq!(a.count("created") + b.count("created"), N as u64);
+
+    // Mints per user, from both processes' logs; every mint request the
+    // stand-in saw is in them.
+    let mut per_user: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (u, t) in a.mints().into_iter().chain(b.mints()) {
+        per_user.entry(u).or_default().push(t);
+    }
+    let logged: usize = per_user.values().map(Vec::len).sum();
+    assert_eq!(logged as u64, server.request_count(MINT));
+    assert_eq!(per_user.len(), N as usize, "every user minted");
+    let twice = per_user.values().filter(|v| v.len() == 2).count();
+    println!(
+        "two processes: {} mint requests, {twice} users minted twice, {} revocations",
+        server.request_count(MINT),
+        server.request_count("POST /api/v4/users/tokens/revoke")
+    );
+    let store = PgTokenStore::new(db.pool(2).await);
+    let records = store.get_many(&ids(N)).await.unwrap();
+    for (u, minted) in &per_user {
+        assert!(minted.len() <= 2, "user {u} minted {} times", minted.len());
+        let stored = records[&HostUserId::Int(*u)]
+            .token_id
+            .as_ref()
+            .unwrap()
+            .as_str()
+            .to_owned();
+        assert!(
+            minted.contains(&stored),
+            "user {u}: stored token not minted here"
+        );
+        for t in minted.iter().filter(|t| **t != stored) {
+            assert!(
+                server
+                    .token(&mattermost_tokens::TokenId::new(t.clone()))
+                    .is_none(),
+                "user {u}: the losing token {t} is still there"
+            );
+        }
+    }
+    assert_promise(&server, &store, &ids(N)).await;
+    assert_eq!(server.users().len(), N as usize + 1, "duplicate accounts");
+    assert_eq!(db.dump_app_rows().await, original_rows);
+    tokens.extend(token_values(&server));
+    a.assert_no_token(&tokens);
+    b.assert_no_token(&tokens);
+}
