@@ -15,7 +15,7 @@ use crate::host::HostUser;
 use crate::ids::{HostUserId, TokenId, UserId, is_valid_mattermost_id};
 use crate::models::{CreateToken, CreateUser, CreatedToken, User, UserPatch};
 use crate::rate_limit::ServerVersion;
-use crate::store::{NewToken, TokenRecord, TokenStore};
+use crate::store::{NewToken, StoreError, TokenRecord, TokenStore};
 
 /// The prefix of every token description the library writes.
 pub const DESCRIPTION_PREFIX: &str = "Minted by mattermost-tokens for ";
@@ -494,7 +494,7 @@ impl UserSync {
         };
 
         // 1. The account.
-        let linked = match (&record.mattermost_user_id, p.account) {
+        let existing = match (&record.mattermost_user_id, p.account) {
             (None, _) => None,
             (Some(_), Some(fetched)) => fetched,
             (Some(id), None) => match self.admin().user(id).await {
@@ -508,7 +508,9 @@ impl UserSync {
                 Err(e) => return Err(e),
             },
         };
-        let (account, outcome, created_now) = match linked {
+        // The Mattermost id the store holds for this user, as it changes below.
+        let mut linked = record.mattermost_user_id.clone();
+        let (account, outcome, created_now) = match existing {
             Some(u) => {
                 let (u, o) = self.update_account(user, &email, u).await?;
                 (Some(u), o, false)
@@ -516,6 +518,18 @@ impl UserSync {
             None => match self.find_or_create(user, &email).await? {
                 (Some(u), true) => (Some(u), AccountOutcome::Created, true),
                 (Some(u), false) => {
+                    // Found by email: link it first, so an account that is
+                    // another host user's (same email) is refused by the
+                    // store before anything of it is changed.
+                    if !self.opts.dry_run && linked.as_ref() != Some(&u.id) {
+                        match self.store.set_mattermost_user_id(&user.id, &u.id).await {
+                            Ok(()) => linked = Some(u.id.clone()),
+                            Err(StoreError::AlreadyLinked { .. }) => {
+                                return Err(self.shared_account(&user.id, &u.id).await);
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
                     let (u, o) = self.update_account(user, &email, u).await?;
                     (Some(u), o, false)
                 }
@@ -538,12 +552,20 @@ impl UserSync {
                 mattermost_user_id: account.id,
             });
         }
-        if !self.opts.dry_run && record.mattermost_user_id.as_ref() != Some(&account.id) {
+        if !self.opts.dry_run && linked.as_ref() != Some(&account.id) {
             // Linked before the mint: a crash after this point leaves a
             // user the next run finds without a lookup.
-            self.store
+            match self
+                .store
                 .set_mattermost_user_id(&user.id, &account.id)
-                .await?;
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::AlreadyLinked { .. }) => {
+                    return Err(self.shared_account(&user.id, &account.id).await);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
 
         // 2. The token.
@@ -686,6 +708,27 @@ impl UserSync {
         let updated = self.admin().patch_user(&account.id, &patch).await?;
         tracing::info!(host_user = %user.id, mattermost_user = %updated.id, "updated Mattermost user");
         Ok((updated, AccountOutcome::Updated))
+    }
+
+    /// The error for a host user whose email leads to a Mattermost account
+    /// another host user is linked to, naming that user when its token says
+    /// who it is.
+    async fn shared_account(&self, user: &HostUserId, account: &UserId) -> Error {
+        let other = match self.linked_tokens(user, account).await {
+            Ok(tokens) => tokens.into_iter().find_map(|(_, owner, _)| owner),
+            Err(_) => None,
+        };
+        let other = other.map_or_else(
+            || "another host user".to_owned(),
+            |o| format!("host user {o}"),
+        );
+        Error::InvalidHostUser {
+            user: user.clone(),
+            reason: format!(
+                "its Mattermost account {account} is already linked to {other} (same email?); \
+                 two app users cannot share one Mattermost account"
+            ),
+        }
     }
 
     /// The error for a success answer whose user id is not a Mattermost id

@@ -283,6 +283,45 @@ pub async fn unknown_user(f: &dyn StoreFactory, users: Vec<HostUserId>) {
     ));
 }
 
+/// A Mattermost user is linked to at most one host user.
+pub async fn one_account_per_user(f: &dyn StoreFactory, users: Vec<HostUserId>) {
+    let Some(s) = f.fresh(&users).await else {
+        return;
+    };
+    let (a, b) = (&users[0], &users[1]);
+    s.set_mattermost_user_id(a, &mm_id(1)).await.unwrap();
+    s.set_mattermost_user_id(a, &mm_id(1)).await.unwrap(); // idempotent
+    assert!(matches!(
+        s.set_mattermost_user_id(b, &mm_id(1)).await,
+        Err(StoreError::AlreadyLinked { .. })
+    ));
+    assert!(matches!(
+        s.put_token_if_absent(b, &new_token(1, "second-owner"))
+            .await,
+        Err(StoreError::AlreadyLinked { .. })
+    ));
+    assert!(matches!(
+        s.put_token(b, &new_token(1, "second-owner")).await,
+        Err(StoreError::AlreadyLinked { .. })
+    ));
+    let rec = s.get(b).await.unwrap().unwrap();
+    assert!(
+        rec.mattermost_user_id.is_none() && rec.token.is_none(),
+        "{rec:?}"
+    );
+    // Once the first user is linked elsewhere, the account is free.
+    s.set_mattermost_user_id(a, &mm_id(2)).await.unwrap();
+    assert!(
+        s.put_token_if_absent(b, &new_token(1, "now-mine"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get(b).await.unwrap().unwrap().mattermost_user_id,
+        Some(mm_id(1))
+    );
+}
+
 /// Integer-keyed users for the suite.
 pub fn int_keys(n: i64) -> Vec<HostUserId> {
     int_users(n)
@@ -325,6 +364,16 @@ macro_rules! conformance_tests {
             case!(missing_across_pages, missing_pages_text, c::text_keys(25));
             case!(unknown_user, unknown_user_int, c::int_keys(2));
             case!(unknown_user, unknown_user_text, c::text_keys(2));
+            case!(
+                one_account_per_user,
+                one_account_per_user_int,
+                c::int_keys(2)
+            );
+            case!(
+                one_account_per_user,
+                one_account_per_user_text,
+                c::text_keys(2)
+            );
         }
     };
 }

@@ -308,6 +308,12 @@ async fn two_host_users_with_one_email_do_not_share_an_account() {
     assert_eq!(r.summary.failed, 1);
     let reason = r.failures[0].error.to_string();
     assert!(reason.contains("already linked to host user 1"), "{reason}");
-    assert!(store.get(&2.into()).await.unwrap().unwrap().token.is_none());
+    let second = store.get(&2.into()).await.unwrap().unwrap();
+    assert!(second.token.is_none() && second.mattermost_user_id.is_none());
+    // Refused before anything of the first owner's account changed.
+    assert_eq!(
+        server.user_by_email("same@example.com").unwrap().first_name,
+        "First"
+    );
     assert_promise(&server, store.as_ref(), &[1.into(), 3.into()]).await;
 }

@@ -844,14 +844,12 @@ async fn bad_host_data_gives_per_user_errors_and_the_good_users_sync() {
             }
         }
         // The duplicate email: the first has the account, the second a
-        // clear error. (The second is refused only after it has patched
-        // the account's names to its own, so on the next run the first
-        // patches them back: the account outcome is Updated then.)
+        // clear error, refused before it changed anything of the account.
         let (winner, loser) = (&dups[0].id, &dups[1].id);
         let want = if first_run {
             (AccountOutcome::Created, TokenOutcome::Minted)
         } else {
-            (AccountOutcome::Updated, TokenOutcome::Kept)
+            (AccountOutcome::Unchanged, TokenOutcome::Kept)
         };
         match (&results[winner], &results[loser]) {
             (Ok(o), Err(reason)) => {
@@ -1323,14 +1321,12 @@ impl TokenStore for SlowLink {
 /// account: each app user can act as the other, and no later sync notices
 /// (both have a stored token, which a sync keeps without looking further).
 ///
-/// Ignored: a known race, reported. The creator of an account never lists
-/// its tokens (it has none when created), and the user that found the
-/// account by email cannot tell a concurrent sync of another host user from
-/// one of its own; the serialisation point that would settle it is the link
-/// itself: a unique index on `users.mattermost_user_id` in the adapters'
-/// migrations, so the second link is refused.
+/// The creator of an account never lists its tokens (it has none when
+/// created), and the user that found the account by email cannot tell a
+/// concurrent sync of another host user from one of its own; the link itself
+/// settles it: a Mattermost id is linked to one host user at most (a unique
+/// index in the database stores), so the second link is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known race: two host users with one email synced concurrently can share an account"]
 async fn duplicate_email_race_where_the_creator_links_late() {
     let server = StandIn::start().await.unwrap();
     let (a, b) = (HostUserId::Int(1), HostUserId::Int(2));

@@ -53,7 +53,31 @@ impl MemoryStore {
         user: &HostUserId,
         f: impl FnOnce(&mut TokenRecord) -> T,
     ) -> Result<T, StoreError> {
+        self.with_linked_row(user, None, f)
+    }
+
+    /// Like `with_row`, refusing to link `mattermost_user_id` to `user` when
+    /// another row holds it (the unique index of the database stores).
+    fn with_linked_row<T>(
+        &self,
+        user: &HostUserId,
+        mattermost_user_id: Option<&UserId>,
+        f: impl FnOnce(&mut TokenRecord) -> T,
+    ) -> Result<T, StoreError> {
         let mut rows = self.lock();
+        if !rows.contains_key(user) {
+            return Err(StoreError::UnknownUser(user.clone()));
+        }
+        if let Some(mm) = mattermost_user_id
+            && rows
+                .iter()
+                .any(|(k, r)| k != user && r.mattermost_user_id.as_ref() == Some(mm))
+        {
+            return Err(StoreError::AlreadyLinked {
+                user: user.clone(),
+                mattermost_user_id: mm.clone(),
+            });
+        }
         let row = rows
             .get_mut(user)
             .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
@@ -89,7 +113,7 @@ impl TokenStore for MemoryStore {
         user: &HostUserId,
         mattermost_user_id: &UserId,
     ) -> Result<(), StoreError> {
-        self.with_row(user, |r| {
+        self.with_linked_row(user, Some(mattermost_user_id), |r| {
             r.mattermost_user_id = Some(mattermost_user_id.clone())
         })
     }
@@ -99,7 +123,7 @@ impl TokenStore for MemoryStore {
         user: &HostUserId,
         token: &NewToken,
     ) -> Result<bool, StoreError> {
-        self.with_row(user, |r| {
+        self.with_linked_row(user, Some(&token.mattermost_user_id), |r| {
             if r.token.is_some() {
                 false
             } else {
@@ -110,7 +134,7 @@ impl TokenStore for MemoryStore {
     }
 
     async fn put_token(&self, user: &HostUserId, token: &NewToken) -> Result<(), StoreError> {
-        self.with_row(user, |r| write(r, token))
+        self.with_linked_row(user, Some(&token.mattermost_user_id), |r| write(r, token))
     }
 
     async fn replace_token(
@@ -119,7 +143,7 @@ impl TokenStore for MemoryStore {
         expected: &TokenId,
         token: &NewToken,
     ) -> Result<bool, StoreError> {
-        self.with_row(user, |r| {
+        self.with_linked_row(user, Some(&token.mattermost_user_id), |r| {
             if r.token_id.as_ref() == Some(expected) {
                 write(r, token);
                 true

@@ -94,6 +94,18 @@ pub enum StoreError {
     /// not an identifier).
     #[error("invalid token store configuration: {0}")]
     Config(String),
+    /// Another host user is already linked to this Mattermost user (the
+    /// `mattermost_user_id` column is unique): two app users must never share
+    /// one Mattermost account. Nothing was written.
+    #[error(
+        "Mattermost user {mattermost_user_id} is already linked to another host user than {user}"
+    )]
+    AlreadyLinked {
+        /// The host user whose write was refused.
+        user: HostUserId,
+        /// The Mattermost user linked elsewhere.
+        mattermost_user_id: UserId,
+    },
     /// The database refuses writes (a read-only replica, a read-only file,
     /// a read-only transaction mode). Nothing was written.
     #[error("token store is read-only: {message}")]
@@ -201,7 +213,10 @@ impl StoreError {
 ///   [`StoreError::UnknownUser`];
 /// - [`put_token_if_absent`](TokenStore::put_token_if_absent) is atomic: of
 ///   any number of concurrent callers for one user, exactly one sees `true`;
-/// - token values are stored and returned byte for byte (unicode included).
+/// - token values are stored and returned byte for byte (unicode included);
+/// - a Mattermost user id is linked to at most one host user: a write that
+///   would link it to a second one fails with [`StoreError::AlreadyLinked`]
+///   and changes nothing.
 #[async_trait]
 pub trait TokenStore: Send + Sync + fmt::Debug {
     /// Reads one host user's record. `Ok(None)` when the host has no such user.
