@@ -49,6 +49,19 @@ pub(crate) enum SchemaProblem {
         consequence: &'static str,
     },
     #[error(
+        "column {table}.{column} does not exist: run the add_mattermost_token_to_users_table migration first"
+    )]
+    MissingColumn { table: String, column: &'static str },
+    #[error(
+        "an index named {index} already exists on {table} but is not a unique index on mattermost_user_id alone; drop or rename it, then run the migration again (nothing was changed)"
+    )]
+    IndexClash { table: String, index: String },
+    #[error(
+        "cannot add the unique index on {table}.mattermost_user_id: {}, and a Mattermost user may be linked to one host user only. Nothing was changed. Find them with `SELECT mattermost_user_id, COUNT(*) FROM {table} WHERE mattermost_user_id IS NOT NULL GROUP BY mattermost_user_id HAVING COUNT(*) > 1`, set mattermost_user_id, mattermost_token and mattermost_token_id to NULL on every row but the right one of each (the next sync links those users again, or reports the conflict), then run the migration again",
+        duplicate_links(*count)
+    )]
+    DuplicateLinks { table: String, count: Option<i64> },
+    #[error(
         "the migration cannot read the columns of {table} through this connection type; run it through the store's migrate() or on one of: {supported}"
     )]
     UnsupportedConnection {
@@ -57,11 +70,29 @@ pub(crate) enum SchemaProblem {
     },
 }
 
+/// How many duplicate links [`SchemaProblem::DuplicateLinks`] found.
+fn duplicate_links(count: Option<i64>) -> String {
+    match count {
+        Some(1) => "1 Mattermost user id is linked to more than one row".to_owned(),
+        Some(n) => format!("{n} Mattermost user ids are each linked to more than one row"),
+        None => "a concurrent write linked a Mattermost user id to a second row".to_owned(),
+    }
+}
+
 /// The context an error message needs: which backend, which table.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ErrorContext<'a> {
     pub backend: &'static str,
     pub table: &'a str,
+}
+
+/// Whether `e` is a unique violation (PostgreSQL 23505, MySQL/MariaDB 1062,
+/// SQLite `SQLITE_CONSTRAINT_UNIQUE`).
+pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
 }
 
 /// Maps an error from running a query.

@@ -88,11 +88,23 @@
 //! # Migrations
 //!
 //! [`TokenMigrations`] is a diesel `MigrationSource` rendered for the
-//! configured table; [`DieselTokenStore::migrate`] runs it from the pool,
+//! configured table; [`DieselTokenStore::migrate`] runs it from the pool
+//! ([`revert_migration`](DieselTokenStore::revert_migration) reverts it),
 //! and it also runs through diesel-async's `AsyncMigrationHarness` or on a
-//! plain `diesel::SqliteConnection`. Its version is chosen so it never
-//! collides with, nor disturbs, the host's own diesel migrations: see the
-//! [`migration`] module.
+//! plain `diesel::SqliteConnection`. It holds two migrations:
+//!
+//! 1. `add_mattermost_token_to_users_table` adds the three nullable columns
+//!    (keeping any the table already has);
+//! 2. `add_unique_mattermost_user_id_index`
+//!    ([`UNIQUE_INDEX_MIGRATION_NAME`]) adds a unique index on
+//!    `mattermost_user_id`, so that the database itself keeps a Mattermost
+//!    user linked to one host user at most, however concurrent syncs race.
+//!    If rows already share an id it fails with
+//!    [`StoreError::Schema`](mattermost_tokens::StoreError::Schema), saying
+//!    how many and how to find them, and changes nothing.
+//!
+//! Their versions are chosen so they never collide with, nor disturb, the
+//! host's own diesel migrations: see the [`migration`] module.
 //!
 //! # Magic-link codes
 //!
@@ -163,8 +175,14 @@
 //! A database that refuses writes (read-only SQLite file, PostgreSQL hot
 //! standby or read-only session, MySQL `--read-only`):
 //! [`StoreError::ReadOnly`](mattermost_tokens::StoreError::ReadOnly). Missing table or
-//! columns, clashing column types:
-//! [`StoreError::Schema`](mattermost_tokens::StoreError::Schema). The code
+//! columns, clashing column types, duplicate links found by the unique index
+//! migration: [`StoreError::Schema`](mattermost_tokens::StoreError::Schema).
+//! A write that would link a Mattermost user already linked to another host
+//! user (`set_mattermost_user_id`, `put_token_if_absent`, `put_token`,
+//! `replace_token`), refused by the unique index:
+//! [`StoreError::AlreadyLinked`](mattermost_tokens::StoreError::AlreadyLinked),
+//! nothing written; `put_token_if_absent` on a user that already has a
+//! token still answers `Ok(false)`, as before. The code
 //! stores map errors the same way. Messages never contain a connection
 //! URL's password, a token value or a code.
 #![deny(missing_docs)]
@@ -193,6 +211,9 @@ pub use diesel_async;
 pub use diesel_migrations;
 
 pub use code_store::{DEFAULT_CODES_TABLE, DieselCodeStore};
-pub use migration::{CODES_MIGRATION_NAME, CodeMigrations, MigrationBackend, TokenMigrations};
+pub use migration::{
+    CODES_MIGRATION_NAME, CodeMigrations, MigrationBackend, TokenMigrations,
+    UNIQUE_INDEX_MIGRATION_NAME,
+};
 pub use pool::ConnectionPool;
 pub use store::{DEFAULT_ACQUIRE_TIMEOUT, DieselTokenStore, KeyType, StoreConnection};

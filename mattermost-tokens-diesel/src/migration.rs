@@ -1,53 +1,93 @@
-//! The migration that adds the token columns to the host's users table,
-//! [`TokenMigrations`], and the one that creates the magic-link code table,
-//! [`CodeMigrations`]. Both are rendered for a configured table, versioned
-//! and run alike; what follows describes the users table's, and
-//! [`CodeMigrations`] what differs for the code table.
+//! The migrations of the host's users table, [`TokenMigrations`] (the
+//! token columns, then a unique index on `mattermost_user_id`), and the one
+//! that creates the magic-link code table, [`CodeMigrations`]. All are
+//! rendered for a configured table, versioned and run alike; what follows
+//! describes the users table's, and [`CodeMigrations`] what differs for the
+//! code table.
 //!
-//! # One migration, rendered for the configured table
+//! # Two migrations, rendered for the configured table
 //!
-//! The table name is configurable, so the migration is not a static
+//! The table name is configurable, so the migrations are not a static
 //! `embed_migrations!` directory: [`TokenMigrations`] implements diesel's
 //! [`MigrationSource`] itself and renders the SQL for its table (the default
-//! is `users`). It is one migration, named
-//! `add_mattermost_token_to_users_table` like the sqlx adapter's and the
-//! Laravel seed's. Before it alters anything it reads the table's columns,
-//! so it is safe on a table that already has some or all of the columns
-//! (from the Laravel migration, from the sqlx adapter, from an earlier run):
-//! compatible columns are kept as they are, a column of the same name that
-//! cannot hold the value (an integer `mattermost_token`, a `NOT NULL` one)
-//! stops it with [`StoreError::Schema`], and so does a missing table.
+//! is `users`). It holds two migrations, run in this order and reverted in
+//! the reverse one.
 //!
-//! The columns it adds carry a marker (a column comment on PostgreSQL and
-//! MySQL, an SQL comment in the column definition on SQLite). Reverting
-//! drops only marked columns: a `mattermost_token` column that the host had
-//! before (and its tokens) survives a revert.
+//! **`add_mattermost_token_to_users_table`** ([`MIGRATION_NAME`], like the
+//! sqlx adapter's and the Laravel seed's) adds the three columns. Before it
+//! alters anything it reads the table's columns, so it is safe on a table
+//! that already has some or all of the columns (from the Laravel migration,
+//! from the sqlx adapter, from an earlier run): compatible columns are kept
+//! as they are, a column of the same name that cannot hold the value (an
+//! integer `mattermost_token`, a `NOT NULL` one) stops it with
+//! [`StoreError::Schema`], and so does a missing table. The columns it adds
+//! carry a marker (a column comment on PostgreSQL and MySQL, an SQL comment
+//! in the column definition on SQLite). Reverting drops only marked
+//! columns: a `mattermost_token` column that the host had before (and its
+//! tokens) survives a revert.
+//!
+//! **`add_unique_mattermost_user_id_index`** ([`UNIQUE_INDEX_MIGRATION_NAME`])
+//! runs `CREATE UNIQUE INDEX <table>_mattermost_user_id_unique ON <table>
+//! (mattermost_user_id)` ([`TokenMigrations::index_name`]: the table's name
+//! without its schema, lowercased; its start and a hash when the name
+//! would exceed 63 characters). A Mattermost user is then linked to one
+//! host user at most, enforced by the database: two app users sharing one
+//! Mattermost account could each act as the other, and two concurrent syncs
+//! could otherwise race into exactly that. Writes that would link a second
+//! row fail with [`StoreError::AlreadyLinked`] and change nothing. Users
+//! without a link keep `NULL`, which a unique index lets repeat on
+//! PostgreSQL, MySQL/MariaDB and SQLite.
+//!
+//! - If rows already share a `mattermost_user_id`, the migration stops with
+//!   [`StoreError::Schema`], creates nothing and is not recorded: the
+//!   message says how many ids are linked more than once and gives the
+//!   query that finds them. Unlink all but the right row of each (set the
+//!   three columns to `NULL`; the next sync links those users again), then
+//!   run it again.
+//! - A unique index on `mattermost_user_id` alone that is already there
+//!   (the host's, the sqlx adapter's) is kept and none is added. Another
+//!   index of the same name stops the migration with
+//!   [`StoreError::Schema`].
+//! - The index carries a marker (an index comment on PostgreSQL and MySQL,
+//!   an SQL comment in its definition on SQLite); reverting drops it only
+//!   when it is marked.
+//! - A host `TEXT` column on MySQL is indexed by its first 191 characters
+//!   (an id has 26).
+//!
+//! A store that ran the first migration with an earlier version of this
+//! crate gets the index from its next `migrate()`.
 //!
 //! # Versions next to the host's own
 //!
 //! diesel records applied migrations by version in
 //! `__diesel_schema_migrations(version VARCHAR(50))`, the table the host's
-//! own migrations (and the `diesel` CLI) use too. This migration's version
-//! is `00000000000000_mattermost_tokens_1_<table>` (the table lowercased;
-//! a hash of it when the version would exceed 50 characters):
+//! own migrations (and the `diesel` CLI) use too. The columns migration's
+//! version is `00000000000000_mattermost_tokens_1_<table>` and the index
+//! migration's `00000000000000_mattermost_tokens_3_<table>` (the table
+//! lowercased; a hash of it when the version would exceed 50 characters;
+//! `2` is the code table's migration):
 //!
-//! - it cannot collide with a host's version, which diesel derives from a
+//! - they cannot collide with a host's version, which diesel derives from a
 //!   migration directory name and is digits only (`20261126103000`); with
-//!   the table in it, stores on two tables each get their migration;
-//! - it sorts before every host version (14 zeros, then `_`), so the
+//!   the table in them, stores on two tables each get their migrations;
+//! - the index migration's sorts after the columns migration's of the same
+//!   table, so diesel (which runs pending migrations in version order) adds
+//!   the columns first;
+//! - they sort before every host version (14 zeros, then `_`), so the
 //!   host's `diesel migration revert` and `redo`, which act on the latest
-//!   applied version, never pick it (they would fail on a version missing
+//!   applied version, never pick them (they would fail on a version missing
 //!   from the host's directory). Only diesel's own
-//!   `00000000000000_diesel_initial_setup` sorts before it;
+//!   `00000000000000_diesel_initial_setup` sorts before them;
 //! - `diesel migration run` ignores applied versions it does not know, so
 //!   host tooling keeps working. `diesel migration revert --all` would stop
-//!   at this version: revert it first with [`TokenMigrations::revert`] or
-//!   the store's `revert_migration()`.
+//!   at these versions: revert them first with [`TokenMigrations::revert`]
+//!   or the store's `revert_migration()`.
 //!
 //! # Running it
 //!
 //! - From the store: `store.migrate().await` (any tokio runtime; it runs
-//!   diesel's blocking harness on tokio's blocking pool).
+//!   diesel's blocking harness on tokio's blocking pool), reverted by
+//!   `store.revert_migration().await`.
 //! - Through diesel-async's `AsyncMigrationHarness` (which uses
 //!   `block_in_place`: multi-thread tokio runtime only) over an owned
 //!   connection or a deadpool object: `migrations.run(&mut harness)`.
@@ -73,13 +113,32 @@ use mattermost_tokens::store::validate_identifier;
 
 use crate::error::{ErrorContext, SchemaProblem, migration_error};
 
-/// The migration's name, shared with the sqlx adapter and the Laravel seed.
+/// The columns migration's name, shared with the sqlx adapter and the
+/// Laravel seed.
 pub const MIGRATION_NAME: &str = "add_mattermost_token_to_users_table";
+
+/// The name of the users table's second migration, the unique index on
+/// `mattermost_user_id`.
+pub const UNIQUE_INDEX_MIGRATION_NAME: &str = "add_unique_mattermost_user_id_index";
 
 /// Version prefix of the users table migration: sorts before every
 /// timestamped version; `1` numbers this crate's first migration (the code
 /// table's is `2`, see [`CodeMigrations`]).
 const VERSION_PREFIX: &str = "00000000000000_mattermost_tokens_1";
+
+/// Version prefix of the unique index migration (`3`: this crate's third
+/// migration): sorts after the column migration of the same table, before
+/// every timestamped version.
+const INDEX_VERSION_PREFIX: &str = "00000000000000_mattermost_tokens_3";
+
+/// The column the unique index covers.
+pub(crate) const LINK_COLUMN: &str = "mattermost_user_id";
+
+/// Suffix of the unique index's name.
+const INDEX_SUFFIX: &str = "_mattermost_user_id_unique";
+
+/// The longest index name PostgreSQL keeps (MySQL allows 64).
+const MAX_INDEX_NAME_LEN: usize = 63;
 
 /// The width of diesel's `version` column on PostgreSQL and MySQL.
 const MAX_VERSION_LEN: usize = 50;
@@ -88,7 +147,13 @@ const MAX_VERSION_LEN: usize = 50;
 /// those.
 pub(crate) const MARKER: &str = "mattermost-tokens: added by add_mattermost_token_to_users_table";
 
-pub(crate) use sealed::{ColumnKind, ColumnSpec, ExistingColumn};
+/// Marks the unique index this crate created (an index comment on
+/// PostgreSQL and MySQL, an SQL comment in its definition on SQLite), so
+/// that reverting drops only that one.
+pub(crate) const INDEX_MARKER: &str =
+    "mattermost-tokens: added by add_unique_mattermost_user_id_index";
+
+pub(crate) use sealed::{ColumnKind, ColumnSpec, ExistingColumn, ExistingIndex};
 
 /// The columns, in the order they are added.
 pub(crate) const COLUMNS: [ColumnSpec; 3] = [
@@ -165,6 +230,21 @@ pub(crate) mod sealed {
         pub ours: bool,
     }
 
+    /// An index of a table as the database describes it.
+    #[derive(Clone, Debug)]
+    pub struct ExistingIndex {
+        /// Its name.
+        pub name: String,
+        /// The name `DROP INDEX` takes (schema-qualified where needed).
+        pub qualified: String,
+        /// Unique over every row: not partial, not a short prefix.
+        pub unique: bool,
+        /// Its key columns in order; an expression is an empty string.
+        pub columns: Vec<String>,
+        /// Whether this crate created it (it carries the index marker).
+        pub ours: bool,
+    }
+
     /// What each backend's migration SQL looks like.
     pub trait Backend: diesel::backend::Backend + 'static {
         /// The database's name in messages.
@@ -192,6 +272,27 @@ pub(crate) mod sealed {
         /// Statements creating the magic-link code table `table` with its
         /// index `index` on `expires_at`.
         fn create_code_table(table: &str, index: &str) -> Vec<String>;
+
+        /// The indexes of `table`; empty when there is no such table.
+        fn existing_indexes(
+            conn: &mut dyn BoxableConnection<Self>,
+            table: &str,
+        ) -> diesel::migration::Result<Vec<ExistingIndex>>;
+
+        /// The single `BIGINT` value `n` of query `sql` (on `table`, named
+        /// in errors).
+        fn count(
+            conn: &mut dyn BoxableConnection<Self>,
+            table: &str,
+            sql: &str,
+        ) -> diesel::migration::Result<i64>;
+
+        /// Statements creating the unique index `index` (with the index
+        /// marker) on `table`'s column `column`.
+        fn create_unique_index(table: &str, index: &str, column: &ExistingColumn) -> Vec<String>;
+
+        /// Statements dropping `index` of `table`.
+        fn drop_index(table: &str, index: &ExistingIndex) -> Vec<String>;
     }
 }
 
@@ -208,9 +309,10 @@ pub(crate) mod sealed {
 /// let mut conn = SqliteConnection::establish(":memory:")?;
 /// conn.batch_execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")?;
 /// let migrations = TokenMigrations::new("users")?;
-/// migrations.run(&mut conn)?;
+/// assert_eq!(migrations.index_name(), "users_mattermost_user_id_unique");
+/// migrations.run(&mut conn)?; // the columns, then the unique index
 /// migrations.run(&mut conn)?; // already applied: nothing to do
-/// migrations.revert(&mut conn)?;
+/// migrations.revert(&mut conn)?; // the index, then the columns
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -245,16 +347,42 @@ impl TokenMigrations {
         &self.table
     }
 
-    /// The version the migration is recorded under in
-    /// `__diesel_schema_migrations`.
+    /// The version the column migration ([`MIGRATION_NAME`]) is recorded
+    /// under in `__diesel_schema_migrations`.
     pub fn version(&self) -> String {
         version_for(VERSION_PREFIX, &self.table)
     }
 
+    /// The version the unique index migration
+    /// ([`UNIQUE_INDEX_MIGRATION_NAME`]) is recorded under:
+    /// `00000000000000_mattermost_tokens_3_<table>`, after
+    /// [`version`](Self::version) and before every host version.
+    pub fn index_version(&self) -> String {
+        version_for(INDEX_VERSION_PREFIX, &self.table)
+    }
+
+    /// Both versions, in the order the migrations run.
+    pub fn versions(&self) -> Vec<String> {
+        vec![self.version(), self.index_version()]
+    }
+
+    /// The name of the unique index on `mattermost_user_id`:
+    /// `<table>_mattermost_user_id_unique` (the table's name lowercased,
+    /// without its schema), its start and a hash of the name when that
+    /// would exceed 63 characters.
+    pub fn index_name(&self) -> String {
+        unique_index_name(&self.table)
+    }
+
     /// Runs the migrations that `harness` has not applied yet (none when
-    /// they all were). `harness` is a diesel connection with migration
-    /// support (`diesel::SqliteConnection`, diesel-async's
-    /// `AsyncConnectionWrapper`) or diesel-async's `AsyncMigrationHarness`.
+    /// they all were), in order: the columns, then the unique index.
+    /// `harness` is a diesel connection with migration support
+    /// (`diesel::SqliteConnection`, diesel-async's `AsyncConnectionWrapper`)
+    /// or diesel-async's `AsyncMigrationHarness`.
+    ///
+    /// Fails with [`StoreError::Schema`] when rows already share a
+    /// `mattermost_user_id` (the index is not created then; the message
+    /// says how many ids and how to find them).
     pub fn run<DB, H>(&self, harness: &mut H) -> Result<(), StoreError>
     where
         DB: MigrationBackend,
@@ -264,7 +392,8 @@ impl TokenMigrations {
     }
 
     /// Reverts the applied migrations of this table, newest first (none when
-    /// none was applied). Only columns the migration added are dropped.
+    /// none was applied): drops the unique index if this crate created it,
+    /// then the columns the migration added.
     pub fn revert<DB, H>(&self, harness: &mut H) -> Result<(), StoreError>
     where
         DB: MigrationBackend,
@@ -318,12 +447,20 @@ fn cx<DB: MigrationBackend>(table: &str) -> ErrorContext<'_> {
 
 impl<DB: MigrationBackend> MigrationSource<DB> for TokenMigrations {
     fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
-        let version = version_for(VERSION_PREFIX, &self.table);
-        Ok(vec![Box::new(AddTokenColumns {
-            table: self.table.clone(),
-            name: format!("{version}_{MIGRATION_NAME}"),
-            version,
-        })])
+        let version = self.version();
+        let index_version = self.index_version();
+        Ok(vec![
+            Box::new(AddTokenColumns {
+                table: self.table.clone(),
+                name: format!("{version}_{MIGRATION_NAME}"),
+                version,
+            }),
+            Box::new(AddUniqueIndex {
+                table: self.table.clone(),
+                name: format!("{index_version}_{UNIQUE_INDEX_MIGRATION_NAME}"),
+                version: index_version,
+            }),
+        ])
     }
 }
 
@@ -333,13 +470,47 @@ fn version_for(prefix: &str, table: &str) -> String {
     if version.len() <= MAX_VERSION_LEN {
         return version;
     }
-    // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
     // '#' cannot appear in a table name, so a hashed version never equals
     // a literal one.
-    format!("{prefix}_#{:012x}", hash & 0xffff_ffff_ffff)
+    format!("{prefix}_#{:012x}", fnv1a(&table) & 0xffff_ffff_ffff)
+}
+
+/// FNV-1a: stable across builds and platforms, unlike std's hasher.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The name of the unique index on `mattermost_user_id` of `table`: the
+/// table's name (lowercased, without its schema, so that `users` and
+/// `public.users` agree) and a suffix; when that would exceed 63
+/// characters, the name's start, a hash of the whole name and the suffix.
+pub(crate) fn unique_index_name(table: &str) -> String {
+    let name = table
+        .rsplit('.')
+        .next()
+        .unwrap_or(table)
+        .to_ascii_lowercase();
+    if name.len() + INDEX_SUFFIX.len() <= MAX_INDEX_NAME_LEN {
+        return format!("{name}{INDEX_SUFFIX}");
+    }
+    // `_` and 8 hex digits. Identifiers are ASCII: byte slicing is safe.
+    let keep = MAX_INDEX_NAME_LEN - INDEX_SUFFIX.len() - 9;
+    format!(
+        "{}_{:08x}{INDEX_SUFFIX}",
+        &name[..keep],
+        fnv1a(&name) & 0xffff_ffff
+    )
+}
+
+/// The query counting the `mattermost_user_id` values that more than one
+/// row of `table` holds, as `n`.
+fn duplicate_links_sql(table: &str) -> String {
+    format!(
+        "SELECT COUNT(*) AS n FROM (SELECT {LINK_COLUMN} FROM {table} \
+         WHERE {LINK_COLUMN} IS NOT NULL GROUP BY {LINK_COLUMN} HAVING COUNT(*) > 1) mmt_duplicates"
+    )
 }
 
 /// The one migration: adds `mattermost_user_id`, `mattermost_token` and
@@ -457,6 +628,176 @@ impl<DB: MigrationBackend> Migration<DB> for AddTokenColumns {
     fn name(&self) -> &dyn MigrationName {
         self
     }
+}
+
+// ---------------------------------------------------------------------------
+// The unique index on mattermost_user_id.
+
+/// The second migration: a unique index on `mattermost_user_id`, so that a
+/// Mattermost user is linked to one host user at most, whatever races the
+/// writers run (NULLs may repeat on every supported database).
+struct AddUniqueIndex {
+    table: String,
+    version: String,
+    name: String,
+}
+
+impl fmt::Display for AddUniqueIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl MigrationName for AddUniqueIndex {
+    fn version(&self) -> MigrationVersion<'_> {
+        MigrationVersion::from(self.version.as_str())
+    }
+}
+
+// In a transaction (the default): on PostgreSQL the index build blocks
+// writes to the table until it commits, so no duplicate can slip in
+// between the check and the index.
+impl MigrationMetadata for AddUniqueIndex {}
+
+impl AddUniqueIndex {
+    fn index_name(&self) -> diesel::migration::Result<String> {
+        let index = unique_index_name(&self.table);
+        validate_identifier(&index)
+            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
+        Ok(index)
+    }
+}
+
+/// Whether `index` makes `mattermost_user_id` unique on its own.
+fn enforces_link(index: &ExistingIndex) -> bool {
+    index.unique && index.columns.len() == 1 && index.columns[0].eq_ignore_ascii_case(LINK_COLUMN)
+}
+
+impl<DB: MigrationBackend> Migration<DB> for AddUniqueIndex {
+    fn run(&self, conn: &mut dyn BoxableConnection<DB>) -> diesel::migration::Result<()> {
+        let index = self.index_name()?;
+        let columns = DB::existing_columns(conn, &self.table)?;
+        if columns.is_empty() {
+            return Err(Box::new(SchemaProblem::MissingTable {
+                table: self.table.clone(),
+            }));
+        }
+        let Some(column) = find(&columns, LINK_COLUMN) else {
+            return Err(Box::new(SchemaProblem::MissingColumn {
+                table: self.table.clone(),
+                column: LINK_COLUMN,
+            }));
+        };
+        let indexes = DB::existing_indexes(conn, &self.table)?;
+        if let Some(existing) = indexes.iter().find(|i| enforces_link(i)) {
+            tracing::info!(
+                table = %self.table,
+                index = %existing.name,
+                "mattermost_user_id is already unique"
+            );
+            return Ok(());
+        }
+        if indexes.iter().any(|i| i.name.eq_ignore_ascii_case(&index)) {
+            return Err(Box::new(SchemaProblem::IndexClash {
+                table: self.table.clone(),
+                index,
+            }));
+        }
+        let duplicates = DB::count(conn, &self.table, &duplicate_links_sql(&self.table))?;
+        if duplicates > 0 {
+            return Err(Box::new(SchemaProblem::DuplicateLinks {
+                table: self.table.clone(),
+                count: Some(duplicates),
+            }));
+        }
+        for statement in DB::create_unique_index(&self.table, &index, column) {
+            conn.batch_execute(&statement).map_err(|e| match e {
+                // A writer linked a second row between the count and the
+                // index (MySQL, SQLite: the index build is not atomic with
+                // the check there).
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => Box::new(SchemaProblem::DuplicateLinks {
+                    table: self.table.clone(),
+                    count: None,
+                }) as Box<dyn std::error::Error + Send + Sync>,
+                other => Box::new(other),
+            })?;
+        }
+        tracing::info!(table = %self.table, index = %index, "added unique index on mattermost_user_id");
+        Ok(())
+    }
+
+    fn revert(&self, conn: &mut dyn BoxableConnection<DB>) -> diesel::migration::Result<()> {
+        let index = self.index_name()?;
+        let indexes = DB::existing_indexes(conn, &self.table)?;
+        let Some(existing) = indexes.iter().find(|i| i.name.eq_ignore_ascii_case(&index)) else {
+            return Ok(());
+        };
+        if !existing.ours {
+            tracing::info!(
+                table = %self.table,
+                index = %existing.name,
+                "keeping an index on mattermost_user_id that this migration did not create"
+            );
+            return Ok(());
+        }
+        for statement in DB::drop_index(&self.table, existing) {
+            conn.batch_execute(&statement)?;
+        }
+        tracing::info!(table = %self.table, index = %index, "dropped unique index on mattermost_user_id");
+        Ok(())
+    }
+
+    fn metadata(&self) -> &dyn MigrationMetadata {
+        self
+    }
+
+    fn name(&self) -> &dyn MigrationName {
+        self
+    }
+}
+
+/// One key column of an index, as a backend reads them: rows ordered by
+/// index, then by position.
+#[derive(Debug)]
+pub(crate) struct IndexColumnRow {
+    pub name: String,
+    pub qualified: String,
+    pub unique: bool,
+    /// `None` for an expression.
+    pub column: Option<String>,
+    pub ours: bool,
+}
+
+/// Groups the rows of each index into one [`ExistingIndex`].
+pub(crate) fn group_indexes(rows: impl IntoIterator<Item = IndexColumnRow>) -> Vec<ExistingIndex> {
+    let mut out: Vec<ExistingIndex> = Vec::new();
+    for row in rows {
+        let column = row.column.unwrap_or_default();
+        match out.last_mut() {
+            Some(last) if last.name == row.name => {
+                last.columns.push(column);
+                last.unique &= row.unique;
+            }
+            _ => out.push(ExistingIndex {
+                name: row.name,
+                qualified: row.qualified,
+                unique: row.unique,
+                columns: vec![column],
+                ours: row.ours,
+            }),
+        }
+    }
+    out
+}
+
+/// A count read by [`sealed::Backend::count`].
+#[derive(diesel::QueryableByName, Debug)]
+pub(crate) struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
 }
 
 // ---------------------------------------------------------------------------
@@ -786,6 +1127,90 @@ mod tests {
         assert!(v("users").as_str() < "00000000000001");
         assert!(v("users").as_str() < "0001");
         assert!(v("users").as_str() > "00000000000000");
+    }
+
+    #[test]
+    fn index_versions() {
+        let m = TokenMigrations::new("users").unwrap();
+        assert_eq!(
+            m.index_version(),
+            "00000000000000_mattermost_tokens_3_users"
+        );
+        assert_eq!(m.versions(), [m.version(), m.index_version()]);
+        // After the columns, before any host version; never the code
+        // table's.
+        assert!(m.version() < m.index_version());
+        assert!(m.index_version().as_str() < "00000000000001");
+        assert_ne!(
+            m.index_version(),
+            CodeMigrations::new("users").unwrap().version()
+        );
+        let long = TokenMigrations::new("a_rather_long_schema.with_a_long_users_table").unwrap();
+        assert!(long.index_version().len() <= MAX_VERSION_LEN);
+        assert!(long.version() < long.index_version());
+        let names: Vec<String> =
+            <TokenMigrations as MigrationSource<diesel::sqlite::Sqlite>>::migrations(&m)
+                .unwrap()
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect();
+        assert_eq!(
+            names,
+            [
+                "00000000000000_mattermost_tokens_1_users_add_mattermost_token_to_users_table",
+                "00000000000000_mattermost_tokens_3_users_add_unique_mattermost_user_id_index",
+            ]
+        );
+    }
+
+    #[test]
+    fn index_names() {
+        assert_eq!(
+            unique_index_name("users"),
+            "users_mattermost_user_id_unique"
+        );
+        // The schema is left out (the index lives in the table's schema),
+        // the case folded: every spelling of a table gets one name.
+        assert_eq!(
+            unique_index_name("App.Users"),
+            "users_mattermost_user_id_unique"
+        );
+        let fits = "t".repeat(MAX_INDEX_NAME_LEN - INDEX_SUFFIX.len());
+        assert_eq!(unique_index_name(&fits), format!("{fits}{INDEX_SUFFIX}"));
+        let long = format!("{fits}x");
+        let hashed = unique_index_name(&long);
+        assert_eq!(hashed.len(), MAX_INDEX_NAME_LEN, "{hashed}");
+        assert!(hashed.ends_with(INDEX_SUFFIX));
+        assert_ne!(hashed, unique_index_name(&format!("{fits}y")));
+        assert_eq!(hashed, unique_index_name(&long.to_uppercase()));
+        for t in ["users", "s.users", long.as_str(), &"a".repeat(63)] {
+            assert!(validate_identifier(&unique_index_name(t)).is_ok(), "{t}");
+        }
+    }
+
+    #[test]
+    fn grouping_indexes() {
+        let row = |name: &str, unique, column: Option<&str>| IndexColumnRow {
+            name: name.into(),
+            qualified: format!("s.{name}"),
+            unique,
+            column: column.map(Into::into),
+            ours: false,
+        };
+        let got = group_indexes([
+            row("a", true, Some("mattermost_user_id")),
+            row("b", true, Some("mattermost_user_id")),
+            row("b", true, Some("email")),
+            row("c", false, Some("Mattermost_User_Id")),
+            row("d", true, None),
+        ]);
+        assert_eq!(got.len(), 4);
+        assert!(enforces_link(&got[0]));
+        assert_eq!(got[1].columns, ["mattermost_user_id", "email"]);
+        assert!(!enforces_link(&got[1]));
+        assert!(!enforces_link(&got[2]));
+        assert_eq!(got[3].columns, [""]);
+        assert!(duplicate_links_sql("app.users").contains("FROM app.users "));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use diesel::QueryResult;
 use diesel::connection::BoxableConnection;
 use diesel::connection::{LoadConnection, SimpleConnection};
 use diesel::mysql::Mysql;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Nullable, Text};
 use diesel::{Connection, QueryableByName};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
@@ -35,8 +35,8 @@ use mattermost_tokens::StoreError;
 
 use crate::code_store::{CodeStatements, CodeUserRow, DieselCodeStore};
 use crate::migration::{
-    self, ColumnKind, ColumnSpec, ExistingColumn, Job, MARKER, MigrationBackend,
-    on_concrete_connection,
+    self, ColumnKind, ColumnSpec, Count, ExistingColumn, ExistingIndex, INDEX_MARKER,
+    IndexColumnRow, Job, LINK_COLUMN, MARKER, MigrationBackend, on_concrete_connection,
 };
 use crate::store::{DieselTokenStore, KeyRow, RecordRow, Sql, StoreConnection, sealed};
 
@@ -187,14 +187,12 @@ impl sealed::Connection for AsyncMysqlConnection {
 
 impl MigrationBackend for Mysql {}
 
-impl migration::sealed::Backend for Mysql {
-    const NAME: &'static str = BACKEND;
-
-    fn existing_columns(
-        conn: &mut dyn BoxableConnection<Mysql>,
-        table: &str,
-    ) -> diesel::migration::Result<Vec<ExistingColumn>> {
-        on_concrete_connection!(conn, |c| read_columns(c, table), [
+/// Runs `$body` with `$c` bound to the concrete connection behind a
+/// migration's `&mut dyn BoxableConnection<Mysql>`; an error for a
+/// connection type the migration cannot read through.
+macro_rules! on_mysql_connection {
+    ($conn:expr, $table:expr, |$c:ident| $body:expr) => {
+        on_concrete_connection!($conn, |$c| $body, [
             AsyncConnectionWrapper<AsyncMysqlConnection>,
             AsyncConnectionWrapper<Object<AsyncMysqlConnection>>,
             #[cfg(feature = "bb8")]
@@ -204,11 +202,22 @@ impl migration::sealed::Backend for Mysql {
         ])
         .ok_or_else(|| {
             migration::unsupported_connection(
-                table,
+                $table,
                 "AsyncConnectionWrapper<AsyncMysqlConnection> and diesel-async's AsyncMigrationHarness over an AsyncMysqlConnection or a deadpool or bb8 pooled connection of one",
             )
         })?
         .map_err(Into::into)
+    };
+}
+
+impl migration::sealed::Backend for Mysql {
+    const NAME: &'static str = BACKEND;
+
+    fn existing_columns(
+        conn: &mut dyn BoxableConnection<Mysql>,
+        table: &str,
+    ) -> diesel::migration::Result<Vec<ExistingColumn>> {
+        on_mysql_connection!(conn, table, |c| read_columns(c, table))
     }
 
     fn compatible(column: &ExistingColumn, spec: &ColumnSpec) -> bool {
@@ -253,7 +262,44 @@ impl migration::sealed::Backend for Mysql {
              CHECK (host_user_kind IN ('i', 't'))) ENGINE=InnoDB"
         )]
     }
+
+    fn existing_indexes(
+        conn: &mut dyn BoxableConnection<Mysql>,
+        table: &str,
+    ) -> diesel::migration::Result<Vec<ExistingIndex>> {
+        on_mysql_connection!(conn, table, |c| read_indexes(c, table))
+    }
+
+    fn count(
+        conn: &mut dyn BoxableConnection<Mysql>,
+        table: &str,
+        sql: &str,
+    ) -> diesel::migration::Result<i64> {
+        on_mysql_connection!(conn, table, |c| read_count(c, sql))
+    }
+
+    fn create_unique_index(table: &str, index: &str, column: &ExistingColumn) -> Vec<String> {
+        // A TEXT column (a host's own) is indexed by a prefix, far longer
+        // than a Mattermost id (26 characters) and within InnoDB's key
+        // length in any row format (191 * 4 bytes).
+        let t = column.sql_type.to_ascii_lowercase();
+        let key = if t.ends_with("text") || t.ends_with("blob") {
+            format!("{LINK_COLUMN}({TEXT_PREFIX_LEN})")
+        } else {
+            LINK_COLUMN.to_owned()
+        };
+        vec![format!(
+            "CREATE UNIQUE INDEX {index} ON {table} ({key}) COMMENT '{INDEX_MARKER}'"
+        )]
+    }
+
+    fn drop_index(table: &str, index: &ExistingIndex) -> Vec<String> {
+        vec![format!("DROP INDEX {} ON {table}", index.qualified)]
+    }
 }
+
+/// The prefix by which a TEXT `mattermost_user_id` is indexed.
+const TEXT_PREFIX_LEN: u32 = 191;
 
 fn sql_type(kind: ColumnKind) -> &'static str {
     match kind {
@@ -307,4 +353,68 @@ where
             nullable: r.is_nullable.eq_ignore_ascii_case("YES"),
         })
         .collect())
+}
+
+#[derive(QueryableByName)]
+struct MysqlIndexColumn {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    non_unique: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    column_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    sub_part: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    comment: Option<String>,
+}
+
+fn read_indexes<C>(conn: &mut C, table: &str) -> QueryResult<Vec<ExistingIndex>>
+where
+    C: Connection<Backend = Mysql> + LoadConnection,
+{
+    let select = "SELECT CAST(index_name AS CHAR) AS name, CAST(non_unique AS CHAR) AS non_unique, \
+                  CAST(column_name AS CHAR) AS column_name, CAST(sub_part AS CHAR) AS sub_part, \
+                  CAST(index_comment AS CHAR) AS comment \
+                  FROM information_schema.statistics WHERE ";
+    let order = "ORDER BY index_name, seq_in_index";
+    let rows: Vec<MysqlIndexColumn> = match table.split_once('.') {
+        Some((schema, name)) => diesel::RunQueryDsl::load(
+            diesel::sql_query(format!(
+                "{select} table_schema = ? AND table_name = ? {order}"
+            ))
+            .bind::<Text, _>(schema.to_owned())
+            .bind::<Text, _>(name.to_owned()),
+            conn,
+        )?,
+        None => diesel::RunQueryDsl::load(
+            diesel::sql_query(format!(
+                "{select} table_schema = DATABASE() AND table_name = ? {order}"
+            ))
+            .bind::<Text, _>(table.to_owned()),
+            conn,
+        )?,
+    };
+    Ok(migration::group_indexes(rows.into_iter().map(|r| {
+        // A prefix shorter than an id would refuse distinct ids.
+        let whole = r
+            .sub_part
+            .as_deref()
+            .is_none_or(|n| n.trim().parse::<u32>().is_ok_and(|n| n >= 26));
+        IndexColumnRow {
+            ours: r.comment.as_deref() == Some(INDEX_MARKER),
+            qualified: r.name.clone(),
+            name: r.name,
+            unique: r.non_unique.trim() == "0" && whole,
+            column: r.column_name,
+        }
+    })))
+}
+
+fn read_count<C>(conn: &mut C, sql: &str) -> QueryResult<i64>
+where
+    C: Connection<Backend = Mysql> + LoadConnection,
+{
+    let rows: Vec<Count> = diesel::RunQueryDsl::load(diesel::sql_query(sql), conn)?;
+    Ok(rows.first().map_or(0, |r| r.n))
 }

@@ -34,8 +34,8 @@ use mattermost_tokens::StoreError;
 
 use crate::code_store::{CodeStatements, CodeUserRow, DieselCodeStore};
 use crate::migration::{
-    self, ColumnKind, ColumnSpec, ExistingColumn, Job, MARKER, MigrationBackend,
-    on_concrete_connection,
+    self, ColumnKind, ColumnSpec, Count, ExistingColumn, ExistingIndex, INDEX_MARKER,
+    IndexColumnRow, Job, LINK_COLUMN, MARKER, MigrationBackend, on_concrete_connection,
 };
 use crate::store::{DieselTokenStore, KeyRow, KeyType, RecordRow, Sql, StoreConnection, sealed};
 
@@ -153,14 +153,12 @@ impl sealed::Connection for AsyncPgConnection {
 
 impl MigrationBackend for Pg {}
 
-impl migration::sealed::Backend for Pg {
-    const NAME: &'static str = BACKEND;
-
-    fn existing_columns(
-        conn: &mut dyn BoxableConnection<Pg>,
-        table: &str,
-    ) -> diesel::migration::Result<Vec<ExistingColumn>> {
-        on_concrete_connection!(conn, |c| read_columns(c, table), [
+/// Runs `$body` with `$c` bound to the concrete connection behind a
+/// migration's `&mut dyn BoxableConnection<Pg>`; an error for a connection
+/// type the migration cannot read through.
+macro_rules! on_pg_connection {
+    ($conn:expr, $table:expr, |$c:ident| $body:expr) => {
+        on_concrete_connection!($conn, |$c| $body, [
             AsyncConnectionWrapper<AsyncPgConnection>,
             AsyncConnectionWrapper<Object<AsyncPgConnection>>,
             #[cfg(feature = "bb8")]
@@ -170,11 +168,22 @@ impl migration::sealed::Backend for Pg {
         ])
         .ok_or_else(|| {
             migration::unsupported_connection(
-                table,
+                $table,
                 "AsyncConnectionWrapper<AsyncPgConnection> and diesel-async's AsyncMigrationHarness over an AsyncPgConnection or a deadpool or bb8 pooled connection of one",
             )
         })?
         .map_err(Into::into)
+    };
+}
+
+impl migration::sealed::Backend for Pg {
+    const NAME: &'static str = BACKEND;
+
+    fn existing_columns(
+        conn: &mut dyn BoxableConnection<Pg>,
+        table: &str,
+    ) -> diesel::migration::Result<Vec<ExistingColumn>> {
+        on_pg_connection!(conn, table, |c| read_columns(c, table))
     }
 
     fn compatible(column: &ExistingColumn, spec: &ColumnSpec) -> bool {
@@ -228,6 +237,40 @@ impl migration::sealed::Backend for Pg {
             format!("CREATE INDEX {index} ON {table} (expires_at)"),
         ]
     }
+
+    fn existing_indexes(
+        conn: &mut dyn BoxableConnection<Pg>,
+        table: &str,
+    ) -> diesel::migration::Result<Vec<ExistingIndex>> {
+        on_pg_connection!(conn, table, |c| read_indexes(c, table))
+    }
+
+    fn count(
+        conn: &mut dyn BoxableConnection<Pg>,
+        table: &str,
+        sql: &str,
+    ) -> diesel::migration::Result<i64> {
+        on_pg_connection!(conn, table, |c| read_count(c, sql))
+    }
+
+    fn create_unique_index(table: &str, index: &str, _column: &ExistingColumn) -> Vec<String> {
+        // The index goes into the table's schema; the comment names it as
+        // the catalog does (schema-qualified when not on the search path).
+        vec![
+            format!("CREATE UNIQUE INDEX {index} ON {table} ({LINK_COLUMN})"),
+            format!(
+                "DO $mmt$ BEGIN EXECUTE format('COMMENT ON INDEX %s IS %L', \
+                 (SELECT CAST(x.indexrelid AS regclass) FROM pg_catalog.pg_index x \
+                  JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid \
+                  WHERE x.indrelid = to_regclass('{table}') AND i.relname = '{index}'), \
+                 '{INDEX_MARKER}'); END $mmt$"
+            ),
+        ]
+    }
+
+    fn drop_index(_table: &str, index: &ExistingIndex) -> Vec<String> {
+        vec![format!("DROP INDEX {}", index.qualified)]
+    }
 }
 
 fn sql_type(kind: ColumnKind) -> &'static str {
@@ -275,4 +318,59 @@ where
             nullable: r.nullable,
         })
         .collect())
+}
+
+#[derive(QueryableByName)]
+struct PgIndexColumn {
+    #[diesel(sql_type = Text)]
+    qualified: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Bool)]
+    is_unique: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    column_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    comment: Option<String>,
+}
+
+fn read_indexes<C>(conn: &mut C, table: &str) -> QueryResult<Vec<ExistingIndex>>
+where
+    C: Connection<Backend = Pg> + LoadConnection,
+{
+    // One row per key column (INCLUDE columns left out); an expression has
+    // no attribute, so no column name. A partial index is not unique over
+    // the table.
+    let query = diesel::sql_query(
+        "SELECT CAST(CAST(x.indexrelid AS regclass) AS TEXT) AS qualified, \
+                CAST(i.relname AS TEXT) AS name, \
+                x.indisunique AND x.indpred IS NULL AS is_unique, \
+                CAST(a.attname AS TEXT) AS column_name, \
+                obj_description(x.indexrelid, 'pg_class') AS comment \
+         FROM pg_catalog.pg_index x \
+         JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid \
+         CROSS JOIN LATERAL unnest(CAST(x.indkey AS int2[])) WITH ORDINALITY AS k(attnum, ord) \
+         LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum \
+         WHERE x.indrelid = to_regclass($1) AND k.ord <= x.indnkeyatts \
+         ORDER BY i.relname, k.ord",
+    )
+    .bind::<Text, _>(table.to_owned());
+    let rows: Vec<PgIndexColumn> = diesel::RunQueryDsl::load(query, conn)?;
+    Ok(migration::group_indexes(rows.into_iter().map(|r| {
+        IndexColumnRow {
+            ours: r.comment.as_deref() == Some(INDEX_MARKER),
+            name: r.name,
+            qualified: r.qualified,
+            unique: r.is_unique,
+            column: r.column_name,
+        }
+    })))
+}
+
+fn read_count<C>(conn: &mut C, sql: &str) -> QueryResult<i64>
+where
+    C: Connection<Backend = Pg> + LoadConnection,
+{
+    let rows: Vec<Count> = diesel::RunQueryDsl::load(diesel::sql_query(sql), conn)?;
+    Ok(rows.first().map_or(0, |r| r.n))
 }

@@ -15,7 +15,7 @@
 use diesel::QueryResult;
 use diesel::connection::BoxableConnection;
 use diesel::connection::LoadConnection;
-use diesel::sql_types::{Bool, Text};
+use diesel::sql_types::{Bool, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{Connection, ConnectionError, ConnectionResult, QueryableByName};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -27,8 +27,8 @@ use mattermost_tokens::StoreError;
 
 use crate::code_store::{CodeStatements, CodeUserRow, DieselCodeStore};
 use crate::migration::{
-    self, ColumnKind, ColumnSpec, ExistingColumn, Job, MARKER, MigrationBackend,
-    on_concrete_connection,
+    self, ColumnKind, ColumnSpec, Count, ExistingColumn, ExistingIndex, INDEX_MARKER,
+    IndexColumnRow, Job, LINK_COLUMN, MARKER, MigrationBackend, on_concrete_connection,
 };
 use crate::store::{DieselTokenStore, KeyRow, RecordRow, Sql, StoreConnection, sealed};
 
@@ -153,15 +153,12 @@ impl sealed::Connection for AsyncSqliteConnection {
 
 impl MigrationBackend for Sqlite {}
 
-impl migration::sealed::Backend for Sqlite {
-    const NAME: &'static str = BACKEND;
-    const ENFORCES_LENGTH: bool = false;
-
-    fn existing_columns(
-        conn: &mut dyn BoxableConnection<Sqlite>,
-        table: &str,
-    ) -> diesel::migration::Result<Vec<ExistingColumn>> {
-        on_concrete_connection!(conn, |c| read_columns(c, table), [
+/// Runs `$body` with `$c` bound to the concrete connection behind a
+/// migration's `&mut dyn BoxableConnection<Sqlite>`; an error for a
+/// connection type the migration cannot read through.
+macro_rules! on_sqlite_connection {
+    ($conn:expr, $table:expr, |$c:ident| $body:expr) => {
+        on_concrete_connection!($conn, |$c| $body, [
             diesel::SqliteConnection,
             AsyncConnectionWrapper<AsyncSqliteConnection>,
             AsyncConnectionWrapper<Object<AsyncSqliteConnection>>,
@@ -172,11 +169,23 @@ impl migration::sealed::Backend for Sqlite {
         ])
         .ok_or_else(|| {
             migration::unsupported_connection(
-                table,
+                $table,
                 "diesel::SqliteConnection, AsyncConnectionWrapper<SyncConnectionWrapper<SqliteConnection>> and diesel-async's AsyncMigrationHarness over a SyncConnectionWrapper<SqliteConnection> or a deadpool or bb8 pooled connection of one",
             )
         })?
         .map_err(Into::into)
+    };
+}
+
+impl migration::sealed::Backend for Sqlite {
+    const NAME: &'static str = BACKEND;
+    const ENFORCES_LENGTH: bool = false;
+
+    fn existing_columns(
+        conn: &mut dyn BoxableConnection<Sqlite>,
+        table: &str,
+    ) -> diesel::migration::Result<Vec<ExistingColumn>> {
+        on_sqlite_connection!(conn, table, |c| read_columns(c, table))
     }
 
     fn compatible(column: &ExistingColumn, _spec: &ColumnSpec) -> bool {
@@ -227,6 +236,44 @@ impl migration::sealed::Backend for Sqlite {
             format!("CREATE INDEX {index} ON {on} (expires_at)"),
         ]
     }
+
+    fn existing_indexes(
+        conn: &mut dyn BoxableConnection<Sqlite>,
+        table: &str,
+    ) -> diesel::migration::Result<Vec<ExistingIndex>> {
+        on_sqlite_connection!(conn, table, |c| read_indexes(c, table))
+    }
+
+    fn count(
+        conn: &mut dyn BoxableConnection<Sqlite>,
+        table: &str,
+        sql: &str,
+    ) -> diesel::migration::Result<i64> {
+        on_sqlite_connection!(conn, table, |c| read_count(c, sql))
+    }
+
+    fn create_unique_index(table: &str, index: &str, _column: &ExistingColumn) -> Vec<String> {
+        // SQLite names the schema on the index, not on its table; the
+        // comment is kept in sqlite_master and marks the index as ours.
+        let (index, on) = match table.split_once('.') {
+            Some((schema, name)) => (format!("{schema}.{index}"), name),
+            None => (index.to_owned(), table),
+        };
+        vec![format!(
+            "CREATE UNIQUE INDEX {index} ON {on} ({})",
+            index_key()
+        )]
+    }
+
+    fn drop_index(_table: &str, index: &ExistingIndex) -> Vec<String> {
+        vec![format!("DROP INDEX {}", index.qualified)]
+    }
+}
+
+/// The unique index's key, marker included; found again verbatim in
+/// `sqlite_master.sql`.
+fn index_key() -> String {
+    format!("{LINK_COLUMN} /* {INDEX_MARKER} */")
 }
 
 /// A column definition as added, comment included; found again verbatim in
@@ -294,4 +341,57 @@ where
             }
         })
         .collect())
+}
+
+#[derive(QueryableByName)]
+struct SqliteIndexColumn {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Bool)]
+    is_unique: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    column_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    sql: Option<String>,
+}
+
+fn read_indexes<C>(conn: &mut C, table: &str) -> QueryResult<Vec<ExistingIndex>>
+where
+    C: Connection<Backend = Sqlite> + LoadConnection,
+{
+    let (schema, name) = table.split_once('.').unwrap_or(("main", table));
+    // A partial index is not unique over the table; an expression has no
+    // column name. Indexes made for UNIQUE constraints have no SQL.
+    let rows: Vec<SqliteIndexColumn> = diesel::RunQueryDsl::load(
+        diesel::sql_query(format!(
+            "SELECT il.name AS name, il.\"unique\" = 1 AND il.partial = 0 AS is_unique, \
+                    ii.name AS column_name, m.sql AS sql \
+             FROM pragma_index_list(?, ?) AS il \
+             JOIN pragma_index_info(il.name, ?) AS ii \
+             LEFT JOIN {schema}.sqlite_master AS m ON m.type = 'index' AND m.name = il.name \
+             ORDER BY il.name, ii.seqno"
+        ))
+        .bind::<Text, _>(name.to_owned())
+        .bind::<Text, _>(schema.to_owned())
+        .bind::<Text, _>(schema.to_owned()),
+        conn,
+    )?;
+    let marker = index_key();
+    Ok(migration::group_indexes(rows.into_iter().map(|r| {
+        IndexColumnRow {
+            ours: r.sql.as_deref().is_some_and(|s| s.contains(&marker)),
+            qualified: format!("{schema}.{}", r.name),
+            name: r.name,
+            unique: r.is_unique,
+            column: r.column_name,
+        }
+    })))
+}
+
+fn read_count<C>(conn: &mut C, sql: &str) -> QueryResult<i64>
+where
+    C: Connection<Backend = Sqlite> + LoadConnection,
+{
+    let rows: Vec<Count> = diesel::RunQueryDsl::load(diesel::sql_query(sql), conn)?;
+    Ok(rows.first().map_or(0, |r| r.n))
 }

@@ -23,7 +23,7 @@ use mattermost_tokens::{
     UserId,
 };
 
-use crate::error::{ErrorContext, query_error};
+use crate::error::{ErrorContext, is_unique_violation, query_error};
 use crate::migration::{Job, TokenMigrations};
 use crate::pool::ConnectionPool;
 
@@ -293,8 +293,10 @@ impl Statements {
 /// By default the table is `users`, its key column `id`, of type
 /// [`KeyType::Integer`]. The store reads and writes three nullable columns
 /// that [`migrate`](Self::migrate) adds: `mattermost_user_id`,
-/// `mattermost_token` and `mattermost_token_id`. It never inserts or deletes
-/// rows.
+/// `mattermost_token` and `mattermost_token_id`, and relies on the unique
+/// index on `mattermost_user_id` that it also adds: a write that would link
+/// a Mattermost user to a second host user fails with
+/// [`StoreError::AlreadyLinked`]. It never inserts or deletes rows.
 pub struct DieselTokenStore<
     C: StoreConnection,
     P = diesel_async::pooled_connection::deadpool::Pool<C>,
@@ -411,25 +413,28 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
         TokenMigrations::for_validated_table(&self.table)
     }
 
-    /// Adds the token columns to the users table unless present (the
-    /// migration is recorded in diesel's `__diesel_schema_migrations`, see
-    /// [`TokenMigrations`]). Call it once at start-up; running it again does
-    /// nothing.
+    /// Adds the token columns to the users table unless present, then the
+    /// unique index on `mattermost_user_id` (the migrations are recorded in
+    /// diesel's `__diesel_schema_migrations`, see [`TokenMigrations`]). Call
+    /// it once at start-up; running it again does nothing.
     ///
     /// Works on any tokio runtime: the blocking migration harness runs on
     /// tokio's blocking pool with a connection of its own.
     ///
-    /// Errors: [`StoreError::Schema`] when the table does not exist or has a
-    /// column of that name whose type cannot hold the value;
+    /// Errors: [`StoreError::Schema`] when the table does not exist, has a
+    /// column of that name whose type cannot hold the value, or has rows
+    /// sharing a `mattermost_user_id` (the index is not created then; the
+    /// message says how many ids and how to find them);
     /// [`StoreError::Unavailable`] when the database cannot be reached;
     /// [`StoreError::ReadOnly`] when it refuses writes.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.run_migrations(false).await
     }
 
-    /// Reverts [`migrate`](Self::migrate): drops the columns that the
-    /// migration added (columns that were there before it ran, such as a
-    /// Laravel `mattermost_token`, are kept) and forgets the migration.
+    /// Reverts [`migrate`](Self::migrate): drops the unique index if the
+    /// migration created it, then the columns that the migration added
+    /// (columns that were there before it ran, such as a Laravel
+    /// `mattermost_token`, are kept) and forgets the migrations.
     pub async fn revert_migration(&self) -> Result<(), StoreError> {
         self.run_migrations(true).await
     }
@@ -522,12 +527,18 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
     /// Runs an update of one user's row; when it matched no row, tells an
     /// unknown user from one whose row the condition excluded (by reading
     /// the row, which `decide` then judges).
+    ///
+    /// `links` is the Mattermost user id the statement writes, if any: the
+    /// unique index refusing it (another row holds it) is
+    /// [`StoreError::AlreadyLinked`], and the statement changed nothing.
+    #[allow(clippy::too_many_arguments)]
     async fn update_row<T>(
         &self,
         user: &HostUserId,
         statement: &str,
         mut binds: Vec<Bind>,
         key_position: usize,
+        links: Option<&UserId>,
         on_match: T,
         decide: impl FnOnce(&TokenRecord) -> T,
     ) -> Result<(T, TokenRecord), StoreError> {
@@ -536,9 +547,23 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
             .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
         binds.insert(key_position, key.clone());
         let mut conn = self.connection().await?;
-        let n = self
-            .execute(&mut conn, Sql::new(statement.to_owned(), binds))
-            .await?;
+        let n = match C::execute_sql(&mut conn, Sql::new(statement.to_owned(), binds)).await {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(match links {
+                    // Only the token columns are written, so the unique index
+                    // the statement hit is the one on mattermost_user_id (or
+                    // a host's own index on it).
+                    Some(mattermost_user_id) if is_unique_violation(&e) => {
+                        StoreError::AlreadyLinked {
+                            user: user.clone(),
+                            mattermost_user_id: mattermost_user_id.clone(),
+                        }
+                    }
+                    _ => query_error(e, self.cx()),
+                });
+            }
+        };
         if n > 0 {
             return Ok((on_match, TokenRecord::default()));
         }
@@ -692,9 +717,17 @@ impl<C: StoreConnection, P: ConnectionPool<C>> TokenStore for DieselTokenStore<C
         mattermost_user_id: &UserId,
     ) -> Result<(), StoreError> {
         let binds = vec![Bind::Text(mattermost_user_id.as_str().to_owned())];
-        self.update_row(user, &self.statements.set_user_id, binds, 1, (), |_| ())
-            .await
-            .map(|_| ())
+        self.update_row(
+            user,
+            &self.statements.set_user_id,
+            binds,
+            1,
+            Some(mattermost_user_id),
+            (),
+            |_| (),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn put_token_if_absent(
@@ -710,6 +743,7 @@ impl<C: StoreConnection, P: ConnectionPool<C>> TokenStore for DieselTokenStore<C
                 &self.statements.put_if_absent,
                 token_binds(token),
                 3,
+                Some(&token.mattermost_user_id),
                 true,
                 |_| false,
             )
@@ -723,6 +757,7 @@ impl<C: StoreConnection, P: ConnectionPool<C>> TokenStore for DieselTokenStore<C
             &self.statements.put,
             token_binds(token),
             3,
+            Some(&token.mattermost_user_id),
             (),
             |_| (),
         )
@@ -739,17 +774,33 @@ impl<C: StoreConnection, P: ConnectionPool<C>> TokenStore for DieselTokenStore<C
         let mut binds = token_binds(token);
         binds.push(Bind::Text(expected.as_str().to_owned()));
         let (replaced, _) = self
-            .update_row(user, &self.statements.replace, binds, 3, true, |rec| {
-                // Matched but unchanged (same values written again).
-                rec.token_id.as_ref() == Some(expected) && holds(rec, token)
-            })
+            .update_row(
+                user,
+                &self.statements.replace,
+                binds,
+                3,
+                Some(&token.mattermost_user_id),
+                true,
+                |rec| {
+                    // Matched but unchanged (same values written again).
+                    rec.token_id.as_ref() == Some(expected) && holds(rec, token)
+                },
+            )
             .await?;
         Ok(replaced)
     }
 
     async fn clear_token(&self, user: &HostUserId) -> Result<bool, StoreError> {
         let (cleared, rec) = self
-            .update_row(user, &self.statements.clear, Vec::new(), 0, true, |_| false)
+            .update_row(
+                user,
+                &self.statements.clear,
+                Vec::new(),
+                0,
+                None,
+                true,
+                |_| false,
+            )
             .await?;
         if !cleared && rec.token_id.is_some() {
             // A token id without a token (written by another tool): clear it

@@ -274,4 +274,69 @@ pub trait Backend: Exec + sealed::Sealed {
     fn is_deadlock(_error: &dyn DatabaseError) -> bool {
         false
     }
+
+    /// When the error is a unique violation (PostgreSQL 23505, MySQL/MariaDB
+    /// 1062, SQLite `SQLITE_CONSTRAINT_UNIQUE`), what the database names as
+    /// violated: the index or constraint (PostgreSQL, MySQL/MariaDB, the
+    /// latter possibly as `table.index`), or the columns (SQLite,
+    /// `table.column`); empty when it names nothing. Never a value.
+    #[doc(hidden)]
+    fn unique_violation(error: &dyn DatabaseError) -> Option<String>;
+
+    /// Query listing the table's indexes as text rows: name, `1` when
+    /// unique, the key columns comma-separated in order, `1` when it is a
+    /// plain index (no expression, prefix or predicate, and usable), `1`
+    /// when it belongs to a constraint (dropped with the constraint), and
+    /// the schema it is in (PostgreSQL; empty elsewhere).
+    #[doc(hidden)]
+    fn indexes_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>);
+
+    /// Query returning a row when another object of the table's schema
+    /// already has the name `index` (index names are per schema on
+    /// PostgreSQL and SQLite); `None` where index names are per table
+    /// (MySQL/MariaDB).
+    #[doc(hidden)]
+    fn index_name_taken_query<'a>(
+        table: TableRef<'a>,
+        index: &'a str,
+    ) -> Option<(String, Vec<Bind<'a>>)>;
+
+    /// Statement creating the unique index `index` on the table's
+    /// `mattermost_user_id` column.
+    #[doc(hidden)]
+    fn unique_index_ddl(table: TableRef<'_>, index: &str) -> String;
+
+    /// Statement dropping the table's index `index` (a validated name),
+    /// found as `found` by [`indexes_query`](Backend::indexes_query).
+    #[doc(hidden)]
+    fn drop_index_ddl(table: TableRef<'_>, index: &str, found: &IndexInfo) -> String;
+}
+
+/// An index of a table, as [`Backend::indexes_query`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[doc(hidden)]
+pub struct IndexInfo {
+    /// The index's name.
+    pub name: String,
+    /// Whether it is unique.
+    pub unique: bool,
+    /// Its key columns, in order.
+    pub columns: Vec<String>,
+    /// No expression, prefix or predicate, and usable.
+    pub plain: bool,
+    /// Owned by a constraint (dropped with the constraint).
+    pub constraint: bool,
+    /// The schema it is in, where the database reports it (PostgreSQL).
+    pub schema: Option<String>,
+}
+
+impl IndexInfo {
+    /// Whether the index makes `column` unique on its own: a usable unique
+    /// index on exactly that column.
+    pub fn is_unique_on(&self, column: &str) -> bool {
+        self.unique
+            && self.plain
+            && self.columns.len() == 1
+            && self.columns[0].eq_ignore_ascii_case(column)
+    }
 }

@@ -80,16 +80,23 @@ pub(crate) fn from_sqlx<DB: Backend>(what: &str, table: &str, e: sqlx::Error) ->
             message: format!("{what}: the {db} database is read-only and refused the write"),
             source: Some(Box::new(e)),
         },
-        ErrorClass::Redact => {
-            let code = match &e {
-                sqlx::Error::Database(d) => DB::error_code(d.as_ref()),
-                _ => String::new(),
-            };
-            StoreError::database(
-                format!("{what}: {db} rejected the statement"),
-                RedactedDriverError { database: db, code },
-            )
-        }
+        ErrorClass::Redact => StoreError::database(
+            format!("{what}: {db} rejected the statement"),
+            redacted::<DB>(&e),
+        ),
         ErrorClass::Other => StoreError::database(format!("{what}: {db} error"), e),
+    }
+}
+
+/// `e` with only its database and error code: for driver messages that may
+/// quote a stored value.
+pub(crate) fn redacted<DB: Backend>(e: &sqlx::Error) -> RedactedDriverError {
+    let code = match e {
+        sqlx::Error::Database(d) => DB::error_code(d.as_ref()),
+        _ => String::new(),
+    };
+    RedactedDriverError {
+        database: DB::NAME,
+        code,
     }
 }

@@ -64,13 +64,33 @@
 //!
 //! # Migration
 //!
-//! [`migrate`](SqlxTokenStore::migrate) and
-//! [`undo_migration`](SqlxTokenStore::undo_migration) are idempotent, check
-//! the table before changing it (a missing table or a clashing column type is
-//! a [`StoreError::Schema`](mattermost_tokens::StoreError::Schema)), and
-//! record themselves in their own table, [`MIGRATIONS_TABLE`], so the host's
-//! own sqlx migrations (`_sqlx_migrations`) are not disturbed. Why this does
-//! not use sqlx's `Migrator` is explained in the [`migration`] module.
+//! [`migrate`](SqlxTokenStore::migrate) applies two steps to the users
+//! table: [`MIGRATION_NAME`] adds the three columns, then
+//! [`UNIQUE_INDEX_MIGRATION_NAME`] creates a unique index on
+//! `mattermost_user_id` (named `<table>_mattermost_user_id_unique`, as
+//! Laravel's `->unique()` would; see
+//! [`user_id_index_name`](SqlxTokenStore::user_id_index_name)).
+//! [`undo_migration`](SqlxTokenStore::undo_migration) reverts them in
+//! reverse order. Both are idempotent, check the table before changing it (a
+//! missing table or a clashing column type is a
+//! [`StoreError::Schema`](mattermost_tokens::StoreError::Schema)), and
+//! record each step in their own table, [`MIGRATIONS_TABLE`], so the host's
+//! own sqlx migrations (`_sqlx_migrations`) are not disturbed. A database
+//! migrated by an earlier version gets the index from its next
+//! `migrate()`. Why this does not use sqlx's `Migrator` is explained in the
+//! [`migration`] module.
+//!
+//! The index is what keeps one Mattermost account to one host user (two
+//! app users sharing an account could each act as the other): the
+//! database refuses a write that would put a `mattermost_user_id` another
+//! row holds, even when two syncs race, and the store returns
+//! [`StoreError::AlreadyLinked`](mattermost_tokens::StoreError::AlreadyLinked)
+//! with nothing written. If rows already share an id (written by hand, or
+//! by the Laravel integration, which had no such index), `migrate()` fails
+//! with `StoreError::Schema`, changing nothing, and says how many ids are
+//! shared and the `GROUP BY ... HAVING COUNT(*) > 1` query that finds them:
+//! unlink the wrong users, then run it again. A unique index on the column
+//! that the host made already, of any name, is kept as it is.
 //!
 //! # Magic-link codes
 //!
@@ -130,8 +150,11 @@
 //! refused by a read-only database (a SQLite file opened `mode=ro`, a
 //! PostgreSQL hot standby or read-only transaction, a MySQL/MariaDB server
 //! or transaction in read-only mode) is
-//! [`StoreError::ReadOnly`](mattermost_tokens::StoreError::ReadOnly). No
-//! error carries a database URL, a token value or a code.
+//! [`StoreError::ReadOnly`](mattermost_tokens::StoreError::ReadOnly); a
+//! write refused by the unique index on `mattermost_user_id` (PostgreSQL
+//! 23505, MySQL/MariaDB 1062, SQLite `SQLITE_CONSTRAINT_UNIQUE`) is
+//! [`StoreError::AlreadyLinked`](mattermost_tokens::StoreError::AlreadyLinked).
+//! No error carries a database URL, a token value or a code.
 //!
 //! # Features
 //!
@@ -166,7 +189,7 @@ pub use config::KeyType;
 pub use error::RedactedDriverError;
 pub use migration::{
     CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION, MIGRATION_NAME, MIGRATION_VERSION,
-    MIGRATIONS_TABLE,
+    MIGRATIONS_TABLE, UNIQUE_INDEX_MIGRATION_NAME, UNIQUE_INDEX_MIGRATION_VERSION,
 };
 #[cfg(feature = "mysql")]
 pub use mysql_store::{MySqlCodeStore, MySqlTokenStore};

@@ -1,8 +1,13 @@
-//! The crate's two migrations:
+//! The crate's migrations:
 //!
 //! - `add_mattermost_token_to_users_table` ([`MIGRATION_NAME`]) adds the
 //!   three nullable columns to the host's users table, and takes them away
 //!   again ([`SqlxTokenStore::migrate`](crate::SqlxTokenStore::migrate));
+//! - `add_unique_mattermost_user_id_index` ([`UNIQUE_INDEX_MIGRATION_NAME`])
+//!   makes `mattermost_user_id` unique, so that the database refuses to link
+//!   one Mattermost account to two host users, and drops the index again
+//!   (run by the same `migrate()`, right after the columns; undone before
+//!   them);
 //! - `create_mattermost_magic_link_codes_table` ([`CODES_MIGRATION_NAME`])
 //!   creates the magic-link code table, and drops it again
 //!   ([`SqlxCodeStore::migrate`](crate::SqlxCodeStore::migrate)).
@@ -40,6 +45,19 @@
 //! on its own, so there everything is checked first and the columns are
 //! added by one `ALTER TABLE`.
 //!
+//! The unique index is checked at the same time, before the columns are
+//! touched: when an index on exactly `mattermost_user_id` that is unique,
+//! complete (no prefix, expression or predicate) and valid exists already,
+//! whatever its name, it is kept and nothing is created. Otherwise the
+//! index name ([`SqlxTokenStore::user_id_index_name`](crate::SqlxTokenStore::user_id_index_name))
+//! must be free, and no two rows may share a non-NULL `mattermost_user_id`
+//! (counted with `GROUP BY ... HAVING COUNT(*) > 1`): either problem is a
+//! [`StoreError::Schema`] saying what to do, with nothing changed. Then
+//! `CREATE UNIQUE INDEX` (NULLs may repeat on all three databases). Its
+//! undo drops that index only when it is unique on the column alone (a
+//! PostgreSQL `UNIQUE` constraint of that name, as Laravel makes, is
+//! dropped as a constraint); an index of another name goes with the column.
+//!
 //! The code table migration takes the same lock, then creates the table
 //! and its index on `expires_at` when the table is absent. A table of that
 //! name that exists already must have the code table's columns (a host
@@ -47,12 +65,13 @@
 //! [`StoreError::Schema`]). Its undo drops the table.
 
 use mattermost_tokens::StoreError;
+use mattermost_tokens::store::validate_identifier;
 use sqlx::{AssertSqlSafe, Connection, Pool, SqlSafeStr, SqlStr};
 
-use crate::backend::{Backend, Bind, ColumnKind, TableRef};
+use crate::backend::{Backend, Bind, ColumnKind, IndexInfo, TableRef};
 use crate::code_store::{CODE_HASH, EXPIRES_AT, HOST_USER_ID, HOST_USER_KIND};
 use crate::config::{KeyType, Target};
-use crate::error::from_sqlx;
+use crate::error::{from_sqlx, redacted};
 use crate::queries::{TOKEN, TOKEN_ID, USER_ID};
 
 /// The migration's version, as in the Laravel migration file it ports
@@ -68,9 +87,20 @@ pub const CODES_MIGRATION_VERSION: i64 = 20260126000004;
 /// The code table migration's name.
 pub const CODES_MIGRATION_NAME: &str = "create_mattermost_magic_link_codes_table";
 
+/// The version of the users table's second migration,
+/// [`UNIQUE_INDEX_MIGRATION_NAME`]. (The version after
+/// [`MIGRATION_VERSION`], 20260126000004, is [`CODES_MIGRATION_VERSION`].)
+pub const UNIQUE_INDEX_MIGRATION_VERSION: i64 = 20260126000005;
+
+/// The name of the users table's second migration: a unique index on
+/// `mattermost_user_id`, so that one Mattermost account is linked to one
+/// host user at most.
+pub const UNIQUE_INDEX_MIGRATION_NAME: &str = "add_unique_mattermost_user_id_index";
+
 /// The table recording which migrations have been applied to which tables:
 /// one row per (table, version), the table being a users table
-/// ([`MIGRATION_VERSION`]) or a code table ([`CODES_MIGRATION_VERSION`]).
+/// ([`MIGRATION_VERSION`] and [`UNIQUE_INDEX_MIGRATION_VERSION`]) or a code
+/// table ([`CODES_MIGRATION_VERSION`]).
 /// Created by the first `migrate()` of either store.
 pub const MIGRATIONS_TABLE: &str = "_mattermost_tokens_migrations";
 
@@ -354,6 +384,33 @@ async fn steps<DB: Backend>(
             (drop.collect(), present.iter().map(|c| c.name).collect())
         }
     };
+    // The second migration is checked now too, before the first changes
+    // anything.
+    let index = validated_index_name(target.table())?;
+    let index_step =
+        plan_unique_index::<DB>(conn, target, &index, dir, found(USER_ID).is_some()).await?;
+    match dir {
+        Direction::Up => {
+            add_or_drop_columns::<DB>(conn, target, dir, changes, &changed).await?;
+            apply_unique_index::<DB>(conn, target, &index, dir, index_step).await
+        }
+        // In reverse order.
+        Direction::Down => {
+            apply_unique_index::<DB>(conn, target, &index, dir, index_step).await?;
+            add_or_drop_columns::<DB>(conn, target, dir, changes, &changed).await
+        }
+    }
+}
+
+/// Applies [`MIGRATION_NAME`] (or its undo) as planned, and records it.
+async fn add_or_drop_columns<DB: Backend>(
+    conn: &mut DB::Connection,
+    target: &Target,
+    dir: Direction,
+    changes: Vec<String>,
+    changed: &[&str],
+) -> Result<(), StoreError> {
+    let err = |e| from_sqlx::<DB>(dir.what(), target.table(), e);
     for stmt in alter::<DB>(target.table(), changes) {
         DB::execute_on(conn, stmt, &[]).await.map_err(err)?;
     }
@@ -374,6 +431,267 @@ async fn steps<DB: Backend>(
         dir.what()
     );
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The unique index on `mattermost_user_id`.
+
+/// The unique index's name: `<table>_mattermost_user_id_unique` in lower
+/// case (the name Laravel's `->unique()` gives it), of the table's own name
+/// without its schema (the index lives in the table's schema). A name that
+/// would be longer than 63 characters (PostgreSQL's limit; MySQL allows 64)
+/// keeps the start of the table's name and gets a hash of all of it:
+/// `<start>_<8 hex digits>_mattermost_user_id_unique`, 63 characters.
+pub(crate) fn unique_index_name(table: &str) -> String {
+    const SUFFIX: &str = "_mattermost_user_id_unique";
+    const MAX: usize = 63;
+    // Unquoted names are case-insensitive: `Users` and `users` are one
+    // table and must give one index name.
+    let name = TableRef::new(table).name.to_ascii_lowercase();
+    if name.len() + SUFFIX.len() <= MAX {
+        format!("{name}{SUFFIX}")
+    } else {
+        let keep: String = name.chars().take(MAX - SUFFIX.len() - 9).collect();
+        format!("{keep}_{:08x}{SUFFIX}", fnv1a32(&name))
+    }
+}
+
+/// [`unique_index_name`], checked before it goes into DDL.
+fn validated_index_name(table: &str) -> Result<String, StoreError> {
+    let index = unique_index_name(table);
+    validate_identifier(&index)?;
+    Ok(index)
+}
+
+/// 32-bit FNV-1a: a hash that is the same in every build and version (the
+/// index name derived from it must not change).
+fn fnv1a32(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5, |h: u32, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// What the unique index migration does to the table.
+#[derive(Debug)]
+enum IndexStep {
+    /// Nothing: an equivalent unique index is there already (going up), or
+    /// ours is not (going down).
+    Keep,
+    /// Create the index.
+    Create,
+    /// Drop the index, found as this.
+    Drop(IndexInfo),
+}
+
+/// Checks what [`UNIQUE_INDEX_MIGRATION_NAME`] (or its undo) would do,
+/// without changing anything; refuses with [`StoreError::Schema`] what it
+/// cannot do.
+async fn plan_unique_index<DB: Backend>(
+    conn: &mut DB::Connection,
+    target: &Target,
+    index: &str,
+    dir: Direction,
+    column_present: bool,
+) -> Result<IndexStep, StoreError> {
+    let err = |e| from_sqlx::<DB>(dir.what(), target.table(), e);
+    let table = TableRef::new(target.table());
+    let indexes = table_indexes::<DB>(conn, table).await.map_err(err)?;
+    let ours = indexes.iter().find(|i| i.name.eq_ignore_ascii_case(index));
+    if let Direction::Down = dir {
+        // Only an index that is what the migration would have created: a
+        // host's own index of that name (on other columns, or not unique)
+        // is not dropped (it goes with the column, if at all).
+        return Ok(match ours {
+            Some(i) if column_present && i.is_unique_on(USER_ID) => IndexStep::Drop(i.clone()),
+            _ => IndexStep::Keep,
+        });
+    }
+    if column_present && let Some(same) = indexes.iter().find(|i| i.is_unique_on(USER_ID)) {
+        // Made by hand, by Laravel's `->unique()`, or by an earlier run.
+        tracing::debug!(
+            table = target.table(),
+            index = same.name,
+            "{UNIQUE_INDEX_MIGRATION_NAME}: {USER_ID} already has a unique index"
+        );
+        return Ok(IndexStep::Keep);
+    }
+    if let Some(other) = ours {
+        return Err(StoreError::Schema {
+            message: format!(
+                "migrate: table `{}` already has an index named `{}`, but it is not a unique index on \
+                 `{USER_ID}` alone; nothing was changed. Drop or rename that index, then run migrate() again",
+                target.table(),
+                other.name
+            ),
+            source: None,
+        });
+    }
+    if let Some((sql, binds)) = DB::index_name_taken_query(table, index)
+        && !DB::fetch_on(conn, built_sql(sql), &binds)
+            .await
+            .map_err(err)?
+            .is_empty()
+    {
+        return Err(StoreError::Schema {
+            message: format!(
+                "migrate: the unique index for `{}.{USER_ID}` would be named `{index}`, but another \
+                 table or index of that schema already has that name; nothing was changed. Rename it, \
+                 or create a unique index on `{USER_ID}` yourself (any name), then run migrate() again",
+                target.table()
+            ),
+            source: None,
+        });
+    }
+    if column_present {
+        let (ids, rows) = duplicate_user_ids::<DB>(conn, target.table())
+            .await
+            .map_err(err)?;
+        if ids > 0 {
+            return Err(duplicates_error(
+                target.table(),
+                index,
+                Some((ids, rows)),
+                None,
+            ));
+        }
+    }
+    Ok(IndexStep::Create)
+}
+
+/// Applies [`UNIQUE_INDEX_MIGRATION_NAME`] (or its undo) as planned, and
+/// records it.
+async fn apply_unique_index<DB: Backend>(
+    conn: &mut DB::Connection,
+    target: &Target,
+    index: &str,
+    dir: Direction,
+    step: IndexStep,
+) -> Result<(), StoreError> {
+    let err = |e| from_sqlx::<DB>(dir.what(), target.table(), e);
+    let table = TableRef::new(target.table());
+    let changed = !matches!(step, IndexStep::Keep);
+    match step {
+        IndexStep::Keep => {}
+        IndexStep::Create => {
+            let ddl = built_sql(DB::unique_index_ddl(table, index));
+            if let Err(e) = DB::execute_on(conn, ddl, &[]).await {
+                // Rows written since the check share an id.
+                let duplicated = matches!(&e, sqlx::Error::Database(d)
+                    if DB::unique_violation(d.as_ref()).is_some());
+                return Err(if duplicated {
+                    duplicates_error(target.table(), index, None, Some(redacted::<DB>(&e)))
+                } else {
+                    err(e)
+                });
+            }
+        }
+        IndexStep::Drop(found) => {
+            let ddl = built_sql(DB::drop_index_ddl(table, index, &found));
+            DB::execute_on(conn, ddl, &[]).await.map_err(err)?;
+        }
+    }
+    let tracked = Tracked {
+        table: target.table(),
+        version: UNIQUE_INDEX_MIGRATION_VERSION,
+        name: UNIQUE_INDEX_MIGRATION_NAME,
+    };
+    match dir {
+        Direction::Up => record::<DB>(conn, tracked).await,
+        Direction::Down => forget::<DB>(conn, tracked).await,
+    }
+    .map_err(err)?;
+    tracing::info!(
+        table = target.table(),
+        index,
+        changed,
+        "{UNIQUE_INDEX_MIGRATION_NAME}: {} done",
+        dir.what()
+    );
+    Ok(())
+}
+
+/// The table's indexes (none when the database lists none).
+async fn table_indexes<DB: Backend>(
+    conn: &mut DB::Connection,
+    table: TableRef<'_>,
+) -> Result<Vec<IndexInfo>, sqlx::Error> {
+    let (sql, binds) = DB::indexes_query(table);
+    let rows = DB::fetch_on(conn, built_sql(sql), &binds).await?;
+    rows.iter()
+        .map(|r| {
+            let text = |i| DB::column_text(r, i).map(Option::unwrap_or_default);
+            let flag = |i| text(i).map(|t| t == "1");
+            let columns = text(2)?;
+            let schema = text(5)?;
+            Ok(IndexInfo {
+                name: text(0)?,
+                unique: flag(1)?,
+                columns: columns
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                plain: flag(3)?,
+                constraint: flag(4)?,
+                schema: (!schema.is_empty()).then_some(schema),
+            })
+        })
+        .collect()
+}
+
+/// How many Mattermost user ids are held by more than one row, and how many
+/// rows hold them.
+async fn duplicate_user_ids<DB: Backend>(
+    conn: &mut DB::Connection,
+    table: &str,
+) -> Result<(usize, i64), sqlx::Error> {
+    let q = format!(
+        "SELECT COUNT(*) FROM {table} WHERE {USER_ID} IS NOT NULL \
+         GROUP BY {USER_ID} HAVING COUNT(*) > 1"
+    );
+    let rows = DB::fetch_on(conn, built_sql(q), &[]).await?;
+    let mut held = 0;
+    for r in &rows {
+        held += DB::column_i64(r, 0)?;
+    }
+    Ok((rows.len(), held))
+}
+
+/// The migration cannot make `mattermost_user_id` unique: rows share ids.
+/// Names no id (the query to find them instead).
+fn duplicates_error(
+    table: &str,
+    index: &str,
+    counted: Option<(usize, i64)>,
+    source: Option<crate::error::RedactedDriverError>,
+) -> StoreError {
+    let (what, consequence) = match counted {
+        Some((1, rows)) => (
+            format!("1 Mattermost user id is held by {rows} rows"),
+            "nothing was changed",
+        ),
+        Some((ids, rows)) => (
+            format!(
+                "{ids} Mattermost user ids are each held by more than one row ({rows} rows in all)"
+            ),
+            "nothing was changed",
+        ),
+        None => (
+            "rows written while it ran share a Mattermost user id".to_owned(),
+            "the index was not created",
+        ),
+    };
+    StoreError::Schema {
+        message: format!(
+            "migrate: cannot create the unique index `{index}` on `{table}.{USER_ID}`: {what}; \
+             {consequence}. A Mattermost account must be linked to one user only, or each of its users \
+             can act as the other. Find them with `SELECT {USER_ID}, COUNT(*) FROM {table} WHERE \
+             {USER_ID} IS NOT NULL GROUP BY {USER_ID} HAVING COUNT(*) > 1`, keep each id on the one \
+             user it belongs to, set {USER_ID}, {TOKEN} and {TOKEN_ID} to NULL on the others (and \
+             revoke their tokens in Mattermost), then run migrate() again"
+        ),
+        source: source.map(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
+    }
 }
 
 fn clash(dir: Direction, target: &Target, c: &Column, raw: &str) -> StoreError {
@@ -702,6 +1020,48 @@ mod tests {
             ("UUID", Uuid),
         ] {
             assert_eq!(parse_type(raw, true), ty, "{raw}");
+        }
+    }
+
+    #[test]
+    fn unique_index_names() {
+        for table in ["users", "app.users", "Users", "APP.USERS"] {
+            assert_eq!(
+                unique_index_name(table),
+                "users_mattermost_user_id_unique",
+                "{table}"
+            );
+        }
+        // 37 characters fit as they are (37 + 26 = 63).
+        let fits = "a".repeat(37);
+        assert_eq!(
+            unique_index_name(&fits),
+            format!("{fits}_mattermost_user_id_unique")
+        );
+        // Longer names are cut and hashed, to exactly 63 characters.
+        let long = format!("{}_one", "t".repeat(59));
+        let other = format!("{}_two", "t".repeat(59));
+        let a = unique_index_name(&long);
+        let b = unique_index_name(&other);
+        assert_eq!(a.len(), 63, "{a}");
+        assert_eq!(b.len(), 63, "{b}");
+        assert_ne!(a, b);
+        assert!(a.starts_with(&"t".repeat(28)) && a.ends_with("_mattermost_user_id_unique"));
+        assert_eq!(a, unique_index_name(&long), "deterministic");
+        assert_eq!(a, unique_index_name(&format!("s.{}", long.to_uppercase())));
+        assert_eq!(
+            unique_index_name(&"a".repeat(38)),
+            format!(
+                "{}_{:08x}_mattermost_user_id_unique",
+                "a".repeat(28),
+                fnv1a32(&"a".repeat(38))
+            )
+        );
+        // Pinned: a hash that changed would orphan existing indexes.
+        assert_eq!(fnv1a32(""), 0x811c_9dc5);
+        assert_eq!(fnv1a32("a"), 0xe40c_292c);
+        for t in [&long, &other, &fits, "users", "x.users"] {
+            assert_eq!(validated_index_name(t).unwrap(), unique_index_name(t));
         }
     }
 

@@ -4,8 +4,9 @@ use sqlx::MySql;
 use sqlx::error::DatabaseError;
 use sqlx::mysql::{MySqlDatabaseError, MySqlQueryResult};
 
-use crate::backend::{Backend, Bind, ColumnKind, ErrorClass, TableRef, sealed};
+use crate::backend::{Backend, Bind, ColumnKind, ErrorClass, IndexInfo, TableRef, sealed};
 use crate::config::KeyType;
+use crate::queries::USER_ID;
 
 /// A [`TokenStore`](mattermost_tokens::TokenStore) in a MySQL or MariaDB
 /// users table, over the host's [`MySqlPool`](sqlx::MySqlPool).
@@ -138,6 +139,52 @@ impl Backend for MySql {
                 .into(),
             schema_and_name(table),
         )
+    }
+
+    fn unique_violation(error: &dyn DatabaseError) -> Option<String> {
+        let e = error.try_downcast_ref::<MySqlDatabaseError>()?;
+        // ER_DUP_ENTRY: "Duplicate entry '<value>' for key '<index>'" (MySQL
+        // 8 writes the key as `table.index`). Only the key's name is kept:
+        // the value is the last thing that may be quoted.
+        (e.number() == 1062).then(|| {
+            e.message()
+                .rsplit_once(" for key '")
+                .and_then(|(_, key)| key.strip_suffix('\''))
+                .unwrap_or_default()
+                .to_owned()
+        })
+    }
+
+    fn indexes_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>) {
+        (
+            "SELECT CAST(INDEX_NAME AS CHAR), \
+             CAST(CASE WHEN MAX(NON_UNIQUE) = 0 THEN '1' ELSE '0' END AS CHAR), \
+             CAST(COALESCE(GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX SEPARATOR ','), '') AS CHAR), \
+             CAST(CASE WHEN SUM(COLUMN_NAME IS NULL OR SUB_PART IS NOT NULL) = 0 \
+               THEN '1' ELSE '0' END AS CHAR), \
+             CAST('0' AS CHAR), CAST('' AS CHAR) \
+             FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
+             GROUP BY INDEX_NAME ORDER BY INDEX_NAME"
+                .into(),
+            schema_and_name(table),
+        )
+    }
+
+    fn index_name_taken_query<'a>(
+        _table: TableRef<'a>,
+        _index: &'a str,
+    ) -> Option<(String, Vec<Bind<'a>>)> {
+        // Index names are the table's own.
+        None
+    }
+
+    fn unique_index_ddl(table: TableRef<'_>, index: &str) -> String {
+        format!("CREATE UNIQUE INDEX {index} ON {} ({USER_ID})", table.full)
+    }
+
+    fn drop_index_ddl(table: TableRef<'_>, index: &str, _found: &IndexInfo) -> String {
+        format!("DROP INDEX {index} ON {}", table.full)
     }
 }
 

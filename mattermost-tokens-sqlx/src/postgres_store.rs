@@ -4,8 +4,9 @@ use sqlx::Postgres;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::PgQueryResult;
 
-use crate::backend::{Backend, Bind, ErrorClass, TableRef, sealed};
+use crate::backend::{Backend, Bind, ErrorClass, IndexInfo, TableRef, sealed};
 use crate::config::KeyType;
+use crate::queries::USER_ID;
 
 /// A [`TokenStore`](mattermost_tokens::TokenStore) in a PostgreSQL users
 /// table, over the host's [`PgPool`](sqlx::PgPool).
@@ -117,5 +118,68 @@ impl Backend for Postgres {
             ),
             format!("CREATE INDEX {index} ON {} (expires_at)", table.full),
         ]
+    }
+
+    fn unique_violation(error: &dyn DatabaseError) -> Option<String> {
+        // unique_violation; the constraint is the index's name.
+        (error.code().as_deref() == Some("23505"))
+            .then(|| error.constraint().unwrap_or_default().to_owned())
+    }
+
+    fn indexes_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>) {
+        (
+            "SELECT c.relname::text, \
+             CASE WHEN i.indisunique THEN '1' ELSE '0' END, \
+             COALESCE((SELECT string_agg(a.attname::text, ',' ORDER BY k.n) \
+               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+               WHERE k.n <= i.indnkeyatts), ''), \
+             CASE WHEN i.indpred IS NULL AND i.indexprs IS NULL AND i.indisvalid \
+               THEN '1' ELSE '0' END, \
+             CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k \
+               WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid \
+               AND k.contype IN ('p', 'u', 'x')) THEN '1' ELSE '0' END, \
+             n.nspname::text \
+             FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE i.indrelid = to_regclass($1) \
+             ORDER BY c.relname"
+                .into(),
+            vec![Bind::Text(table.full)],
+        )
+    }
+
+    fn index_name_taken_query<'a>(
+        table: TableRef<'a>,
+        index: &'a str,
+    ) -> Option<(String, Vec<Bind<'a>>)> {
+        // Unquoted names are folded to lower case.
+        Some((
+            "SELECT 1 FROM pg_catalog.pg_class c \
+             WHERE c.relname = lower($2) AND c.relnamespace = \
+             (SELECT t.relnamespace FROM pg_catalog.pg_class t WHERE t.oid = to_regclass($1))"
+                .into(),
+            vec![Bind::Text(table.full), Bind::Text(index)],
+        ))
+    }
+
+    fn unique_index_ddl(table: TableRef<'_>, index: &str) -> String {
+        // The index goes into the table's schema.
+        format!("CREATE UNIQUE INDEX {index} ON {} ({USER_ID})", table.full)
+    }
+
+    fn drop_index_ddl(table: TableRef<'_>, index: &str, found: &IndexInfo) -> String {
+        if found.constraint {
+            // A UNIQUE constraint (as Laravel adds on PostgreSQL) owns its
+            // index.
+            return format!("ALTER TABLE {} DROP CONSTRAINT {index}", table.full);
+        }
+        // The schema as the catalog names it: an unqualified table was
+        // found on the search path, which could find another index first.
+        match &found.schema {
+            Some(schema) => format!("DROP INDEX \"{}\".{index}", schema.replace('"', "\"\"")),
+            None => format!("DROP INDEX {index}"),
+        }
     }
 }

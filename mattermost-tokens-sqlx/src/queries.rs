@@ -11,6 +11,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use crate::backend::Backend;
 use crate::config::{KeyType, Target};
+use crate::migration;
 
 /// The columns the store owns, in the order queries read them.
 pub(crate) const USER_ID: &str = "mattermost_user_id";
@@ -32,6 +33,10 @@ pub(crate) struct Queries {
     pub(crate) clear: Arc<str>,
     pub(crate) missing_first: Arc<str>,
     pub(crate) missing_after: Arc<str>,
+    /// Whether another row than the key's holds a Mattermost user id.
+    pub(crate) linked_elsewhere: Arc<str>,
+    /// The unique index on the Mattermost user id column.
+    pub(crate) user_id_index: String,
     select_prefix: String,
     key_type: KeyType,
     key_param: fn(usize, KeyType) -> String,
@@ -86,6 +91,12 @@ impl Queries {
                 kp(1),
                 p(2)
             )),
+            linked_elsewhere: q(format!(
+                "SELECT 1 FROM {table} WHERE {USER_ID} = {} AND {key} <> {}",
+                p(1),
+                kp(2)
+            )),
+            user_id_index: migration::unique_index_name(table),
             select_prefix,
             key_type: kt,
             key_param: DB::key_param,

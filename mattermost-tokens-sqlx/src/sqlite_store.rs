@@ -4,8 +4,9 @@ use sqlx::Sqlite;
 use sqlx::error::DatabaseError;
 use sqlx::sqlite::SqliteQueryResult;
 
-use crate::backend::{Backend, Bind, ErrorClass, TableRef, sealed};
+use crate::backend::{Backend, Bind, ErrorClass, IndexInfo, TableRef, sealed};
 use crate::config::KeyType;
+use crate::queries::USER_ID;
 
 /// A [`TokenStore`](mattermost_tokens::TokenStore) in a SQLite users table,
 /// over the host's [`SqlitePool`](sqlx::SqlitePool).
@@ -105,5 +106,73 @@ impl Backend for Sqlite {
             ),
             format!("CREATE INDEX {index} ON {} (expires_at)", table.name),
         ]
+    }
+
+    fn unique_violation(error: &dyn DatabaseError) -> Option<String> {
+        // SQLITE_CONSTRAINT_UNIQUE: "UNIQUE constraint failed: t.a, t.b".
+        let unique = error.code().as_deref() == Some("2067")
+            || error.message().starts_with("UNIQUE constraint failed");
+        unique.then(|| {
+            error
+                .message()
+                .strip_prefix("UNIQUE constraint failed: ")
+                .unwrap_or_default()
+                .to_owned()
+        })
+    }
+
+    fn indexes_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>) {
+        let schema = table.schema.unwrap_or("main");
+        // origin `c`: made by CREATE INDEX; `u` and `pk` belong to the
+        // table's definition and cannot be dropped.
+        (
+            "SELECT il.name, CAST(il.\"unique\" AS TEXT), \
+             COALESCE((SELECT group_concat(name, ',') FROM \
+               (SELECT ii.name FROM pragma_index_info(il.name, ?) ii ORDER BY ii.seqno)), ''), \
+             CASE WHEN il.partial = 0 AND NOT EXISTS \
+               (SELECT 1 FROM pragma_index_info(il.name, ?) ii WHERE ii.name IS NULL) \
+               THEN '1' ELSE '0' END, \
+             CASE WHEN il.origin = 'c' THEN '0' ELSE '1' END, '' \
+             FROM pragma_index_list(?, ?) il ORDER BY il.name"
+                .into(),
+            vec![
+                Bind::Text(schema),
+                Bind::Text(schema),
+                Bind::Text(table.name),
+                Bind::Text(schema),
+            ],
+        )
+    }
+
+    fn index_name_taken_query<'a>(
+        table: TableRef<'a>,
+        index: &'a str,
+    ) -> Option<(String, Vec<Bind<'a>>)> {
+        // Tables and indexes share one namespace per schema.
+        let schema = table.schema.unwrap_or("main");
+        Some((
+            format!("SELECT 1 FROM {schema}.sqlite_master WHERE name = ? COLLATE NOCASE"),
+            vec![Bind::Text(index)],
+        ))
+    }
+
+    fn unique_index_ddl(table: TableRef<'_>, index: &str) -> String {
+        // SQLite names the schema on the index, not on its table.
+        format!(
+            "CREATE UNIQUE INDEX {} ON {} ({USER_ID})",
+            qualified_index(table, index),
+            table.name
+        )
+    }
+
+    fn drop_index_ddl(table: TableRef<'_>, index: &str, _found: &IndexInfo) -> String {
+        format!("DROP INDEX {}", qualified_index(table, index))
+    }
+}
+
+fn qualified_index(table: TableRef<'_>, index: &str) -> String {
+    match table.schema {
+        Some(schema) => format!("{schema}.{index}"),
+        None => index.to_owned(),
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{KeyType, Target};
 use crate::error::from_sqlx;
 use crate::key::{KeyValue, Wanted, key_value};
 use crate::migration::{self, Direction, Job};
-use crate::queries::{IN_LIST_MAX, Queries, sql};
+use crate::queries::{IN_LIST_MAX, Queries, USER_ID, sql};
 
 /// A [`TokenStore`] keeping each user's Mattermost user id, token and token
 /// id in three nullable columns of the host's own users table, through the
@@ -33,6 +33,16 @@ use crate::queries::{IN_LIST_MAX, Queries, sql};
 /// store must tell "no such user" from "nothing to change"), and the
 /// compare-and-set methods are single `UPDATE ... WHERE` statements, so they
 /// are atomic without transactions or locks.
+///
+/// A Mattermost user id is linked to one host user at most: the unique
+/// index [`migrate`](Self::migrate) creates makes the database refuse a
+/// write that would put a `mattermost_user_id` another row holds, however
+/// many writers race, and the store returns that as
+/// [`StoreError::AlreadyLinked`] (nothing is written). Writing the id a row
+/// already holds is fine. A compare-and-set that does not apply writes no
+/// row and so violates nothing: [`put_token_if_absent`](TokenStore::put_token_if_absent)
+/// on a user that has a token, or [`replace_token`](TokenStore::replace_token)
+/// with another token id, returns `Ok(false)` whatever the id.
 pub struct SqlxTokenStore<DB: Backend> {
     pool: Pool<DB>,
     target: Target,
@@ -125,25 +135,50 @@ impl<DB: Backend> SqlxTokenStore<DB> {
         self.target.key_type()
     }
 
-    /// Applies the migration [`add_mattermost_token_to_users_table`](crate::MIGRATION_NAME):
-    /// adds the nullable columns `mattermost_user_id` (`VARCHAR(26)`),
-    /// `mattermost_token` (`TEXT`) and `mattermost_token_id` (`VARCHAR(26)`)
-    /// to the users table, and records it in
-    /// [`MIGRATIONS_TABLE`](crate::MIGRATIONS_TABLE). Call it once at
-    /// start-up; running it again, or over columns a Laravel or hand-written
-    /// migration already added with compatible types, is fine.
+    /// The name of the unique index [`migrate`](Self::migrate) creates on
+    /// `mattermost_user_id`: `<table>_mattermost_user_id_unique` in lower
+    /// case, for the table's name without its schema (the index lives in
+    /// the table's schema); the name Laravel's `->unique()` gives it. When
+    /// that would exceed 63 characters, the table's name is cut and a hash
+    /// of all of it added: `<start>_<8 hex digits>_mattermost_user_id_unique`.
+    pub fn user_id_index_name(&self) -> &str {
+        &self.sql.user_id_index
+    }
+
+    /// Applies the users table's two migrations, recording each in
+    /// [`MIGRATIONS_TABLE`](crate::MIGRATIONS_TABLE):
+    ///
+    /// 1. [`add_mattermost_token_to_users_table`](crate::MIGRATION_NAME)
+    ///    adds the nullable columns `mattermost_user_id` (`VARCHAR(26)`),
+    ///    `mattermost_token` (`TEXT`) and `mattermost_token_id`
+    ///    (`VARCHAR(26)`) to the users table;
+    /// 2. [`add_unique_mattermost_user_id_index`](crate::UNIQUE_INDEX_MIGRATION_NAME)
+    ///    creates the unique index [`user_id_index_name`](Self::user_id_index_name)
+    ///    on `mattermost_user_id` (NULLs may repeat), so that the database
+    ///    itself refuses to link one Mattermost account to two users.
+    ///
+    /// Call it once at start-up; running it again, or over columns (and a
+    /// unique index on `mattermost_user_id`, of any name) that a Laravel or
+    /// hand-written migration already added with compatible types, is fine.
+    /// On PostgreSQL the index is built inside the migration's transaction,
+    /// which holds off writes to the table while it builds; on a very large
+    /// table, create it beforehand with `CREATE UNIQUE INDEX CONCURRENTLY`
+    /// and `migrate()` takes it as is.
     ///
     /// Fails with [`StoreError::Schema`], changing nothing, when the users
     /// table or its key column is missing, the key column does not suit the
-    /// [`KeyType`], or a column of one of those names has a clashing type.
+    /// [`KeyType`], a column of one of those names has a clashing type, or
+    /// rows already share a `mattermost_user_id` (the message says how many
+    /// and how to find and fix them).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         migration::run(&self.pool, Job::UsersColumns(&self.target), Direction::Up).await
     }
 
-    /// Reverts [`migrate`](Self::migrate): drops exactly the three columns
-    /// (and with them every stored token: revoke the tokens in Mattermost
-    /// first) and removes the migration's record. Running it when the
-    /// columns are gone is fine.
+    /// Reverts [`migrate`](Self::migrate), in reverse order: drops the
+    /// unique index (when it is the one `migrate()` creates), then exactly
+    /// the three columns (and with them every stored token: revoke the
+    /// tokens in Mattermost first), and removes both records. Running it
+    /// when they are gone is fine.
     pub async fn undo_migration(&self) -> Result<(), StoreError> {
         migration::run(&self.pool, Job::UsersColumns(&self.target), Direction::Down).await
     }
@@ -166,12 +201,67 @@ impl<DB: Backend> SqlxTokenStore<DB> {
         self.pool.acquire().await.map_err(self.err(what))
     }
 
-    async fn execute(&self, what: &str, q: SqlStr, binds: &[Bind<'_>]) -> Result<u64, StoreError> {
+    /// Runs a write. `linking` is the Mattermost user id it writes: a unique
+    /// violation on that column (another row holds the id) is
+    /// [`StoreError::AlreadyLinked`].
+    async fn execute(
+        &self,
+        what: &str,
+        q: SqlStr,
+        binds: &[Bind<'_>],
+        user: &HostUserId,
+        key: &KeyValue,
+        linking: Option<&UserId>,
+    ) -> Result<u64, StoreError> {
         let mut conn = self.conn(what).await?;
-        let r = DB::execute_on(&mut conn, q, binds)
+        match DB::execute_on(&mut conn, q, binds).await {
+            Ok(r) => Ok(DB::rows_affected(&r)),
+            Err(e) => {
+                if let Some(mm) = linking
+                    && self.already_linked(&mut conn, &e, mm, key).await
+                {
+                    return Err(StoreError::AlreadyLinked {
+                        user: user.clone(),
+                        mattermost_user_id: mm.clone(),
+                    });
+                }
+                Err(self.err(what)(e))
+            }
+        }
+    }
+
+    /// Whether a failed write of `mm` to the row of `key` failed because
+    /// another row holds `mm`: a unique violation the database attributes
+    /// to the store's index (or, on SQLite, to the `mattermost_user_id`
+    /// column alone). A violation it attributes to something else (a unique
+    /// index on the column that the host made under another name) counts
+    /// when another row does hold `mm`.
+    async fn already_linked(
+        &self,
+        conn: &mut DB::Connection,
+        e: &sqlx::Error,
+        mm: &UserId,
+        key: &KeyValue,
+    ) -> bool {
+        let sqlx::Error::Database(d) = e else {
+            return false;
+        };
+        let Some(named) = DB::unique_violation(d.as_ref()) else {
+            return false;
+        };
+        // MySQL 8 names the key `table.index`, SQLite the columns
+        // `table.column, ...`.
+        let last = named.rsplit('.').next().unwrap_or_default();
+        if !named.contains(',')
+            && (last.eq_ignore_ascii_case(&self.sql.user_id_index)
+                || last.eq_ignore_ascii_case(USER_ID))
+        {
+            return true;
+        }
+        let binds = [Bind::Text(mm.as_str()), key.bind()];
+        DB::fetch_on(conn, sql(&self.sql.linked_elsewhere), &binds)
             .await
-            .map_err(self.err(what))?;
-        Ok(DB::rows_affected(&r))
+            .is_ok_and(|rows| !rows.is_empty())
     }
 
     async fn fetch(
@@ -202,8 +292,13 @@ impl<DB: Backend> SqlxTokenStore<DB> {
         key: &KeyValue,
         q: &Arc<str>,
         binds: &[Bind<'_>],
+        linking: Option<&UserId>,
     ) -> Result<bool, StoreError> {
-        if self.execute(what, sql(q), binds).await? > 0 {
+        if self
+            .execute(what, sql(q), binds, user, key, linking)
+            .await?
+            > 0
+        {
             return Ok(true);
         }
         let known = !self
@@ -304,6 +399,7 @@ impl<DB: Backend> TokenStore for SqlxTokenStore<DB> {
             &key,
             &self.sql.set_user_id,
             &binds,
+            Some(mattermost_user_id),
         )
         .await?;
         Ok(())
@@ -322,6 +418,7 @@ impl<DB: Backend> TokenStore for SqlxTokenStore<DB> {
             &key,
             &self.sql.put_if_absent,
             &binds,
+            Some(&token.mattermost_user_id),
         )
         .await
     }
@@ -329,8 +426,15 @@ impl<DB: Backend> TokenStore for SqlxTokenStore<DB> {
     async fn put_token(&self, user: &HostUserId, token: &NewToken) -> Result<(), StoreError> {
         let key = self.write_key(user)?;
         let binds = token_binds(&key, token);
-        self.update_user("replacing a token", user, &key, &self.sql.put, &binds)
-            .await?;
+        self.update_user(
+            "replacing a token",
+            user,
+            &key,
+            &self.sql.put,
+            &binds,
+            Some(&token.mattermost_user_id),
+        )
+        .await?;
         Ok(())
     }
 
@@ -343,8 +447,15 @@ impl<DB: Backend> TokenStore for SqlxTokenStore<DB> {
         let key = self.write_key(user)?;
         let [a, b, c, d] = token_binds(&key, token);
         let binds = [a, b, c, d, Bind::Text(expected.as_str())];
-        self.update_user("rotating a token", user, &key, &self.sql.replace, &binds)
-            .await
+        self.update_user(
+            "rotating a token",
+            user,
+            &key,
+            &self.sql.replace,
+            &binds,
+            Some(&token.mattermost_user_id),
+        )
+        .await
     }
 
     async fn clear_token(&self, user: &HostUserId) -> Result<bool, StoreError> {
@@ -355,6 +466,7 @@ impl<DB: Backend> TokenStore for SqlxTokenStore<DB> {
             &key,
             &self.sql.clear,
             &[key.bind()],
+            None,
         )
         .await
     }

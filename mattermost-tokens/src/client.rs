@@ -455,7 +455,7 @@ impl MattermostClient {
                     let err = classify(&ctx, req, status, &headers, &body);
                     let delay = if status == StatusCode::TOO_MANY_REQUESTS {
                         (attempt < inner.retry.max_rate_limited_attempts)
-                            .then(|| retry_after(&headers))
+                            .then(|| inner.retry.rate_limited_wait(retry_after(&headers)))
                     } else if status.is_server_error()
                         && status != StatusCode::NOT_IMPLEMENTED
                         && req.idempotent

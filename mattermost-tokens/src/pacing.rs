@@ -5,11 +5,17 @@
 //! left, `X-RateLimit-Reset` the whole seconds (rounded up) until the bucket
 //! is full again. The refill rate is not sent, but each answer bounds it:
 //! `missing = limit - remaining` tokens refill in `reset` seconds rounded up,
-//! so `missing / reset <= rate`. The pacer keeps the best lower bound, mirrors
-//! the bucket locally (the server's `remaining`, less the requests still in
-//! flight) and makes each request reserve a token, sleeping until it refills.
-//! Bulk work then runs at the server's rate without a storm of 429s. Without
-//! rate-limit headers (the server's default) it never waits.
+//! so `missing / reset <= rate`, and once `reset >= 2` also
+//! `rate < missing / (reset - 1)`. The pacer keeps the best lower bound,
+//! mirrors the bucket locally (the server's `remaining`, less the requests
+//! still in flight) and makes each request reserve a token, sleeping until it
+//! refills. Bulk work then runs at the server's rate without a storm of 429s.
+//!
+//! A server with no burst (bucket of one) only ever answers `reset = 1`,
+//! which bounds the rate from below by 1/s and not at all from above. Then
+//! the pacer probes: while requests wait on it and no 429 comes, it doubles
+//! its rate every second; a 429 halves it. Without rate-limit headers (the
+//! server's default) it never waits.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -25,21 +31,51 @@ pub(crate) struct Pacer {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Estimated tokens available now (negative: reserved ahead).
-    level: f64,
+    /// Tokens taken by requests so far, reservations included.
+    consumed: f64,
+    /// Tokens the bucket has supplied so far (as estimated): the level is
+    /// `supplied - consumed`, negative while requests wait. A request that
+    /// took token number `n` may go once `supplied >= n`, so a waiting
+    /// request sees rate changes as they happen.
+    supplied: f64,
     capacity: f64,
     /// Lower bound on the refill rate, tokens per second.
     rate: Option<f64>,
+    /// Whether some answer also bounded the rate from above (`reset >= 2`),
+    /// making the lower bound a good estimate.
+    bounded: bool,
+    /// The probing rate, used while the rate is not bounded from above.
+    probe: f64,
+    /// When the probing rate last changed.
+    probe_changed: Option<Instant>,
     last: Option<Instant>,
     in_flight: u32,
     known: bool,
 }
 
 impl State {
+    /// The rate the pacer spends tokens at.
+    fn effective_rate(&self) -> Option<f64> {
+        let lower = self.rate?;
+        Some(if self.bounded {
+            lower
+        } else {
+            self.probe.max(lower)
+        })
+    }
+
+    fn level(&self) -> f64 {
+        self.supplied - self.consumed
+    }
+
+    fn set_level(&mut self, level: f64) {
+        self.supplied = self.consumed + level;
+    }
+
     fn refill(&mut self, now: Instant) {
-        if let (Some(rate), Some(last)) = (self.rate, self.last) {
+        if let (Some(rate), Some(last)) = (self.effective_rate(), self.last) {
             let dt = now.saturating_duration_since(last).as_secs_f64();
-            self.level = (self.level + rate * dt).min(self.capacity);
+            self.supplied = (self.supplied + rate * dt).min(self.consumed + self.capacity);
         }
         self.last = Some(now);
     }
@@ -62,20 +98,45 @@ impl Pacer {
 
     /// Waits until the bucket (as estimated) has a token for this request.
     pub(crate) async fn before_request(&self) -> InFlight<'_> {
-        let wait = {
+        let ticket = {
             let mut s = self.lock();
             s.in_flight += 1;
-            match (s.known, s.rate) {
-                (true, Some(rate)) if rate > 0.0 => {
-                    s.refill(Instant::now());
-                    s.level -= 1.0;
-                    (s.level < 0.0).then(|| Duration::from_secs_f64(-s.level / rate))
-                }
-                _ => None,
+            let Some(rate) = s.effective_rate().filter(|r| *r > 0.0 && s.known) else {
+                return InFlight(self);
+            };
+            let now = Instant::now();
+            s.refill(now);
+            s.consumed += 1.0;
+            if s.supplied + 1e-6 >= s.consumed {
+                return InFlight(self);
             }
+            if !s.bounded {
+                // Held back by a guess: raise it while no 429 says it is too
+                // high.
+                let since = s.probe_changed.map_or(Duration::MAX, |t| now - t);
+                if since >= Duration::from_secs(1) {
+                    s.probe = (rate * 2.0).min(10_000.0);
+                    s.probe_changed = Some(now);
+                }
+            }
+            s.consumed
         };
-        if let Some(w) = wait {
-            tokio::time::sleep(w).await;
+        loop {
+            let wait = {
+                let mut s = self.lock();
+                s.refill(Instant::now());
+                match s.effective_rate() {
+                    // (The epsilon keeps a rounding remainder from becoming a
+                    // zero-length sleep that never lets time pass.)
+                    Some(rate) if rate > 0.0 && s.supplied + 1e-6 < ticket => {
+                        Duration::from_secs_f64((ticket - s.supplied) / rate)
+                            .max(Duration::from_micros(100))
+                    }
+                    _ => break,
+                }
+            };
+            // In slices, so a faster rate learnt meanwhile takes effect.
+            tokio::time::sleep(wait.min(Duration::from_millis(100))).await;
         }
         InFlight(self)
     }
@@ -91,23 +152,33 @@ impl Pacer {
         if reset > 0.0 && missing > 0.0 {
             let bound = missing / reset;
             s.rate = Some(s.rate.map_or(bound, |r| r.max(bound)));
+            if reset >= 2.0 {
+                s.bounded = true;
+            }
         }
         // Requests sent but not yet answered will take tokens the server has
         // not counted in this answer. Reservations already made stay made.
         let others = f64::from(s.in_flight.saturating_sub(1));
         let server_level = f64::from(st.remaining) - others;
-        if !s.known || server_level < s.level {
-            s.level = server_level;
+        if !s.known || server_level < s.level() {
+            s.set_level(server_level);
         }
         s.known = true;
     }
 
-    /// A 429 means the bucket is empty now.
+    /// A 429 means the bucket is empty now, and a probing rate too high.
     pub(crate) fn on_rate_limited(&self, _retry_after: Duration) {
         let mut s = self.lock();
-        s.refill(Instant::now());
-        if s.level > 0.0 {
-            s.level = 0.0;
+        let now = Instant::now();
+        s.refill(now);
+        if s.level() > 0.0 {
+            s.set_level(0.0);
+        }
+        if !s.bounded
+            && let Some(rate) = s.effective_rate()
+        {
+            s.probe = (rate / 2.0).max(s.rate.unwrap_or(1.0));
+            s.probe_changed = Some(now);
         }
     }
 }
@@ -151,6 +222,30 @@ mod tests {
             e >= Duration::from_millis(990) && e <= Duration::from_millis(1100),
             "{e:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_burst_probes_up_and_backs_off_on_429() {
+        let p = Pacer::default();
+        drop(p.before_request().await);
+        // A bucket of one: every answer says 0 left, full again within 1 s.
+        p.observe(&status(1, 0, 1));
+        let t = tokio::time::Instant::now();
+        let mut n = 0;
+        while t.elapsed() < Duration::from_secs(5) {
+            drop(p.before_request().await);
+            n += 1;
+        }
+        // At a fixed 1/s this would be 5; doubling each second gives far more.
+        assert!(n > 20, "{n} requests in 5 s");
+        let before = p.lock().effective_rate().unwrap();
+        p.on_rate_limited(Duration::from_secs(1));
+        let after = p.lock().effective_rate().unwrap();
+        assert!(after < before, "{after} >= {before}");
+        // Once an answer bounds the rate from above, no more probing.
+        p.observe(&status(101, 1, 10));
+        assert!(p.lock().bounded);
+        assert_eq!(p.lock().effective_rate(), Some(10.0));
     }
 
     #[tokio::test(start_paused = true)]

@@ -55,6 +55,17 @@ impl RetryPolicy {
         }
     }
 
+    /// The wait before repeating a rate-limited request: what the server
+    /// asked for, plus up to a quarter more with jitter, so that requests
+    /// limited together do not all come back in the same instant.
+    pub(crate) fn rate_limited_wait(&self, asked: Duration) -> Duration {
+        if self.jitter {
+            asked + asked.mul_f64(rand::rng().random_range(0.0..=0.25))
+        } else {
+            asked
+        }
+    }
+
     /// The backoff before attempt `attempt + 1` (attempt counts from 1).
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let exp = self

@@ -586,6 +586,57 @@ async fn key_rotation(kind: Kind) {
     db.finish().await;
 }
 
+/// A write refused by the unique index on `mattermost_user_id` comes
+/// through the wrapper as the inner store's `AlreadyLinked`, unchanged,
+/// showing neither the token nor its ciphertext; nothing is written.
+async fn already_linked_passes_through(kind: Kind) {
+    let Some(db) = Db::open(kind, "already_linked_passes_through").await else {
+        return;
+    };
+    let (table, kt) = db.users_table(&[user(1), user(2)]).await;
+    let store = EncryptedStore::new(db.store(&table, kt), keys_k1());
+    store.put_token(&user(1), &new_token(1)).await.unwrap();
+    store.put_token(&user(2), &new_token(2)).await.unwrap();
+    let row_before = db.raw_row(&table, 2).await;
+    let taken = UserId::new(mm_value('u', 1));
+    let stealing = NewToken {
+        mattermost_user_id: taken.clone(),
+        ..new_token(3)
+    };
+    let results = [
+        store.put_token(&user(2), &stealing).await.map(|()| true),
+        store
+            .replace_token(&user(2), &TokenId::new(mm_value('i', 2)), &stealing)
+            .await,
+        store
+            .set_mattermost_user_id(&user(2), &taken)
+            .await
+            .map(|()| true),
+    ];
+    for r in results {
+        let err = r.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::AlreadyLinked { user: u, mattermost_user_id: m }
+                if *u == user(2) && *m == taken),
+            "{err:?}"
+        );
+        assert_quiet(&err, &[&mm_value('t', 3), ENCRYPTED_PREFIX]);
+    }
+    assert_eq!(db.raw_row(&table, 2).await, row_before);
+    // A compare-and-set that does not apply is still Ok(false).
+    assert!(
+        !store
+            .put_token_if_absent(&user(2), &stealing)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        read_token(&store, &user(2)).await.unwrap(),
+        mm_value('t', 2)
+    );
+    db.finish().await;
+}
+
 macro_rules! on_every_database {
     ($($check:ident),* $(,)?) => {
         mod sql_sqlite {
@@ -619,5 +670,6 @@ on_every_database!(
     stored_form,
     copied_value_fails,
     plaintext_rows,
-    key_rotation
+    key_rotation,
+    already_linked_passes_through,
 );

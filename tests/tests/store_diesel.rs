@@ -1,6 +1,8 @@
 //! mattermost-tokens-diesel on PostgreSQL, MariaDB/MySQL and SQLite: the
 //! conformance suite, then migrations (async and sync paths, a Laravel
-//! `users` table, a host's own diesel migrations) and error mapping.
+//! `users` table, a host's own diesel migrations, the unique index on
+//! `mattermost_user_id`), one Mattermost account per host user, and error
+//! mapping.
 //!
 //! PostgreSQL and MariaDB run when `MATTERMOST_TOKENS_TEST_POSTGRES_URL` and
 //! `MATTERMOST_TOKENS_TEST_MYSQL_URL` are set (skipped with a message
@@ -62,6 +64,9 @@ trait TestDb: StoreConnection + Sized {
 
     /// `(name, type, nullable)` of each column, in order.
     async fn columns(pool: &Self::Pool, table: &str) -> Vec<String>;
+
+    /// The names of the table's indexes, sorted.
+    async fn indexes(pool: &Self::Pool, table: &str) -> Vec<String>;
 
     /// Rows of an all-text query (up to 8 columns `c0`..`c7`).
     async fn rows(pool: &Self::Pool, sql: &str) -> Vec<Row>;
@@ -190,6 +195,15 @@ impl TestDb for AsyncPgConnection {
         describe(Self::rows(pool, &sql).await)
     }
 
+    async fn indexes(pool: &Self::Pool, table: &str) -> Vec<String> {
+        let sql = format!(
+            "SELECT {} FROM pg_indexes WHERE schemaname = current_schema() \
+             AND tablename = '{table}' ORDER BY indexname",
+            row_select(&["CAST(indexname AS TEXT)".into()])
+        );
+        names(Self::rows(pool, &sql).await)
+    }
+
     async fn rows(pool: &Self::Pool, sql: &str) -> Vec<Row> {
         load_rows!(pool, sql)
     }
@@ -269,6 +283,15 @@ impl TestDb for AsyncMysqlConnection {
         describe(Self::rows(pool, &sql).await)
     }
 
+    async fn indexes(pool: &Self::Pool, table: &str) -> Vec<String> {
+        let sql = format!(
+            "SELECT DISTINCT {} FROM information_schema.statistics \
+             WHERE table_schema = DATABASE() AND table_name = '{table}' ORDER BY c0",
+            row_select(&["CAST(index_name AS CHAR)".into()])
+        );
+        names(Self::rows(pool, &sql).await)
+    }
+
     async fn rows(pool: &Self::Pool, sql: &str) -> Vec<Row> {
         load_rows!(pool, sql)
     }
@@ -341,6 +364,14 @@ impl TestDb for AsyncSqliteConnection {
         describe(Self::rows(pool, &sql).await)
     }
 
+    async fn indexes(pool: &Self::Pool, table: &str) -> Vec<String> {
+        let sql = format!(
+            "SELECT {} FROM pragma_index_list('{table}') ORDER BY name",
+            row_select(&["name".into()])
+        );
+        names(Self::rows(pool, &sql).await)
+    }
+
     async fn rows(pool: &Self::Pool, sql: &str) -> Vec<Row> {
         load_rows!(pool, sql)
     }
@@ -352,17 +383,24 @@ impl TestDb for AsyncSqliteConnection {
     }
 }
 
-/// Drops a test table and forgets its migration version.
+/// Drops a test table and forgets its migration versions.
 async fn forget_table<C: TestDb>(pool: &C::Pool, table: &str) {
-    let version = TokenMigrations::new(table).unwrap().version();
+    let versions = TokenMigrations::new(table).unwrap().versions().join("', '");
     exec::<C>(
         pool,
         &format!(
             "DROP TABLE IF EXISTS {table}; \
-             DELETE FROM __diesel_schema_migrations WHERE version = '{version}'"
+             DELETE FROM __diesel_schema_migrations WHERE version IN ('{versions}')"
         ),
     )
     .await;
+}
+
+/// The first column of each row, sorted.
+fn names(rows: Vec<Row>) -> Vec<String> {
+    let mut names: Vec<String> = rows.into_iter().filter_map(|r| r.c0).collect();
+    names.sort();
+    names
 }
 
 /// A column listing as comparable strings.
@@ -551,6 +589,7 @@ async fn laravel_table<C: TestDb>() {
     );
     let rows_before = C::rows(&pool, &dump_sql).await;
     let columns_before = C::columns(&pool, &t).await;
+    let indexes_before = C::indexes(&pool, &t).await;
     assert_eq!(rows_before.len(), 3);
     assert_eq!(columns_before.len(), 8);
 
@@ -578,6 +617,11 @@ async fn laravel_table<C: TestDb>() {
         ]
     );
     assert_eq!(C::rows(&pool, &dump_sql).await, rows_before, "rows changed");
+    // And the unique index next to the host's own.
+    let mut indexes_migrated = indexes_before.clone();
+    indexes_migrated.push(store.migrations().index_name());
+    indexes_migrated.sort();
+    assert_eq!(C::indexes(&pool, &t).await, indexes_migrated);
 
     // The store works on it.
     let page = store.list_missing(None, 10).await.unwrap();
@@ -607,6 +651,7 @@ async fn laravel_table<C: TestDb>() {
 
     store.revert_migration().await.unwrap();
     assert_eq!(C::columns(&pool, &t).await, columns_before);
+    assert_eq!(C::indexes(&pool, &t).await, indexes_before);
     assert_eq!(C::rows(&pool, &dump_sql).await, rows_before);
     exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
 }
@@ -840,6 +885,350 @@ async fn unchanged_writes<C: TestDb>() {
     exec::<C>(&pool, &format!("DROP TABLE {}", store.table_name())).await;
 }
 
+// ---------------------------------------------------------------------------
+// One Mattermost account per host user: the unique index
+// ---------------------------------------------------------------------------
+
+fn mm(n: u32) -> UserId {
+    UserId::new(format!("{:0>26}", format!("u{n}")))
+}
+
+/// `AlreadyLinked` for `user` and `mattermost_user_id`, and nothing else.
+fn assert_already_linked<T: std::fmt::Debug>(
+    r: Result<T, StoreError>,
+    user: &HostUserId,
+    mattermost_user_id: &UserId,
+) {
+    match r {
+        Err(StoreError::AlreadyLinked {
+            user: u,
+            mattermost_user_id: m,
+        }) => {
+            assert_eq!(&u, user);
+            assert_eq!(&m, mattermost_user_id);
+        }
+        other => panic!("expected AlreadyLinked for {user}, got {other:?}"),
+    }
+}
+
+/// A table whose rows share `mattermost_user_id` values, migrated by an
+/// earlier version (the columns migration only): the index migration fails
+/// with `Schema`, says how many ids and what to do, changes nothing and is
+/// not recorded; once the duplicates are resolved it runs, and reverting
+/// removes the index.
+async fn duplicate_links_block_index<C: TestDb>()
+where
+    AsyncMigrationHarness<<C::Pool as ConnectionPool<C>>::Connection>:
+        mattermost_tokens_diesel::diesel_migrations::MigrationHarness<C::Backend>,
+    C::Backend: mattermost_tokens_diesel::MigrationBackend,
+{
+    use mattermost_tokens_diesel::diesel_migrations::MigrationHarness;
+
+    let Some(pool) = C::pool(&format!("diesel {} duplicate links", C::NAME)).await else {
+        return;
+    };
+    let users: Vec<HostUserId> = (1..=6).map(HostUserId::Int).collect();
+    let store = users_table::<C>(&pool, &users, false).await;
+    let t = store.table_name().to_owned();
+    let migrations = store.migrations();
+    let index = migrations.index_name();
+    let applied = async || -> Vec<String> {
+        let mut h = AsyncMigrationHarness::new(pool.connection().await.unwrap());
+        h.applied_migrations()
+            .unwrap()
+            .into_iter()
+            .map(|v| v.to_string())
+            .filter(|v| migrations.versions().contains(v))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+
+    // What an earlier version left: the columns, no index.
+    {
+        let mut h = AsyncMigrationHarness::new(pool.connection().await.unwrap());
+        h.run_next_migration(migrations.clone()).unwrap();
+    }
+    assert_eq!(applied().await, [migrations.version()]);
+    assert!(!C::indexes(&pool, &t).await.contains(&index));
+    // Users 1 and 2 share one Mattermost id, 3 and 4 another (with a
+    // token); 5 and 6 have none (NULLs may repeat).
+    exec::<C>(
+        &pool,
+        &format!(
+            "UPDATE {t} SET mattermost_user_id = '{a}' WHERE id IN (1, 2); \
+             UPDATE {t} SET mattermost_user_id = '{b}', mattermost_token = 'dup-token' WHERE id IN (3, 4)",
+            a = mm(1),
+            b = mm(3),
+        ),
+    )
+    .await;
+    let dump_sql = format!(
+        "SELECT {} FROM {t} ORDER BY id",
+        row_select(&[
+            C::text("id"),
+            "mattermost_user_id".into(),
+            "mattermost_token".into(),
+            "mattermost_token_id".into(),
+        ])
+    );
+    let rows = C::rows(&pool, &dump_sql).await;
+    let columns = C::columns(&pool, &t).await;
+    let indexes = C::indexes(&pool, &t).await;
+
+    let check = |r: Result<(), StoreError>| match r {
+        Err(StoreError::Schema { message, .. }) => {
+            assert!(message.contains("2 Mattermost user ids"), "{message}");
+            assert!(message.contains(&t), "{message}");
+            assert!(message.contains("GROUP BY mattermost_user_id"), "{message}");
+            assert!(message.contains("Nothing was changed"), "{message}");
+            assert!(!message.contains("dup-token"), "{message}");
+        }
+        other => panic!("{}: expected Schema, got {other:?}", C::NAME),
+    };
+    check(store.migrate().await);
+    // Through diesel-async's harness alike.
+    {
+        let mut h = AsyncMigrationHarness::new(pool.connection().await.unwrap());
+        check(migrations.run(&mut h));
+    }
+    assert_eq!(C::rows(&pool, &dump_sql).await, rows, "rows changed");
+    assert_eq!(C::columns(&pool, &t).await, columns, "columns changed");
+    assert_eq!(C::indexes(&pool, &t).await, indexes, "indexes changed");
+    assert_eq!(applied().await, [migrations.version()]);
+    // The store still works meanwhile (without the guarantee).
+    assert!(store.get(&HostUserId::Int(1)).await.unwrap().is_some());
+
+    // One duplicate left: the message says so.
+    exec::<C>(
+        &pool,
+        &format!("UPDATE {t} SET mattermost_user_id = NULL WHERE id = 2"),
+    )
+    .await;
+    match store.migrate().await {
+        Err(StoreError::Schema { message, .. }) => {
+            assert!(message.contains("1 Mattermost user id is"), "{message}");
+        }
+        other => panic!("{}: expected Schema, got {other:?}", C::NAME),
+    }
+
+    // Resolved: the index is added, and enforced.
+    exec::<C>(
+        &pool,
+        &format!("UPDATE {t} SET mattermost_user_id = NULL, mattermost_token = NULL WHERE id = 4"),
+    )
+    .await;
+    store.migrate().await.unwrap();
+    assert_eq!(applied().await, migrations.versions());
+    assert!(C::indexes(&pool, &t).await.contains(&index));
+    assert_already_linked(
+        store
+            .set_mattermost_user_id(&HostUserId::Int(2), &mm(1))
+            .await,
+        &HostUserId::Int(2),
+        &mm(1),
+    );
+    store.migrate().await.unwrap();
+
+    // Reverting removes the index (and the columns); again is a no-op.
+    store.revert_migration().await.unwrap();
+    assert!(!C::indexes(&pool, &t).await.contains(&index));
+    assert_eq!(C::columns(&pool, &t).await.len(), 2);
+    assert!(applied().await.is_empty());
+    store.revert_migration().await.unwrap();
+    // And forward again.
+    store.migrate().await.unwrap();
+    assert!(C::indexes(&pool, &t).await.contains(&index));
+    store.revert_migration().await.unwrap();
+    exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
+}
+
+/// The host's own unique index on `mattermost_user_id` is kept: none is
+/// added next to it, writes are still refused, and reverting keeps it.
+async fn host_unique_index_kept<C: TestDb>() {
+    let Some(pool) = C::pool(&format!("diesel {} host unique index", C::NAME)).await else {
+        return;
+    };
+    let store = users_table::<C>(&pool, &[HostUserId::Int(1), HostUserId::Int(2)], false).await;
+    let t = store.table_name().to_owned();
+    exec::<C>(
+        &pool,
+        &format!("ALTER TABLE {t} ADD COLUMN mattermost_user_id VARCHAR(26) NULL"),
+    )
+    .await;
+    let host_index = format!("{t}_host_mm");
+    exec::<C>(
+        &pool,
+        &format!("CREATE UNIQUE INDEX {host_index} ON {t} (mattermost_user_id)"),
+    )
+    .await;
+    let before = C::indexes(&pool, &t).await;
+    store.migrate().await.unwrap();
+    assert_eq!(C::indexes(&pool, &t).await, before);
+    store
+        .set_mattermost_user_id(&HostUserId::Int(1), &mm(1))
+        .await
+        .unwrap();
+    assert_already_linked(
+        store.put_token(&HostUserId::Int(2), &token(1, "x")).await,
+        &HostUserId::Int(2),
+        &mm(1),
+    );
+    store.revert_migration().await.unwrap();
+    assert_eq!(C::indexes(&pool, &t).await, before);
+    let names: Vec<String> = C::columns(&pool, &t)
+        .await
+        .into_iter()
+        .map(|c| c.split(' ').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["id", "name", "mattermost_user_id"]);
+
+    // Without the host's index ours is added; reverting drops it (by its
+    // marker: the host's column, and so no index on it, goes away).
+    let drop = if C::NAME == "MariaDB" {
+        format!("DROP INDEX {host_index} ON {t}")
+    } else {
+        format!("DROP INDEX {host_index}")
+    };
+    exec::<C>(&pool, &drop).await;
+    let plain = C::indexes(&pool, &t).await;
+    store.migrate().await.unwrap();
+    let mut with_ours = plain.clone();
+    with_ours.push(store.migrations().index_name());
+    with_ours.sort();
+    assert_eq!(C::indexes(&pool, &t).await, with_ours);
+    store.revert_migration().await.unwrap();
+    assert_eq!(C::indexes(&pool, &t).await, plain);
+    assert_eq!(C::columns(&pool, &t).await.len(), 3);
+    exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
+}
+
+/// Every write that links refuses another row's Mattermost user, changing
+/// nothing; compare-and-set keeps its answers.
+async fn already_linked_writes<C: TestDb>() {
+    let Some(pool) = C::pool(&format!("diesel {} already linked", C::NAME)).await else {
+        return;
+    };
+    let (a, b, c) = (HostUserId::Int(1), HostUserId::Int(2), HostUserId::Int(3));
+    let store = users_table::<C>(&pool, &[a.clone(), b.clone(), c.clone()], false).await;
+    store.migrate().await.unwrap();
+    let t1 = token(1, "token-of-a");
+    let t2 = token(2, "token-of-b");
+    assert!(store.put_token_if_absent(&a, &t1).await.unwrap());
+    assert!(store.put_token_if_absent(&b, &t2).await.unwrap());
+    let before = store.get(&b).await.unwrap().unwrap();
+
+    // b wants a's Mattermost user, with a new token.
+    let stolen = NewToken {
+        mattermost_user_id: mm(1),
+        token: AccessToken::new("secret-stolen-token"),
+        token_id: TokenId::new(format!("{:0>26}", "t99")),
+    };
+    let r = store.replace_token(&b, &t2.token_id, &stolen).await;
+    if let Err(e) = &r {
+        assert_no_secret(e, "secret-stolen-token");
+    }
+    assert_already_linked(r, &b, &mm(1));
+    assert_already_linked(store.put_token(&b, &stolen).await, &b, &mm(1));
+    assert_already_linked(store.set_mattermost_user_id(&b, &mm(1)).await, &b, &mm(1));
+    // Compare-and-set that does not match writes nothing: no conflict.
+    assert!(!store.put_token_if_absent(&b, &stolen).await.unwrap());
+    assert!(
+        !store
+            .replace_token(&b, &TokenId::new(format!("{:0>26}", "t0")), &stolen)
+            .await
+            .unwrap()
+    );
+    // A user without a token: refused as well.
+    assert_already_linked(store.put_token_if_absent(&c, &stolen).await, &c, &mm(1));
+    let after = store.get(&b).await.unwrap().unwrap();
+    assert_eq!(after.mattermost_user_id, before.mattermost_user_id);
+    assert_eq!(after.token_id, before.token_id);
+    assert!(after.token.unwrap().ct_eq(&before.token.unwrap()));
+    let c_rec = store.get(&c).await.unwrap().unwrap();
+    assert!(c_rec.mattermost_user_id.is_none() && c_rec.token.is_none());
+    // a keeps its link; writing it again is fine.
+    store.set_mattermost_user_id(&a, &mm(1)).await.unwrap();
+    store.put_token(&a, &t1).await.unwrap();
+    // Unknown users are still unknown.
+    assert!(matches!(
+        store
+            .set_mattermost_user_id(&HostUserId::Int(99), &mm(1))
+            .await,
+        Err(StoreError::UnknownUser(_))
+    ));
+    exec::<C>(&pool, &format!("DROP TABLE {}", store.table_name())).await;
+}
+
+/// Ten concurrent links of one Mattermost user to ten host users: exactly
+/// one wins, the others are `AlreadyLinked`; the same for tokens.
+async fn concurrent_links<C: TestDb>() {
+    let Some(pool) = C::pool(&format!("diesel {} concurrent links", C::NAME)).await else {
+        return;
+    };
+    let users: Vec<HostUserId> = (1..=20).map(HostUserId::Int).collect();
+    let store = Arc::new(users_table::<C>(&pool, &users, false).await);
+    store.migrate().await.unwrap();
+
+    let set = users[..10].iter().cloned().map(|u| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let r = store.set_mattermost_user_id(&u, &mm(7)).await;
+            (u, r)
+        })
+    });
+    let mut winners = Vec::new();
+    for (u, r) in futures::future::join_all(set)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+    {
+        match r {
+            Ok(()) => winners.push(u),
+            r => assert_already_linked(r, &u, &mm(7)),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{}: {winners:?}", C::NAME);
+
+    let put = users[10..].iter().cloned().map(|u| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let r = store.put_token_if_absent(&u, &token(8, "raced")).await;
+            (u, r)
+        })
+    });
+    let mut token_winners = Vec::new();
+    for (u, r) in futures::future::join_all(put)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+    {
+        match r {
+            Ok(true) => token_winners.push(u),
+            r => assert_already_linked(r, &u, &mm(8)),
+        }
+    }
+    assert_eq!(token_winners.len(), 1, "{}: {token_winners:?}", C::NAME);
+
+    // What is stored agrees: one row per Mattermost user.
+    let all = store.get_many(&users).await.unwrap();
+    let linked = |id: UserId| -> Vec<HostUserId> {
+        all.iter()
+            .filter(|(_, r)| r.mattermost_user_id.as_ref() == Some(&id))
+            .map(|(u, _)| u.clone())
+            .collect()
+    };
+    assert_eq!(linked(mm(7)), winners);
+    assert_eq!(linked(mm(8)), token_winners);
+    assert_eq!(
+        all.values().filter(|r| r.token.is_some()).count(),
+        1,
+        "{}",
+        C::NAME
+    );
+    exec::<C>(&pool, &format!("DROP TABLE {}", store.table_name())).await;
+}
+
 /// The host's own diesel migrations before and after ours: no collision,
 /// the host's `revert_last_migration` keeps acting on its own migrations.
 async fn host_migrations<C: TestDb>(harness_conn: C)
@@ -870,8 +1259,10 @@ where
     for v in [HOST_V1, HOST_V2] {
         assert!(applied.contains(&v.to_owned()), "{applied:?}");
     }
-    assert!(applied.contains(&ours.version()), "{applied:?}");
-    // The host reverts its latest migration: its own, not ours (which sorts
+    for v in ours.versions() {
+        assert!(applied.contains(&v), "{applied:?}");
+    }
+    // The host reverts its latest migration: its own, not ours (which sort
     // before every timestamped version).
     let reverted = h.revert_last_migration(host.clone()).unwrap();
     assert_eq!(reverted.to_string(), HOST_V2);
@@ -884,7 +1275,7 @@ where
         .unwrap()
         .into_iter()
         .map(|v| v.to_string())
-        .filter(|v| v == HOST_V1 || v == HOST_V2 || *v == ours.version())
+        .filter(|v| v == HOST_V1 || v == HOST_V2 || ours.versions().contains(v))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
@@ -1016,12 +1407,27 @@ async fn schema_qualified_table<C: TestDb>() {
         .unwrap();
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
+    // The index is named after the table without its schema, and lives in
+    // the table's schema.
+    let index = store.migrations().index_name();
+    assert_eq!(index, plain.migrations().index_name());
+    assert!(C::indexes(&pool, plain.table_name()).await.contains(&index));
     assert!(
         store
             .put_token_if_absent(&HostUserId::Int(2), &token(2, "q"))
             .await
             .unwrap()
     );
+    assert_already_linked(
+        plain
+            .set_mattermost_user_id(&HostUserId::Int(1), &mm(2))
+            .await,
+        &HostUserId::Int(1),
+        &mm(2),
+    );
+    // The unqualified store's migration finds the index there.
+    plain.migrate().await.unwrap();
+    assert!(C::indexes(&pool, plain.table_name()).await.contains(&index));
     // The unqualified store sees the same columns and values.
     assert_eq!(
         plain
@@ -1036,6 +1442,9 @@ async fn schema_qualified_table<C: TestDb>() {
     );
     store.revert_migration().await.unwrap();
     assert_eq!(C::columns(&pool, plain.table_name()).await.len(), 2);
+    assert!(!C::indexes(&pool, plain.table_name()).await.contains(&index));
+    // Nothing left to drop: the unqualified store forgets its versions.
+    plain.revert_migration().await.unwrap();
     exec::<C>(&pool, &format!("DROP TABLE {qualified}")).await;
 }
 
@@ -1046,6 +1455,10 @@ per_backend!(idempotent_and_reversible);
 per_backend!(clashing_columns);
 per_backend!(missing_table);
 per_backend!(unchanged_writes);
+per_backend!(duplicate_links_block_index);
+per_backend!(host_unique_index_kept);
+per_backend!(already_linked_writes);
+per_backend!(concurrent_links);
 
 // ---------------------------------------------------------------------------
 // Host migrations: each backend in a database of its own, so the shared

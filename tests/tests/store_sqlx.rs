@@ -25,7 +25,7 @@ use mattermost_tokens_sqlx::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, Sql
 use mattermost_tokens_sqlx::sqlx::{self, AssertSqlSafe, Executor, Row, SqlSafeStr};
 use mattermost_tokens_sqlx::{
     Backend, KeyType, MIGRATION_VERSION, MIGRATIONS_TABLE, MySqlTokenStore, PgTokenStore,
-    SqliteTokenStore, SqlxTokenStore,
+    SqliteTokenStore, SqlxTokenStore, UNIQUE_INDEX_MIGRATION_VERSION,
 };
 use mattermost_tokens_tests::conformance::StoreFactory;
 use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
@@ -38,6 +38,7 @@ use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or
 trait Store: TokenStore {
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn undo(&self) -> Result<(), StoreError>;
+    fn index_name(&self) -> String;
 }
 
 #[async_trait]
@@ -47,6 +48,9 @@ impl<DB: Backend> Store for SqlxTokenStore<DB> {
     }
     async fn undo(&self) -> Result<(), StoreError> {
         self.undo_migration().await
+    }
+    fn index_name(&self) -> String {
+        self.user_id_index_name().to_owned()
     }
 }
 
@@ -223,6 +227,30 @@ impl Db {
             ),
         };
         self.rows(&q).await
+    }
+
+    /// The names of the table's indexes (in the current schema), lower
+    /// case, sorted.
+    async fn index_names(&self, table: &str) -> Vec<String> {
+        let q = match self.kind() {
+            Kind::Postgres => format!(
+                "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE i.indrelid = to_regclass('{table}')"
+            ),
+            Kind::MariaDb => format!(
+                "SELECT DISTINCT CAST(INDEX_NAME AS CHAR) FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}'"
+            ),
+            Kind::Sqlite => format!("SELECT name FROM pragma_index_list('{table}')"),
+        };
+        let mut names: Vec<String> = self
+            .rows(&q)
+            .await
+            .into_iter()
+            .map(|r| r[0].clone().unwrap().to_lowercase())
+            .collect();
+        names.sort();
+        names
     }
 
     async fn column_names(&self, table: &str) -> Vec<String> {
@@ -442,16 +470,62 @@ fn schema_message(r: Result<(), StoreError>) -> String {
 
 async fn tracking_rows(db: &Db) -> Rows {
     db.rows(&format!(
-        "SELECT users_table, {} FROM {MIGRATIONS_TABLE} ORDER BY users_table",
+        "SELECT users_table, {} FROM {MIGRATIONS_TABLE} ORDER BY users_table, version",
         db.text("version")
     ))
     .await
+}
+
+/// The tracking rows a migrated users table has: both of its migrations.
+fn both_versions(table: &str) -> Rows {
+    [MIGRATION_VERSION, UNIQUE_INDEX_MIGRATION_VERSION]
+        .iter()
+        .map(|v| vec![Some(table.to_owned()), Some(v.to_string())])
+        .collect()
+}
+
+/// The versions recorded for `table` (none when the tracking table does
+/// not exist).
+async fn tracked_versions(db: &Db, table: &str) -> Vec<String> {
+    if db.column_names(MIGRATIONS_TABLE).await.is_empty() {
+        return Vec::new();
+    }
+    db.rows(&format!(
+        "SELECT {} FROM {MIGRATIONS_TABLE} WHERE users_table = '{table}' ORDER BY version",
+        db.text("version")
+    ))
+    .await
+    .into_iter()
+    .map(|r| r[0].clone().unwrap())
+    .collect()
+}
+
+fn versions() -> Vec<String> {
+    vec![
+        MIGRATION_VERSION.to_string(),
+        UNIQUE_INDEX_MIGRATION_VERSION.to_string(),
+    ]
+}
+
+fn mm(name: &str) -> UserId {
+    UserId::new(format!("{name:0>26}"))
+}
+
+fn already_linked<T: std::fmt::Debug>(r: Result<T, StoreError>, user: &HostUserId, id: &UserId) {
+    match r {
+        Err(StoreError::AlreadyLinked {
+            user: u,
+            mattermost_user_id: m,
+        }) if u == *user && m == *id => {}
+        other => panic!("expected AlreadyLinked for {user:?} / {id:?}, got {other:?}"),
+    }
 }
 
 async fn idempotent_and_reversible(db: &Db) {
     let users = [HostUserId::Int(1), HostUserId::Int(2)];
     let (table, kt) = db.users_table(&users, false).await;
     let before = db.column_names(&table).await;
+    let indexes_before = db.index_names(&table).await;
     let store = db.store(&table, kt);
 
     // Several app instances starting at once.
@@ -472,6 +546,12 @@ async fn idempotent_and_reversible(db: &Db) {
             "mattermost_token_id"
         ]
     );
+    let index = store.index_name();
+    assert_eq!(index, format!("{table}_mattermost_user_id_unique"));
+    let mut indexes = indexes_before.clone();
+    indexes.push(index.clone());
+    indexes.sort();
+    assert_eq!(db.index_names(&table).await, indexes);
     assert!(
         store
             .put_token_if_absent(&users[0], &token(1, "kept"))
@@ -482,11 +562,8 @@ async fn idempotent_and_reversible(db: &Db) {
     // Again: nothing changes, the token is still there.
     store.migrate().await.unwrap();
     assert_eq!(db.columns(&table).await, migrated);
-    let version = MIGRATION_VERSION.to_string();
-    assert_eq!(
-        tracking_rows(db).await,
-        vec![vec![Some(table.clone()), Some(version)]]
-    );
+    assert_eq!(db.index_names(&table).await, indexes);
+    assert_eq!(tracking_rows(db).await, both_versions(&table));
     assert_eq!(
         store
             .get(&users[0])
@@ -501,12 +578,14 @@ async fn idempotent_and_reversible(db: &Db) {
 
     store.undo().await.unwrap();
     assert_eq!(db.column_names(&table).await, before);
+    assert_eq!(db.index_names(&table).await, indexes_before);
     assert!(tracking_rows(db).await.is_empty());
     store.undo().await.unwrap();
     assert_eq!(db.column_names(&table).await, before);
 
     store.migrate().await.unwrap();
     assert_eq!(db.columns(&table).await, migrated);
+    assert_eq!(db.index_names(&table).await, indexes);
     assert!(store.get(&users[0]).await.unwrap().unwrap().token.is_none());
 }
 
@@ -559,13 +638,7 @@ async fn host_migrator_coexists(db: &Db) {
         host,
         vec![vec![Some("1".to_string())], vec![Some("2".to_string())]]
     );
-    assert_eq!(
-        tracking_rows(db).await,
-        vec![vec![
-            Some("users".to_string()),
-            Some(MIGRATION_VERSION.to_string())
-        ]]
-    );
+    assert_eq!(tracking_rows(db).await, both_versions("users"));
     assert!(
         store
             .put_token_if_absent(&HostUserId::Int(1), &token(1, "x"))
@@ -752,10 +825,16 @@ async fn laravel_table(db: &Db) {
     );
     let rows_before = db.rows(&dump_sql).await;
     let columns_before = db.columns(&t).await;
+    let indexes_before = db.index_names(&t).await;
     assert_eq!(rows_before.len(), 3);
 
     let store = db.store(&t, KeyType::Integer);
     store.migrate().await.unwrap();
+    // The host's indexes stay; the store's is on its own column.
+    let mut indexes = indexes_before.clone();
+    indexes.push(store.index_name());
+    indexes.sort();
+    assert_eq!(db.index_names(&t).await, indexes);
     assert_eq!(
         db.rows(&dump_sql).await,
         rows_before,
@@ -782,6 +861,7 @@ async fn laravel_table(db: &Db) {
 
     store.undo().await.unwrap();
     assert_eq!(db.columns(&t).await, columns_before);
+    assert_eq!(db.index_names(&t).await, indexes_before);
     assert_eq!(db.rows(&dump_sql).await, rows_before);
 }
 
@@ -862,6 +942,400 @@ async fn get_many_in_chunks(db: &Db) {
     assert!(store.get_many(&[]).await.unwrap().is_empty());
 }
 
+/// Rows that already share a `mattermost_user_id` (written before the
+/// index existed, by hand or by the Laravel integration): `migrate()` says
+/// how many and how to find them, and changes nothing, not even the columns
+/// it would add; once they are fixed it goes through.
+async fn duplicate_user_ids_refused(db: &Db) {
+    let t = format!("users_{}", unique_suffix());
+    db.exec(&format!(
+        "CREATE TABLE {t} (id BIGINT NOT NULL PRIMARY KEY, \
+         mattermost_user_id VARCHAR(26) NULL, mattermost_token TEXT NULL)"
+    ))
+    .await;
+    let (a, b, c) = (mm("a"), mm("b"), mm("c"));
+    db.exec(&format!(
+        "INSERT INTO {t} (id, mattermost_user_id, mattermost_token) VALUES \
+         (1, '{a}', 'secret-token-of-row-1'), (2, '{a}', 'secret-token-of-row-2'), (3, '{a}', NULL), \
+         (4, '{b}', NULL), (5, '{b}', NULL), (6, NULL, NULL), (7, NULL, NULL), (8, '{c}', NULL)"
+    ))
+    .await;
+    let dump = format!(
+        "SELECT {}, mattermost_user_id, mattermost_token FROM {t} ORDER BY id",
+        db.text("id")
+    );
+    let rows = db.rows(&dump).await;
+    let columns = db.columns(&t).await;
+    let indexes = db.index_names(&t).await;
+    let store = db.store(&t, KeyType::Integer);
+
+    let msg = schema_message(store.migrate().await);
+    for part in [
+        "2 Mattermost user ids",
+        "5 rows",
+        "GROUP BY mattermost_user_id HAVING COUNT(*) > 1",
+        "nothing was changed",
+        "migrate() again",
+        &store.index_name(),
+        &t,
+    ] {
+        assert!(msg.contains(part), "{part:?} not in {msg}");
+    }
+    assert!(!msg.contains("secret-token"), "{msg}");
+    assert!(!msg.contains(a.as_str()), "names no id: {msg}");
+    assert_eq!(db.columns(&t).await, columns, "no column added");
+    assert_eq!(db.rows(&dump).await, rows);
+    assert_eq!(db.index_names(&t).await, indexes);
+    assert!(tracked_versions(db, &t).await.is_empty());
+
+    // One id left shared.
+    db.exec(&format!(
+        "UPDATE {t} SET mattermost_user_id = NULL, mattermost_token = NULL WHERE id IN (2, 3)"
+    ))
+    .await;
+    let msg = schema_message(store.migrate().await);
+    assert!(
+        msg.contains("1 Mattermost user id is held by 2 rows"),
+        "{msg}"
+    );
+    assert_eq!(db.columns(&t).await, columns);
+
+    db.exec(&format!(
+        "UPDATE {t} SET mattermost_user_id = NULL WHERE id = 5"
+    ))
+    .await;
+    store.migrate().await.unwrap();
+    assert_eq!(tracked_versions(db, &t).await, versions());
+    assert!(db.index_names(&t).await.contains(&store.index_name()));
+    already_linked(
+        store.set_mattermost_user_id(&HostUserId::Int(5), &b).await,
+        &HostUserId::Int(5),
+        &b,
+    );
+    let kept = store.get(&HostUserId::Int(1)).await.unwrap().unwrap();
+    assert_eq!(kept.token.unwrap().expose_secret(), "secret-token-of-row-1");
+}
+
+/// `undo_migration()` drops the index before the columns; a database
+/// migrated before the index existed gets it from the next `migrate()`.
+async fn undo_removes_index(db: &Db) {
+    let users = [HostUserId::Int(1), HostUserId::Int(2)];
+    let (t, kt) = db.users_table(&users, false).await;
+    let indexes_before = db.index_names(&t).await;
+    let store = db.store(&t, kt);
+    let index = store.index_name();
+    store.migrate().await.unwrap();
+    assert!(db.index_names(&t).await.contains(&index));
+    assert_eq!(tracked_versions(db, &t).await, versions());
+
+    store.undo().await.unwrap();
+    assert_eq!(db.index_names(&t).await, indexes_before);
+    assert!(tracked_versions(db, &t).await.is_empty());
+    store.undo().await.unwrap();
+
+    // As the first release left it: the columns, no index, one record.
+    store.migrate().await.unwrap();
+    let drop = match db.kind() {
+        Kind::MariaDb => format!("DROP INDEX {index} ON {t}"),
+        _ => format!("DROP INDEX {index}"),
+    };
+    db.exec(&drop).await;
+    db.exec(&format!(
+        "DELETE FROM {MIGRATIONS_TABLE} WHERE users_table = '{t}' AND version = {UNIQUE_INDEX_MIGRATION_VERSION}"
+    ))
+    .await;
+    let id = mm("shared");
+    store.set_mattermost_user_id(&users[0], &id).await.unwrap();
+    store.set_mattermost_user_id(&users[1], &id).await.unwrap();
+    // Its duplicates stop the upgrade...
+    let msg = schema_message(store.migrate().await);
+    assert!(
+        msg.contains("1 Mattermost user id is held by 2 rows"),
+        "{msg}"
+    );
+    assert_eq!(
+        tracked_versions(db, &t).await,
+        [MIGRATION_VERSION.to_string()]
+    );
+    // ... until they are fixed.
+    db.exec(&format!(
+        "UPDATE {t} SET mattermost_user_id = NULL WHERE id = 2"
+    ))
+    .await;
+    store.migrate().await.unwrap();
+    assert!(db.index_names(&t).await.contains(&index));
+    assert_eq!(tracked_versions(db, &t).await, versions());
+    already_linked(
+        store.set_mattermost_user_id(&users[1], &id).await,
+        &users[1],
+        &id,
+    );
+}
+
+/// A unique index on `mattermost_user_id` the host made (Laravel's
+/// `->unique()`: a constraint on PostgreSQL, an index elsewhere; or one of
+/// any other name) is taken as is; an index of the store's name that is not
+/// one is refused.
+async fn existing_unique_index_adopted(db: &Db) {
+    let columns = "id BIGINT NOT NULL PRIMARY KEY, mattermost_user_id VARCHAR(26) NULL, \
+                   mattermost_token TEXT NULL, mattermost_token_id VARCHAR(26) NULL";
+    let (one, two) = (HostUserId::Int(1), HostUserId::Int(2));
+    let id = mm("taken");
+
+    // Laravel's name.
+    let t = format!("users_{}", unique_suffix());
+    db.exec(&format!("CREATE TABLE {t} ({columns})")).await;
+    db.exec(&format!("INSERT INTO {t} (id) VALUES (1), (2)"))
+        .await;
+    let laravel = match db.kind() {
+        Kind::Postgres => format!(
+            "ALTER TABLE {t} ADD CONSTRAINT {t}_mattermost_user_id_unique UNIQUE (mattermost_user_id)"
+        ),
+        _ => {
+            format!("CREATE UNIQUE INDEX {t}_mattermost_user_id_unique ON {t} (mattermost_user_id)")
+        }
+    };
+    db.exec(&laravel).await;
+    let indexes = db.index_names(&t).await;
+    let store = db.store(&t, KeyType::Integer);
+    store.migrate().await.unwrap();
+    assert_eq!(db.index_names(&t).await, indexes);
+    assert_eq!(tracked_versions(db, &t).await, versions());
+    store.set_mattermost_user_id(&one, &id).await.unwrap();
+    already_linked(store.set_mattermost_user_id(&two, &id).await, &two, &id);
+    store.undo().await.unwrap();
+    assert_eq!(db.column_names(&t).await, ["id"]);
+
+    // Another name.
+    let t = format!("users_{}", unique_suffix());
+    db.exec(&format!("CREATE TABLE {t} ({columns})")).await;
+    db.exec(&format!("INSERT INTO {t} (id) VALUES (1), (2)"))
+        .await;
+    let host_index = format!("host_idx_{}", unique_suffix());
+    db.exec(&format!(
+        "CREATE UNIQUE INDEX {host_index} ON {t} (mattermost_user_id)"
+    ))
+    .await;
+    let indexes = db.index_names(&t).await;
+    let store = db.store(&t, KeyType::Integer);
+    store.migrate().await.unwrap();
+    assert_eq!(db.index_names(&t).await, indexes, "no second index");
+    store.set_mattermost_user_id(&one, &id).await.unwrap();
+    already_linked(store.set_mattermost_user_id(&two, &id).await, &two, &id);
+    let shared = NewToken {
+        mattermost_user_id: id.clone(),
+        ..token(9, "secret-token-value")
+    };
+    already_linked(store.put_token(&two, &shared).await, &two, &id);
+    if db.kind() != Kind::Sqlite {
+        // (SQLite cannot drop a column another index covers.)
+        store.undo().await.unwrap();
+        assert_eq!(db.column_names(&t).await, ["id"]);
+    }
+
+    // An index of the store's name that is not a unique one on the column.
+    let t = format!("users_{}", unique_suffix());
+    db.exec(&format!("CREATE TABLE {t} ({columns})")).await;
+    db.exec(&format!(
+        "CREATE INDEX {t}_mattermost_user_id_unique ON {t} (mattermost_user_id, id)"
+    ))
+    .await;
+    let before = (db.columns(&t).await, db.index_names(&t).await);
+    let store = db.store(&t, KeyType::Integer);
+    let msg = schema_message(store.migrate().await);
+    assert!(
+        msg.contains(&store.index_name()) && msg.contains("not a unique index"),
+        "{msg}"
+    );
+    assert_eq!((db.columns(&t).await, db.index_names(&t).await), before);
+}
+
+/// Every write that links an id: refused when another row holds it, with
+/// nothing changed and no token in the error; fine on the row that holds
+/// it. A compare-and-set that does not apply writes nothing and so
+/// violates nothing.
+async fn one_link_per_write(db: &Db) {
+    let (one, two) = (HostUserId::Int(1), HostUserId::Int(2));
+    let (t, kt) = db.users_table(&[one.clone(), two.clone()], false).await;
+    let store = db.store(&t, kt);
+    store.migrate().await.unwrap();
+    let first = token(1, "token-of-user-one");
+    let second = token(2, "token-of-user-two");
+    store.put_token(&one, &first).await.unwrap();
+    store.put_token(&two, &second).await.unwrap();
+    let a = first.mattermost_user_id.clone();
+    let stealing = NewToken {
+        mattermost_user_id: a.clone(),
+        ..token(3, "secret-stealing-token")
+    };
+
+    // Compare-and-set conditions that do not hold: Ok(false), not an error.
+    assert!(!store.put_token_if_absent(&two, &stealing).await.unwrap());
+    assert!(
+        !store
+            .replace_token(&two, &first.token_id, &stealing)
+            .await
+            .unwrap()
+    );
+    // Conditions that hold: the unique index refuses.
+    let e = store.replace_token(&two, &second.token_id, &stealing).await;
+    let text = format!("{e:?}");
+    already_linked(e, &two, &a);
+    assert!(!text.contains("secret-stealing-token"), "{text}");
+    let e = store.put_token(&two, &stealing).await;
+    let text = format!("{e:?} {}", e.as_ref().unwrap_err());
+    already_linked(e, &two, &a);
+    assert!(!text.contains("secret-stealing-token"), "{text}");
+    already_linked(store.set_mattermost_user_id(&two, &a).await, &two, &a);
+    store.clear_token(&two).await.unwrap();
+    already_linked(store.put_token_if_absent(&two, &stealing).await, &two, &a);
+    let rec = store.get(&two).await.unwrap().unwrap();
+    assert_eq!(
+        rec.mattermost_user_id,
+        Some(second.mattermost_user_id.clone())
+    );
+    assert!(rec.token.is_none());
+
+    // The row that holds the id may write it again.
+    store.set_mattermost_user_id(&one, &a).await.unwrap();
+    store.put_token(&one, &stealing).await.unwrap();
+    assert!(
+        store
+            .replace_token(&one, &stealing.token_id, &first)
+            .await
+            .unwrap()
+    );
+    // Clearing the token keeps the link...
+    store.clear_token(&one).await.unwrap();
+    already_linked(store.set_mattermost_user_id(&two, &a).await, &two, &a);
+    // ... relinking the first user frees the id.
+    store
+        .set_mattermost_user_id(&one, &mm("other"))
+        .await
+        .unwrap();
+    assert!(store.put_token_if_absent(&two, &stealing).await.unwrap());
+}
+
+/// Ten users linked to one Mattermost account at once: the database lets
+/// exactly one through, whatever the interleaving.
+async fn concurrent_links(db: &Db) {
+    let users: Vec<HostUserId> = (1..=10).map(HostUserId::Int).collect();
+    let (t, kt) = db.users_table(&users, false).await;
+    let store: Arc<dyn TokenStore> = db.store(&t, kt);
+    db.store(&t, kt).migrate().await.unwrap();
+    race_for_one_account(&store, &users).await;
+    let held = db
+        .rows(&format!(
+            "SELECT {} FROM {t} WHERE mattermost_user_id IS NOT NULL",
+            db.text("id")
+        ))
+        .await;
+    assert_eq!(held.len(), 2, "{held:?}");
+}
+
+/// Ten concurrent `set_mattermost_user_id` of one id, then ten concurrent
+/// `put_token_if_absent` of another: one winner each, every other caller
+/// `AlreadyLinked`.
+async fn race_for_one_account(store: &Arc<dyn TokenStore>, users: &[HostUserId]) {
+    let id = mm("contested");
+    let tasks = users.iter().map(|u| {
+        let (store, u, id) = (store.clone(), u.clone(), id.clone());
+        tokio::spawn(async move { (u.clone(), store.set_mattermost_user_id(&u, &id).await) })
+    });
+    let mut winners = Vec::new();
+    for r in futures::future::join_all(tasks).await {
+        let (u, r) = r.unwrap();
+        match r {
+            Ok(()) => winners.push(u),
+            other => already_linked(other, &u, &id),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let many = store.get_many(users).await.unwrap();
+    let linked: Vec<_> = users
+        .iter()
+        .filter(|u| many[*u].mattermost_user_id.as_ref() == Some(&id))
+        .collect();
+    assert_eq!(linked, [&winners[0]]);
+
+    // Tokens, for the users without a link.
+    let id = mm("contested-too");
+    let tasks = users.iter().filter(|u| **u != winners[0]).map(|u| {
+        let (store, u) = (store.clone(), u.clone());
+        let t = NewToken {
+            mattermost_user_id: id.clone(),
+            ..token(7, &format!("token-for-{u}"))
+        };
+        tokio::spawn(async move { (u.clone(), store.put_token_if_absent(&u, &t).await) })
+    });
+    let mut winners = Vec::new();
+    for r in futures::future::join_all(tasks).await {
+        let (u, r) = r.unwrap();
+        match r {
+            Ok(true) => winners.push(u),
+            other => already_linked(other, &u, &id),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let rec = store.get(&winners[0]).await.unwrap().unwrap();
+    assert_eq!(
+        rec.token.unwrap().expose_secret(),
+        format!("token-for-{}", winners[0])
+    );
+}
+
+/// Index names for a schema-qualified table and for a table whose name
+/// leaves no room for the suffix.
+async fn qualified_and_long_table_names(db: &Db) {
+    let (one, two) = (HostUserId::Int(1), HostUserId::Int(2));
+    let id = mm("q");
+    // Schema-qualified.
+    let t = format!("users_{}", unique_suffix());
+    db.exec(&format!(
+        "CREATE TABLE {t} (id BIGINT NOT NULL PRIMARY KEY)"
+    ))
+    .await;
+    db.exec(&format!("INSERT INTO {t} (id) VALUES (1), (2)"))
+        .await;
+    let schema = match db.kind() {
+        Kind::Sqlite => "main".to_owned(),
+        _ => db.namespace.clone().unwrap(),
+    };
+    let store = db.store(&format!("{schema}.{t}"), KeyType::Integer);
+    assert_eq!(store.index_name(), format!("{t}_mattermost_user_id_unique"));
+    let before = db.index_names(&t).await;
+    store.migrate().await.unwrap();
+    assert!(db.index_names(&t).await.contains(&store.index_name()));
+    store.migrate().await.unwrap();
+    store.set_mattermost_user_id(&one, &id).await.unwrap();
+    already_linked(store.set_mattermost_user_id(&two, &id).await, &two, &id);
+    store.undo().await.unwrap();
+    assert_eq!(db.index_names(&t).await, before);
+    assert_eq!(db.column_names(&t).await, ["id"]);
+
+    // 63 characters (the longest identifier).
+    let t = format!("users_{}_", unique_suffix());
+    let t = format!("{t}{}", "x".repeat(63 - t.len()));
+    db.exec(&format!(
+        "CREATE TABLE {t} (id BIGINT NOT NULL PRIMARY KEY)"
+    ))
+    .await;
+    db.exec(&format!("INSERT INTO {t} (id) VALUES (1), (2)"))
+        .await;
+    let store = db.store(&t, KeyType::Integer);
+    let index = store.index_name();
+    assert_eq!(index.len(), 63, "{index}");
+    assert!(index.starts_with(&t[..28]), "{index}");
+    assert!(index.ends_with("_mattermost_user_id_unique"), "{index}");
+    assert_eq!(db.store(&t, KeyType::Integer).index_name(), index);
+    store.migrate().await.unwrap();
+    assert!(db.index_names(&t).await.contains(&index));
+    store.set_mattermost_user_id(&one, &id).await.unwrap();
+    already_linked(store.set_mattermost_user_id(&two, &id).await, &two, &id);
+    store.undo().await.unwrap();
+    assert!(!db.index_names(&t).await.contains(&index));
+}
+
 macro_rules! scenarios {
     ($module:ident, $kind:expr, [$($test:ident = $scenario:ident),* $(,)?]) => {
         mod $module {
@@ -888,6 +1362,12 @@ macro_rules! scenarios {
             laravel_token_column_already_present = laravel_token_column_present,
             rewriting_same_values_matches = same_values_still_match,
             get_many_over_512_users = get_many_in_chunks,
+            duplicate_user_ids_fail_migration = duplicate_user_ids_refused,
+            undo_removes_unique_index = undo_removes_index,
+            existing_unique_index_is_kept = existing_unique_index_adopted,
+            every_write_refuses_a_second_link = one_link_per_write,
+            concurrent_links_one_wins = concurrent_links,
+            index_name_for_qualified_and_long_tables = qualified_and_long_table_names,
         ]);
     )*};
 }
@@ -1141,6 +1621,14 @@ async fn read_only_postgres_is_typed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_mariadb_is_typed() {
     read_only(Kind::MariaDb, "read_only_mariadb_is_typed").await;
+}
+
+/// The race on a SQLite file, through a pool of several connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_links_sqlite_file() {
+    let db = Db::sqlite_file().await;
+    concurrent_links(&db).await;
+    db.finish().await;
 }
 
 #[tokio::test]
