@@ -218,6 +218,31 @@ pub struct UserSync {
     client: MattermostClient,
     store: Arc<dyn TokenStore>,
     opts: Arc<SyncOptions>,
+    seen: Arc<Seen>,
+}
+
+/// How unlinked users turned out so far: new to Mattermost, or already there.
+/// Creating first costs a new user nothing extra and an existing one a failed
+/// create; looking up first is the reverse. Whichever case has been more
+/// common so far goes first, so either population costs its minimum plus a
+/// constant.
+#[derive(Debug, Default)]
+struct Seen {
+    fresh: std::sync::atomic::AtomicU64,
+    existing: std::sync::atomic::AtomicU64,
+}
+
+impl Seen {
+    fn lookup_first(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.existing.load(Relaxed) > self.fresh.load(Relaxed)
+    }
+
+    fn record(&self, existed: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = if existed { &self.existing } else { &self.fresh };
+        c.fetch_add(1, Relaxed);
+    }
 }
 
 impl fmt::Debug for UserSync {
@@ -266,6 +291,7 @@ impl UserSync {
             client,
             store,
             opts: Arc::new(options),
+            seen: Arc::default(),
         })
     }
 
@@ -610,6 +636,19 @@ impl UserSync {
                 user: user.id.clone(),
                 reason,
             })?;
+        if self.seen.lookup_first() {
+            match admin.user_by_email(email).await {
+                Ok(u) if !is_valid_mattermost_id(u.id.as_str()) => {
+                    return Err(self.malformed("GET", &format!("users/email/{email}"), 200, &u.id));
+                }
+                Ok(u) => {
+                    self.seen.record(true);
+                    return Ok((Some(u), false));
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
         for username in &candidates {
             let req = self.create_request(user, email, username);
             match admin.create_user(&req).await {
@@ -618,11 +657,13 @@ impl UserSync {
                 }
                 Ok(u) => {
                     tracing::info!(host_user = %user.id, mattermost_user = %u.id, "created Mattermost user");
+                    self.seen.record(false);
                     return Ok((Some(u), true));
                 }
                 Err(e) if e.is_email_exists() => {
                     // Exists already (made by someone else, or by a sync
                     // racing with this one): carry on with it.
+                    self.seen.record(true);
                     let u = admin.user_by_email(email).await?;
                     if !is_valid_mattermost_id(u.id.as_str()) {
                         return Err(self.malformed(

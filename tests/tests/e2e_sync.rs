@@ -317,3 +317,36 @@ async fn two_host_users_with_one_email_do_not_share_an_account() {
     );
     assert_promise(&server, store.as_ref(), &[1.into(), 3.into()]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_already_in_mattermost_cost_lookup_patch_orphan_check_and_mint() {
+    let server = StandIn::start().await.unwrap();
+    const N: i64 = 30;
+    for i in 1..=N {
+        server
+            .create_user_directly(
+                NewUser::new(format!("old{i}"), format!("user{i}@example.com"))
+                    .names("Old", "Name"),
+            )
+            .unwrap();
+    }
+    let store = Arc::new(MemoryStore::with_users(ids(N)));
+    let sync = sync_for(&server, store.clone());
+    server.reset_counts();
+    let r = sync.sync_all(stream::iter(users(N)), |_| {}).await.unwrap();
+    assert_eq!(
+        (r.summary.updated, r.summary.minted, r.summary.failed),
+        (N as u64, N as u64, 0)
+    );
+    // lookup + patch + orphan check + mint per user; the first users also
+    // try a create before the sync learns they exist; 3 for the server check.
+    let per_user = 4 * N as u64;
+    let total = server.total_requests();
+    assert!(
+        total <= per_user + 3 + 8,
+        "{total} requests: {:?}",
+        server.requests()
+    );
+    assert!(server.request_count(CREATE) <= 8, "{:?}", server.requests());
+    assert_promise(&server, store.as_ref(), &ids(N)).await;
+}
