@@ -759,17 +759,7 @@ impl UserSync {
             Ok(tokens) => tokens.into_iter().find_map(|(_, owner, _)| owner),
             Err(_) => None,
         };
-        let other = other.map_or_else(
-            || "another host user".to_owned(),
-            |o| format!("host user {o}"),
-        );
-        Error::InvalidHostUser {
-            user: user.clone(),
-            reason: format!(
-                "its Mattermost account {account} is already linked to {other} (same email?); \
-                 two app users cannot share one Mattermost account"
-            ),
-        }
+        shared_account_error(user, account, other.as_deref())
     }
 
     /// The error for a success answer whose user id is not a Mattermost id
@@ -888,15 +878,9 @@ impl UserSync {
             let now = unix_now();
             let tokens = self.linked_tokens(user, mattermost_user).await?;
             if let Some((_, Some(other), _)) = tokens.iter().find(|(_, o, _)| o.is_some()) {
-                // Two host users with one email would share one Mattermost
-                // account, each able to act as the other.
-                return Err(Error::InvalidHostUser {
-                    user: user.clone(),
-                    reason: format!(
-                        "its Mattermost account {mattermost_user} is already linked to host user {other} \
-                         (same email?); two app users cannot share one Mattermost account"
-                    ),
-                });
+                // A store without the unique link (a host's own TokenStore)
+                // still must not let two host users share one account.
+                return Err(shared_account_error(user, mattermost_user, Some(other)));
             }
             for (id, _, minted) in tokens {
                 if now.saturating_sub(minted) >= self.opts.orphan_grace.as_secs() {
@@ -1045,6 +1029,22 @@ fn check_minted(minted: &CreatedToken, owner: &UserId) -> Result<(), String> {
         Err("the token was minted for another user than asked".into())
     } else {
         Ok(())
+    }
+}
+
+/// Two app users would share one Mattermost account, each able to act as
+/// the other: refused.
+fn shared_account_error(user: &HostUserId, account: &UserId, other: Option<&str>) -> Error {
+    let other = other.map_or_else(
+        || "another host user".to_owned(),
+        |o| format!("host user {o}"),
+    );
+    Error::InvalidHostUser {
+        user: user.clone(),
+        reason: format!(
+            "its Mattermost account {account} is already linked to {other} (same email?); \
+             two app users cannot share one Mattermost account"
+        ),
     }
 }
 
