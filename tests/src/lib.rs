@@ -2,12 +2,16 @@
 //!
 //! [`conformance`] is the one `TokenStore` suite, written once and run against
 //! every store (memory, sqlx on PostgreSQL/MariaDB/SQLite, diesel on the same).
+//! The adapter suites take their per-test databases from [`scratch`], and the
+//! encryption suites their keys and values from [`encryption`].
 #![deny(missing_docs)]
 
 pub mod conformance;
 pub mod db;
+pub mod encryption;
 pub mod pg_temp;
 pub mod promise;
+pub mod scratch;
 
 /// The README's code blocks, compiled as doctests.
 #[cfg(doctest)]

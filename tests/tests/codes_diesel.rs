@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -30,14 +30,17 @@ use mattermost_tokens_diesel::diesel_async::pooled_connection::{
 use mattermost_tokens_diesel::diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, SimpleAsyncConnection,
 };
-use mattermost_tokens_diesel::mysql::{MysqlCodeStore, MysqlPool};
-use mattermost_tokens_diesel::postgres::{PgCodeStore, PgPool};
-use mattermost_tokens_diesel::sqlite::{SqliteCodeStore, SqlitePool, SqliteTokenStore};
+use mattermost_tokens_diesel::mysql::MysqlCodeStore;
+use mattermost_tokens_diesel::postgres::PgCodeStore;
+use mattermost_tokens_diesel::sqlite::{SqliteCodeStore, SqliteTokenStore};
 use mattermost_tokens_diesel::{
     CODES_MIGRATION_NAME, CodeMigrations, ConnectionPool, DEFAULT_CODES_TABLE, DieselCodeStore,
-    StoreConnection, TokenMigrations, mysql, postgres, sqlite,
+    StoreConnection, TokenMigrations, postgres, sqlite,
 };
-use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
+use mattermost_tokens_tests::each_diesel_pool as each_pool;
+use mattermost_tokens_tests::scratch::{
+    DieselPools as Pools, DieselScratch, Kind, Rows, padded_select,
+};
 
 // ---------------------------------------------------------------------------
 // A database to test against, whatever its kind.
@@ -57,31 +60,6 @@ impl<C: StoreConnection, P: ConnectionPool<C>> Codes for DieselCodeStore<C, P> {
     async fn revert(&self) -> Result<(), StoreError> {
         self.revert_migration().await
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Postgres,
-    MariaDb,
-    Sqlite,
-}
-
-#[derive(Clone)]
-enum Pools {
-    Pg(PgPool),
-    My(MysqlPool),
-    Lite(SqlitePool),
-}
-
-/// Runs `$body` with `$p` bound to the pool, whatever its type.
-macro_rules! each_pool {
-    ($pools:expr, |$p:ident| $body:expr) => {
-        match $pools {
-            Pools::Pg($p) => $body,
-            Pools::My($p) => $body,
-            Pools::Lite($p) => $body,
-        }
-    };
 }
 
 /// One row of text columns (up to 6, `c0`..`c5`).
@@ -107,104 +85,34 @@ impl Row {
     }
 }
 
-type Rows = Vec<Vec<Option<String>>>;
-
 /// A `SELECT` list padding `exprs` to the 6 columns of [`Row`].
 fn row_select(exprs: &[String]) -> String {
-    assert!(exprs.len() <= 6, "at most 6 columns");
-    (0..6)
-        .map(|i| match exprs.get(i) {
-            Some(e) => format!("{e} AS c{i}"),
-            None => format!("NULL AS c{i}"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    padded_select(6, exprs)
 }
 
 const PREFIX: &str = "mmt_dcodes_";
 
-/// A pool on a fresh namespace, and how to drop it.
-struct Db {
-    kind: Kind,
-    pools: Pools,
-    /// The URL of the namespace (SQLite: the file's path).
-    url: String,
-    admin: Option<(Pools, String)>,
-    file: Option<String>,
-}
+/// Pools on a fresh namespace, with this suite's views of it.
+struct Db(DieselScratch);
 
-/// `url` with its query extended by `param`.
-fn with_param(url: &str, param: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{param}")
+impl std::ops::Deref for Db {
+    type Target = DieselScratch;
+    fn deref(&self) -> &DieselScratch {
+        &self.0
+    }
 }
 
 impl Db {
     async fn open(kind: Kind, test: &str) -> Option<Db> {
-        let env = match kind {
-            Kind::Sqlite => return Some(Db::sqlite_file()),
-            Kind::Postgres => POSTGRES_ENV,
-            Kind::MariaDb => MYSQL_ENV,
-        };
-        let url = url_or_skip(env, test)?;
-        let ns = format!("{PREFIX}{}", unique_suffix());
-        let (admin, ns_url) = match kind {
-            Kind::Postgres => {
-                let admin = Pools::Pg(postgres::pool(&url, 2).unwrap());
-                drop_stale_namespaces(&admin).await;
-                exec_on(&admin, &format!("CREATE SCHEMA {ns}")).await;
-                (
-                    admin,
-                    with_param(&url, &format!("options=-c%20search_path%3D{ns}")),
-                )
-            }
-            _ => {
-                let admin = Pools::My(mysql::pool(&url, 2).unwrap());
-                drop_stale_namespaces(&admin).await;
-                exec_on(
-                    &admin,
-                    &format!(
-                        "CREATE DATABASE {ns} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                    ),
-                )
-                .await;
-                let mut u = reqwest::Url::parse(&url).unwrap();
-                u.set_path(&ns);
-                (admin, u.to_string())
-            }
-        };
-        let pools = match kind {
-            Kind::Postgres => Pools::Pg(postgres::pool(&ns_url, 24).unwrap()),
-            _ => Pools::My(mysql::pool(&ns_url, 24).unwrap()),
-        };
-        Some(Db {
-            kind,
-            pools,
-            url: ns_url,
-            admin: Some((admin, ns)),
-            file: None,
-        })
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        DieselScratch::open(kind, PREFIX, test, 24, dir)
+            .await
+            .map(Db)
     }
 
     fn sqlite_file() -> Db {
-        drop_stale_files();
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let path = dir
-            .join(format!("{PREFIX}{}.db", unique_suffix()))
-            .to_str()
-            .unwrap()
-            .to_owned();
-        Db {
-            kind: Kind::Sqlite,
-            pools: Pools::Lite(sqlite::pool(&path, 8).unwrap()),
-            url: path.clone(),
-            admin: None,
-            file: Some(path),
-        }
-    }
-
-    async fn exec(&self, statement: &str) {
-        exec_on(&self.pools, statement).await
+        Db(DieselScratch::sqlite_file(dir, PREFIX))
     }
 
     async fn rows(&self, query: &str) -> Rows {
@@ -214,14 +122,6 @@ impl Db {
     /// A code store on `table` (`None`: the default table).
     fn codes(&self, table: Option<&str>) -> Arc<dyn Codes> {
         codes_on(&self.pools, table)
-    }
-
-    /// `expr` read as text.
-    fn text(&self, expr: &str) -> String {
-        match self.kind {
-            Kind::MariaDb => format!("CAST({expr} AS CHAR)"),
-            _ => format!("CAST({expr} AS TEXT)"),
-        }
     }
 
     /// The table's column names, in order; empty when there is no table.
@@ -322,22 +222,8 @@ impl Db {
 
     /// Drops the namespace (or file) the test worked in.
     async fn finish(self) {
-        if let Some((admin, ns)) = &self.admin {
-            drop_namespace(admin, ns).await;
-        }
-        if let Some(path) = &self.file {
-            let _ = std::fs::remove_file(path);
-        }
+        self.0.finish().await
     }
-}
-
-async fn exec_on(pools: &Pools, statement: &str) {
-    each_pool!(pools, |p| {
-        let mut conn = p.get().await.expect("a test connection");
-        conn.batch_execute(statement)
-            .await
-            .unwrap_or_else(|e| panic!("{statement}: {e}"));
-    })
 }
 
 async fn rows_on(pools: &Pools, query: &str) -> Rows {
@@ -369,71 +255,6 @@ fn codes_on(pools: &Pools, table: Option<&str>) -> Arc<dyn Codes> {
         Pools::Pg(p) => named(PgCodeStore::new(p.clone()), table),
         Pools::My(p) => named(MysqlCodeStore::new(p.clone()), table),
         Pools::Lite(p) => named(SqliteCodeStore::new(p.clone()), table),
-    }
-}
-
-async fn drop_namespace(admin: &Pools, ns: &str) {
-    match admin {
-        Pools::Pg(_) => exec_on(admin, &format!("DROP SCHEMA IF EXISTS {ns} CASCADE")).await,
-        Pools::My(_) => exec_on(admin, &format!("DROP DATABASE IF EXISTS {ns}")).await,
-        Pools::Lite(_) => {}
-    }
-}
-
-/// Whether `name` (`mmt_dcodes_<pid>_...`) was made by a process that is
-/// gone.
-fn stale(name: &str) -> bool {
-    let pid = name.strip_prefix(PREFIX).and_then(|r| r.split('_').next());
-    std::path::Path::new("/proc/self").exists()
-        && pid.is_some_and(|p| {
-            p.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{p}")).exists()
-        })
-}
-
-fn drop_stale_files() {
-    static DONE: AtomicBool = AtomicBool::new(false);
-    if DONE.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let Ok(dir) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        if stale(&entry.file_name().to_string_lossy()) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-async fn drop_stale_namespaces(admin: &Pools) {
-    static PG: AtomicBool = AtomicBool::new(false);
-    static MY: AtomicBool = AtomicBool::new(false);
-    let (done, q) = match admin {
-        Pools::Pg(_) => (
-            &PG,
-            format!(
-                "SELECT {} FROM pg_namespace WHERE nspname LIKE 'mmt\\_dcodes\\_%'",
-                row_select(&["CAST(nspname AS TEXT)".into()])
-            ),
-        ),
-        Pools::My(_) => (
-            &MY,
-            format!(
-                "SELECT {} FROM information_schema.schemata \
-                 WHERE schema_name LIKE 'mmt\\_dcodes\\_%'",
-                row_select(&["CAST(schema_name AS CHAR)".into()])
-            ),
-        ),
-        Pools::Lite(_) => return,
-    };
-    if done.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    for row in rows_on(admin, &q).await {
-        let ns = row[0].clone().unwrap();
-        if stale(&ns) {
-            drop_namespace(admin, &ns).await;
-        }
     }
 }
 
@@ -924,36 +745,11 @@ async fn read_only(kind: Kind) {
     db.finish().await;
 }
 
-macro_rules! on_every_database {
-    ($($check:ident),* $(,)?) => {
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $check() {
-                    super::$check(super::Kind::Postgres).await;
-                }
-            )*
-        }
-        mod on_mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $check() {
-                    super::$check(super::Kind::MariaDb).await;
-                }
-            )*
-        }
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $check() {
-                    super::$check(super::Kind::Sqlite).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_database!(
+mattermost_tokens_tests::on_every_database!(
+    workers = 4,
+    postgres: on_postgres,
+    mariadb: on_mariadb,
+    sqlite: on_sqlite;
     round_trip,
     expiry,
     consume_exactly_once,

@@ -11,9 +11,7 @@
 //! the suite runs.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -22,15 +20,14 @@ use mattermost_tokens::{
     AccessToken, Error, HostUserId, MattermostClient, NewToken, StoreError, TokenId, TokenStore,
     UserId,
 };
-use mattermost_tokens_sqlx::sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use mattermost_tokens_sqlx::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use mattermost_tokens_sqlx::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use mattermost_tokens_sqlx::sqlx::{self, AssertSqlSafe, Executor, Row, SqlSafeStr};
+use mattermost_tokens_sqlx::sqlx::mysql::MySqlPoolOptions;
+use mattermost_tokens_sqlx::sqlx::postgres::PgPoolOptions;
+use mattermost_tokens_sqlx::sqlx::sqlite::SqlitePoolOptions;
 use mattermost_tokens_sqlx::{
     Backend, CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION, DEFAULT_CODES_TABLE, MIGRATIONS_TABLE,
     MySqlCodeStore, PgCodeStore, SqliteCodeStore, SqliteTokenStore, SqlxCodeStore,
 };
-use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
+use mattermost_tokens_tests::scratch::{Kind, Pool, Rows, ScratchDb};
 
 // ---------------------------------------------------------------------------
 // A database to test against, whatever its kind.
@@ -52,107 +49,25 @@ impl<DB: Backend> Codes for SqlxCodeStore<DB> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Postgres,
-    MariaDb,
-    Sqlite,
-}
-
-#[derive(Clone, Debug)]
-enum Pool {
-    Pg(PgPool),
-    My(MySqlPool),
-    Lite(SqlitePool),
-}
-
-type Rows = Vec<Vec<Option<String>>>;
-
 const PREFIX: &str = "mmt_codes_";
 
-fn sql(s: &str) -> sqlx::SqlStr {
-    AssertSqlSafe(s.to_owned()).into_sql_str()
-}
+/// A pool on a fresh namespace, with this suite's views of it.
+struct Db(ScratchDb);
 
-/// A pool on a fresh namespace, and how to drop it.
-struct Db {
-    pool: Pool,
-    namespace: Option<String>,
-    admin: Option<Pool>,
-    file: Option<std::path::PathBuf>,
+impl std::ops::Deref for Db {
+    type Target = ScratchDb;
+    fn deref(&self) -> &ScratchDb {
+        &self.0
+    }
 }
 
 impl Db {
     async fn open(kind: Kind, test: &str) -> Option<Db> {
-        let env = match kind {
-            Kind::Sqlite => return Some(Db::sqlite_file().await),
-            Kind::Postgres => POSTGRES_ENV,
-            Kind::MariaDb => MYSQL_ENV,
-        };
-        let url = url_or_skip(env, test)?;
-        let ns = format!("{PREFIX}{}", unique_suffix());
-        let (admin, pool) = match kind {
-            Kind::Postgres => {
-                let admin = Pool::Pg(PgPool::connect(&url).await.expect("connect to PostgreSQL"));
-                drop_stale_namespaces(&admin).await;
-                admin.exec(&format!("CREATE SCHEMA {ns}")).await;
-                let opts = PgConnectOptions::from_str(&url)
-                    .unwrap()
-                    .options([("search_path", ns.as_str())]);
-                (admin, Pool::Pg(PgPool::connect_with(opts).await.unwrap()))
-            }
-            _ => {
-                let admin = Pool::My(MySqlPool::connect(&url).await.expect("connect to MariaDB"));
-                drop_stale_namespaces(&admin).await;
-                admin
-                    .exec(&format!(
-                        "CREATE DATABASE {ns} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                    ))
-                    .await;
-                let opts = MySqlConnectOptions::from_str(&url).unwrap().database(&ns);
-                (
-                    admin,
-                    Pool::My(MySqlPool::connect_with(opts).await.unwrap()),
-                )
-            }
-        };
-        Some(Db {
-            pool,
-            namespace: Some(ns),
-            admin: Some(admin),
-            file: None,
-        })
+        ScratchDb::open(kind, PREFIX, test).await.map(Db)
     }
 
     async fn sqlite_file() -> Db {
-        drop_stale_files();
-        let path = std::env::temp_dir().join(format!("{PREFIX}{}.db", unique_suffix()));
-        let opts = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .unwrap();
-        Db {
-            pool: Pool::Lite(pool),
-            namespace: None,
-            admin: None,
-            file: Some(path),
-        }
-    }
-
-    fn kind(&self) -> Kind {
-        self.pool.kind()
-    }
-
-    async fn exec(&self, statement: &str) {
-        self.pool.exec(statement).await
-    }
-
-    async fn rows(&self, query: &str) -> Rows {
-        self.pool.rows(query).await
+        Db(ScratchDb::sqlite_file(PREFIX).await)
     }
 
     /// A code store on `table` (`None`: the default table).
@@ -167,14 +82,6 @@ impl Db {
             Pool::Pg(p) => named(PgCodeStore::new(p.clone()), table),
             Pool::My(p) => named(MySqlCodeStore::new(p.clone()), table),
             Pool::Lite(p) => named(SqliteCodeStore::new(p.clone()), table),
-        }
-    }
-
-    /// `expr` read as text.
-    fn text(&self, expr: &str) -> String {
-        match self.kind() {
-            Kind::MariaDb => format!("CAST({expr} AS CHAR)"),
-            _ => format!("CAST({expr} AS TEXT)"),
         }
     }
 
@@ -230,151 +137,13 @@ impl Db {
         .await
     }
 
-    /// A second pool on the same database that refuses writes (SQLite
-    /// `mode=ro`, PostgreSQL `default_transaction_read_only`, MariaDB
-    /// `TRANSACTION READ ONLY`).
+    /// A second pool on the same database that refuses writes.
     async fn read_only(&self) -> Db {
-        let pool = match &self.pool {
-            Pool::Pg(p) => {
-                let opts = (*p.connect_options())
-                    .clone()
-                    .options([("default_transaction_read_only", "on")]);
-                Pool::Pg(PgPool::connect_with(opts).await.unwrap())
-            }
-            Pool::My(p) => Pool::My(
-                MySqlPoolOptions::new()
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with((*p.connect_options()).clone())
-                    .await
-                    .unwrap(),
-            ),
-            Pool::Lite(p) => Pool::Lite(
-                SqlitePool::connect_with((*p.connect_options()).clone().read_only(true))
-                    .await
-                    .unwrap(),
-            ),
-        };
-        Db {
-            pool,
-            namespace: None,
-            admin: None,
-            file: None,
-        }
+        Db(ScratchDb::on(self.pool.read_only().await))
     }
 
-    /// Drops the namespace (or file) the test worked in.
     async fn finish(self) {
-        if let (Some(ns), Some(admin)) = (&self.namespace, &self.admin) {
-            drop_namespace(admin, ns).await;
-        }
-        if let Some(path) = &self.file {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-impl Pool {
-    fn kind(&self) -> Kind {
-        match self {
-            Pool::Pg(_) => Kind::Postgres,
-            Pool::My(_) => Kind::MariaDb,
-            Pool::Lite(_) => Kind::Sqlite,
-        }
-    }
-
-    async fn exec(&self, statement: &str) {
-        let r = match self {
-            Pool::Pg(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-            Pool::My(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-            Pool::Lite(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-        };
-        r.unwrap_or_else(|e| panic!("{statement}: {e}"));
-    }
-
-    /// Rows of a query whose columns are all text.
-    async fn rows(&self, query: &str) -> Rows {
-        fn texts<R: Row>(rows: Vec<R>) -> Rows
-        where
-            for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-            usize: sqlx::ColumnIndex<R>,
-        {
-            rows.into_iter()
-                .map(|r| (0..r.len()).map(|i| r.try_get(i).unwrap()).collect())
-                .collect()
-        }
-        let q = sql(query);
-        match self {
-            Pool::Pg(p) => texts(sqlx::query(q).fetch_all(p).await.unwrap()),
-            Pool::My(p) => texts(sqlx::query(q).fetch_all(p).await.unwrap()),
-            Pool::Lite(p) => texts(sqlx::query(q).fetch_all(p).await.unwrap()),
-        }
-    }
-}
-
-async fn drop_namespace(admin: &Pool, ns: &str) {
-    match admin.kind() {
-        Kind::Postgres => {
-            admin
-                .exec(&format!("DROP SCHEMA IF EXISTS {ns} CASCADE"))
-                .await
-        }
-        Kind::MariaDb => admin.exec(&format!("DROP DATABASE IF EXISTS {ns}")).await,
-        Kind::Sqlite => {}
-    }
-}
-
-/// Whether `name` (`mmt_codes_<pid>_...`) was made by a process that is gone.
-fn stale(name: &str) -> bool {
-    let pid = name.strip_prefix(PREFIX).and_then(|r| r.split('_').next());
-    std::path::Path::new("/proc/self").exists()
-        && pid.is_some_and(|p| {
-            p.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{p}")).exists()
-        })
-}
-
-fn drop_stale_files() {
-    static DONE: AtomicBool = AtomicBool::new(false);
-    if DONE.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        if stale(&entry.file_name().to_string_lossy()) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-async fn drop_stale_namespaces(admin: &Pool) {
-    static PG: AtomicBool = AtomicBool::new(false);
-    static MY: AtomicBool = AtomicBool::new(false);
-    let (done, q) = match admin.kind() {
-        Kind::Postgres => (
-            &PG,
-            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'mmt\\_codes\\_%'",
-        ),
-        Kind::MariaDb => (
-            &MY,
-            "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
-             WHERE SCHEMA_NAME LIKE 'mmt\\_codes\\_%'",
-        ),
-        Kind::Sqlite => return,
-    };
-    if done.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    for row in admin.rows(q).await {
-        let ns = row[0].clone().unwrap();
-        if stale(&ns) {
-            drop_namespace(admin, &ns).await;
-        }
+        self.0.finish().await
     }
 }
 
@@ -743,36 +512,11 @@ async fn read_only(kind: Kind) {
     db.finish().await;
 }
 
-macro_rules! on_every_database {
-    ($($check:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $check() {
-                    super::$check(super::Kind::Postgres).await;
-                }
-            )*
-        }
-        mod mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $check() {
-                    super::$check(super::Kind::MariaDb).await;
-                }
-            )*
-        }
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $check() {
-                    super::$check(super::Kind::Sqlite).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_database!(
+mattermost_tokens_tests::on_every_database!(
+    workers = 4,
+    postgres: postgres,
+    mariadb: mariadb,
+    sqlite: sqlite;
     round_trip,
     expiry,
     consume_exactly_once,

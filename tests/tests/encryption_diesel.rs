@@ -13,50 +13,26 @@
 //! are gone are dropped the next time the suite runs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use mattermost_tokens::{
     AccessToken, ENCRYPTED_PREFIX, EncryptedStore, EncryptionKeys, HostUserId, NewToken,
-    ReencryptOutcome, SkipReason, StoreError, TokenId, TokenStore, UserId,
+    ReencryptOutcome, SkipReason, StoreError, TokenStore,
 };
 use mattermost_tokens_diesel::diesel::QueryableByName;
 use mattermost_tokens_diesel::diesel::sql_types::{Nullable, Text};
-use mattermost_tokens_diesel::diesel_async::SimpleAsyncConnection;
-use mattermost_tokens_diesel::mysql::MysqlPool;
-use mattermost_tokens_diesel::postgres::PgPool;
-use mattermost_tokens_diesel::sqlite::SqlitePool;
-use mattermost_tokens_diesel::{DieselTokenStore, KeyType, mysql, postgres, sqlite};
+use mattermost_tokens_diesel::{DieselTokenStore, KeyType};
 use mattermost_tokens_tests::conformance::StoreFactory;
-use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
+use mattermost_tokens_tests::each_diesel_pool as each_pool;
+use mattermost_tokens_tests::encryption::{
+    K2, assert_quiet, keys_k1, keys_k2_k1, mm_value, new_token, read_token, user,
+};
+use mattermost_tokens_tests::scratch::{
+    DieselPools as Pools, DieselScratch, Kind, Rows, users_table,
+};
 
 // ---------------------------------------------------------------------------
 // A database to test against, whatever its kind.
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Postgres,
-    MariaDb,
-    Sqlite,
-}
-
-#[derive(Clone)]
-enum Pools {
-    Pg(PgPool),
-    My(MysqlPool),
-    Lite(SqlitePool),
-}
-
-/// Runs `$body` with `$p` bound to the pool, whatever its type.
-macro_rules! each_pool {
-    ($pools:expr, |$p:ident| $body:expr) => {
-        match $pools {
-            Pools::Pg($p) => $body,
-            Pools::My($p) => $body,
-            Pools::Lite($p) => $body,
-        }
-    };
-}
 
 /// One row of up to three text columns.
 #[derive(QueryableByName, Debug, Clone, PartialEq, Eq)]
@@ -69,83 +45,24 @@ struct Row {
     c2: Option<String>,
 }
 
-type Rows = Vec<Vec<Option<String>>>;
-
 const PREFIX: &str = "mmt_denc_";
 
-struct Db {
-    kind: Kind,
-    pools: Pools,
-    admin: Option<(Pools, String)>,
-    file: Option<String>,
+/// Pools on a fresh namespace, with this suite's views of it.
+struct Db(DieselScratch);
+
+impl std::ops::Deref for Db {
+    type Target = DieselScratch;
+    fn deref(&self) -> &DieselScratch {
+        &self.0
+    }
 }
 
 impl Db {
     async fn open(kind: Kind, test: &str) -> Option<Db> {
-        let env = match kind {
-            Kind::Sqlite => return Some(Db::sqlite_file()),
-            Kind::Postgres => POSTGRES_ENV,
-            Kind::MariaDb => MYSQL_ENV,
-        };
-        let url = url_or_skip(env, test)?;
-        let ns = format!("{PREFIX}{}", unique_suffix());
-        let (admin, pools) = match kind {
-            Kind::Postgres => {
-                let admin = Pools::Pg(postgres::pool(&url, 2).unwrap());
-                drop_stale_namespaces(&admin).await;
-                exec_on(&admin, &format!("CREATE SCHEMA {ns}")).await;
-                let sep = if url.contains('?') { '&' } else { '?' };
-                let ns_url = format!("{url}{sep}options=-c%20search_path%3D{ns}");
-                (admin, Pools::Pg(postgres::pool(&ns_url, 10).unwrap()))
-            }
-            _ => {
-                let admin = Pools::My(mysql::pool(&url, 2).unwrap());
-                drop_stale_namespaces(&admin).await;
-                exec_on(
-                    &admin,
-                    &format!(
-                        "CREATE DATABASE {ns} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                    ),
-                )
-                .await;
-                let mut u = reqwest::Url::parse(&url).unwrap();
-                u.set_path(&ns);
-                (admin, Pools::My(mysql::pool(u.as_str(), 10).unwrap()))
-            }
-        };
-        Some(Db {
-            kind,
-            pools,
-            admin: Some((admin, ns)),
-            file: None,
-        })
-    }
-
-    fn sqlite_file() -> Db {
-        drop_stale_files();
-        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("{PREFIX}{}.db", unique_suffix()))
-            .to_str()
-            .unwrap()
-            .to_owned();
-        Db {
-            kind: Kind::Sqlite,
-            pools: Pools::Lite(sqlite::pool(&path, 8).unwrap()),
-            admin: None,
-            file: Some(path),
-        }
-    }
-
-    async fn exec(&self, statement: &str) {
-        exec_on(&self.pools, statement).await
-    }
-
-    /// `expr` read as text.
-    fn text(&self, expr: &str) -> String {
-        match self.kind {
-            Kind::MariaDb => format!("CAST({expr} AS CHAR)"),
-            _ => format!("CAST({expr} AS TEXT)"),
-        }
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        DieselScratch::open(kind, PREFIX, test, 10, dir)
+            .await
+            .map(Db)
     }
 
     /// The plain diesel store on `table`.
@@ -160,29 +77,11 @@ impl Db {
 
     /// A migrated users table holding `users` (all of one kind).
     async fn users_table(&self, users: &[HostUserId]) -> (String, KeyType) {
-        let table = format!("users_{}", unique_suffix());
-        let (key_sql, key_type) = match (&users[0], self.kind) {
-            (HostUserId::Int(_), Kind::Sqlite) => ("INTEGER", KeyType::Integer),
-            (HostUserId::Int(_), _) => ("BIGINT", KeyType::Integer),
-            (HostUserId::Text(_), Kind::MariaDb) => ("VARCHAR(64)", KeyType::Text),
-            (HostUserId::Text(_), _) => ("TEXT", KeyType::Text),
-        };
-        self.exec(&format!(
-            "CREATE TABLE {table} (id {key_sql} NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL)"
-        ))
-        .await;
-        let values: Vec<String> = users
-            .iter()
-            .map(|u| match u {
-                HostUserId::Int(i) => format!("({i}, 'user {i}')"),
-                HostUserId::Text(s) => format!("('{s}', 'user {s}')"),
-            })
-            .collect();
-        self.exec(&format!(
-            "INSERT INTO {table} (id, name) VALUES {}",
-            values.join(", ")
-        ))
-        .await;
+        let t = users_table(self.kind, users, false);
+        for statement in &t.statements {
+            self.exec(statement).await;
+        }
+        let (table, key_type) = (t.name, KeyType::from(t.key));
         each_pool!(&self.pools, |p| DieselTokenStore::new(p.clone())
             .with_table_name(&table)
             .unwrap()
@@ -215,22 +114,8 @@ impl Db {
     }
 
     async fn finish(self) {
-        if let Some((admin, ns)) = &self.admin {
-            drop_namespace(admin, ns).await;
-        }
-        if let Some(path) = &self.file {
-            let _ = std::fs::remove_file(path);
-        }
+        self.0.finish().await
     }
-}
-
-async fn exec_on(pools: &Pools, statement: &str) {
-    each_pool!(pools, |p| {
-        let mut conn = p.get().await.expect("a test connection");
-        conn.batch_execute(statement)
-            .await
-            .unwrap_or_else(|e| panic!("{statement}: {e}"));
-    })
 }
 
 /// Rows of a query selecting `c0`, `c1`, `c2` as text.
@@ -247,120 +132,6 @@ async fn rows_on(pools: &Pools, query: &str) -> Rows {
         .map(|r| vec![r.c0, r.c1, r.c2])
         .collect()
     })
-}
-
-async fn drop_namespace(admin: &Pools, ns: &str) {
-    match admin {
-        Pools::Pg(_) => exec_on(admin, &format!("DROP SCHEMA IF EXISTS {ns} CASCADE")).await,
-        Pools::My(_) => exec_on(admin, &format!("DROP DATABASE IF EXISTS {ns}")).await,
-        Pools::Lite(_) => {}
-    }
-}
-
-/// Whether `name` (`mmt_denc_<pid>_...`) was made by a process that is gone.
-fn stale(name: &str) -> bool {
-    let pid = name.strip_prefix(PREFIX).and_then(|r| r.split('_').next());
-    std::path::Path::new("/proc/self").exists()
-        && pid.is_some_and(|p| {
-            p.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{p}")).exists()
-        })
-}
-
-fn drop_stale_files() {
-    static DONE: AtomicBool = AtomicBool::new(false);
-    if DONE.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let Ok(dir) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        if stale(&entry.file_name().to_string_lossy()) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-async fn drop_stale_namespaces(admin: &Pools) {
-    static PG: AtomicBool = AtomicBool::new(false);
-    static MY: AtomicBool = AtomicBool::new(false);
-    let (done, q) = match admin {
-        Pools::Pg(_) => (
-            &PG,
-            "SELECT CAST(nspname AS TEXT) AS c0, NULL AS c1, NULL AS c2 FROM pg_namespace \
-             WHERE nspname LIKE 'mmt\\_denc\\_%'",
-        ),
-        Pools::My(_) => (
-            &MY,
-            "SELECT CAST(schema_name AS CHAR) AS c0, NULL AS c1, NULL AS c2 \
-             FROM information_schema.schemata WHERE schema_name LIKE 'mmt\\_denc\\_%'",
-        ),
-        Pools::Lite(_) => return,
-    };
-    if done.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    for row in rows_on(admin, q).await {
-        let ns = row[0].clone().unwrap();
-        if stale(&ns) {
-            drop_namespace(admin, &ns).await;
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Keys and values.
-
-const K1: [u8; 32] = [1; 32];
-const K2: [u8; 32] = [2; 32];
-
-fn keys_k1() -> EncryptionKeys {
-    EncryptionKeys::new("k1", K1).unwrap()
-}
-
-fn keys_k2_k1() -> EncryptionKeys {
-    EncryptionKeys::new("k2", K2)
-        .unwrap()
-        .with_key("k1", K1)
-        .unwrap()
-}
-
-/// A Mattermost-shaped 26-character value, distinct per `(kind, i)`.
-fn mm_value(kind: char, i: i64) -> String {
-    format!("{kind}{i:0>25}")
-}
-
-fn new_token(i: i64) -> NewToken {
-    NewToken {
-        mattermost_user_id: UserId::new(mm_value('u', i)),
-        token: AccessToken::new(mm_value('t', i)),
-        token_id: TokenId::new(mm_value('i', i)),
-    }
-}
-
-fn user(i: i64) -> HostUserId {
-    HostUserId::Int(i)
-}
-
-async fn read_token<S: TokenStore + ?Sized>(
-    store: &S,
-    u: &HostUserId,
-) -> Result<String, StoreError> {
-    Ok(store
-        .get(u)
-        .await?
-        .expect("a known user")
-        .token
-        .expect("a stored token")
-        .expose_secret()
-        .to_owned())
-}
-
-fn assert_quiet(e: &StoreError, secrets: &[&str]) {
-    let shown = format!("{e} / {e:?}");
-    for s in secrets {
-        assert!(!shown.contains(s), "error shows a secret: {shown}");
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -586,36 +357,11 @@ async fn key_rotation(kind: Kind) {
     db.finish().await;
 }
 
-macro_rules! on_every_database {
-    ($($check:ident),* $(,)?) => {
-        mod sql_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(super::Kind::Sqlite).await;
-                }
-            )*
-        }
-        mod sql_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(super::Kind::Postgres).await;
-                }
-            )*
-        }
-        mod sql_mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(super::Kind::MariaDb).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_database!(
+mattermost_tokens_tests::on_every_database!(
+    workers = 2,
+    postgres: sql_postgres,
+    mariadb: sql_mariadb,
+    sqlite: sql_sqlite;
     stored_form,
     copied_value_fails,
     plaintext_rows,

@@ -12,24 +12,21 @@
 //! file; namespaces left by processes that are gone are dropped the next
 //! time the suite runs.
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use mattermost_tokens::{
     AccessToken, ENCRYPTED_PREFIX, EncryptedStore, EncryptionKeys, HostUserId, NewToken,
     ReencryptOutcome, SkipReason, StoreError, TokenId, TokenStore, UserId,
 };
-use mattermost_tokens_sqlx::sqlx::mysql::{MySqlConnectOptions, MySqlPool};
-use mattermost_tokens_sqlx::sqlx::postgres::{PgConnectOptions, PgPool};
-use mattermost_tokens_sqlx::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use mattermost_tokens_sqlx::sqlx::{self, AssertSqlSafe, Row, SqlSafeStr};
 use mattermost_tokens_sqlx::{
     Backend, KeyType, MySqlTokenStore, PgTokenStore, SqliteTokenStore, SqlxTokenStore,
 };
 use mattermost_tokens_tests::conformance::StoreFactory;
-use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
+use mattermost_tokens_tests::encryption::{
+    K2, assert_quiet, keys_k1, keys_k2_k1, mm_value, new_token, read_token, user,
+};
+use mattermost_tokens_tests::scratch::{Kind, Pool, ScratchDb};
 
 // ---------------------------------------------------------------------------
 // A database to test against, whatever its kind.
@@ -47,106 +44,21 @@ impl<DB: Backend> Store for SqlxTokenStore<DB> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Postgres,
-    MariaDb,
-    Sqlite,
-}
-
-#[derive(Clone, Debug)]
-enum Pool {
-    Pg(PgPool),
-    My(MySqlPool),
-    Lite(SqlitePool),
-}
-
-type Rows = Vec<Vec<Option<String>>>;
-
 const PREFIX: &str = "mmt_enc_";
 
-fn sql(s: &str) -> sqlx::SqlStr {
-    AssertSqlSafe(s.to_owned()).into_sql_str()
-}
+/// A pool on a fresh namespace, with this suite's views of it.
+struct Db(ScratchDb);
 
-struct Db {
-    pool: Pool,
-    namespace: Option<String>,
-    admin: Option<Pool>,
-    file: Option<std::path::PathBuf>,
+impl std::ops::Deref for Db {
+    type Target = ScratchDb;
+    fn deref(&self) -> &ScratchDb {
+        &self.0
+    }
 }
 
 impl Db {
     async fn open(kind: Kind, test: &str) -> Option<Db> {
-        let env = match kind {
-            Kind::Sqlite => return Some(Db::sqlite_file().await),
-            Kind::Postgres => POSTGRES_ENV,
-            Kind::MariaDb => MYSQL_ENV,
-        };
-        let url = url_or_skip(env, test)?;
-        let ns = format!("{PREFIX}{}", unique_suffix());
-        let (admin, pool) = match kind {
-            Kind::Postgres => {
-                let admin = Pool::Pg(PgPool::connect(&url).await.expect("connect to PostgreSQL"));
-                drop_stale_namespaces(&admin).await;
-                admin.exec(&format!("CREATE SCHEMA {ns}")).await;
-                let opts = PgConnectOptions::from_str(&url)
-                    .unwrap()
-                    .options([("search_path", ns.as_str())]);
-                (admin, Pool::Pg(PgPool::connect_with(opts).await.unwrap()))
-            }
-            _ => {
-                let admin = Pool::My(MySqlPool::connect(&url).await.expect("connect to MariaDB"));
-                drop_stale_namespaces(&admin).await;
-                admin
-                    .exec(&format!(
-                        "CREATE DATABASE {ns} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                    ))
-                    .await;
-                let opts = MySqlConnectOptions::from_str(&url).unwrap().database(&ns);
-                (
-                    admin,
-                    Pool::My(MySqlPool::connect_with(opts).await.unwrap()),
-                )
-            }
-        };
-        Some(Db {
-            pool,
-            namespace: Some(ns),
-            admin: Some(admin),
-            file: None,
-        })
-    }
-
-    async fn sqlite_file() -> Db {
-        drop_stale_files();
-        let path = std::env::temp_dir().join(format!("{PREFIX}{}.db", unique_suffix()));
-        let opts = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .unwrap();
-        Db {
-            pool: Pool::Lite(pool),
-            namespace: None,
-            admin: None,
-            file: Some(path),
-        }
-    }
-
-    fn kind(&self) -> Kind {
-        self.pool.kind()
-    }
-
-    async fn exec(&self, statement: &str) {
-        self.pool.exec(statement).await
-    }
-
-    async fn rows(&self, query: &str) -> Rows {
-        self.pool.rows(query).await
+        ScratchDb::open(kind, PREFIX, test).await.map(Db)
     }
 
     /// The plain sqlx store on `table`.
@@ -163,29 +75,8 @@ impl Db {
 
     /// A migrated users table holding `users` (all of one kind).
     async fn users_table(&self, users: &[HostUserId]) -> (String, KeyType) {
-        let table = format!("users_{}", unique_suffix());
-        let (key_sql, key_type) = match (&users[0], self.kind()) {
-            (HostUserId::Int(_), Kind::Sqlite) => ("INTEGER", KeyType::Integer),
-            (HostUserId::Int(_), _) => ("BIGINT", KeyType::Integer),
-            (HostUserId::Text(_), Kind::MariaDb) => ("VARCHAR(64)", KeyType::Text),
-            (HostUserId::Text(_), _) => ("TEXT", KeyType::Text),
-        };
-        self.exec(&format!(
-            "CREATE TABLE {table} (id {key_sql} NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL)"
-        ))
-        .await;
-        let values: Vec<String> = users
-            .iter()
-            .map(|u| match u {
-                HostUserId::Int(i) => format!("({i}, 'user {i}')"),
-                HostUserId::Text(s) => format!("('{s}', 'user {s}')"),
-            })
-            .collect();
-        self.exec(&format!(
-            "INSERT INTO {table} (id, name) VALUES {}",
-            values.join(", ")
-        ))
-        .await;
+        let (table, key) = self.0.users_table(users, false).await;
+        let key_type = key.into();
         self.store(&table, key_type).migrate().await.unwrap();
         (table, key_type)
     }
@@ -208,167 +99,7 @@ impl Db {
     }
 
     async fn finish(self) {
-        if let (Some(ns), Some(admin)) = (&self.namespace, &self.admin) {
-            drop_namespace(admin, ns).await;
-        }
-        if let Some(path) = &self.file {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-impl Pool {
-    fn kind(&self) -> Kind {
-        match self {
-            Pool::Pg(_) => Kind::Postgres,
-            Pool::My(_) => Kind::MariaDb,
-            Pool::Lite(_) => Kind::Sqlite,
-        }
-    }
-
-    async fn exec(&self, statement: &str) {
-        let r = match self {
-            Pool::Pg(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-            Pool::My(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-            Pool::Lite(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-        };
-        r.unwrap_or_else(|e| panic!("{statement}: {e}"));
-    }
-
-    /// Rows of a query whose columns are all text.
-    async fn rows(&self, query: &str) -> Rows {
-        fn texts<R: Row>(rows: Vec<R>) -> Rows
-        where
-            for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-            usize: sqlx::ColumnIndex<R>,
-        {
-            rows.into_iter()
-                .map(|r| (0..r.len()).map(|i| r.try_get(i).unwrap()).collect())
-                .collect()
-        }
-        let q = sql(query);
-        match self {
-            Pool::Pg(p) => texts(sqlx::query(q).fetch_all(p).await.unwrap()),
-            Pool::My(p) => texts(sqlx::query(q).fetch_all(p).await.unwrap()),
-            Pool::Lite(p) => texts(sqlx::query(q).fetch_all(p).await.unwrap()),
-        }
-    }
-}
-
-async fn drop_namespace(admin: &Pool, ns: &str) {
-    match admin.kind() {
-        Kind::Postgres => {
-            admin
-                .exec(&format!("DROP SCHEMA IF EXISTS {ns} CASCADE"))
-                .await
-        }
-        Kind::MariaDb => admin.exec(&format!("DROP DATABASE IF EXISTS {ns}")).await,
-        Kind::Sqlite => {}
-    }
-}
-
-/// Whether `name` (`mmt_enc_<pid>_...`) was made by a process that is gone.
-fn stale(name: &str) -> bool {
-    let pid = name.strip_prefix(PREFIX).and_then(|r| r.split('_').next());
-    std::path::Path::new("/proc/self").exists()
-        && pid.is_some_and(|p| {
-            p.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{p}")).exists()
-        })
-}
-
-fn drop_stale_files() {
-    static DONE: AtomicBool = AtomicBool::new(false);
-    if DONE.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        if stale(&entry.file_name().to_string_lossy()) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-async fn drop_stale_namespaces(admin: &Pool) {
-    static PG: AtomicBool = AtomicBool::new(false);
-    static MY: AtomicBool = AtomicBool::new(false);
-    let (done, q) = match admin.kind() {
-        Kind::Postgres => (
-            &PG,
-            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'mmt\\_enc\\_%'",
-        ),
-        Kind::MariaDb => (
-            &MY,
-            "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA \
-             WHERE SCHEMA_NAME LIKE 'mmt\\_enc\\_%'",
-        ),
-        Kind::Sqlite => return,
-    };
-    if done.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    for row in admin.rows(q).await {
-        let ns = row[0].clone().unwrap();
-        if stale(&ns) {
-            drop_namespace(admin, &ns).await;
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Keys and values.
-
-const K1: [u8; 32] = [1; 32];
-const K2: [u8; 32] = [2; 32];
-
-fn keys_k1() -> EncryptionKeys {
-    EncryptionKeys::new("k1", K1).unwrap()
-}
-
-fn keys_k2_k1() -> EncryptionKeys {
-    EncryptionKeys::new("k2", K2)
-        .unwrap()
-        .with_key("k1", K1)
-        .unwrap()
-}
-
-/// A Mattermost-shaped 26-character value, distinct per `(kind, i)`.
-fn mm_value(kind: char, i: i64) -> String {
-    format!("{kind}{i:0>25}")
-}
-
-fn new_token(i: i64) -> NewToken {
-    NewToken {
-        mattermost_user_id: UserId::new(mm_value('u', i)),
-        token: AccessToken::new(mm_value('t', i)),
-        token_id: TokenId::new(mm_value('i', i)),
-    }
-}
-
-fn user(i: i64) -> HostUserId {
-    HostUserId::Int(i)
-}
-
-async fn read_token<S: TokenStore + ?Sized>(
-    store: &S,
-    u: &HostUserId,
-) -> Result<String, StoreError> {
-    Ok(store
-        .get(u)
-        .await?
-        .expect("a known user")
-        .token
-        .expect("a stored token")
-        .expose_secret()
-        .to_owned())
-}
-
-fn assert_quiet(e: &StoreError, secrets: &[&str]) {
-    let shown = format!("{e} / {e:?}");
-    for s in secrets {
-        assert!(!shown.contains(s), "error shows a secret: {shown}");
+        self.0.finish().await
     }
 }
 
@@ -637,36 +368,11 @@ async fn already_linked_passes_through(kind: Kind) {
     db.finish().await;
 }
 
-macro_rules! on_every_database {
-    ($($check:ident),* $(,)?) => {
-        mod sql_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(super::Kind::Sqlite).await;
-                }
-            )*
-        }
-        mod sql_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(super::Kind::Postgres).await;
-                }
-            )*
-        }
-        mod sql_mariadb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    super::$check(super::Kind::MariaDb).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_database!(
+mattermost_tokens_tests::on_every_database!(
+    workers = 2,
+    postgres: sql_postgres,
+    mariadb: sql_mariadb,
+    sqlite: sql_sqlite;
     stored_form,
     copied_value_fails,
     plaintext_rows,

@@ -29,6 +29,7 @@ use mattermost_tokens_diesel::{
 };
 use mattermost_tokens_tests::conformance::StoreFactory;
 use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
+use mattermost_tokens_tests::scratch::{self, padded_select, scratch_file};
 
 /// Every table (and SQLite file) these tests make starts with this, followed
 /// by the test process id, so stale ones can be told from live ones.
@@ -101,13 +102,7 @@ struct Row {
 
 /// `SELECT` list padding `exprs` to the 8 columns of [`Row`].
 fn row_select(exprs: &[String]) -> String {
-    (0..8)
-        .map(|i| match exprs.get(i) {
-            Some(e) => format!("{e} AS c{i}"),
-            None => format!("NULL AS c{i}"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    padded_select(8, exprs)
 }
 
 macro_rules! load_rows {
@@ -122,18 +117,9 @@ macro_rules! load_rows {
     }};
 }
 
-/// Whether a table or file named `<PREFIX><pid>_...` belongs to a process
-/// that is gone.
+/// Whether a table or file of this suite belongs to a process that is gone.
 fn is_stale(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix(PREFIX) else {
-        return false;
-    };
-    let Some(pid) = rest.split('_').next().and_then(|p| p.parse::<u32>().ok()) else {
-        return false;
-    };
-    pid != std::process::id()
-        && std::path::Path::new("/proc/self").exists()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    scratch::is_stale(PREFIX, name)
 }
 
 /// Runs `sql` (one or more statements) on a pooled connection.
@@ -425,19 +411,9 @@ async fn once_per_process(cell: &tokio::sync::OnceCell<()>, f: impl Future<Outpu
     let _ = cell.set(());
 }
 
-/// A fresh SQLite file for one test (files of gone test processes are
-/// removed on the way).
+/// A fresh SQLite file for one test.
 fn sqlite_file() -> String {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if is_stale(&name) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-    dir.join(format!("{PREFIX}{}.db", unique_suffix()))
+    scratch_file(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), PREFIX)
         .to_str()
         .unwrap()
         .to_owned()

@@ -9,26 +9,25 @@
 //! namespaces left behind by processes that are gone are dropped the next
 //! time the suite runs.
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use mattermost_tokens::{
     AccessToken, HostUserId, NewToken, StoreError, TokenId, TokenStore, UserId,
 };
+use mattermost_tokens_sqlx::sqlx::SqlSafeStr;
 use mattermost_tokens_sqlx::sqlx::migrate::{Migration, MigrationType, Migrator};
-use mattermost_tokens_sqlx::sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use mattermost_tokens_sqlx::sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use mattermost_tokens_sqlx::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use mattermost_tokens_sqlx::sqlx::{self, AssertSqlSafe, Executor, Row, SqlSafeStr};
+use mattermost_tokens_sqlx::sqlx::mysql::MySqlPoolOptions;
+use mattermost_tokens_sqlx::sqlx::postgres::PgPoolOptions;
+use mattermost_tokens_sqlx::sqlx::sqlite::SqlitePool;
 use mattermost_tokens_sqlx::{
     Backend, KeyType, MIGRATION_VERSION, MIGRATIONS_TABLE, MySqlTokenStore, PgTokenStore,
     SqliteTokenStore, SqlxTokenStore, UNIQUE_INDEX_MIGRATION_VERSION,
 };
 use mattermost_tokens_tests::conformance::StoreFactory;
-use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, unique_suffix, url_or_skip};
+use mattermost_tokens_tests::db::unique_suffix;
+use mattermost_tokens_tests::scratch::{Kind, Pool, Rows, ScratchDb};
 
 // ---------------------------------------------------------------------------
 // A database to test against, whatever its kind.
@@ -54,126 +53,33 @@ impl<DB: Backend> Store for SqlxTokenStore<DB> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Postgres,
-    MariaDb,
-    Sqlite,
-}
-
-#[derive(Clone, Debug)]
-enum Pool {
-    Pg(PgPool),
-    My(MySqlPool),
-    Lite(SqlitePool),
-}
-
-/// A pool on a fresh namespace (PostgreSQL schema, MariaDB database, SQLite
-/// database), and how to drop it.
-struct Db {
-    pool: Pool,
-    namespace: Option<String>,
-    admin: Option<Pool>,
-    file: Option<std::path::PathBuf>,
-}
-
-type Rows = Vec<Vec<Option<String>>>;
-
 const PREFIX: &str = "mmt_sqlx_";
 
-fn sql(s: &str) -> sqlx::SqlStr {
-    AssertSqlSafe(s.to_owned()).into_sql_str()
+/// A pool on a fresh namespace (PostgreSQL schema, MariaDB database, SQLite
+/// database), with this suite's views of it.
+struct Db(ScratchDb);
+
+impl std::ops::Deref for Db {
+    type Target = ScratchDb;
+    fn deref(&self) -> &ScratchDb {
+        &self.0
+    }
 }
 
 impl Db {
     async fn open(kind: Kind, test: &str) -> Option<Db> {
-        let env = match kind {
-            Kind::Sqlite => return Some(Db::sqlite_memory().await),
-            Kind::Postgres => POSTGRES_ENV,
-            Kind::MariaDb => MYSQL_ENV,
-        };
-        let url = url_or_skip(env, test)?;
-        let ns = format!("{PREFIX}{}", unique_suffix());
-        let (admin, pool) = match kind {
-            Kind::Postgres => {
-                let admin = Pool::Pg(PgPool::connect(&url).await.expect("connect to PostgreSQL"));
-                drop_stale_namespaces(&admin).await;
-                admin.exec(&format!("CREATE SCHEMA {ns}")).await;
-                let opts = PgConnectOptions::from_str(&url)
-                    .unwrap()
-                    .options([("search_path", ns.as_str())]);
-                (admin, Pool::Pg(PgPool::connect_with(opts).await.unwrap()))
-            }
-            _ => {
-                let admin = Pool::My(MySqlPool::connect(&url).await.expect("connect to MariaDB"));
-                drop_stale_namespaces(&admin).await;
-                admin
-                    .exec(&format!(
-                        "CREATE DATABASE {ns} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                    ))
-                    .await;
-                let opts = MySqlConnectOptions::from_str(&url).unwrap().database(&ns);
-                (
-                    admin,
-                    Pool::My(MySqlPool::connect_with(opts).await.unwrap()),
-                )
-            }
-        };
-        Some(Db {
-            pool,
-            namespace: Some(ns),
-            admin: Some(admin),
-            file: None,
-        })
+        if kind == Kind::Sqlite {
+            return Some(Db::sqlite_memory().await);
+        }
+        ScratchDb::open(kind, PREFIX, test).await.map(Db)
     }
 
     async fn sqlite_memory() -> Db {
-        // One connection that never expires: the in-memory database lives
-        // as long as it does, and every caller sees the same database.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect("sqlite::memory:")
-            .await
-            .unwrap();
-        Db {
-            pool: Pool::Lite(pool),
-            namespace: None,
-            admin: None,
-            file: None,
-        }
+        Db(ScratchDb::sqlite_memory().await)
     }
 
     async fn sqlite_file() -> Db {
-        drop_stale_files();
-        let path = std::env::temp_dir().join(format!("{PREFIX}{}.db", unique_suffix()));
-        let opts = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .unwrap();
-        Db {
-            pool: Pool::Lite(pool),
-            namespace: None,
-            admin: None,
-            file: Some(path),
-        }
-    }
-
-    fn kind(&self) -> Kind {
-        self.pool.kind()
-    }
-
-    async fn exec(&self, statement: &str) {
-        self.pool.exec(statement).await
-    }
-
-    async fn rows(&self, query: &str) -> Rows {
-        self.pool.rows(query).await
+        Db(ScratchDb::sqlite_file(PREFIX).await)
     }
 
     fn store(&self, table: &str, key_type: KeyType) -> Arc<dyn Store> {
@@ -196,14 +102,6 @@ impl Db {
                     .unwrap()
                     .with_key_type(key_type),
             ),
-        }
-    }
-
-    /// `expr` read as text.
-    fn text(&self, expr: &str) -> String {
-        match self.kind() {
-            Kind::MariaDb => format!("CAST({expr} AS CHAR)"),
-            _ => format!("CAST({expr} AS TEXT)"),
         }
     }
 
@@ -264,145 +162,12 @@ impl Db {
     /// A users table holding `users` (all of one kind); text keys are a
     /// native `uuid` column when `uuid` is set (PostgreSQL).
     async fn users_table(&self, users: &[HostUserId], uuid: bool) -> (String, KeyType) {
-        let table = format!("users_{}", unique_suffix());
-        let (key_sql, key_type) = match (&users[0], self.kind(), uuid) {
-            (HostUserId::Int(_), Kind::Sqlite, _) => ("INTEGER", KeyType::Integer),
-            (HostUserId::Int(_), _, _) => ("BIGINT", KeyType::Integer),
-            (HostUserId::Text(_), Kind::Postgres, true) => ("UUID", KeyType::Uuid),
-            (HostUserId::Text(_), Kind::MariaDb, _) => ("VARCHAR(64)", KeyType::Text),
-            (HostUserId::Text(_), _, _) => ("TEXT", KeyType::Text),
-        };
-        self.exec(&format!(
-            "CREATE TABLE {table} (id {key_sql} NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL)"
-        ))
-        .await;
-        let values: Vec<String> = users
-            .iter()
-            .map(|u| match u {
-                HostUserId::Int(i) => format!("({i}, 'user {i}')"),
-                HostUserId::Text(s) => format!("('{s}', 'user {s}')"),
-            })
-            .collect();
-        if !values.is_empty() {
-            self.exec(&format!(
-                "INSERT INTO {table} (id, name) VALUES {}",
-                values.join(", ")
-            ))
-            .await;
-        }
-        (table, key_type)
+        let (table, key) = self.0.users_table(users, uuid).await;
+        (table, key.into())
     }
 
-    /// Drops the namespace (or file) the test worked in.
     async fn finish(self) {
-        if let (Some(ns), Some(admin)) = (&self.namespace, &self.admin) {
-            drop_namespace(admin, ns).await;
-        }
-        if let Some(path) = &self.file {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-impl Pool {
-    fn kind(&self) -> Kind {
-        match self {
-            Pool::Pg(_) => Kind::Postgres,
-            Pool::My(_) => Kind::MariaDb,
-            Pool::Lite(_) => Kind::Sqlite,
-        }
-    }
-
-    async fn exec(&self, statement: &str) {
-        let r = match self {
-            Pool::Pg(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-            Pool::My(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-            Pool::Lite(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-        };
-        r.unwrap_or_else(|e| panic!("{statement}: {e}"));
-    }
-
-    /// Rows of a query whose columns are all text.
-    async fn rows(&self, query: &str) -> Rows {
-        fn texts<R: Row>(rows: Vec<R>) -> Rows
-        where
-            for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-            usize: sqlx::ColumnIndex<R>,
-        {
-            rows.into_iter()
-                .map(|r| (0..r.len()).map(|i| r.try_get(i).unwrap()).collect())
-                .collect()
-        }
-        match self {
-            Pool::Pg(p) => texts(sqlx::query(sql(query)).fetch_all(p).await.unwrap()),
-            Pool::My(p) => texts(sqlx::query(sql(query)).fetch_all(p).await.unwrap()),
-            Pool::Lite(p) => texts(sqlx::query(sql(query)).fetch_all(p).await.unwrap()),
-        }
-    }
-}
-
-async fn drop_namespace(admin: &Pool, ns: &str) {
-    match admin.kind() {
-        Kind::Postgres => {
-            admin
-                .exec(&format!("DROP SCHEMA IF EXISTS {ns} CASCADE"))
-                .await
-        }
-        Kind::MariaDb => admin.exec(&format!("DROP DATABASE IF EXISTS {ns}")).await,
-        Kind::Sqlite => {}
-    }
-}
-
-/// Whether `name` (`mmt_sqlx_<pid>_...`) was made by a process that is gone.
-fn stale(name: &str) -> bool {
-    let pid = name.strip_prefix(PREFIX).and_then(|r| r.split('_').next());
-    std::path::Path::new("/proc/self").exists()
-        && pid.is_some_and(|p| {
-            p.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{p}")).exists()
-        })
-}
-
-/// Removes SQLite files left by test processes that no longer run (a
-/// factory has no teardown, so each run removes the ones before it).
-fn drop_stale_files() {
-    static DONE: AtomicBool = AtomicBool::new(false);
-    if DONE.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        if stale(&entry.file_name().to_string_lossy()) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Drops namespaces left by test processes that no longer run (once per
-/// process and database kind).
-async fn drop_stale_namespaces(admin: &Pool) {
-    static PG: AtomicBool = AtomicBool::new(false);
-    static MY: AtomicBool = AtomicBool::new(false);
-    let (done, q) = match admin.kind() {
-        Kind::Postgres => (
-            &PG,
-            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'mmt_sqlx_%'",
-        ),
-        Kind::MariaDb => (
-            &MY,
-            "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'mmt_sqlx_%'",
-        ),
-        Kind::Sqlite => return,
-    };
-    if done.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    for row in admin.rows(q).await {
-        let ns = row[0].clone().unwrap();
-        if stale(&ns) {
-            drop_namespace(admin, &ns).await;
-        }
+        self.0.finish().await
     }
 }
 
@@ -1299,7 +1064,7 @@ async fn qualified_and_long_table_names(db: &Db) {
         .await;
     let schema = match db.kind() {
         Kind::Sqlite => "main".to_owned(),
-        _ => db.namespace.clone().unwrap(),
+        _ => db.namespace().unwrap().to_owned(),
     };
     let store = db.store(&format!("{schema}.{t}"), KeyType::Integer);
     assert_eq!(store.index_name(), format!("{t}_mattermost_user_id_unique"));
@@ -1573,37 +1338,7 @@ async fn read_only(kind: Kind, test: &str) {
     };
     let (table, kt) = db.users_table(&[HostUserId::Int(1)], false).await;
     db.store(&table, kt).migrate().await.unwrap();
-    let ro = match &db.pool {
-        Pool::Pg(p) => {
-            let opts = (*p.connect_options())
-                .clone()
-                .options([("default_transaction_read_only", "on")]);
-            Pool::Pg(PgPool::connect_with(opts).await.unwrap())
-        }
-        Pool::My(p) => Pool::My(
-            MySqlPoolOptions::new()
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
-                        Ok(())
-                    })
-                })
-                .connect_with((*p.connect_options()).clone())
-                .await
-                .unwrap(),
-        ),
-        Pool::Lite(p) => Pool::Lite(
-            SqlitePool::connect_with((*p.connect_options()).clone().read_only(true))
-                .await
-                .unwrap(),
-        ),
-    };
-    let ro = Db {
-        pool: ro,
-        namespace: None,
-        admin: None,
-        file: None,
-    };
+    let ro = Db(ScratchDb::on(db.pool.read_only().await));
     check_read_only(ro.store(&table, kt)).await;
     db.finish().await;
 }
