@@ -159,7 +159,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 http,
                 base,
-                admin: self.admin_token,
+                admin_bearer: bearer(&self.admin_token)?,
                 user_agent: ua,
                 timeout: self.timeout,
                 retry: self.retry,
@@ -210,7 +210,8 @@ struct Inner {
     http: reqwest::Client,
     /// The server's root URL, ending in `/` (without `api/v4`).
     base: Url,
-    admin: AccessToken,
+    /// The admin's `Authorization` value, built once (marked sensitive).
+    admin_bearer: HeaderValue,
     user_agent: HeaderValue,
     timeout: Duration,
     retry: RetryPolicy,
@@ -385,7 +386,7 @@ impl MattermostClient {
         }
         let auth = match (req.auth, identity) {
             (false, _) | (true, None) => None,
-            (true, Some(Identity::Admin)) => Some(bearer(&inner.admin)?),
+            (true, Some(Identity::Admin)) => Some(inner.admin_bearer.clone()),
             (true, Some(Identity::User(t))) => Some(bearer(t)?),
         };
         let who = identity.map_or("none", Identity::kind);
@@ -415,8 +416,9 @@ impl MattermostClient {
             let outcome = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status();
-                    let headers = resp.headers().clone();
-                    self.observe(&headers);
+                    self.observe(resp.headers());
+                    // Only an error answer needs its headers after the body.
+                    let headers = (!status.is_success()).then(|| resp.headers().clone());
                     let body = read_bounded(resp, inner.max_response_bytes).await;
                     tracing::debug!(
                         method = %ctx.method, url = %ctx.url, identity = who, status = status.as_u16(),
@@ -438,7 +440,7 @@ impl MattermostClient {
                         }
                         Err(BodyError::Transport(e)) => Outcome::Transport(e, false),
                         Ok(body) if status.is_success() => return Ok((status, body, ctx)),
-                        Ok(body) => Outcome::Status(status, headers, body),
+                        Ok(body) => Outcome::Status(status, headers.unwrap_or_default(), body),
                     }
                 }
                 Err(e) => {
@@ -584,7 +586,7 @@ async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(BodyError::TooLarge);
     }
-    let mut buf = Vec::new();
+    let mut buf = Vec::with_capacity(resp.content_length().map_or(0, |n| n as usize));
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
         if buf.len() + chunk.len() > max {
             return Err(BodyError::TooLarge);

@@ -226,39 +226,51 @@ async fn run() {
         let client = server.client();
         // Warm the connection pool and the server.
         capacity(&client, 200).await;
-        let raw = capacity(&client, 2 * n).await;
-        server.ask("reset");
-
-        let ids: Vec<HostUserId> = (1..=n as i64).map(HostUserId::Int).collect();
-        let store = Arc::new(MemoryStore::with_users(ids.iter().cloned()));
-        let sync = sync_over(client.clone(), store.clone());
-
-        let t = Instant::now();
-        let r = sync.sync_all(host_users(n, "u"), |_| {}).await.unwrap();
-        let fresh = t.elapsed();
-        let c = server.counts();
-        assert_eq!(r.summary.failed, 0, "{:?}", r.failures.first());
-        let fresh_rps = c.total() as f64 / fresh.as_secs_f64();
         println!("\nN = {n}");
+        // Three rounds of (raw capacity, fresh sync), each sync over new
+        // users: the median ratio, so one noisy moment on a shared machine
+        // does not decide it.
+        let mut ratios = Vec::new();
+        let mut last = None;
+        for round in 0..3 {
+            let raw = capacity(&client, 2 * n).await;
+            server.ask("reset");
+            let ids: Vec<HostUserId> = (1..=n as i64).map(HostUserId::Int).collect();
+            let store = Arc::new(MemoryStore::with_users(ids.iter().cloned()));
+            let sync = sync_over(client.clone(), store.clone());
+            let prefix = format!("u{round}x");
+            let t = Instant::now();
+            let r = sync.sync_all(host_users(n, &prefix), |_| {}).await.unwrap();
+            let fresh = t.elapsed();
+            let c = server.counts();
+            assert_eq!(r.summary.failed, 0, "{:?}", r.failures.first());
+            let fresh_rps = c.total() as f64 / fresh.as_secs_f64();
+            ratios.push(fresh_rps / raw);
+            println!(
+                "  round {}: raw capacity (GET /users/me, same client and concurrency) {raw:.0} requests/s | fresh sync {} requests = {} per user (create {}, mint {}, other {}) | {:.2} s | {:.0} users/s | {:.0} requests/s | ratio {:.2}",
+                round + 1,
+                c.total(),
+                per_user(c.total(), n),
+                per_user(c.get(CREATE), n),
+                per_user(c.get(MINT), n),
+                c.total() - c.get(CREATE) - c.get(MINT),
+                fresh.as_secs_f64(),
+                n as f64 / fresh.as_secs_f64(),
+                fresh_rps,
+                fresh_rps / raw
+            );
+            last = Some((sync, prefix));
+        }
+        ratios.sort_by(f64::total_cmp);
         println!(
-            "  raw capacity (GET /users/me, same client and concurrency): {raw:.0} requests/s"
+            "  fresh sync throughput ratio (median of 3): {:.2}",
+            ratios[1]
         );
-        println!(
-            "  fresh sync:      {:>6} requests = {} per user (create {}, mint {}, other {}) | {:.2} s | {:.0} users/s | {:.0} requests/s | throughput ratio {:.2}",
-            c.total(),
-            per_user(c.total(), n),
-            per_user(c.get(CREATE), n),
-            per_user(c.get(MINT), n),
-            c.total() - c.get(CREATE) - c.get(MINT),
-            fresh.as_secs_f64(),
-            n as f64 / fresh.as_secs_f64(),
-            fresh_rps,
-            fresh_rps / raw
-        );
+        let (sync, prefix) = last.unwrap();
 
         server.ask("reset");
         let t = Instant::now();
-        let r = sync.sync_all(host_users(n, "u"), |_| {}).await.unwrap();
+        let r = sync.sync_all(host_users(n, &prefix), |_| {}).await.unwrap();
         let el = t.elapsed();
         let c = server.counts();
         assert_eq!((r.summary.unchanged, r.summary.minted), (n as u64, 0));
@@ -273,7 +285,10 @@ async fn run() {
         );
 
         server.ask("reset");
-        let r = sync.sync_missing(host_users(n, "u"), |_| {}).await.unwrap();
+        let r = sync
+            .sync_missing(host_users(n, &prefix), |_| {})
+            .await
+            .unwrap();
         let c = server.counts();
         assert_eq!(r.summary.skipped, n as u64);
         println!("  --missing, nobody missing: {} requests", c.total());

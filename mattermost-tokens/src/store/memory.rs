@@ -12,12 +12,26 @@ use crate::ids::{HostUserId, TokenId, UserId};
 /// (it stands for the host's `users` table).
 #[derive(Default)]
 pub struct MemoryStore {
-    rows: Mutex<BTreeMap<HostUserId, TokenRecord>>,
+    inner: Mutex<Rows>,
+}
+
+#[derive(Default)]
+struct Rows {
+    by_user: BTreeMap<HostUserId, TokenRecord>,
+    /// Which host user each Mattermost id is linked to: the unique index of
+    /// the database stores, without a scan per write.
+    links: HashMap<UserId, HostUserId>,
+}
+
+impl Rows {
+    fn get(&self, user: &HostUserId) -> Option<&TokenRecord> {
+        self.by_user.get(user)
+    }
 }
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.rows.lock().map(|r| r.len()).unwrap_or(0);
+        let n = self.inner.lock().map(|r| r.by_user.len()).unwrap_or(0);
         f.debug_struct("MemoryStore").field("users", &n).finish()
     }
 }
@@ -39,13 +53,13 @@ impl MemoryStore {
 
     /// Adds a host user (no-op when present).
     pub fn add_user(&self, user: HostUserId) {
-        self.lock().entry(user).or_default();
+        self.lock().by_user.entry(user).or_default();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<HostUserId, TokenRecord>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rows> {
         // A panic while holding the lock cannot leave a row half-written (each
         // critical section is a single assignment), so poisoning is ignored.
-        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn with_row<T>(
@@ -65,23 +79,29 @@ impl MemoryStore {
         f: impl FnOnce(&mut TokenRecord) -> T,
     ) -> Result<T, StoreError> {
         let mut rows = self.lock();
-        if !rows.contains_key(user) {
+        let Rows { by_user, links } = &mut *rows;
+        let Some(row) = by_user.get_mut(user) else {
             return Err(StoreError::UnknownUser(user.clone()));
-        }
+        };
         if let Some(mm) = mattermost_user_id
-            && rows
-                .iter()
-                .any(|(k, r)| k != user && r.mattermost_user_id.as_ref() == Some(mm))
+            && links.get(mm).is_some_and(|owner| owner != user)
         {
             return Err(StoreError::AlreadyLinked {
                 user: user.clone(),
                 mattermost_user_id: mm.clone(),
             });
         }
-        let row = rows
-            .get_mut(user)
-            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
-        Ok(f(row))
+        let before = row.mattermost_user_id.clone();
+        let out = f(row);
+        if row.mattermost_user_id != before {
+            if let Some(old) = before {
+                links.remove(&old);
+            }
+            if let Some(new) = &row.mattermost_user_id {
+                links.insert(new.clone(), user.clone());
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -170,11 +190,11 @@ impl TokenStore for MemoryStore {
         let rows = self.lock();
         let limit = limit.max(1) as usize;
         let range: Box<dyn Iterator<Item = (&HostUserId, &TokenRecord)>> = match after {
-            Some(a) => Box::new(rows.range((
+            Some(a) => Box::new(rows.by_user.range((
                 std::ops::Bound::Excluded(a.clone()),
                 std::ops::Bound::Unbounded,
             ))),
-            None => Box::new(rows.iter()),
+            None => Box::new(rows.by_user.iter()),
         };
         let users: Vec<HostUserId> = range
             .filter(|(_, r)| r.token.is_none())
