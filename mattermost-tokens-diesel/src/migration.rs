@@ -1066,6 +1066,40 @@ mod job {
                 (Job::Codes(m), true) => m.revert(harness),
             }
         }
+
+        /// Runs the job on `conn` after taking the database's session-level
+        /// migration lock with `lock_sql`: two app instances starting
+        /// together would both find the migration pending; the second waits
+        /// here and then finds it applied. The lock goes with the
+        /// connection, which is dropped after.
+        #[cfg(any(feature = "postgres", feature = "mysql"))]
+        pub(crate) fn apply_locked<DB, C>(
+            &self,
+            conn: C,
+            lock_sql: &str,
+            backend: &'static str,
+            revert: bool,
+        ) -> Result<(), StoreError>
+        where
+            DB: MigrationBackend,
+            diesel_async::async_connection_wrapper::AsyncConnectionWrapper<C>:
+                From<C> + diesel::connection::SimpleConnection + MigrationHarness<DB>,
+        {
+            let mut conn =
+                diesel_async::async_connection_wrapper::AsyncConnectionWrapper::<C>::from(conn);
+            diesel::connection::SimpleConnection::batch_execute(&mut conn, lock_sql).map_err(
+                |e| {
+                    crate::error::query_error(
+                        e,
+                        ErrorContext {
+                            backend,
+                            table: self.table_name(),
+                        },
+                    )
+                },
+            )?;
+            self.apply(&mut conn, revert)
+        }
     }
 }
 

@@ -23,7 +23,7 @@
 
 use diesel::QueryResult;
 use diesel::connection::BoxableConnection;
-use diesel::connection::{LoadConnection, SimpleConnection};
+use diesel::connection::LoadConnection;
 use diesel::mysql::Mysql;
 use diesel::sql_types::{Nullable, Text};
 use diesel::{Connection, QueryableByName};
@@ -168,20 +168,7 @@ impl sealed::Connection for AsyncMysqlConnection {
     }
 
     fn run_migrations(self, job: Job, revert: bool) -> Result<(), StoreError> {
-        let mut conn = AsyncConnectionWrapper::<Self>::from(self);
-        // Two app instances starting together would both find the migration
-        // pending; the second waits here and then finds it applied. The
-        // session lock goes with the connection, which is dropped after.
-        conn.batch_execute(MIGRATION_LOCK).map_err(|e| {
-            crate::error::query_error(
-                e,
-                crate::error::ErrorContext {
-                    backend: BACKEND,
-                    table: job.table_name(),
-                },
-            )
-        })?;
-        job.apply(&mut conn, revert)
+        job.apply_locked(self, MIGRATION_LOCK, BACKEND, revert)
     }
 }
 
