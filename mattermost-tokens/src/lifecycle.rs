@@ -2,7 +2,6 @@
 
 use crate::error::Error;
 use crate::ids::{HostUserId, TokenId};
-use crate::store::StoreError;
 use crate::sync::{TokenOutcome, UserSync};
 
 /// What [`UserSync::revoke`] did.
@@ -44,11 +43,7 @@ impl UserSync {
     /// Revokes the user's token in Mattermost and clears it from the store.
     /// A token already gone from Mattermost counts as revoked.
     pub async fn revoke(&self, user: &HostUserId) -> Result<Revoked, Error> {
-        let rec = self
-            .store()
-            .get(user)
-            .await?
-            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        let rec = self.record(user).await?;
         if let Some(id) = &rec.token_id {
             self.revoke_quietly(id).await?;
         } else if rec.token.is_some() {
@@ -66,11 +61,7 @@ impl UserSync {
     /// the old one, so there is no moment without a working token. Two
     /// rotations racing cannot both win: the loser's token is revoked.
     pub async fn rotate(&self, user: &HostUserId) -> Result<TokenOutcome, Error> {
-        let rec = self
-            .store()
-            .get(user)
-            .await?
-            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        let rec = self.record(user).await?;
         let mm = rec
             .mattermost_user_id
             .clone()
@@ -89,11 +80,7 @@ impl UserSync {
     /// deactivated, or the token gone. With `remint`, a revoked or missing
     /// token is replaced by a new one (the stored value is cleared first).
     pub async fn verify(&self, user: &HostUserId, remint: bool) -> Result<Verification, Error> {
-        let rec = self
-            .store()
-            .get(user)
-            .await?
-            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        let rec = self.record(user).await?;
         let Some(token) = rec.token.clone() else {
             return Ok(Verification::NoToken);
         };
@@ -156,11 +143,7 @@ impl UserSync {
     /// Revokes every token this library minted for `user` other than the
     /// stored one (tokens left by crashes). Returns how many were revoked.
     pub async fn revoke_orphans(&self, user: &HostUserId) -> Result<u32, Error> {
-        let rec = self
-            .store()
-            .get(user)
-            .await?
-            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        let rec = self.record(user).await?;
         let Some(mm) = rec.mattermost_user_id else {
             return Ok(0);
         };

@@ -350,11 +350,7 @@ impl UserSync {
     /// patches details that differ, and mints and stores a token if none is
     /// stored.
     pub async fn sync_user(&self, user: &HostUser) -> Result<UserOutcome, Error> {
-        let record = self
-            .store
-            .get(&user.id)
-            .await?
-            .ok_or_else(|| crate::store::StoreError::UnknownUser(user.id.clone()))?;
+        let record = self.record(&user.id).await?;
         self.sync_prepared(Prepared {
             user: user.clone(),
             record: Some(record),
@@ -512,11 +508,7 @@ impl UserSync {
         let email = user.normalized_email().map_err(invalid)?;
         let record = match p.record {
             Some(r) => r,
-            None => self
-                .store
-                .get(&user.id)
-                .await?
-                .ok_or_else(|| crate::store::StoreError::UnknownUser(user.id.clone()))?,
+            None => self.record(&user.id).await?,
         };
 
         // 1. The account.
@@ -783,9 +775,7 @@ impl UserSync {
         } else {
             key
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = unix_now();
         format!(
             "{DESCRIPTION_PREFIX}{} user {key} at {now}",
             self.opts.app_name
@@ -848,6 +838,15 @@ impl UserSync {
                 Some((t.id, Some(key.to_owned()), minted))
             })
             .collect())
+    }
+
+    /// The user's record; an error when the host has no such user.
+    pub(crate) async fn record(&self, user: &HostUserId) -> Result<TokenRecord, Error> {
+        Ok(self
+            .store
+            .get(user)
+            .await?
+            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?)
     }
 
     /// Revokes a token, treating "already gone" as done.
