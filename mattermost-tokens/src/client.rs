@@ -698,7 +698,8 @@ pub(crate) struct Request {
     method: Method,
     path: Vec<String>,
     query: Vec<(&'static str, String)>,
-    body: Option<Vec<u8>>,
+    /// Shared, so a retry sends it again without a copy.
+    body: Option<bytes::Bytes>,
     /// Safe to repeat after a 5xx or a broken connection.
     idempotent: bool,
     /// The response may carry a token: never show its body.
@@ -739,7 +740,8 @@ impl Request {
     pub(crate) fn json(mut self, body: &impl Serialize) -> Result<Self, Error> {
         self.body = Some(
             serde_json::to_vec(body)
-                .map_err(|e| Error::InvalidInput(format!("cannot encode the request: {e}")))?,
+                .map_err(|e| Error::InvalidInput(format!("cannot encode the request: {e}")))?
+                .into(),
         );
         Ok(self)
     }

@@ -363,7 +363,7 @@ fn derived_kid(key: &[u8]) -> String {
         .chain_update(b"mattermost-tokens/key-id/v1\0")
         .chain_update(key)
         .finalize();
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::hex_lower(&digest[..4])
 }
 
 /// What a stored value is, judged from its prefix alone.

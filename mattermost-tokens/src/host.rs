@@ -161,12 +161,13 @@ impl HostUser {
         let email = self.normalized_email()?;
         let local = email.split('@').next().unwrap_or_default();
         let local = local.split('+').next().unwrap_or_default();
-        let from_email = sanitize(local);
-        let from_name = sanitize(&format!("{}.{}", self.first_name, self.last_name));
-        let base = [from_email, from_name]
-            .into_iter()
-            .find(|b| !b.is_empty())
-            .unwrap_or_else(|| "user".to_owned());
+        let mut base = sanitize(local);
+        if base.is_empty() {
+            base = sanitize(&format!("{}.{}", self.first_name, self.last_name));
+        }
+        if base.is_empty() {
+            base = "user".to_owned();
+        }
         let h = hash_suffix(&self.id, &email);
         let mut out = Vec::with_capacity(3);
         let first = if base.len() < USERNAME_MIN || RESERVED_USERNAMES.contains(&base.as_str()) {
@@ -214,33 +215,34 @@ pub fn validate_username(u: &str) -> Result<(), &'static str> {
 /// Folds common accented Latin letters to ASCII, keeps `[a-z0-9._-]`, drops
 /// the rest, trims to start with a letter, and cuts to the maximum length.
 fn sanitize(raw: &str) -> String {
-    let mut s = String::new();
-    for c in raw.to_lowercase().chars() {
+    let mut s = String::with_capacity(raw.len());
+    for c in raw.chars().flat_map(char::to_lowercase) {
         let folded = match c {
-            'a'..='z' | '0'..='9' | '.' | '_' | '-' => Some(c.to_string()),
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ą' => Some("a".into()),
-            'æ' => Some("ae".into()),
-            'ç' | 'ć' | 'č' => Some("c".into()),
-            'ď' | 'đ' | 'ð' => Some("d".into()),
-            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' | 'ě' => Some("e".into()),
-            'ì' | 'í' | 'î' | 'ï' | 'ī' | 'ı' => Some("i".into()),
-            'ł' | 'ľ' => Some("l".into()),
-            'ñ' | 'ń' | 'ň' => Some("n".into()),
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => Some("o".into()),
-            'œ' => Some("oe".into()),
-            'ř' => Some("r".into()),
-            'ś' | 'š' | 'ş' => Some("s".into()),
-            'ß' => Some("ss".into()),
-            'ť' | 'ţ' => Some("t".into()),
-            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => Some("u".into()),
-            'ý' | 'ÿ' => Some("y".into()),
-            'ž' | 'ź' | 'ż' => Some("z".into()),
-            ' ' => Some(".".into()),
-            _ => None,
+            'a'..='z' | '0'..='9' | '.' | '_' | '-' => {
+                s.push(c);
+                continue;
+            }
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ą' => "a",
+            'æ' => "ae",
+            'ç' | 'ć' | 'č' => "c",
+            'ď' | 'đ' | 'ð' => "d",
+            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' | 'ě' => "e",
+            'ì' | 'í' | 'î' | 'ï' | 'ī' | 'ı' => "i",
+            'ł' | 'ľ' => "l",
+            'ñ' | 'ń' | 'ň' => "n",
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => "o",
+            'œ' => "oe",
+            'ř' => "r",
+            'ś' | 'š' | 'ş' => "s",
+            'ß' => "ss",
+            'ť' | 'ţ' => "t",
+            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => "u",
+            'ý' | 'ÿ' => "y",
+            'ž' | 'ź' | 'ż' => "z",
+            ' ' => ".",
+            _ => continue,
         };
-        if let Some(f) = folded {
-            s.push_str(&f);
-        }
+        s.push_str(folded);
     }
     // Collapse runs of separators and trim them from the ends.
     let mut out = String::with_capacity(s.len());
@@ -269,8 +271,7 @@ fn hash_suffix(id: &HostUserId, email: &str) -> String {
     h.update(id.to_key_string().as_bytes());
     h.update([0]);
     h.update(email.as_bytes());
-    let d = h.finalize();
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::hex_lower(&h.finalize())
 }
 
 #[cfg(test)]

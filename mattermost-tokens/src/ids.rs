@@ -91,6 +91,17 @@ pub fn is_valid_mattermost_id(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
 /// The secret value of a personal access token (or of the admin token).
 ///
 /// It never shows in `Debug` or `Display`; read it with
@@ -231,6 +242,12 @@ mod tests {
         assert_eq!(format!("{t:?}"), "AccessToken([REDACTED])");
         assert!(t.ct_eq(&AccessToken::new("abcdefghijklmnopqrstuvwxyz")));
         assert!(!t.ct_eq(&AccessToken::new("abcdefghijklmnopqrstuvwxyZ")));
+    }
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex_lower(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex_lower(&[]), "");
     }
 
     #[test]

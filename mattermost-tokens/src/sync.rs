@@ -1055,10 +1055,7 @@ pub(crate) fn unix_now() -> u64 {
 
 fn hex_sha256(s: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ids::hex_lower(&Sha256::digest(s.as_bytes()))
 }
 
 /// 32 random characters with every class a password policy may ask for.

@@ -18,7 +18,13 @@ use mattermost_tokens::stand_in::{NewUser, StandIn};
 use mattermost_tokens::*;
 use serde_json::Value;
 
-const CONCURRENCY: usize = 8;
+/// Users synced at once, and requests in flight when measuring capacity.
+/// Above the library's default of 8: with eight, a stall of either process
+/// on this shared machine idles the other more often, for capacity and sync
+/// alike, and the ratio swings more from run to run.
+const CONCURRENCY: usize = 16;
+/// Fresh-sync rounds per N; the reported ratio is their median.
+const ROUNDS: usize = 5;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -39,27 +45,45 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run());
+    // `cargo bench -p mattermost-tokens-tests --bench sync -- throughput`
+    // runs one part; no name runs them all.
+    let parts: Vec<String> = args[1..]
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .cloned()
+        .collect();
+    rt.block_on(run(&parts));
 }
 
 // ---- the stand-in child process ----
 
 fn child_stand_in(args: &[String]) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    // The server on one thread, as the syncing side: two busy threads on two
+    // cores, instead of three threads handing wake-ups to each other.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(async {
         let mut b = StandIn::builder();
         if let [rate, burst, ..] = args {
             b = b.rate_limit(rate.parse().unwrap(), burst.parse().unwrap());
         }
-        let server = b.start().await.unwrap();
-        println!(
-            "READY {} {}",
-            server.url(),
-            server.admin_token().expose_secret()
-        );
+        b.start().await.unwrap()
+    });
+    println!(
+        "READY {} {}",
+        server.url(),
+        server.admin_token().expose_secret()
+    );
+    std::io::stdout().flush().unwrap();
+    // Commands arrive on stdin, read on their own thread so the runtime's
+    // one thread only serves; the process ends when stdin closes.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let commands = std::thread::spawn(move || {
         let stdin = std::io::stdin();
         for line in stdin.lock().lines() {
-            let line = line.unwrap();
+            let Ok(line) = line else { break };
             let mut words = line.split_whitespace();
             match words.next() {
                 Some("counts") => {
@@ -94,7 +118,13 @@ fn child_stand_in(args: &[String]) {
             }
             std::io::stdout().flush().unwrap();
         }
+        let _ = done_tx.send(());
+        server
     });
+    rt.block_on(async {
+        let _ = done_rx.await;
+    });
+    drop(commands.join());
 }
 
 struct Server {
@@ -203,8 +233,9 @@ fn sync_over(client: MattermostClient, store: Arc<dyn TokenStore>) -> UserSync {
     .unwrap()
 }
 
-async fn capacity(client: &MattermostClient, requests: usize) -> f64 {
+async fn capacity(client: &MattermostClient, requests: usize, server: &Server) -> (f64, String) {
     let acting = client.as_admin();
+    let cpu = CpuMeter::start(server);
     let t = Instant::now();
     let ok = stream::iter(0..requests)
         .map(|_| acting.me())
@@ -213,47 +244,90 @@ async fn capacity(client: &MattermostClient, requests: usize) -> f64 {
         .count()
         .await;
     assert_eq!(ok, requests);
-    requests as f64 / t.elapsed().as_secs_f64()
+    let rate = requests as f64 / t.elapsed().as_secs_f64();
+    (rate, cpu.per_request(requests as u64))
+}
+
+/// CPU time a process has used so far, summed over its threads, from
+/// `/proc/PID/task/*/schedstat` (nanoseconds; 0 where that is unreadable).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// CPU microseconds per request used by this process and by the server.
+struct CpuMeter {
+    server: u32,
+    start: (u64, u64),
+}
+
+impl CpuMeter {
+    fn start(server: &Server) -> CpuMeter {
+        let server = server.child.id();
+        CpuMeter {
+            server,
+            start: (cpu_ns(std::process::id()), cpu_ns(server)),
+        }
+    }
+
+    fn per_request(&self, requests: u64) -> String {
+        let client = cpu_ns(std::process::id()).saturating_sub(self.start.0);
+        let server = cpu_ns(self.server).saturating_sub(self.start.1);
+        let us = |ns: u64| ns as f64 / 1000.0 / requests.max(1) as f64;
+        format!("{:.0} us, {:.0} us", us(client), us(server))
+    }
 }
 
 fn per_user(n: u64, users: usize) -> String {
     format!("{:.2}", n as f64 / users as f64)
 }
 
-async fn run() {
+async fn run(parts: &[String]) {
+    let wanted = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     println!("mattermost-tokens bulk sync benchmark");
     println!(
-        "  release build; stand-in Mattermost in a child process; in-memory token store; concurrency {CONCURRENCY}; {} cores",
+        "  release build; stand-in Mattermost in a child process, one thread; syncing side on one thread; in-memory token store; concurrency {CONCURRENCY} (SyncOptions::concurrency, and the capacity runs); {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let started = Instant::now();
     for n in [1_000usize, 10_000] {
+        if !wanted("throughput") {
+            break;
+        }
         let mut server = Server::start(None);
         let client = server.client();
         // Warm the connection pool and the server.
-        capacity(&client, 200).await;
+        capacity(&client, 200, &server).await;
         println!("\nN = {n}");
-        // Three rounds of (raw capacity, fresh sync), each sync over new
-        // users: the median ratio, so one noisy moment on a shared machine
-        // does not decide it.
+        // Rounds of fresh sync over new users, each between two capacity
+        // measurements (its capacity is their mean), and the median ratio:
+        // on a shared machine, one noisy moment must not decide it.
         let mut ratios = Vec::new();
         let mut last = None;
-        for round in 0..3 {
-            let raw = capacity(&client, 2 * n).await;
+        let (mut before, mut before_cpu) = capacity(&client, 2 * n, &server).await;
+        for round in 0..ROUNDS {
             server.ask("reset");
-            let ids: Vec<HostUserId> = (1..=n as i64).map(HostUserId::Int).collect();
-            let store = Arc::new(MemoryStore::with_users(ids.iter().cloned()));
-            let sync = sync_over(client.clone(), store.clone());
+            let store = Arc::new(MemoryStore::with_users((1..=n as i64).map(HostUserId::Int)));
+            let sync = sync_over(client.clone(), store);
             let prefix = format!("u{round}x");
+            let cpu = CpuMeter::start(&server);
             let t = Instant::now();
             let r = sync.sync_all(host_users(n, &prefix), |_| {}).await.unwrap();
             let fresh = t.elapsed();
             let c = server.counts();
+            let sync_cpu = cpu.per_request(c.total());
             assert_eq!(r.summary.failed, 0, "{:?}", r.failures.first());
+            let (after, after_cpu) = capacity(&client, 2 * n, &server).await;
+            let raw = (before + after) / 2.0;
             let fresh_rps = c.total() as f64 / fresh.as_secs_f64();
             ratios.push(fresh_rps / raw);
             println!(
-                "  round {}: raw capacity (GET /users/me, same client and concurrency) {raw:.0} requests/s | fresh sync {} requests = {} per user (create {}, mint {}, other {}) | {:.2} s | {:.0} users/s | {:.0} requests/s | ratio {:.2}",
+                "  round {}: fresh sync {} requests = {} per user (create {}, mint {}, other {}) | {:.2} s | {:.0} users/s | {:.0} requests/s | raw capacity {raw:.0} requests/s (before {before:.0}, after {after:.0}) | ratio {:.2}",
                 round + 1,
                 c.total(),
                 per_user(c.total(), n),
@@ -265,12 +339,18 @@ async fn run() {
                 fresh_rps,
                 fresh_rps / raw
             );
+            println!(
+                "           CPU per request (client, server): capacity before {before_cpu}; sync {sync_cpu}; capacity after {after_cpu}"
+            );
+            (before, before_cpu) = (after, after_cpu);
             last = Some((sync, prefix));
         }
         ratios.sort_by(f64::total_cmp);
         println!(
-            "  fresh sync throughput ratio (median of 3): {:.2}",
-            ratios[1]
+            "  fresh sync throughput ratio, sync requests/s over raw capacity (median of {ROUNDS}): {:.2} (range {:.2} to {:.2})",
+            ratios[ROUNDS / 2],
+            ratios[0],
+            ratios[ROUNDS - 1]
         );
         let (sync, prefix) = last.unwrap();
 
@@ -312,13 +392,13 @@ async fn run() {
         let c = server.counts();
         assert_eq!((r.summary.updated, r.summary.minted), (m as u64, m as u64));
         println!(
-            "  in Mattermost, new to the app ({m} users): {} per user (create attempt {}, lookup {}, patch {}, orphan check {}, mint {}), other {}",
-            per_user(c.total() - 3, m),
-            per_user(c.get(CREATE), m),
+            "  in Mattermost, new to the app ({m} users): {} per user (lookup {}, patch {}, orphan check {}, mint {}) + {} create attempts (users started before any answer showed that accounts exist; at most the concurrency) + other {}",
+            per_user(c.total() - c.get(CREATE) - 3, m),
             per_user(c.get(LOOKUP), m),
             per_user(c.get(PATCH), m),
             per_user(c.get(LIST_TOKENS), m),
             per_user(c.get(MINT), m),
+            c.get(CREATE),
             c.total()
                 - c.get(CREATE)
                 - c.get(LOOKUP)
@@ -326,10 +406,15 @@ async fn run() {
                 - c.get(LIST_TOKENS)
                 - c.get(MINT)
         );
+        assert!(
+            c.get(CREATE) <= CONCURRENCY as u64,
+            "{} create attempts",
+            c.get(CREATE)
+        );
     }
 
     // Pacing under Mattermost's default rate limit.
-    {
+    if wanted("pacing") {
         let (rate, burst, n) = (10u32, 100u32, 300usize);
         let mut server = Server::start(Some((rate, burst)));
         let client = server.client();
@@ -350,7 +435,7 @@ async fn run() {
     }
 
     // Peak memory, each size in its own process (stand-in in another).
-    {
+    if wanted("memory") {
         let mut line = String::from(
             "\nPeak memory (RSS) of a fresh sync into a SQLite file (sqlx store), host users streamed:",
         );

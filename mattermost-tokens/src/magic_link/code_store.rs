@@ -52,7 +52,7 @@ impl CodeHash {
 
     /// 64 lowercase hex characters.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        crate::ids::hex_lower(&self.0)
     }
 }
 

@@ -16,6 +16,10 @@ use super::state::{
 };
 use crate::ids::{ChannelId, TeamId, TokenId, UserId};
 
+/// The stand-in's maps: keys are ids and names the stand-in serves, so a
+/// fast hash is enough (it is a test server on the loopback interface).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Mattermost's id alphabet (`model.NewId`: base32 with its own encoding).
 const ID_ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
 
@@ -122,6 +126,16 @@ pub(crate) struct TokenView<'a> {
     pub is_active: bool,
 }
 
+/// The token object the create answer shows: with the secret.
+#[derive(Serialize)]
+pub(crate) struct CreatedView<'a> {
+    pub id: &'a TokenId,
+    pub token: &'a str,
+    pub user_id: &'a UserId,
+    pub description: &'a str,
+    pub is_active: bool,
+}
+
 impl Token {
     pub fn view(&self) -> TokenView<'_> {
         TokenView {
@@ -133,14 +147,14 @@ impl Token {
     }
 
     /// The create response, the only place the secret is ever shown.
-    pub fn created_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "token": self.value,
-            "user_id": self.user_id,
-            "description": self.description,
-            "is_active": self.is_active,
-        })
+    pub fn created(&self) -> CreatedView<'_> {
+        CreatedView {
+            id: &self.id,
+            token: &self.value,
+            user_id: &self.user_id,
+            description: &self.description,
+            is_active: self.is_active,
+        }
     }
 }
 
@@ -334,21 +348,21 @@ pub(crate) struct ChannelDraft<'a> {
 
 /// The stand-in's whole state. Held behind one mutex; never across an await.
 pub(crate) struct Data {
-    pub users: HashMap<UserId, User>,
-    by_email: HashMap<String, UserId>,
+    pub users: FastMap<UserId, User>,
+    by_email: FastMap<String, UserId>,
     by_username: BTreeMap<String, UserId>,
-    pub tokens: HashMap<TokenId, Token>,
-    token_by_value: HashMap<String, TokenId>,
-    tokens_by_user: HashMap<UserId, Vec<TokenId>>,
+    pub tokens: FastMap<TokenId, Token>,
+    token_by_value: FastMap<String, TokenId>,
+    tokens_by_user: FastMap<UserId, Vec<TokenId>>,
     token_order: BTreeMap<u64, TokenId>,
     next_seq: u64,
-    sessions: HashMap<String, UserId>,
-    pub teams: HashMap<TeamId, Team>,
-    team_by_name: HashMap<String, TeamId>,
-    pub team_members: HashMap<(TeamId, UserId), TeamMember>,
-    pub channels: HashMap<ChannelId, Channel>,
-    channel_by_name: HashMap<(TeamId, String), ChannelId>,
-    pub channel_members: HashMap<(ChannelId, UserId), ChannelMember>,
+    sessions: FastMap<String, UserId>,
+    pub teams: FastMap<TeamId, Team>,
+    team_by_name: FastMap<String, TeamId>,
+    pub team_members: FastMap<(TeamId, UserId), TeamMember>,
+    pub channels: FastMap<ChannelId, Channel>,
+    channel_by_name: FastMap<(TeamId, String), ChannelId>,
+    pub channel_members: FastMap<(ChannelId, UserId), ChannelMember>,
     pub tokens_enabled: bool,
 }
 
@@ -419,21 +433,21 @@ pub(crate) fn paging(page: Option<&str>, per_page: Option<&str>) -> (usize, usiz
 impl Data {
     pub fn new(tokens_enabled: bool) -> Self {
         Self {
-            users: HashMap::new(),
-            by_email: HashMap::new(),
+            users: FastMap::default(),
+            by_email: FastMap::default(),
             by_username: BTreeMap::new(),
-            tokens: HashMap::new(),
-            token_by_value: HashMap::new(),
-            tokens_by_user: HashMap::new(),
+            tokens: FastMap::default(),
+            token_by_value: FastMap::default(),
+            tokens_by_user: FastMap::default(),
             token_order: BTreeMap::new(),
             next_seq: 0,
-            sessions: HashMap::new(),
-            teams: HashMap::new(),
-            team_by_name: HashMap::new(),
-            team_members: HashMap::new(),
-            channels: HashMap::new(),
-            channel_by_name: HashMap::new(),
-            channel_members: HashMap::new(),
+            sessions: FastMap::default(),
+            teams: FastMap::default(),
+            team_by_name: FastMap::default(),
+            team_members: FastMap::default(),
+            channels: FastMap::default(),
+            channel_by_name: FastMap::default(),
+            channel_members: FastMap::default(),
             tokens_enabled,
         }
     }

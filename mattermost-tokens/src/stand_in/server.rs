@@ -1,7 +1,6 @@
 //! The HTTP side: the accept loop, the per-request gate (counting, latency,
 //! rate limit, faults, common headers) and the shared state it works on.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
@@ -26,13 +25,13 @@ use tower::ServiceExt;
 
 use super::error::AppError;
 use super::faults::{Chosen, Fault, FaultPoint, Faults};
-use super::model::{Data, new_id};
+use super::model::{Data, FastMap, new_id};
 use super::rate_limit::{Decision, Limiter};
 
 /// Counters and switches the gate reads on every request.
 #[derive(Debug, Default)]
 pub(crate) struct Control {
-    pub counts: HashMap<String, u64>,
+    pub counts: FastMap<String, u64>,
     pub faults: Faults,
     pub latency: Duration,
     pub limiter: Option<Limiter>,

@@ -47,7 +47,7 @@ pub(crate) async fn create(
         return Err(AppError::permissions());
     }
     let token = data.mint_token(&id, description, true)?;
-    Ok(json(StatusCode::OK, &token.created_json()))
+    Ok(json(StatusCode::OK, &token.created()))
 }
 
 /// `GET /users/{user_id}/tokens`: paged, without the secrets.
