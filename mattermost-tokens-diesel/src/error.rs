@@ -34,14 +34,14 @@ pub(crate) enum SchemaProblem {
     )]
     ColumnClash {
         table: String,
-        column: &'static str,
+        column: String,
         found: String,
         expected: &'static str,
     },
     #[error(
         "column {table}.{column} already exists but is NOT NULL; it must be nullable (users without a token hold NULL)"
     )]
-    NotNullable { table: String, column: &'static str },
+    NotNullable { table: String, column: String },
     #[error("table {table} exists but is not a magic-link code table ({problem}); {consequence}")]
     NotACodeTable {
         table: String,

@@ -1,6 +1,7 @@
 //! [`TokenStore`](mattermost_tokens::TokenStore) on diesel 2.3 through
 //! diesel-async: each host user's Mattermost user id and personal access
-//! token live in three nullable columns of the host's own users table. And
+//! token (its value, id and expiry) live in four nullable columns of the
+//! host's own users table. And
 //! [`CodeStore`](mattermost_tokens::magic_link::CodeStore) for magic-link
 //! codes, in a table of the same database ([`DieselCodeStore`]).
 //!
@@ -42,9 +43,11 @@
 //!     mattermost_user_id: UserId::new("8xqpzj5f1bnbmgzuyb4hs7rwxa"),
 //!     token: AccessToken::new("h9x3k1m8p2q7w4e6r5t0y1u2i3"),
 //!     token_id: TokenId::new("t3rgq7ze1pgxfcjaqfz1ak7amy"),
+//!     expires_at: Some(4_102_444_800_000), // milliseconds since the Unix epoch
 //! };
 //! assert!(store.put_token_if_absent(&user, &token).await?); // compare-and-set
 //! let record = store.get(&user).await?.expect("a host user");
+//! assert_eq!(record.token_expires_at, token.expires_at);
 //! assert_eq!(record.token_id, Some(token.token_id));
 //! # let _ = std::fs::remove_file(&path);
 //! # Ok(())
@@ -58,11 +61,22 @@
 //! `users`), [`with_key_column`](DieselTokenStore::with_key_column)
 //! (default `id`), [`with_key_type`](DieselTokenStore::with_key_type)
 //! ([`KeyType::Integer`] by default; [`KeyType::Text`] and
-//! [`KeyType::Uuid`] for text and UUID keys) and
-//! [`with_acquire_timeout`](DieselTokenStore::with_acquire_timeout). Table
-//! and column names must be plain identifiers: the builders refuse anything
-//! else with [`StoreError::Config`](mattermost_tokens::StoreError::Config)
-//! before it could reach SQL.
+//! [`KeyType::Uuid`] for text and UUID keys),
+//! [`with_expiry_column`](DieselTokenStore::with_expiry_column)
+//! (default `mattermost_token_expires_at`, [`DEFAULT_EXPIRY_COLUMN`])
+//! and [`with_acquire_timeout`](DieselTokenStore::with_acquire_timeout).
+//! Table and column names must be plain identifiers: the builders refuse
+//! anything else with
+//! [`StoreError::Config`](mattermost_tokens::StoreError::Config) before it
+//! could reach SQL.
+//!
+//! The columns are `mattermost_user_id`, `mattermost_token` and
+//! `mattermost_token_id` (text), and the token's expiry in milliseconds
+//! since the Unix epoch (Mattermost's unit), a `BIGINT` (`INTEGER` on
+//! SQLite), `NULL` for a token that does not expire. Every write of a token
+//! writes its expiry in the same statement, and
+//! [`clear_token`](mattermost_tokens::TokenStore::clear_token) clears it
+//! with the token.
 //!
 //! # Pools
 //!
@@ -91,19 +105,25 @@
 //! configured table; [`DieselTokenStore::migrate`] runs it from the pool
 //! ([`revert_migration`](DieselTokenStore::revert_migration) reverts it),
 //! and it also runs through diesel-async's `AsyncMigrationHarness` or on a
-//! plain `diesel::SqliteConnection`. It holds two migrations:
+//! plain `diesel::SqliteConnection`. It holds three migrations:
 //!
-//! 1. `add_mattermost_token_to_users_table` adds the three nullable columns
-//!    (keeping any the table already has);
+//! 1. `add_mattermost_token_to_users_table` adds the three nullable token
+//!    columns (keeping any the table already has);
 //! 2. `add_unique_mattermost_user_id_index`
 //!    ([`UNIQUE_INDEX_MIGRATION_NAME`]) adds a unique index on
 //!    `mattermost_user_id`, so that the database itself keeps a Mattermost
 //!    user linked to one host user at most, however concurrent syncs race.
 //!    If rows already share an id it fails with
 //!    [`StoreError::Schema`](mattermost_tokens::StoreError::Schema), saying
-//!    how many and how to find them, and changes nothing.
+//!    how many and how to find them, and changes nothing;
+//! 3. `add_mattermost_token_expires_at_column`
+//!    ([`EXPIRY_MIGRATION_NAME`]) adds the nullable expiry column
+//!    (`BIGINT`; `INTEGER` on SQLite), keeping one of that name that holds
+//!    a 64-bit integer.
 //!
-//! Their versions are chosen so they never collide with, nor disturb, the
+//! A database migrated by an earlier version of this crate gets the
+//! migrations it lacks from the next `migrate()`; reverting removes them
+//! newest first. Their versions are chosen so they never collide with, nor disturb, the
 //! host's own diesel migrations: see the [`migration`] module.
 //!
 //! # Magic-link codes
@@ -212,8 +232,8 @@ pub use diesel_migrations;
 
 pub use code_store::{DEFAULT_CODES_TABLE, DieselCodeStore};
 pub use migration::{
-    CODES_MIGRATION_NAME, CodeMigrations, MigrationBackend, TokenMigrations,
-    UNIQUE_INDEX_MIGRATION_NAME,
+    CODES_MIGRATION_NAME, CodeMigrations, DEFAULT_EXPIRY_COLUMN, EXPIRY_MIGRATION_NAME,
+    MigrationBackend, TokenMigrations, UNIQUE_INDEX_MIGRATION_NAME,
 };
 pub use pool::ConnectionPool;
 pub use store::{DEFAULT_ACQUIRE_TIMEOUT, DieselTokenStore, KeyType, StoreConnection};

@@ -1,17 +1,18 @@
 //! The migrations of the host's users table, [`TokenMigrations`] (the
-//! token columns, then a unique index on `mattermost_user_id`), and the one
-//! that creates the magic-link code table, [`CodeMigrations`]. All are
-//! rendered for a configured table, versioned and run alike; what follows
-//! describes the users table's, and [`CodeMigrations`] what differs for the
-//! code table.
+//! token columns, a unique index on `mattermost_user_id`, then the token
+//! expiry column), and the one that creates the magic-link code table,
+//! [`CodeMigrations`]. All are rendered for a configured table, versioned
+//! and run alike; what follows describes the users table's, and
+//! [`CodeMigrations`] what differs for the code table.
 //!
-//! # Two migrations, rendered for the configured table
+//! # Three migrations, rendered for the configured table
 //!
 //! The table name is configurable, so the migrations are not a static
 //! `embed_migrations!` directory: [`TokenMigrations`] implements diesel's
 //! [`MigrationSource`] itself and renders the SQL for its table (the default
-//! is `users`). It holds two migrations, run in this order and reverted in
-//! the reverse one.
+//! is `users`) and its expiry column (the default is
+//! `mattermost_token_expires_at`). It holds three migrations, run in this
+//! order and reverted in the reverse one.
 //!
 //! **`add_mattermost_token_to_users_table`** ([`MIGRATION_NAME`], like the
 //! sqlx adapter's and the Laravel seed's) adds the three columns. Before it
@@ -42,8 +43,10 @@
 //!   [`StoreError::Schema`], creates nothing and is not recorded: the
 //!   message says how many ids are linked more than once and gives the
 //!   query that finds them. Unlink all but the right row of each (set the
-//!   three columns to `NULL`; the next sync links those users again), then
-//!   run it again.
+//!   token columns to `NULL`; the next sync links those users again), then
+//!   run it again. The expiry column migration, which does not need the
+//!   index, is still applied by [`TokenMigrations::run`] and the store's
+//!   `migrate()`, so that the store keeps working meanwhile.
 //! - A unique index on `mattermost_user_id` alone that is already there
 //!   (the host's, the sqlx adapter's) is kept and none is added. Another
 //!   index of the same name stops the migration with
@@ -54,25 +57,49 @@
 //! - A host `TEXT` column on MySQL is indexed by its first 191 characters
 //!   (an id has 26).
 //!
-//! A store that ran the first migration with an earlier version of this
-//! crate gets the index from its next `migrate()`.
+//! **`add_mattermost_token_expires_at_column`**
+//! ([`EXPIRY_MIGRATION_NAME`]) adds the nullable column that holds when
+//! the stored token expires, in milliseconds since the Unix epoch (`NULL`
+//! for a token that does not expire): `mattermost_token_expires_at`
+//! ([`DEFAULT_EXPIRY_COLUMN`]) or the name given to
+//! [`TokenMigrations::with_expiry_column`]. Like the first migration it
+//! reads the table's columns first:
+//!
+//! | database | statements |
+//! | --- | --- |
+//! | PostgreSQL | `ALTER TABLE <table> ADD COLUMN IF NOT EXISTS <column> BIGINT NULL`, then `COMMENT ON COLUMN <table>.<column> IS '<marker>'` |
+//! | MySQL, MariaDB | `ALTER TABLE <table> ADD COLUMN <column> BIGINT NULL COMMENT '<marker>'` |
+//! | SQLite | `ALTER TABLE <table> ADD COLUMN <column> INTEGER /* <marker> */` |
+//!
+//! - A nullable column of that name that holds a 64-bit integer
+//!   (PostgreSQL `bigint`, MySQL signed `BIGINT`, SQLite `INTEGER`
+//!   affinity) is kept as it is; one of another type, or `NOT NULL`, stops
+//!   the migration with [`StoreError::Schema`] before it changes anything.
+//! - The column carries a marker of its own (as the token columns do);
+//!   reverting drops it only when it is marked, and before the index and
+//!   the token columns.
+//!
+//! A store that ran the first migrations with an earlier version of this
+//! crate gets the missing ones (the index, the expiry column) from its next
+//! `migrate()`; the rows it holds stay as they are, with no expiry.
 //!
 //! # Versions next to the host's own
 //!
 //! diesel records applied migrations by version in
 //! `__diesel_schema_migrations(version VARCHAR(50))`, the table the host's
 //! own migrations (and the `diesel` CLI) use too. The columns migration's
-//! version is `00000000000000_mattermost_tokens_1_<table>` and the index
-//! migration's `00000000000000_mattermost_tokens_3_<table>` (the table
-//! lowercased; a hash of it when the version would exceed 50 characters;
-//! `2` is the code table's migration):
+//! version is `00000000000000_mattermost_tokens_1_<table>`, the index
+//! migration's `00000000000000_mattermost_tokens_3_<table>` and the expiry
+//! column migration's `00000000000000_mattermost_tokens_4_<table>` (the
+//! table lowercased; a hash of it when the version would exceed 50
+//! characters; `2` is the code table's migration):
 //!
 //! - they cannot collide with a host's version, which diesel derives from a
 //!   migration directory name and is digits only (`20261126103000`); with
 //!   the table in them, stores on two tables each get their migrations;
 //! - the index migration's sorts after the columns migration's of the same
-//!   table, so diesel (which runs pending migrations in version order) adds
-//!   the columns first;
+//!   table, and the expiry column migration's after both, so diesel (which
+//!   runs pending migrations in version order) runs them in that order;
 //! - they sort before every host version (14 zeros, then `_`), so the
 //!   host's `diesel migration revert` and `redo`, which act on the latest
 //!   applied version, never pick them (they would fail on a version missing
@@ -121,6 +148,14 @@ pub const MIGRATION_NAME: &str = "add_mattermost_token_to_users_table";
 /// `mattermost_user_id`.
 pub const UNIQUE_INDEX_MIGRATION_NAME: &str = "add_unique_mattermost_user_id_index";
 
+/// The name of the users table's third migration, the column holding when
+/// the stored token expires.
+pub const EXPIRY_MIGRATION_NAME: &str = "add_mattermost_token_expires_at_column";
+
+/// The default name of the column holding when the stored token expires
+/// (milliseconds since the Unix epoch; `NULL` when it does not expire).
+pub const DEFAULT_EXPIRY_COLUMN: &str = "mattermost_token_expires_at";
+
 /// Version prefix of the users table migration: sorts before every
 /// timestamped version; `1` numbers this crate's first migration (the code
 /// table's is `2`, see [`CodeMigrations`]).
@@ -130,6 +165,11 @@ const VERSION_PREFIX: &str = "00000000000000_mattermost_tokens_1";
 /// migration): sorts after the column migration of the same table, before
 /// every timestamped version.
 const INDEX_VERSION_PREFIX: &str = "00000000000000_mattermost_tokens_3";
+
+/// Version prefix of the expiry column migration (`4`: this crate's fourth
+/// migration): sorts after the index migration of the same table, before
+/// every timestamped version.
+const EXPIRY_VERSION_PREFIX: &str = "00000000000000_mattermost_tokens_4";
 
 /// The column the unique index covers.
 pub(crate) const LINK_COLUMN: &str = "mattermost_user_id";
@@ -152,6 +192,11 @@ pub(crate) const MARKER: &str = "mattermost-tokens: added by add_mattermost_toke
 /// that reverting drops only that one.
 pub(crate) const INDEX_MARKER: &str =
     "mattermost-tokens: added by add_unique_mattermost_user_id_index";
+
+/// Marks the expiry column this crate added, so that reverting drops only
+/// that one.
+pub(crate) const EXPIRY_MARKER: &str =
+    "mattermost-tokens: added by add_mattermost_token_expires_at_column";
 
 pub(crate) use sealed::{ColumnKind, ColumnSpec, ExistingColumn, ExistingIndex};
 
@@ -226,8 +271,18 @@ pub(crate) mod sealed {
         /// compatibility checks).
         pub sql_type: String,
         pub nullable: bool,
-        /// Whether this migration added it (it carries the marker).
-        pub ours: bool,
+        /// The marker it carries, if any: its comment on PostgreSQL and
+        /// MySQL; on SQLite, the marker of this crate found in its
+        /// definition.
+        pub marker: Option<String>,
+    }
+
+    impl ExistingColumn {
+        /// Whether the migration that marks its columns with `marker` added
+        /// this one.
+        pub fn carries(&self, marker: &str) -> bool {
+            self.marker.as_deref() == Some(marker)
+        }
     }
 
     /// An index of a table as the database describes it.
@@ -268,6 +323,14 @@ pub(crate) mod sealed {
 
         /// Statements dropping `columns` from `table`.
         fn drop_columns(table: &str, columns: &[&str]) -> Vec<String>;
+
+        /// Whether an existing column's type holds a millisecond timestamp
+        /// (a signed 64-bit integer).
+        fn holds_millis(column: &ExistingColumn) -> bool;
+
+        /// Statements adding the nullable expiry column `column` (with the
+        /// expiry marker) to `table`.
+        fn add_expiry_column(table: &str, column: &str) -> Vec<String>;
 
         /// Statements creating the magic-link code table `table` with its
         /// index `index` on `expires_at`.
@@ -310,14 +373,16 @@ pub(crate) mod sealed {
 /// conn.batch_execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")?;
 /// let migrations = TokenMigrations::new("users")?;
 /// assert_eq!(migrations.index_name(), "users_mattermost_user_id_unique");
-/// migrations.run(&mut conn)?; // the columns, then the unique index
+/// assert_eq!(migrations.expiry_column(), "mattermost_token_expires_at");
+/// migrations.run(&mut conn)?; // the columns, the unique index, the expiry column
 /// migrations.run(&mut conn)?; // already applied: nothing to do
-/// migrations.revert(&mut conn)?; // the index, then the columns
+/// migrations.revert(&mut conn)?; // the expiry column, the index, then the columns
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenMigrations {
     table: String,
+    expiry_column: String,
 }
 
 impl Default for TokenMigrations {
@@ -333,18 +398,42 @@ impl TokenMigrations {
     pub fn new(table: impl Into<String>) -> Result<Self, StoreError> {
         let table = table.into();
         validate_identifier(&table)?;
-        Ok(Self { table })
+        Ok(Self::for_validated_table(&table))
     }
 
     pub(crate) fn for_validated_table(table: &str) -> Self {
+        Self::for_validated(table, DEFAULT_EXPIRY_COLUMN)
+    }
+
+    /// `table` and `expiry_column` validated already.
+    pub(crate) fn for_validated(table: &str, expiry_column: &str) -> Self {
         Self {
             table: table.to_owned(),
+            expiry_column: expiry_column.to_owned(),
         }
+    }
+
+    /// Uses another name than [`DEFAULT_EXPIRY_COLUMN`] for the column
+    /// holding when the token expires (the store's
+    /// [`with_expiry_column`](crate::DieselTokenStore::with_expiry_column)
+    /// sets the same). Fails with [`StoreError::Config`] when `name` is not
+    /// a plain SQL identifier, is a qualified name, or names one of the
+    /// three token columns.
+    pub fn with_expiry_column(mut self, name: impl Into<String>) -> Result<Self, StoreError> {
+        let name = name.into();
+        validate_expiry_column(&name)?;
+        self.expiry_column = name;
+        Ok(self)
     }
 
     /// The table the migrations alter.
     pub fn table_name(&self) -> &str {
         &self.table
+    }
+
+    /// The column holding when the token expires.
+    pub fn expiry_column(&self) -> &str {
+        &self.expiry_column
     }
 
     /// The version the column migration ([`MIGRATION_NAME`]) is recorded
@@ -361,9 +450,18 @@ impl TokenMigrations {
         version_for(INDEX_VERSION_PREFIX, &self.table)
     }
 
-    /// Both versions, in the order the migrations run.
+    /// The version the expiry column migration
+    /// ([`EXPIRY_MIGRATION_NAME`]) is recorded under:
+    /// `00000000000000_mattermost_tokens_4_<table>`, after
+    /// [`index_version`](Self::index_version) and before every host
+    /// version.
+    pub fn expiry_version(&self) -> String {
+        version_for(EXPIRY_VERSION_PREFIX, &self.table)
+    }
+
+    /// All versions, in the order the migrations run.
     pub fn versions(&self) -> Vec<String> {
-        vec![self.version(), self.index_version()]
+        vec![self.version(), self.index_version(), self.expiry_version()]
     }
 
     /// The name of the unique index on `mattermost_user_id`:
@@ -375,25 +473,55 @@ impl TokenMigrations {
     }
 
     /// Runs the migrations that `harness` has not applied yet (none when
-    /// they all were), in order: the columns, then the unique index.
+    /// they all were), in order: the token columns, the unique index, then
+    /// the expiry column.
     /// `harness` is a diesel connection with migration support
     /// (`diesel::SqliteConnection`, diesel-async's `AsyncConnectionWrapper`)
     /// or diesel-async's `AsyncMigrationHarness`.
     ///
     /// Fails with [`StoreError::Schema`] when rows already share a
     /// `mattermost_user_id` (the index is not created then; the message
-    /// says how many ids and how to find them).
+    /// says how many ids and how to find them), or when the table has a
+    /// column of one of the names whose type cannot hold the value.
+    ///
+    /// The expiry column does not need the index: when the index migration
+    /// fails with [`StoreError::Schema`] after the token columns are in
+    /// place, the expiry column migration is still applied (and recorded)
+    /// before the error is returned, so that the store keeps working while
+    /// the duplicates are resolved. (diesel's own
+    /// `run_pending_migrations` with this source stops at the index.)
     pub fn run<DB, H>(&self, harness: &mut H) -> Result<(), StoreError>
     where
         DB: MigrationBackend,
         H: MigrationHarness<DB> + ?Sized,
     {
-        run_source(self.clone(), &self.table, harness)
+        let err = match run_source(self.clone(), &self.table, harness) {
+            Ok(()) => return Ok(()),
+            Err(err @ StoreError::Schema { .. }) => err,
+            Err(err) => return Err(err),
+        };
+        let Ok(applied) = harness.applied_migrations() else {
+            return Err(err);
+        };
+        let has = |version: String| applied.contains(&MigrationVersion::from(version));
+        if has(self.version())
+            && !has(self.index_version())
+            && !has(self.expiry_version())
+            && let Err(e) = harness.run_migration(&self.expiry_migration())
+        {
+            tracing::warn!(
+                table = %self.table,
+                error = %migration_error(e, cx::<DB>(&self.table)),
+                "the token expiry column could not be added either"
+            );
+        }
+        Err(err)
     }
 
     /// Reverts the applied migrations of this table, newest first (none when
-    /// none was applied): drops the unique index if this crate created it,
-    /// then the columns the migration added.
+    /// none was applied): drops the expiry column if this crate added it,
+    /// the unique index if this crate created it, then the token columns
+    /// the migration added.
     pub fn revert<DB, H>(&self, harness: &mut H) -> Result<(), StoreError>
     where
         DB: MigrationBackend,
@@ -460,8 +588,39 @@ impl<DB: MigrationBackend> MigrationSource<DB> for TokenMigrations {
                 name: format!("{index_version}_{UNIQUE_INDEX_MIGRATION_NAME}"),
                 version: index_version,
             }),
+            Box::new(self.expiry_migration()),
         ])
     }
+}
+
+impl TokenMigrations {
+    /// The expiry column migration.
+    fn expiry_migration(&self) -> AddExpiryColumn {
+        let version = self.expiry_version();
+        AddExpiryColumn {
+            table: self.table.clone(),
+            column: self.expiry_column.clone(),
+            name: format!("{version}_{EXPIRY_MIGRATION_NAME}"),
+            version,
+        }
+    }
+}
+
+/// Checks a configured expiry column name: a plain identifier (no
+/// `schema.` prefix) that is not one of the token columns.
+pub(crate) fn validate_expiry_column(name: &str) -> Result<(), StoreError> {
+    validate_identifier(name)?;
+    if name.contains('.') {
+        return Err(StoreError::Config(format!(
+            "expiry column {name:?} must be a column name, not a qualified name"
+        )));
+    }
+    if COLUMNS.iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
+        return Err(StoreError::Config(format!(
+            "expiry column {name:?} is one of the token columns; choose another name"
+        )));
+    }
+    Ok(())
 }
 
 fn version_for(prefix: &str, table: &str) -> String {
@@ -513,7 +672,7 @@ fn duplicate_links_sql(table: &str) -> String {
     )
 }
 
-/// The one migration: adds `mattermost_user_id`, `mattermost_token` and
+/// The first migration: adds `mattermost_user_id`, `mattermost_token` and
 /// `mattermost_token_id` where missing.
 struct AddTokenColumns {
     table: String,
@@ -554,7 +713,7 @@ impl<DB: MigrationBackend> Migration<DB> for AddTokenColumns {
             if !DB::compatible(col, &spec) {
                 return Err(Box::new(SchemaProblem::ColumnClash {
                     table: self.table.clone(),
-                    column: spec.name,
+                    column: spec.name.to_owned(),
                     found: col.sql_type.clone(),
                     expected: spec.kind.description(),
                 }));
@@ -562,7 +721,7 @@ impl<DB: MigrationBackend> Migration<DB> for AddTokenColumns {
             if !col.nullable {
                 return Err(Box::new(SchemaProblem::NotNullable {
                     table: self.table.clone(),
-                    column: spec.name,
+                    column: spec.name.to_owned(),
                 }));
             }
             if DB::ENFORCES_LENGTH
@@ -601,7 +760,7 @@ impl<DB: MigrationBackend> Migration<DB> for AddTokenColumns {
         let added_by_us = |ours: bool| -> Vec<&'static str> {
             COLUMNS
                 .iter()
-                .filter(|s| find(&existing, s.name).is_some_and(|c| c.ours == ours))
+                .filter(|s| find(&existing, s.name).is_some_and(|c| c.carries(MARKER) == ours))
                 .map(|s| s.name)
                 .collect()
         };
@@ -747,6 +906,122 @@ impl<DB: MigrationBackend> Migration<DB> for AddUniqueIndex {
             conn.batch_execute(&statement)?;
         }
         tracing::info!(table = %self.table, index = %index, "dropped unique index on mattermost_user_id");
+        Ok(())
+    }
+
+    fn metadata(&self) -> &dyn MigrationMetadata {
+        self
+    }
+
+    fn name(&self) -> &dyn MigrationName {
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The token expiry column.
+
+/// The third migration: the nullable column holding when the stored token
+/// expires (milliseconds since the Unix epoch), under its configured name.
+struct AddExpiryColumn {
+    table: String,
+    column: String,
+    version: String,
+    name: String,
+}
+
+impl fmt::Display for AddExpiryColumn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl MigrationName for AddExpiryColumn {
+    fn version(&self) -> MigrationVersion<'_> {
+        MigrationVersion::from(self.version.as_str())
+    }
+}
+
+// In a transaction (the default), like the other migrations.
+impl MigrationMetadata for AddExpiryColumn {}
+
+impl AddExpiryColumn {
+    /// The table's columns; an error when there is no such table.
+    fn existing<DB: MigrationBackend>(
+        &self,
+        conn: &mut dyn BoxableConnection<DB>,
+    ) -> diesel::migration::Result<Vec<ExistingColumn>> {
+        // A name given to `TokenMigrations` is validated there; checked
+        // again because it is written into SQL here.
+        validate_expiry_column(&self.column)
+            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
+        let existing = DB::existing_columns(conn, &self.table)?;
+        if existing.is_empty() {
+            return Err(Box::new(SchemaProblem::MissingTable {
+                table: self.table.clone(),
+            }));
+        }
+        Ok(existing)
+    }
+}
+
+impl<DB: MigrationBackend> Migration<DB> for AddExpiryColumn {
+    fn run(&self, conn: &mut dyn BoxableConnection<DB>) -> diesel::migration::Result<()> {
+        let existing = self.existing(conn)?;
+        if let Some(col) = find(&existing, &self.column) {
+            if !DB::holds_millis(col) {
+                return Err(Box::new(SchemaProblem::ColumnClash {
+                    table: self.table.clone(),
+                    column: self.column.clone(),
+                    found: col.sql_type.clone(),
+                    expected: "a millisecond timestamp (a 64-bit integer, BIGINT)",
+                }));
+            }
+            if !col.nullable {
+                return Err(Box::new(SchemaProblem::NotNullable {
+                    table: self.table.clone(),
+                    column: self.column.clone(),
+                }));
+            }
+            tracing::info!(
+                table = %self.table,
+                column = %self.column,
+                "mattermost token expiry column already present"
+            );
+            return Ok(());
+        }
+        for statement in DB::add_expiry_column(&self.table, &self.column) {
+            conn.batch_execute(&statement)?;
+        }
+        tracing::info!(
+            table = %self.table,
+            column = %self.column,
+            "added mattermost token expiry column"
+        );
+        Ok(())
+    }
+
+    fn revert(&self, conn: &mut dyn BoxableConnection<DB>) -> diesel::migration::Result<()> {
+        let existing = self.existing(conn)?;
+        let Some(col) = find(&existing, &self.column) else {
+            return Ok(());
+        };
+        if !col.carries(EXPIRY_MARKER) {
+            tracing::info!(
+                table = %self.table,
+                column = %self.column,
+                "keeping a token expiry column that existed before the migration"
+            );
+            return Ok(());
+        }
+        for statement in DB::drop_columns(&self.table, &[self.column.as_str()]) {
+            conn.batch_execute(&statement)?;
+        }
+        tracing::info!(
+            table = %self.table,
+            column = %self.column,
+            "dropped mattermost token expiry column"
+        );
         Ok(())
     }
 
@@ -1170,7 +1445,10 @@ mod tests {
             m.index_version(),
             "00000000000000_mattermost_tokens_3_users"
         );
-        assert_eq!(m.versions(), [m.version(), m.index_version()]);
+        assert_eq!(
+            m.versions(),
+            [m.version(), m.index_version(), m.expiry_version()]
+        );
         // After the columns, before any host version; never the code
         // table's.
         assert!(m.version() < m.index_version());
@@ -1193,8 +1471,52 @@ mod tests {
             [
                 "00000000000000_mattermost_tokens_1_users_add_mattermost_token_to_users_table",
                 "00000000000000_mattermost_tokens_3_users_add_unique_mattermost_user_id_index",
+                "00000000000000_mattermost_tokens_4_users_add_mattermost_token_expires_at_column",
             ]
         );
+    }
+
+    #[test]
+    fn expiry_versions() {
+        let m = TokenMigrations::new("users").unwrap();
+        assert_eq!(
+            m.expiry_version(),
+            "00000000000000_mattermost_tokens_4_users"
+        );
+        // After the index, before any host version; the column name does
+        // not change it.
+        assert!(m.index_version() < m.expiry_version());
+        assert!(m.expiry_version().as_str() < "00000000000001");
+        let custom = m.clone().with_expiry_column("token_expiry").unwrap();
+        assert_eq!(custom.expiry_column(), "token_expiry");
+        assert_eq!(custom.versions(), m.versions());
+        let long = TokenMigrations::new("a_rather_long_schema.with_a_long_users_table").unwrap();
+        assert!(long.expiry_version().len() <= MAX_VERSION_LEN);
+        assert!(long.index_version() < long.expiry_version());
+    }
+
+    #[test]
+    fn expiry_column_names() {
+        let m = TokenMigrations::default();
+        assert_eq!(m.expiry_column(), DEFAULT_EXPIRY_COLUMN);
+        for bad in [
+            "",
+            "1x",
+            "a-b",
+            "x; DROP TABLE users",
+            "users.expires",
+            "mattermost_token",
+            "Mattermost_Token_Id",
+            "mattermost_user_id",
+        ] {
+            assert!(
+                matches!(
+                    m.clone().with_expiry_column(bad),
+                    Err(StoreError::Config(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -35,8 +35,9 @@ use mattermost_tokens::StoreError;
 
 use crate::code_store::{CodeStatements, CodeUserRow, DieselCodeStore};
 use crate::migration::{
-    self, ColumnKind, ColumnSpec, Count, ExistingColumn, ExistingIndex, INDEX_MARKER,
-    IndexColumnRow, Job, LINK_COLUMN, MARKER, MigrationBackend, on_concrete_connection,
+    self, ColumnKind, ColumnSpec, Count, EXPIRY_MARKER, ExistingColumn, ExistingIndex,
+    INDEX_MARKER, IndexColumnRow, Job, LINK_COLUMN, MARKER, MigrationBackend,
+    on_concrete_connection,
 };
 use crate::store::{DieselTokenStore, KeyRow, RecordRow, Sql, StoreConnection, sealed};
 
@@ -235,6 +236,19 @@ impl migration::sealed::Backend for Mysql {
         vec![format!("ALTER TABLE {table} {}", drops.join(", "))]
     }
 
+    fn holds_millis(column: &ExistingColumn) -> bool {
+        // `bigint` (MySQL 8) or `bigint(20)`; an unsigned one cannot hold
+        // every value read back as a signed 64-bit integer.
+        let t = column.sql_type.to_ascii_lowercase();
+        (t == "bigint" || t.starts_with("bigint(")) && !t.contains("unsigned")
+    }
+
+    fn add_expiry_column(table: &str, column: &str) -> Vec<String> {
+        vec![format!(
+            "ALTER TABLE {table} ADD COLUMN {column} BIGINT NULL COMMENT '{EXPIRY_MARKER}'"
+        )]
+    }
+
     fn create_code_table(table: &str, index: &str) -> Vec<String> {
         // InnoDB for the row lock `consume` takes; byte-wise collations so
         // that hashes and user ids compare exactly.
@@ -334,10 +348,10 @@ where
     Ok(rows
         .into_iter()
         .map(|r| ExistingColumn {
-            ours: r.comment == MARKER,
             name: r.name,
             sql_type: r.sql_type,
             nullable: r.is_nullable.eq_ignore_ascii_case("YES"),
+            marker: Some(r.comment).filter(|c| !c.is_empty()),
         })
         .collect())
 }

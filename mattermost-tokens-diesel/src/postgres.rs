@@ -34,8 +34,9 @@ use mattermost_tokens::StoreError;
 
 use crate::code_store::{CodeStatements, CodeUserRow, DieselCodeStore};
 use crate::migration::{
-    self, ColumnKind, ColumnSpec, Count, ExistingColumn, ExistingIndex, INDEX_MARKER,
-    IndexColumnRow, Job, LINK_COLUMN, MARKER, MigrationBackend, on_concrete_connection,
+    self, ColumnKind, ColumnSpec, Count, EXPIRY_MARKER, ExistingColumn, ExistingIndex,
+    INDEX_MARKER, IndexColumnRow, Job, LINK_COLUMN, MARKER, MigrationBackend,
+    on_concrete_connection,
 };
 use crate::store::{DieselTokenStore, KeyRow, KeyType, RecordRow, Sql, StoreConnection, sealed};
 
@@ -209,6 +210,17 @@ impl migration::sealed::Backend for Pg {
         vec![format!("ALTER TABLE {table} {}", drops.join(", "))]
     }
 
+    fn holds_millis(column: &ExistingColumn) -> bool {
+        column.sql_type.eq_ignore_ascii_case("bigint")
+    }
+
+    fn add_expiry_column(table: &str, column: &str) -> Vec<String> {
+        vec![
+            format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} BIGINT NULL"),
+            format!("COMMENT ON COLUMN {table}.{column} IS '{EXPIRY_MARKER}'"),
+        ]
+    }
+
     fn create_code_table(table: &str, index: &str) -> Vec<String> {
         // VARCHAR, not CHAR, for the hash: a text parameter compared with a
         // `bpchar` column would cast the column and miss the primary key.
@@ -299,10 +311,10 @@ where
     Ok(rows
         .into_iter()
         .map(|r| ExistingColumn {
-            ours: r.comment.as_deref() == Some(MARKER),
             name: r.name,
             sql_type: r.sql_type,
             nullable: r.nullable,
+            marker: r.comment,
         })
         .collect())
 }

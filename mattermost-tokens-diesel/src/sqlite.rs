@@ -27,8 +27,9 @@ use mattermost_tokens::StoreError;
 
 use crate::code_store::{CodeStatements, CodeUserRow, DieselCodeStore};
 use crate::migration::{
-    self, ColumnKind, ColumnSpec, Count, ExistingColumn, ExistingIndex, INDEX_MARKER,
-    IndexColumnRow, Job, LINK_COLUMN, MARKER, MigrationBackend, on_concrete_connection,
+    self, ColumnKind, ColumnSpec, Count, EXPIRY_MARKER, ExistingColumn, ExistingIndex,
+    INDEX_MARKER, IndexColumnRow, Job, LINK_COLUMN, MARKER, MigrationBackend,
+    on_concrete_connection,
 };
 use crate::store::{DieselTokenStore, KeyRow, RecordRow, Sql, StoreConnection, sealed};
 
@@ -219,6 +220,20 @@ impl migration::sealed::Backend for Sqlite {
             .collect()
     }
 
+    fn holds_millis(column: &ExistingColumn) -> bool {
+        // INTEGER affinity (any declared type containing "INT"): 64-bit
+        // integers, stored as such.
+        column.sql_type.to_ascii_uppercase().contains("INT")
+    }
+
+    fn add_expiry_column(table: &str, column: &str) -> Vec<String> {
+        // The comment is kept in sqlite_master and marks the column as ours.
+        vec![format!(
+            "ALTER TABLE {table} ADD COLUMN {}",
+            expiry_definition(column)
+        )]
+    }
+
     fn create_code_table(table: &str, index: &str) -> Vec<String> {
         // SQLite names the schema on the index, not on its table.
         let (index, on) = match table.split_once('.') {
@@ -286,6 +301,23 @@ fn definition(spec: &ColumnSpec) -> String {
     format!("{} {sql_type} /* {MARKER} */", spec.name)
 }
 
+/// The expiry column's definition as added, comment included; found again
+/// verbatim in `sqlite_master.sql`.
+fn expiry_definition(column: &str) -> String {
+    format!("{column} INTEGER /* {EXPIRY_MARKER} */")
+}
+
+/// Whether `create` (a table's `CREATE TABLE` statement) holds the column
+/// definition `definition` (which starts with the column's name).
+fn defines(create: &str, definition: &str) -> bool {
+    create.match_indices(definition).any(|(at, _)| {
+        !create[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
 #[derive(QueryableByName)]
 struct SqliteColumn {
     #[diesel(sql_type = Text)]
@@ -329,15 +361,22 @@ where
     Ok(columns
         .into_iter()
         .map(|c| {
-            let ours = migration::COLUMNS
+            let token_column = migration::COLUMNS
                 .iter()
                 .find(|s| s.name.eq_ignore_ascii_case(&c.name))
-                .is_some_and(|s| create.contains(&definition(s)));
+                .is_some_and(|s| defines(&create, &definition(s)));
+            let marker = if token_column {
+                Some(MARKER)
+            } else if defines(&create, &expiry_definition(&c.name)) {
+                Some(EXPIRY_MARKER)
+            } else {
+                None
+            };
             ExistingColumn {
                 name: c.name,
                 sql_type: c.sql_type,
                 nullable: c.nullable,
-                ours,
+                marker: marker.map(str::to_owned),
             }
         })
         .collect())

@@ -1,10 +1,11 @@
 //! The store itself, written once for every backend: [`DieselTokenStore`].
 //!
-//! Table and column names are configurable, so every statement is SQL text
-//! built when the store is configured (from validated identifiers only) and
-//! run with `diesel::sql_query` and bound values. What differs between
-//! databases (placeholders, casts, how a statement reaches the driver) is the
-//! [`StoreConnection`] implementation in each backend's module.
+//! The table, its key column and the token expiry column are configurable,
+//! so every statement is SQL text built when the store is configured (from
+//! validated identifiers only) and run with `diesel::sql_query` and bound
+//! values. What differs between databases (placeholders, casts, how a
+//! statement reaches the driver) is the [`StoreConnection`] implementation
+//! in each backend's module.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,7 +25,7 @@ use mattermost_tokens::{
 };
 
 use crate::error::{ErrorContext, is_unique_violation, query_error};
-use crate::migration::{Job, TokenMigrations};
+use crate::migration::{DEFAULT_EXPIRY_COLUMN, Job, TokenMigrations, validate_expiry_column};
 use crate::pool::ConnectionPool;
 
 /// How many keys one `IN (...)` list of [`TokenStore::get_many`] holds. Far
@@ -131,6 +132,8 @@ pub struct Sql {
 #[derive(Clone)]
 pub(crate) enum Bind {
     Int(i64),
+    /// A nullable `BIGINT` (`NULL` for `None`).
+    OptInt(Option<i64>),
     Text(String),
 }
 
@@ -163,6 +166,7 @@ impl Sql {
         for b in self.binds {
             q = match b {
                 Bind::Int(i) => q.bind::<BigInt, _>(i),
+                Bind::OptInt(i) => q.bind::<Nullable<BigInt>, _>(i),
                 Bind::Text(s) => q.bind::<Text, _>(s),
             };
         }
@@ -182,6 +186,9 @@ pub struct RecordRow {
     mattermost_token: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     mattermost_token_id: Option<String>,
+    /// The expiry column, whatever its configured name.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    mmt_token_expires_at: Option<i64>,
 }
 
 impl fmt::Debug for RecordRow {
@@ -194,6 +201,7 @@ impl fmt::Debug for RecordRow {
                 &self.mattermost_token.as_ref().map(|_| "[REDACTED]"),
             )
             .field("mattermost_token_id", &self.mattermost_token_id)
+            .field("mmt_token_expires_at", &self.mmt_token_expires_at)
             .finish()
     }
 }
@@ -204,6 +212,7 @@ impl RecordRow {
             mattermost_user_id: self.mattermost_user_id.map(UserId::new),
             token: self.mattermost_token.map(AccessToken::new),
             token_id: self.mattermost_token_id.map(TokenId::new),
+            token_expires_at: self.mmt_token_expires_at,
         }
     }
 }
@@ -231,19 +240,31 @@ struct Statements {
 }
 
 impl Statements {
-    fn render<C: StoreConnection>(table: &str, key: &str, key_type: KeyType) -> Self {
+    /// The statements for `table`, keyed by `key` of type `key_type`, with
+    /// the token's expiry in column `expires_at`.
+    fn render<C: StoreConnection>(
+        table: &str,
+        key: &str,
+        key_type: KeyType,
+        expires_at: &str,
+    ) -> Self {
         let p = C::placeholder;
         let k = |n| C::key_param(C::placeholder(n), key_type);
         let select_prefix = format!(
-            "SELECT {} AS mmt_key, mattermost_user_id, mattermost_token, mattermost_token_id FROM {table} WHERE {key}",
+            "SELECT {} AS mmt_key, mattermost_user_id, mattermost_token, mattermost_token_id, \
+             {expires_at} AS mmt_token_expires_at FROM {table} WHERE {key}",
             C::key_as_text(key)
         );
+        // The token, its id and its expiry in one statement: a write that
+        // its condition refuses changes none of them.
         let set_all = format!(
-            "UPDATE {table} SET mattermost_user_id = {}, mattermost_token = {}, mattermost_token_id = {} WHERE {key} = {}",
+            "UPDATE {table} SET mattermost_user_id = {}, mattermost_token = {}, mattermost_token_id = {}, \
+             {expires_at} = {} WHERE {key} = {}",
             p(1),
             p(2),
             p(3),
-            k(4)
+            p(4),
+            k(5)
         );
         let list = format!(
             "SELECT {} AS mmt_key FROM {table} WHERE mattermost_token IS NULL",
@@ -258,14 +279,16 @@ impl Statements {
                 k(2)
             ),
             put_if_absent: format!("{set_all} AND mattermost_token IS NULL"),
-            replace: format!("{set_all} AND mattermost_token_id = {}", p(5)),
+            replace: format!("{set_all} AND mattermost_token_id = {}", p(6)),
             put: set_all,
             clear: format!(
-                "UPDATE {table} SET mattermost_token = NULL, mattermost_token_id = NULL WHERE {key} = {} AND mattermost_token IS NOT NULL",
+                "UPDATE {table} SET mattermost_token = NULL, mattermost_token_id = NULL, {expires_at} = NULL \
+                 WHERE {key} = {} AND mattermost_token IS NOT NULL",
                 k(1)
             ),
             clear_orphan_id: format!(
-                "UPDATE {table} SET mattermost_token_id = NULL WHERE {key} = {} AND mattermost_token IS NULL",
+                "UPDATE {table} SET mattermost_token_id = NULL, {expires_at} = NULL \
+                 WHERE {key} = {} AND mattermost_token IS NULL",
                 k(1)
             ),
             list_first: format!("{list} ORDER BY {key}"),
@@ -291,10 +314,13 @@ impl Statements {
 /// deadpool pool by default; any [`ConnectionPool`] works).
 ///
 /// By default the table is `users`, its key column `id`, of type
-/// [`KeyType::Integer`]. The store reads and writes three nullable columns
+/// [`KeyType::Integer`]. The store reads and writes four nullable columns
 /// that [`migrate`](Self::migrate) adds: `mattermost_user_id`,
-/// `mattermost_token` and `mattermost_token_id`, and relies on the unique
-/// index on `mattermost_user_id` that it also adds: a write that would link
+/// `mattermost_token`, `mattermost_token_id` and the token's expiry in
+/// milliseconds since the Unix epoch, `mattermost_token_expires_at`
+/// (another name with [`with_expiry_column`](Self::with_expiry_column)),
+/// and relies on the unique index on `mattermost_user_id` that it also
+/// adds: a write that would link
 /// a Mattermost user to a second host user fails with
 /// [`StoreError::AlreadyLinked`]. It never inserts or deletes rows.
 pub struct DieselTokenStore<
@@ -305,6 +331,7 @@ pub struct DieselTokenStore<
     table: String,
     key_column: String,
     key_type: KeyType,
+    expiry_column: String,
     acquire_timeout: Duration,
     statements: Statements,
     _connection: PhantomData<fn() -> C>,
@@ -317,6 +344,7 @@ impl<C: StoreConnection, P: Clone> Clone for DieselTokenStore<C, P> {
             table: self.table.clone(),
             key_column: self.key_column.clone(),
             key_type: self.key_type,
+            expiry_column: self.expiry_column.clone(),
             acquire_timeout: self.acquire_timeout,
             statements: self.statements.clone(),
             _connection: PhantomData,
@@ -332,6 +360,7 @@ impl<C: StoreConnection, P> fmt::Debug for DieselTokenStore<C, P> {
             .field("table", &self.table)
             .field("key_column", &self.key_column)
             .field("key_type", &self.key_type)
+            .field("expiry_column", &self.expiry_column)
             .field("acquire_timeout", &self.acquire_timeout)
             .finish_non_exhaustive()
     }
@@ -345,8 +374,14 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
             table: "users".to_owned(),
             key_column: "id".to_owned(),
             key_type: KeyType::Integer,
+            expiry_column: DEFAULT_EXPIRY_COLUMN.to_owned(),
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
-            statements: Statements::render::<C>("users", "id", KeyType::Integer),
+            statements: Statements::render::<C>(
+                "users",
+                "id",
+                KeyType::Integer,
+                DEFAULT_EXPIRY_COLUMN,
+            ),
             _connection: PhantomData,
         }
     }
@@ -361,7 +396,8 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
     }
 
     /// Uses another key column than `id`. Fails with [`StoreError::Config`]
-    /// when `name` is not a plain SQL identifier (no `schema.` prefix).
+    /// when `name` is not a plain SQL identifier (no `schema.` prefix), or
+    /// is the expiry column.
     pub fn with_key_column(mut self, name: impl Into<String>) -> Result<Self, StoreError> {
         let name = name.into();
         validate_identifier(&name)?;
@@ -370,7 +406,31 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
                 "key column {name:?} must be a column name, not a qualified name"
             )));
         }
+        if name.eq_ignore_ascii_case(&self.expiry_column) {
+            return Err(StoreError::Config(format!(
+                "key column {name:?} is the token expiry column"
+            )));
+        }
         self.key_column = name;
+        Ok(self.rerender())
+    }
+
+    /// Uses another column than `mattermost_token_expires_at`
+    /// ([`DEFAULT_EXPIRY_COLUMN`](crate::DEFAULT_EXPIRY_COLUMN)) for
+    /// when the stored token expires (a nullable `BIGINT` of milliseconds
+    /// since the Unix epoch), for reads, writes and
+    /// [`migrate`](Self::migrate) alike. Fails with [`StoreError::Config`]
+    /// when `name` is not a plain SQL identifier (no `schema.` prefix), or
+    /// names one of the three token columns or the key column.
+    pub fn with_expiry_column(mut self, name: impl Into<String>) -> Result<Self, StoreError> {
+        let name = name.into();
+        validate_expiry_column(&name)?;
+        if name.eq_ignore_ascii_case(&self.key_column) {
+            return Err(StoreError::Config(format!(
+                "expiry column {name:?} is the key column"
+            )));
+        }
+        self.expiry_column = name;
         Ok(self.rerender())
     }
 
@@ -407,34 +467,44 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
         self.key_type
     }
 
-    /// The migrations for this store's table, to run through a diesel
-    /// migration harness of the host's choosing (see [`TokenMigrations`]).
+    /// The column holding when the stored token expires.
+    pub fn expiry_column(&self) -> &str {
+        &self.expiry_column
+    }
+
+    /// The migrations for this store's table and expiry column, to run
+    /// through a diesel migration harness of the host's choosing (see
+    /// [`TokenMigrations`]).
     pub fn migrations(&self) -> TokenMigrations {
-        TokenMigrations::for_validated_table(&self.table)
+        TokenMigrations::for_validated(&self.table, &self.expiry_column)
     }
 
     /// Adds the token columns to the users table unless present, then the
-    /// unique index on `mattermost_user_id` (the migrations are recorded in
-    /// diesel's `__diesel_schema_migrations`, see [`TokenMigrations`]). Call
-    /// it once at start-up; running it again does nothing.
+    /// unique index on `mattermost_user_id`, then the token expiry column
+    /// (the migrations are recorded in diesel's
+    /// `__diesel_schema_migrations`, see [`TokenMigrations`]). Call it once
+    /// at start-up; running it again does nothing. A table migrated by an
+    /// earlier version of this crate gets the migrations it lacks.
     ///
     /// Works on any tokio runtime: the blocking migration harness runs on
     /// tokio's blocking pool with a connection of its own.
     ///
     /// Errors: [`StoreError::Schema`] when the table does not exist, has a
-    /// column of that name whose type cannot hold the value, or has rows
-    /// sharing a `mattermost_user_id` (the index is not created then; the
-    /// message says how many ids and how to find them);
+    /// column of one of those names whose type cannot hold the value (or
+    /// that is `NOT NULL`), or has rows sharing a `mattermost_user_id` (the
+    /// index is not created then, the expiry column still is; the message
+    /// says how many ids and how to find them);
     /// [`StoreError::Unavailable`] when the database cannot be reached;
     /// [`StoreError::ReadOnly`] when it refuses writes.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.run_migrations(false).await
     }
 
-    /// Reverts [`migrate`](Self::migrate): drops the unique index if the
-    /// migration created it, then the columns that the migration added
-    /// (columns that were there before it ran, such as a Laravel
-    /// `mattermost_token`, are kept) and forgets the migrations.
+    /// Reverts [`migrate`](Self::migrate): drops the expiry column and the
+    /// unique index if the migrations created them, then the token columns
+    /// that the migration added (columns that were there before it ran,
+    /// such as a Laravel `mattermost_token`, are kept) and forgets the
+    /// migrations.
     pub async fn revert_migration(&self) -> Result<(), StoreError> {
         self.run_migrations(true).await
     }
@@ -450,7 +520,12 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
     }
 
     fn rerender(mut self) -> Self {
-        self.statements = Statements::render::<C>(&self.table, &self.key_column, self.key_type);
+        self.statements = Statements::render::<C>(
+            &self.table,
+            &self.key_column,
+            self.key_type,
+            &self.expiry_column,
+        );
         self
     }
 
@@ -611,17 +686,25 @@ pub(crate) async fn run_job<C: StoreConnection, P: ConnectionPool<C>>(
         })?
 }
 
+/// Where the key goes among [`token_binds`] in the statements that write a
+/// token: after the four values.
+const TOKEN_KEY_POSITION: usize = 4;
+
+/// The values a token write binds, in placeholder order: user id, token,
+/// token id, expiry (`NULL` when the token does not expire).
 fn token_binds(t: &NewToken) -> Vec<Bind> {
     vec![
         Bind::Text(t.mattermost_user_id.as_str().to_owned()),
         Bind::Text(t.token.expose_secret().to_owned()),
         Bind::Text(t.token_id.as_str().to_owned()),
+        Bind::OptInt(t.expires_at),
     ]
 }
 
 fn holds(rec: &TokenRecord, t: &NewToken) -> bool {
     rec.mattermost_user_id.as_ref() == Some(&t.mattermost_user_id)
         && rec.token_id.as_ref() == Some(&t.token_id)
+        && rec.token_expires_at == t.expires_at
         && rec.token.as_ref().is_some_and(|v| v.ct_eq(&t.token))
 }
 
@@ -669,6 +752,8 @@ impl<C: StoreConnection, P: ConnectionPool<C>> TokenStore for DieselTokenStore<C
                 let text = match &b {
                     Bind::Int(i) => i.to_string(),
                     Bind::Text(s) => self.match_key(s),
+                    // Keys are never nullable.
+                    Bind::OptInt(i) => i.map(|i| i.to_string()).unwrap_or_default(),
                 };
                 let entry = wanted.entry(text).or_default();
                 if entry.is_empty() {
@@ -742,7 +827,7 @@ impl<C: StoreConnection, P: ConnectionPool<C>> TokenStore for DieselTokenStore<C
                 user,
                 &self.statements.put_if_absent,
                 token_binds(token),
-                3,
+                TOKEN_KEY_POSITION,
                 Some(&token.mattermost_user_id),
                 true,
                 |_| false,
@@ -756,7 +841,7 @@ impl<C: StoreConnection, P: ConnectionPool<C>> TokenStore for DieselTokenStore<C
             user,
             &self.statements.put,
             token_binds(token),
-            3,
+            TOKEN_KEY_POSITION,
             Some(&token.mattermost_user_id),
             (),
             |_| (),
@@ -778,7 +863,7 @@ impl<C: StoreConnection, P: ConnectionPool<C>> TokenStore for DieselTokenStore<C
                 user,
                 &self.statements.replace,
                 binds,
-                3,
+                TOKEN_KEY_POSITION,
                 Some(&token.mattermost_user_id),
                 true,
                 |rec| {
@@ -802,9 +887,10 @@ impl<C: StoreConnection, P: ConnectionPool<C>> TokenStore for DieselTokenStore<C
                 |_| false,
             )
             .await?;
-        if !cleared && rec.token_id.is_some() {
-            // A token id without a token (written by another tool): clear it
-            // too, as the contract says the id goes with the token.
+        if !cleared && (rec.token_id.is_some() || rec.token_expires_at.is_some()) {
+            // A token id or expiry without a token (written by another
+            // tool): clear them too, as the contract says they go with the
+            // token.
             let key = self
                 .key_bind(user)
                 .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;

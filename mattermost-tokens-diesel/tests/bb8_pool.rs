@@ -23,6 +23,7 @@ fn token(n: usize) -> NewToken {
         mattermost_user_id: UserId::new(format!("{n:0>26}")),
         token: AccessToken::new(format!("token-{n}")),
         token_id: TokenId::new(format!("{n:0>26}")),
+        expires_at: None,
     }
 }
 

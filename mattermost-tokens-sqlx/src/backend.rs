@@ -22,6 +22,8 @@ pub enum Bind<'a> {
     Text(&'a str),
     /// SQL `NULL` (as text).
     Null,
+    /// SQL `NULL` (as an integer, for an integer column).
+    NullInt,
 }
 
 /// How an error reported by the database should be surfaced.
@@ -111,6 +113,9 @@ pub trait Exec: Database {
 
     /// Reads a nullable text column.
     fn column_text(row: &Self::Row, index: usize) -> Result<Option<String>, sqlx::Error>;
+
+    /// Reads a nullable integer column.
+    fn column_opt_i64(row: &Self::Row, index: usize) -> Result<Option<i64>, sqlx::Error>;
 }
 
 fn arguments<DB>(binds: &[Bind<'_>]) -> Result<DB::Arguments, sqlx::Error>
@@ -119,6 +124,7 @@ where
     i64: for<'q> Encode<'q, DB> + Type<DB>,
     String: for<'q> Encode<'q, DB> + Type<DB>,
     Option<String>: for<'q> Encode<'q, DB>,
+    Option<i64>: for<'q> Encode<'q, DB>,
 {
     use sqlx::Arguments as _;
     let mut args = DB::Arguments::default();
@@ -127,6 +133,7 @@ where
             Bind::Int(i) => args.add(*i),
             Bind::Text(s) => args.add(s.to_string()),
             Bind::Null => args.add(None::<String>),
+            Bind::NullInt => args.add(None::<i64>),
         }
         .map_err(sqlx::Error::Encode)?;
     }
@@ -141,6 +148,7 @@ where
     i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
     String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
     Option<String>: for<'q> Encode<'q, DB>,
+    Option<i64>: for<'q> Encode<'q, DB>,
     usize: ColumnIndex<DB::Row>,
 {
     fn execute_on<'c>(
@@ -170,6 +178,10 @@ where
     }
 
     fn column_text(row: &Self::Row, index: usize) -> Result<Option<String>, sqlx::Error> {
+        row.try_get(index)
+    }
+
+    fn column_opt_i64(row: &Self::Row, index: usize) -> Result<Option<i64>, sqlx::Error> {
         row.try_get(index)
     }
 }
@@ -247,6 +259,11 @@ pub trait Backend: Exec + sealed::Sealed {
             ColumnKind::Token => "TEXT",
         }
     }
+
+    /// The SQL type of the token expiry column the migration adds: a
+    /// nullable 64-bit integer (milliseconds since the Unix epoch).
+    #[doc(hidden)]
+    const EXPIRY_COLUMN_DDL: &'static str = "BIGINT";
 
     /// Query returning a row when the table exists, with its parameters.
     #[doc(hidden)]

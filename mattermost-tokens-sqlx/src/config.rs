@@ -1,7 +1,15 @@
-//! Which table and key column a store works on, and what kind of key it is.
+//! Which table and key column a store works on, what kind of key it is,
+//! and the name of the token expiry column.
 
 use mattermost_tokens::StoreError;
 use mattermost_tokens::store::validate_identifier;
+
+use crate::queries::{TOKEN, TOKEN_ID, USER_ID};
+
+/// The default name of the column holding when a user's token expires
+/// (milliseconds since the Unix epoch, NULL for a token that does not
+/// expire); see [`SqlxTokenStore::with_expiry_column`](crate::SqlxTokenStore::with_expiry_column).
+pub const DEFAULT_EXPIRY_COLUMN: &str = "mattermost_token_expires_at";
 
 /// The SQL type of the host's user key (the key column of its `users`
 /// table), which decides how [`HostUserId`](mattermost_tokens::HostUserId)
@@ -31,6 +39,8 @@ pub(crate) struct Target {
     table: String,
     key: String,
     key_type: KeyType,
+    /// The token expiry column.
+    expiry: String,
 }
 
 impl Default for Target {
@@ -39,8 +49,40 @@ impl Default for Target {
             table: "users".into(),
             key: "id".into(),
             key_type: KeyType::Integer,
+            expiry: DEFAULT_EXPIRY_COLUMN.into(),
         }
     }
+}
+
+/// Checks a configured column name: an identifier
+/// ([`validate_identifier`]) without a table or schema prefix.
+fn column_name(column: &str, what: &str) -> Result<(), StoreError> {
+    validate_identifier(column)?;
+    if column.contains('.') {
+        return Err(StoreError::Config(format!(
+            "{column:?} is not a column name (a {what} takes no table or schema prefix)"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an expiry column that is the key column or another of the
+/// store's columns: the store writes it, and its undo drops it. Unquoted
+/// column names are case-insensitive on every supported database.
+fn distinct_columns(key: &str, expiry: &str) -> Result<(), StoreError> {
+    let same = |other: &str| expiry.eq_ignore_ascii_case(other);
+    if same(key) {
+        return Err(StoreError::Config(format!(
+            "the key column and the token expiry column would both be {expiry:?}; \
+             give one of them another name"
+        )));
+    }
+    if [USER_ID, TOKEN, TOKEN_ID].into_iter().any(same) {
+        return Err(StoreError::Config(format!(
+            "{expiry:?} cannot be the token expiry column: the store keeps another value in it"
+        )));
+    }
+    Ok(())
 }
 
 impl Target {
@@ -52,13 +94,16 @@ impl Target {
 
     pub(crate) fn with_key(mut self, key: String) -> Result<Self, StoreError> {
         // A key column is a plain column name: no `schema.` prefix.
-        validate_identifier(&key)?;
-        if key.contains('.') {
-            return Err(StoreError::Config(format!(
-                "{key:?} is not a column name (a key column takes no table or schema prefix)"
-            )));
-        }
+        column_name(&key, "key column")?;
+        distinct_columns(&key, &self.expiry)?;
         self.key = key;
+        Ok(self)
+    }
+
+    pub(crate) fn with_expiry(mut self, expiry: String) -> Result<Self, StoreError> {
+        column_name(&expiry, "column")?;
+        distinct_columns(&self.key, &expiry)?;
+        self.expiry = expiry;
         Ok(self)
     }
 
@@ -78,5 +123,10 @@ impl Target {
 
     pub(crate) fn key_type(&self) -> KeyType {
         self.key_type
+    }
+
+    /// The token expiry column.
+    pub(crate) fn expiry(&self) -> &str {
+        &self.expiry
     }
 }

@@ -5,11 +5,13 @@
 //! [`CodeStore`](mattermost_tokens::magic_link::CodeStore) on the same
 //! databases ([`PgCodeStore`], [`MySqlCodeStore`], [`SqliteCodeStore`]).
 //!
-//! The store keeps each user's Mattermost user id, personal access token and
-//! token id in three nullable columns of the host app's own `users` table
-//! (`mattermost_user_id`, `mattermost_token`, `mattermost_token_id`), using
-//! the host's sqlx pool. [`migrate`](SqlxTokenStore::migrate) adds the
-//! columns; the host calls it once at start-up. Queries are built at run
+//! The store keeps each user's Mattermost user id, personal access token,
+//! token id and token expiry in four nullable columns of the host app's own
+//! `users` table (`mattermost_user_id`, `mattermost_token`,
+//! `mattermost_token_id`, and `mattermost_token_expires_at`: milliseconds
+//! since the Unix epoch, NULL for a token that does not expire), using the
+//! host's sqlx pool. [`migrate`](SqlxTokenStore::migrate) adds the columns;
+//! the host calls it once at start-up. Queries are built at run
 //! time: nothing is needed at build time (no `query!` macros, no
 //! `DATABASE_URL`).
 //!
@@ -45,6 +47,7 @@
 //!     mattermost_user_id: UserId::new("a1b2c3d4e5f6g7h8i9j0k1l2m3"),
 //!     token: AccessToken::new("t0k3nt0k3nt0k3nt0k3nt0k3n"),
 //!     token_id: TokenId::new("i1d2i3d4i5d6i7d8i9d0i1d2i3"),
+//!     expires_at: None,
 //! };
 //! assert!(store.put_token_if_absent(&ada, &token).await?);
 //! assert!(!store.put_token_if_absent(&ada, &token).await?); // one token per user
@@ -58,27 +61,36 @@
 //! [`SqlxTokenStore::new`] assumes a table `users` with an integer key column
 //! `id`. [`with_table_name`](SqlxTokenStore::with_table_name) and
 //! [`with_key_column`](SqlxTokenStore::with_key_column) change the names
-//! (validated as identifiers, since they are written into SQL), and
+//! (validated as identifiers, since they are written into SQL),
 //! [`with_key_type`](SqlxTokenStore::with_key_type) selects text or UUID
-//! keys ([`KeyType`]).
+//! keys ([`KeyType`]), and
+//! [`with_expiry_column`](SqlxTokenStore::with_expiry_column) names the
+//! token expiry column ([`DEFAULT_EXPIRY_COLUMN`] by default; validated like
+//! the key column, and refused when it is the key column or another of the
+//! store's columns).
 //!
 //! # Migration
 //!
-//! [`migrate`](SqlxTokenStore::migrate) applies two steps to the users
-//! table: [`MIGRATION_NAME`] adds the three columns, then
+//! [`migrate`](SqlxTokenStore::migrate) applies three steps to the users
+//! table: [`MIGRATION_NAME`] adds the columns `mattermost_user_id`,
+//! `mattermost_token` and `mattermost_token_id`, then
 //! [`UNIQUE_INDEX_MIGRATION_NAME`] creates a unique index on
 //! `mattermost_user_id` (named `<table>_mattermost_user_id_unique`, as
 //! Laravel's `->unique()` would; see
-//! [`user_id_index_name`](SqlxTokenStore::user_id_index_name)).
-//! [`undo_migration`](SqlxTokenStore::undo_migration) reverts them in
-//! reverse order. Both are idempotent, check the table before changing it (a
-//! missing table or a clashing column type is a
+//! [`user_id_index_name`](SqlxTokenStore::user_id_index_name)), then
+//! [`EXPIRY_MIGRATION_NAME`] adds the expiry column (`BIGINT`, `INTEGER` on
+//! SQLite). [`undo_migration`](SqlxTokenStore::undo_migration) reverts them
+//! in reverse order. Both are idempotent, check the table before changing it
+//! (a missing table or a clashing column type is a
 //! [`StoreError::Schema`](mattermost_tokens::StoreError::Schema)), and
 //! record each step in their own table, [`MIGRATIONS_TABLE`], so the host's
 //! own sqlx migrations (`_sqlx_migrations`) are not disturbed. A database
-//! migrated by an earlier version gets the index from its next
-//! `migrate()`. Why this does not use sqlx's `Migrator` is explained in the
-//! [`migration`] module.
+//! migrated by an earlier version gets the steps it lacks (the index, the
+//! expiry column) from its next `migrate()`; its rows are kept, with a NULL
+//! expiry until their token is next written. The store's reads and writes
+//! name the expiry column, so until that `migrate()` has run they fail with
+//! `StoreError::Schema`. Why this does not use sqlx's `Migrator` is
+//! explained in the [`migration`] module.
 //!
 //! The index is what keeps one Mattermost account to one host user (two
 //! app users sharing an account could each act as the other): the
@@ -185,11 +197,12 @@ mod sqlite_store;
 
 pub use backend::Backend;
 pub use code_store::{DEFAULT_CODES_TABLE, SqlxCodeStore};
-pub use config::KeyType;
+pub use config::{DEFAULT_EXPIRY_COLUMN, KeyType};
 pub use error::RedactedDriverError;
 pub use migration::{
-    CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION, MIGRATION_NAME, MIGRATION_VERSION,
-    MIGRATIONS_TABLE, UNIQUE_INDEX_MIGRATION_NAME, UNIQUE_INDEX_MIGRATION_VERSION,
+    CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION, EXPIRY_MIGRATION_NAME, EXPIRY_MIGRATION_VERSION,
+    MIGRATION_NAME, MIGRATION_VERSION, MIGRATIONS_TABLE, UNIQUE_INDEX_MIGRATION_NAME,
+    UNIQUE_INDEX_MIGRATION_VERSION,
 };
 #[cfg(feature = "mysql")]
 pub use mysql_store::{MySqlCodeStore, MySqlTokenStore};

@@ -8,6 +8,11 @@
 //!   one Mattermost account to two host users, and drops the index again
 //!   (run by the same `migrate()`, right after the columns; undone before
 //!   them);
+//! - `add_mattermost_token_expires_at_column` ([`EXPIRY_MIGRATION_NAME`])
+//!   adds the nullable token expiry column (`mattermost_token_expires_at`
+//!   unless configured otherwise: milliseconds since the Unix epoch, NULL
+//!   for a token that does not expire), and drops it again (run by the same
+//!   `migrate()`, right after the index; undone first);
 //! - `create_mattermost_magic_link_codes_table` ([`CODES_MIGRATION_NAME`])
 //!   creates the magic-link code table, and drops it again
 //!   ([`SqlxCodeStore::migrate`](crate::SqlxCodeStore::migrate)).
@@ -42,8 +47,9 @@
 //! compatible text type (kept as is); a clashing type stops the migration
 //! with [`StoreError::Schema`] before anything is changed. PostgreSQL and
 //! SQLite run it all in one transaction. MySQL commits every DDL statement
-//! on its own, so there everything is checked first and the columns are
-//! added by one `ALTER TABLE`.
+//! on its own, so there everything (all three steps) is checked first and
+//! the three columns are added by one `ALTER TABLE`, the expiry column by
+//! another.
 //!
 //! The unique index is checked at the same time, before the columns are
 //! touched: when an index on exactly `mattermost_user_id` that is unique,
@@ -57,6 +63,17 @@
 //! undo drops that index only when it is unique on the column alone (a
 //! PostgreSQL `UNIQUE` constraint of that name, as Laravel makes, is
 //! dropped as a constraint); an index of another name goes with the column.
+//!
+//! The expiry column is checked at the same time too: when a column of its
+//! name exists already it must be a signed 64-bit integer (`BIGINT` on
+//! PostgreSQL and MySQL/MariaDB; any integer type on SQLite, whose integers
+//! are all 64-bit) and is kept as it is; a column of another type is a
+//! [`StoreError::Schema`], with nothing changed. Otherwise it is added:
+//! `ALTER TABLE <table> ADD COLUMN <column> BIGINT` (`INTEGER` on SQLite).
+//! Its undo drops it (`ALTER TABLE <table> DROP COLUMN <column>`), before the
+//! index and the other columns. A database migrated by an earlier version,
+//! with the first two steps only, gets this step alone from its next
+//! `migrate()`.
 //!
 //! The code table migration takes the same lock, then creates the table
 //! and its index on `expires_at` when the table is absent. A table of that
@@ -97,10 +114,20 @@ pub const UNIQUE_INDEX_MIGRATION_VERSION: i64 = 20260126000005;
 /// host user at most.
 pub const UNIQUE_INDEX_MIGRATION_NAME: &str = "add_unique_mattermost_user_id_index";
 
+/// The version of the users table's third migration,
+/// [`EXPIRY_MIGRATION_NAME`].
+pub const EXPIRY_MIGRATION_VERSION: i64 = 20260126000006;
+
+/// The name of the users table's third migration: the nullable column
+/// holding when each user's token expires (milliseconds since the Unix
+/// epoch), `mattermost_token_expires_at` unless configured otherwise.
+pub const EXPIRY_MIGRATION_NAME: &str = "add_mattermost_token_expires_at_column";
+
 /// The table recording which migrations have been applied to which tables:
 /// one row per (table, version), the table being a users table
-/// ([`MIGRATION_VERSION`] and [`UNIQUE_INDEX_MIGRATION_VERSION`]) or a code
-/// table ([`CODES_MIGRATION_VERSION`]).
+/// ([`MIGRATION_VERSION`], [`UNIQUE_INDEX_MIGRATION_VERSION`] and
+/// [`EXPIRY_MIGRATION_VERSION`]) or a code table
+/// ([`CODES_MIGRATION_VERSION`]).
 /// Created by the first `migrate()` of either store.
 pub const MIGRATIONS_TABLE: &str = "_mattermost_tokens_migrations";
 
@@ -230,7 +257,8 @@ impl Direction {
 /// Which migration a run applies or reverts.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Job<'a> {
-    /// [`MIGRATION_NAME`] on a users table.
+    /// The users table's migrations ([`MIGRATION_NAME`],
+    /// [`UNIQUE_INDEX_MIGRATION_NAME`], [`EXPIRY_MIGRATION_NAME`]).
     UsersColumns(&'a Target),
     /// [`CODES_MIGRATION_NAME`] on a code table (validated name).
     CodeTable(&'a str),
@@ -356,7 +384,7 @@ async fn steps<DB: Backend>(
             Some(raw) => {
                 let ty = parse_type(raw, DB::TYPE_AFFINITY);
                 if !store_column_fits(c.kind, ty) {
-                    return Err(clash(dir, target, c, raw));
+                    return Err(clash(dir, target, c.name, c.wanted(), raw));
                 }
                 if let (ColumnKind::Token, SqlType::Text(Some(n))) = (c.kind, ty)
                     && n < ENVELOPE_LEN
@@ -384,18 +412,21 @@ async fn steps<DB: Backend>(
             (drop.collect(), present.iter().map(|c| c.name).collect())
         }
     };
-    // The second migration is checked now too, before the first changes
-    // anything.
+    // The second and third migrations are checked now too, before the
+    // first changes anything.
     let index = validated_index_name(target.table())?;
     let index_step =
         plan_unique_index::<DB>(conn, target, &index, dir, found(USER_ID).is_some()).await?;
+    let expiry_step = plan_expiry_column::<DB>(target, dir, found(target.expiry()))?;
     match dir {
         Direction::Up => {
             add_or_drop_columns::<DB>(conn, target, dir, changes, &changed).await?;
-            apply_unique_index::<DB>(conn, target, &index, dir, index_step).await
+            apply_unique_index::<DB>(conn, target, &index, dir, index_step).await?;
+            apply_expiry_column::<DB>(conn, target, dir, expiry_step).await
         }
         // In reverse order.
         Direction::Down => {
+            apply_expiry_column::<DB>(conn, target, dir, expiry_step).await?;
             apply_unique_index::<DB>(conn, target, &index, dir, index_step).await?;
             add_or_drop_columns::<DB>(conn, target, dir, changes, &changed).await
         }
@@ -547,12 +578,7 @@ async fn plan_unique_index<DB: Backend>(
             .await
             .map_err(err)?;
         if ids > 0 {
-            return Err(duplicates_error(
-                target.table(),
-                index,
-                Some((ids, rows)),
-                None,
-            ));
+            return Err(duplicates_error(target, index, Some((ids, rows)), None));
         }
     }
     Ok(IndexStep::Create)
@@ -579,7 +605,7 @@ async fn apply_unique_index<DB: Backend>(
                 let duplicated = matches!(&e, sqlx::Error::Database(d)
                     if DB::unique_violation(d.as_ref()).is_some());
                 return Err(if duplicated {
-                    duplicates_error(target.table(), index, None, Some(redacted::<DB>(&e)))
+                    duplicates_error(target, index, None, Some(redacted::<DB>(&e)))
                 } else {
                     err(e)
                 });
@@ -660,7 +686,7 @@ async fn duplicate_user_ids<DB: Backend>(
 /// The migration cannot make `mattermost_user_id` unique: rows share ids.
 /// Names no id (the query to find them instead).
 fn duplicates_error(
-    table: &str,
+    target: &Target,
     index: &str,
     counted: Option<(usize, i64)>,
     source: Option<crate::error::RedactedDriverError>,
@@ -681,29 +707,50 @@ fn duplicates_error(
             "the index was not created",
         ),
     };
+    let (table, expiry) = (target.table(), target.expiry());
     StoreError::Schema {
         message: format!(
             "migrate: cannot create the unique index `{index}` on `{table}.{USER_ID}`: {what}; \
              {consequence}. A Mattermost account must be linked to one user only, or each of its users \
              can act as the other. Find them with `SELECT {USER_ID}, COUNT(*) FROM {table} WHERE \
              {USER_ID} IS NOT NULL GROUP BY {USER_ID} HAVING COUNT(*) > 1`, keep each id on the one \
-             user it belongs to, set {USER_ID}, {TOKEN} and {TOKEN_ID} to NULL on the others (and \
-             revoke their tokens in Mattermost), then run migrate() again"
+             user it belongs to, set {USER_ID}, {TOKEN} and {TOKEN_ID} (and {expiry}, where it \
+             exists) to NULL on the others (and revoke their tokens in Mattermost), then run \
+             migrate() again"
         ),
         source: source.map(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
     }
 }
 
-fn clash(dir: Direction, target: &Target, c: &Column, raw: &str) -> StoreError {
-    let wanted = match c.kind {
-        ColumnKind::Id => "a text column of at least 26 characters, such as VARCHAR(26)",
-        ColumnKind::Token => "a text column of at least 26 characters, such as TEXT",
-    };
-    let column = format!("`{}.{}`", target.table(), c.name);
+impl Column {
+    /// What the column must be, and what to do about one that is not, for
+    /// error messages.
+    fn wanted(&self) -> (&'static str, &'static str) {
+        let wanted = match self.kind {
+            ColumnKind::Id => "a text column of at least 26 characters, such as VARCHAR(26)",
+            ColumnKind::Token => "a text column of at least 26 characters, such as TEXT",
+        };
+        (
+            wanted,
+            "Rename or convert that column, or use another table",
+        )
+    }
+}
+
+/// Column `name` exists with type `raw`, which is not `wanted`; `remedy`
+/// says what to do about it when migrating.
+fn clash(
+    dir: Direction,
+    target: &Target,
+    name: &str,
+    (wanted, remedy): (&str, &str),
+    raw: &str,
+) -> StoreError {
+    let column = format!("`{}.{}`", target.table(), name);
     let message = match dir {
         Direction::Up => format!(
             "migrate: column {column} already exists with type `{raw}`, but the store needs {wanted}; \
-             nothing was changed. Rename or convert that column, or use another table"
+             nothing was changed. {remedy}"
         ),
         Direction::Down => format!(
             "undo_migration: column {column} has type `{raw}`, so this migration did not add it; \
@@ -870,6 +917,108 @@ async fn forget<DB: Backend>(conn: &mut DB::Connection, m: Tracked<'_>) -> Resul
     let (binds, cond) = tracking_key::<DB>(m);
     let delete = format!("DELETE FROM {MIGRATIONS_TABLE} WHERE {cond}");
     DB::execute_on(conn, built_sql(delete), &binds).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The token expiry column.
+
+/// What a column of the expiry column's name must be, and what to do about
+/// one that is not, for error messages.
+const EXPIRY_WANTED: (&str, &str) = (
+    "a signed 64-bit integer column (BIGINT; on SQLite, INTEGER) for milliseconds since the Unix epoch",
+    "Rename or convert that column, or name another expiry column with with_expiry_column()",
+);
+
+/// Whether a declared type fits the expiry column: a signed 64-bit integer
+/// (`BIGINT`, `int8`; a smaller integer could not hold a time in
+/// milliseconds, an unsigned one does not read back as `i64`). On SQLite
+/// (`affinity`) every integer is 64-bit: any integer type fits, as does a
+/// column declared without a type.
+fn expiry_column_fits(raw: &str, affinity: bool) -> bool {
+    if affinity {
+        return matches!(parse_type(raw, true), SqlType::Integer | SqlType::Untyped);
+    }
+    let t = raw.trim().to_ascii_lowercase();
+    let mut words = t.split(|c: char| c.is_whitespace() || c == '(' || c == ')');
+    let base = words.next().unwrap_or_default();
+    matches!(base, "bigint" | "int8") && !words.any(|w| w == "unsigned")
+}
+
+/// What the expiry column migration does to the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExpiryStep {
+    /// Nothing: the column is there already (going up), or not (going
+    /// down).
+    Keep,
+    /// Add the column.
+    Add,
+    /// Drop the column.
+    Drop,
+}
+
+/// Checks what [`EXPIRY_MIGRATION_NAME`] (or its undo) would do, given the
+/// declared type of the column of the expiry column's name if there is one,
+/// without changing anything; refuses with [`StoreError::Schema`] a column
+/// of another type than a 64-bit integer (going down too: the migration did
+/// not add it).
+fn plan_expiry_column<DB: Backend>(
+    target: &Target,
+    dir: Direction,
+    found: Option<&str>,
+) -> Result<ExpiryStep, StoreError> {
+    let Some(raw) = found else {
+        return Ok(match dir {
+            Direction::Up => ExpiryStep::Add,
+            Direction::Down => ExpiryStep::Keep,
+        });
+    };
+    if !expiry_column_fits(raw, DB::TYPE_AFFINITY) {
+        return Err(clash(dir, target, target.expiry(), EXPIRY_WANTED, raw));
+    }
+    Ok(match dir {
+        // Added by an earlier run, or by hand.
+        Direction::Up => ExpiryStep::Keep,
+        Direction::Down => ExpiryStep::Drop,
+    })
+}
+
+/// Applies [`EXPIRY_MIGRATION_NAME`] (or its undo) as planned, and records
+/// it.
+async fn apply_expiry_column<DB: Backend>(
+    conn: &mut DB::Connection,
+    target: &Target,
+    dir: Direction,
+    step: ExpiryStep,
+) -> Result<(), StoreError> {
+    let err = |e| from_sqlx::<DB>(dir.what(), target.table(), e);
+    let column = target.expiry();
+    let change = match step {
+        ExpiryStep::Keep => None,
+        ExpiryStep::Add => Some(format!("ADD COLUMN {column} {}", DB::EXPIRY_COLUMN_DDL)),
+        ExpiryStep::Drop => Some(format!("DROP COLUMN {column}")),
+    };
+    let changed = change.is_some();
+    for stmt in alter::<DB>(target.table(), change.into_iter().collect()) {
+        DB::execute_on(conn, stmt, &[]).await.map_err(err)?;
+    }
+    let tracked = Tracked {
+        table: target.table(),
+        version: EXPIRY_MIGRATION_VERSION,
+        name: EXPIRY_MIGRATION_NAME,
+    };
+    match dir {
+        Direction::Up => record::<DB>(conn, tracked).await,
+        Direction::Down => forget::<DB>(conn, tracked).await,
+    }
+    .map_err(err)?;
+    tracing::info!(
+        table = target.table(),
+        column,
+        changed,
+        "{EXPIRY_MIGRATION_NAME}: {} done",
+        dir.what()
+    );
     Ok(())
 }
 
@@ -1062,6 +1211,33 @@ mod tests {
         assert_eq!(fnv1a32("a"), 0xe40c_292c);
         for t in [&long, &other, &fits, "users", "x.users"] {
             assert_eq!(validated_index_name(t).unwrap(), unique_index_name(t));
+        }
+    }
+
+    #[test]
+    fn expiry_column_fit() {
+        for raw in ["bigint", "BIGINT", "bigint(20)", "int8"] {
+            assert!(expiry_column_fits(raw, false), "{raw}");
+        }
+        for raw in [
+            "integer",
+            "int(11)",
+            "smallint",
+            "bigint(20) unsigned",
+            "bigint unsigned zerofill",
+            "numeric(20,0)",
+            "text",
+            "character varying(26)",
+            "timestamp without time zone",
+            "",
+        ] {
+            assert!(!expiry_column_fits(raw, false), "{raw}");
+        }
+        for raw in ["INTEGER", "BIGINT", "int", "BIGINT UNSIGNED", ""] {
+            assert!(expiry_column_fits(raw, true), "{raw}");
+        }
+        for raw in ["TEXT", "REAL", "NUMERIC", "VARCHAR(26)"] {
+            assert!(!expiry_column_fits(raw, true), "{raw}");
         }
     }
 

@@ -14,13 +14,13 @@ use crate::queries::USER_ID;
 /// Integer keys may be signed or unsigned (Laravel's `BIGINT UNSIGNED`
 /// auto-increment); they are read as `i64`. Text and UUID keys (`CHAR(36)`,
 /// MariaDB's `UUID`) are compared as the column's collation compares them.
-/// The columns are added as `utf8mb4` with a binary collation, so tokens
-/// and ids are stored and compared byte for byte whatever the table's
-/// default character set.
+/// The text columns are added as `utf8mb4` with a binary collation, so
+/// tokens and ids are stored and compared byte for byte whatever the
+/// table's default character set; the expiry column is a `BIGINT`.
 ///
 /// MySQL commits each DDL statement on its own: the migration checks the
-/// table completely, then adds the missing columns in a single
-/// `ALTER TABLE`, under a `GET_LOCK` lock.
+/// table completely, then adds the missing text columns in a single
+/// `ALTER TABLE` and the expiry column in another, under a `GET_LOCK` lock.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

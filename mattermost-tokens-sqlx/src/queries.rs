@@ -13,7 +13,9 @@ use crate::backend::Backend;
 use crate::config::{KeyType, Target};
 use crate::migration;
 
-/// The columns the store owns, in the order queries read them.
+/// The columns the store owns, in the order queries read them (after the
+/// key), followed by the token expiry column, whose name is configured
+/// ([`Target::expiry`]).
 pub(crate) const USER_ID: &str = "mattermost_user_id";
 pub(crate) const TOKEN: &str = "mattermost_token";
 pub(crate) const TOKEN_ID: &str = "mattermost_token_id";
@@ -53,17 +55,22 @@ impl Queries {
         let key = t.key();
         let kt = t.key_type();
         let p = DB::placeholder;
+        let expiry = t.expiry();
         let kp = |n| DB::key_param(n, kt);
         let select_prefix = format!(
-            "SELECT {}, {USER_ID}, {TOKEN}, {TOKEN_ID} FROM {table} WHERE {key}",
+            "SELECT {}, {USER_ID}, {TOKEN}, {TOKEN_ID}, {expiry} FROM {table} WHERE {key}",
             DB::key_select(key, kt)
         );
+        // The token, its id and its expiry are written together, by one
+        // statement.
         let write = format!(
-            "UPDATE {table} SET {USER_ID} = {}, {TOKEN} = {}, {TOKEN_ID} = {} WHERE {key} = {}",
+            "UPDATE {table} SET {USER_ID} = {}, {TOKEN} = {}, {TOKEN_ID} = {}, {expiry} = {} \
+             WHERE {key} = {}",
             p(1),
             p(2),
             p(3),
-            kp(4)
+            p(4),
+            kp(5)
         );
         let missing = format!(
             "SELECT {} FROM {table} WHERE {TOKEN} IS NULL",
@@ -79,10 +86,11 @@ impl Queries {
                 kp(2)
             )),
             put_if_absent: q(format!("{write} AND {TOKEN} IS NULL")),
-            replace: q(format!("{write} AND {TOKEN_ID} = {}", p(5))),
+            replace: q(format!("{write} AND {TOKEN_ID} = {}", p(6))),
             put: q(write),
             clear: q(format!(
-                "UPDATE {table} SET {TOKEN} = NULL, {TOKEN_ID} = NULL WHERE {key} = {} AND {TOKEN} IS NOT NULL",
+                "UPDATE {table} SET {TOKEN} = NULL, {TOKEN_ID} = NULL, {expiry} = NULL \
+                 WHERE {key} = {} AND {TOKEN} IS NOT NULL",
                 kp(1)
             )),
             missing_first: q(format!("{missing} ORDER BY {key} LIMIT {}", p(1))),

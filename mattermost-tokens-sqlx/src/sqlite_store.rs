@@ -66,6 +66,8 @@ impl Backend for Sqlite {
     const MIGRATION_BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
     const ALTER_MANY: bool = false;
     const TYPE_AFFINITY: bool = true;
+    // INTEGER affinity; SQLite integers are 64-bit.
+    const EXPIRY_COLUMN_DDL: &'static str = "INTEGER";
 
     fn table_exists_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>) {
         // The schema is a validated identifier; sqlite_master cannot be

@@ -20,9 +20,17 @@ use crate::key::{KeyValue, Wanted, key_value};
 use crate::migration::{self, Direction, Job};
 use crate::queries::{IN_LIST_MAX, Queries, USER_ID, sql};
 
-/// A [`TokenStore`] keeping each user's Mattermost user id, token and token
-/// id in three nullable columns of the host's own users table, through the
-/// host's sqlx pool.
+/// A [`TokenStore`] keeping each user's Mattermost user id, token, token
+/// id and token expiry in four nullable columns of the host's own users
+/// table, through the host's sqlx pool.
+///
+/// The columns are `mattermost_user_id`, `mattermost_token`,
+/// `mattermost_token_id` and `mattermost_token_expires_at` (the expiry in
+/// milliseconds since the Unix epoch, NULL for a token that does not
+/// expire; its name is set by [`with_expiry_column`](Self::with_expiry_column)).
+/// A token's value, id and expiry are always written together, by one
+/// statement, and [`clear_token`](TokenStore::clear_token) sets all three
+/// to NULL.
 ///
 /// Use it through its per-database names, [`PgTokenStore`](crate::PgTokenStore),
 /// [`MySqlTokenStore`](crate::MySqlTokenStore) and
@@ -67,6 +75,7 @@ impl<DB: Backend> fmt::Debug for SqlxTokenStore<DB> {
             .field("table", &self.target.table())
             .field("key_column", &self.target.key())
             .field("key_type", &self.target.key_type())
+            .field("expiry_column", &self.target.expiry())
             .field(
                 "pool",
                 &format_args!(
@@ -101,9 +110,24 @@ impl<DB: Backend> SqlxTokenStore<DB> {
     }
 
     /// Uses another key column than `id` (validated like
-    /// [`with_table_name`](Self::with_table_name)).
+    /// [`with_table_name`](Self::with_table_name), without a schema prefix;
+    /// the token expiry column's name is refused with
+    /// [`StoreError::Config`]).
     pub fn with_key_column(self, column: impl Into<String>) -> Result<Self, StoreError> {
         let target = self.target.with_key(column.into())?;
+        Ok(Self::build(self.pool, target))
+    }
+
+    /// Uses another column than `mattermost_token_expires_at`
+    /// ([`DEFAULT_EXPIRY_COLUMN`](crate::DEFAULT_EXPIRY_COLUMN)) for when
+    /// the token expires; [`migrate`](Self::migrate) adds it under this
+    /// name. Validated like [`with_key_column`](Self::with_key_column) (an
+    /// identifier, without a table or schema prefix); a name that is the
+    /// key column's or one of the store's other columns
+    /// (`mattermost_user_id`, `mattermost_token`, `mattermost_token_id`;
+    /// compared without regard to case) is [`StoreError::Config`] too.
+    pub fn with_expiry_column(self, column: impl Into<String>) -> Result<Self, StoreError> {
+        let target = self.target.with_expiry(column.into())?;
         Ok(Self::build(self.pool, target))
     }
 
@@ -135,6 +159,11 @@ impl<DB: Backend> SqlxTokenStore<DB> {
         self.target.key_type()
     }
 
+    /// The token expiry column.
+    pub fn expiry_column(&self) -> &str {
+        self.target.expiry()
+    }
+
     /// The name of the unique index [`migrate`](Self::migrate) creates on
     /// `mattermost_user_id`: `<table>_mattermost_user_id_unique` in lower
     /// case, for the table's name without its schema (the index lives in
@@ -145,7 +174,7 @@ impl<DB: Backend> SqlxTokenStore<DB> {
         &self.sql.user_id_index
     }
 
-    /// Applies the users table's two migrations, recording each in
+    /// Applies the users table's three migrations, recording each in
     /// [`MIGRATIONS_TABLE`](crate::MIGRATIONS_TABLE):
     ///
     /// 1. [`add_mattermost_token_to_users_table`](crate::MIGRATION_NAME)
@@ -155,11 +184,19 @@ impl<DB: Backend> SqlxTokenStore<DB> {
     /// 2. [`add_unique_mattermost_user_id_index`](crate::UNIQUE_INDEX_MIGRATION_NAME)
     ///    creates the unique index [`user_id_index_name`](Self::user_id_index_name)
     ///    on `mattermost_user_id` (NULLs may repeat), so that the database
-    ///    itself refuses to link one Mattermost account to two users.
+    ///    itself refuses to link one Mattermost account to two users;
+    /// 3. [`add_mattermost_token_expires_at_column`](crate::EXPIRY_MIGRATION_NAME)
+    ///    adds the nullable column [`expiry_column`](Self::expiry_column)
+    ///    (`BIGINT`; `INTEGER` on SQLite), the token's expiry in
+    ///    milliseconds since the Unix epoch.
     ///
     /// Call it once at start-up; running it again, or over columns (and a
     /// unique index on `mattermost_user_id`, of any name) that a Laravel or
     /// hand-written migration already added with compatible types, is fine.
+    /// A database migrated by an earlier version gets only the steps it
+    /// lacks; its rows keep their values, with a NULL expiry until their
+    /// token is next written. An expiry column that exists already must be
+    /// a signed 64-bit integer (`BIGINT`; on SQLite, any integer type).
     /// On PostgreSQL the index is built inside the migration's transaction,
     /// which holds off writes to the table while it builds; on a very large
     /// table, create it beforehand with `CREATE UNIQUE INDEX CONCURRENTLY`
@@ -175,10 +212,10 @@ impl<DB: Backend> SqlxTokenStore<DB> {
     }
 
     /// Reverts [`migrate`](Self::migrate), in reverse order: drops the
-    /// unique index (when it is the one `migrate()` creates), then exactly
-    /// the three columns (and with them every stored token: revoke the
-    /// tokens in Mattermost first), and removes both records. Running it
-    /// when they are gone is fine.
+    /// expiry column, then the unique index (when it is the one `migrate()`
+    /// creates), then exactly the three other columns (and with them every
+    /// stored token: revoke the tokens in Mattermost first), and removes
+    /// the three records. Running it when they are gone is fine.
     pub async fn undo_migration(&self) -> Result<(), StoreError> {
         migration::run(&self.pool, Job::UsersColumns(&self.target), Direction::Down).await
     }
@@ -325,16 +362,20 @@ impl<DB: Backend> SqlxTokenStore<DB> {
             mattermost_user_id: DB::column_text(row, 1)?.map(UserId::new),
             token: DB::column_text(row, 2)?.map(AccessToken::new),
             token_id: DB::column_text(row, 3)?.map(TokenId::new),
+            token_expires_at: DB::column_opt_i64(row, 4)?,
         };
         Ok((key, record))
     }
 }
 
-fn token_binds<'a>(key: &'a KeyValue, t: &'a NewToken) -> [Bind<'a>; 4] {
+/// The parameters of the token writes: id, token, token id, expiry (NULL
+/// for a token that does not expire), key.
+fn token_binds<'a>(key: &'a KeyValue, t: &'a NewToken) -> [Bind<'a>; 5] {
     [
         Bind::Text(t.mattermost_user_id.as_str()),
         Bind::Text(t.token.expose_secret()),
         Bind::Text(t.token_id.as_str()),
+        t.expires_at.map_or(Bind::NullInt, Bind::Int),
         key.bind(),
     ]
 }
@@ -445,8 +486,8 @@ impl<DB: Backend> TokenStore for SqlxTokenStore<DB> {
         token: &NewToken,
     ) -> Result<bool, StoreError> {
         let key = self.write_key(user)?;
-        let [a, b, c, d] = token_binds(&key, token);
-        let binds = [a, b, c, d, Bind::Text(expected.as_str())];
+        let [a, b, c, d, e] = token_binds(&key, token);
+        let binds = [a, b, c, d, e, Bind::Text(expected.as_str())];
         self.update_user(
             "rotating a token",
             user,

@@ -676,6 +676,9 @@ fn classify(
             error: api,
         },
         501 => Error::TokensDisabled(api),
+        400 if let Some(rule) = crate::error::ExpiryRule::from_error_id(&api.id) => {
+            Error::TokenExpiryPolicy { rule, error: api }
+        }
         400 if api.id.contains("exists") => Error::AlreadyExists(api),
         _ if is_json => Error::Api(api),
         s => Error::BadResponse {

@@ -421,6 +421,7 @@ fn form(stored: &str) -> Form<'_> {
 ///     mattermost_user_id: "u".repeat(26).into(),
 ///     token: "t".repeat(26).into(),
 ///     token_id: "i".repeat(26).into(),
+///     expires_at: None,
 /// };
 /// store.put_token(&7.into(), &token).await?;
 /// let raw = inner.get(&7.into()).await?.unwrap().token.unwrap();
@@ -565,6 +566,7 @@ impl<S: TokenStore> EncryptedStore<S> {
             mattermost_user_id: token.mattermost_user_id.clone(),
             token: self.keys.seal(user, &token.token)?,
             token_id: token.token_id.clone(),
+            expires_at: token.expires_at,
         })
     }
 
@@ -609,6 +611,7 @@ impl<S: TokenStore> EncryptedStore<S> {
                 mattermost_user_id,
                 token,
                 token_id: token_id.clone(),
+                expires_at: raw.token_expires_at,
             },
         )?;
         if self.inner.replace_token(user, &token_id, &new).await? {

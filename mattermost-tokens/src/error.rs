@@ -77,6 +77,48 @@ pub(crate) struct AppErrorBody {
     pub request_id: String,
 }
 
+/// The server's personal access token lifetime rules (newer servers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExpiryRule {
+    /// Tokens must expire: a token without `expires_at` is refused.
+    Required,
+    /// The expiry asked for is further away than the server allows.
+    TooFar,
+    /// The expiry asked for has already passed.
+    InPast,
+}
+
+impl ExpiryRule {
+    /// The rule an error id names, if it names one.
+    pub(crate) fn from_error_id(id: &str) -> Option<Self> {
+        if id.contains("expires_at_required") {
+            Some(ExpiryRule::Required)
+        } else if id.contains("expires_at_too_far") {
+            Some(ExpiryRule::TooFar)
+        } else if id.contains("expires_at_in_past") {
+            Some(ExpiryRule::InPast)
+        } else {
+            None
+        }
+    }
+
+    /// What the rule means for the caller, and what to change.
+    pub fn advice(self) -> &'static str {
+        match self {
+            ExpiryRule::Required => {
+                "the Mattermost server requires personal access tokens to expire; set a token lifetime (SyncOptions::token_lifetime, or CreateToken::expires_at)"
+            }
+            ExpiryRule::TooFar => {
+                "the token lifetime asked for is longer than the Mattermost server allows; set a shorter SyncOptions::token_lifetime"
+            }
+            ExpiryRule::InPast => {
+                "the token expiry asked for is already in the past; check this machine's clock and the token lifetime"
+            }
+        }
+    }
+}
+
 /// Everything that can go wrong talking to Mattermost.
 ///
 /// Branch on the variant, not on the message: the named variants are the
@@ -92,6 +134,16 @@ pub enum Error {
         "personal access tokens are disabled on the Mattermost server; enable them in System Console > Integrations > Integration Management (ServiceSettings.EnableUserAccessTokens): {0}"
     )]
     TokensDisabled(Box<ApiError>),
+    /// 400 from a token create: the server's token lifetime policy refused
+    /// the expiry asked for (newer servers; error ids ending in
+    /// `expires_at_required`, `expires_at_too_far`, `expires_at_in_past`).
+    #[error("{}: {error}", rule.advice())]
+    TokenExpiryPolicy {
+        /// Which rule refused it.
+        rule: ExpiryRule,
+        /// The answer.
+        error: Box<ApiError>,
+    },
     /// 401: the token is invalid, revoked, expired, or its user deactivated.
     #[error("not authorized (token invalid, revoked, or its user deactivated): {0}")]
     Unauthorized(Box<ApiError>),
@@ -218,6 +270,7 @@ impl Error {
     pub fn api_error(&self) -> Option<&ApiError> {
         match self {
             Error::TokensDisabled(e)
+            | Error::TokenExpiryPolicy { error: e, .. }
             | Error::Unauthorized(e)
             | Error::PermissionDenied(e)
             | Error::NotFound(e)

@@ -75,7 +75,7 @@ pub use encryption::{
     ENCRYPTED_PREFIX, EncryptedStore, EncryptionKeys, KEY_ENV_VAR, KeyError, ReencryptOutcome,
     ReencryptReport, SkipReason,
 };
-pub use error::{ApiError, Error};
+pub use error::{ApiError, Error, ExpiryRule};
 pub use host::{HostUser, RESERVED_USERNAMES, validate_username};
 pub use ids::{AccessToken, ChannelId, HostUserId, TeamId, TokenId, UserId};
 pub use lifecycle::{Revoked, Verification};

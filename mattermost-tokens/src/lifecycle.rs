@@ -24,6 +24,8 @@ pub enum Verification {
     NoToken,
     /// The token no longer exists in Mattermost (revoked).
     TokenRevoked,
+    /// The token has expired (it was minted with a lifetime).
+    TokenExpired,
     /// The token exists but is disabled.
     TokenDisabled,
     /// The user is deactivated in Mattermost.
@@ -34,8 +36,8 @@ pub enum Verification {
     WrongUser,
     /// The token is refused and the admin could not tell why.
     Rejected,
-    /// The token was revoked or missing and a new one was minted and stored
-    /// (only with `remint`).
+    /// The token was revoked, expired or missing and a new one was minted and
+    /// stored (only with `remint`).
     Reminted,
 }
 
@@ -77,8 +79,9 @@ impl UserSync {
 
     /// Checks the stored token with `GET /users/me`. On a 401 it asks, with
     /// the admin token, why: tokens disabled on the server, the user
-    /// deactivated, or the token gone. With `remint`, a revoked or missing
-    /// token is replaced by a new one (the stored value is cleared first).
+    /// deactivated, the token expired, or the token gone. With `remint`, a
+    /// revoked, expired or missing token is replaced by a new one (the stored
+    /// value is cleared first; an expired one is also revoked).
     pub async fn verify(&self, user: &HostUserId, remint: bool) -> Result<Verification, Error> {
         let rec = self.record(user).await?;
         let Some(token) = rec.token.clone() else {
@@ -95,7 +98,7 @@ impl UserSync {
             Err(e) => return Err(e),
         };
         tracing::warn!(host_user = %user, verdict = ?why, "stored token does not work");
-        if remint && why == Verification::TokenRevoked {
+        if remint && matches!(why, Verification::TokenRevoked | Verification::TokenExpired) {
             let mm = rec
                 .mattermost_user_id
                 .clone()
@@ -107,6 +110,9 @@ impl UserSync {
                 return Ok(why);
             }
             self.store().clear_token(user).await?;
+            if let (Verification::TokenExpired, Some(id)) = (&why, &rec.token_id) {
+                self.revoke_quietly(id).await?;
+            }
             let (outcome, _) = self.mint_and_store(user, &mm, false, false, None).await?;
             if outcome == TokenOutcome::Minted {
                 return Ok(Verification::Reminted);
@@ -129,8 +135,13 @@ impl UserSync {
                 Err(e) => return Err(e),
             }
         }
+        let now = crate::sync::unix_now_ms();
+        if rec.token_expires_at.is_some_and(|at| at <= now) {
+            return Ok(Verification::TokenExpired);
+        }
         if let Some(id) = &rec.token_id {
             return match admin.token(id).await {
+                Ok(t) if t.expires_at.is_some_and(|at| at <= now) => Ok(Verification::TokenExpired),
                 Ok(t) if !t.is_active => Ok(Verification::TokenDisabled),
                 Ok(_) => Ok(Verification::Rejected),
                 Err(e) if e.is_not_found() => Ok(Verification::TokenRevoked),

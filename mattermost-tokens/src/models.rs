@@ -175,6 +175,19 @@ pub struct PersonalAccessToken {
     /// Whether the token is enabled.
     #[serde(default = "yes")]
     pub is_active: bool,
+    /// When the token expires, in ms since the epoch; `None` (or absent, on
+    /// servers without token expiry) when it does not.
+    #[serde(
+        default,
+        deserialize_with = "expiry",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<i64>,
+}
+
+/// Mattermost writes `0` (or nothing) for a token that does not expire.
+fn expiry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(Option::<i64>::deserialize(d)?.filter(|ms| *ms > 0))
 }
 
 fn yes() -> bool {
@@ -196,6 +209,11 @@ pub struct CreatedToken {
     /// Whether the token is enabled.
     #[serde(default = "yes")]
     pub is_active: bool,
+    /// When the token expires, in ms since the epoch. `None` when it does not
+    /// expire, or when the server does not support expiry (it then ignores
+    /// an `expires_at` asked for and the token does not expire).
+    #[serde(default, deserialize_with = "expiry")]
+    pub expires_at: Option<i64>,
 }
 
 /// Body of `POST /users/{user_id}/tokens`.

@@ -10,7 +10,7 @@ use rand::Rng;
 use secrecy::SecretString;
 
 use crate::client::{Acting, MattermostClient};
-use crate::error::{ApiError, Error};
+use crate::error::{ApiError, Error, ExpiryRule};
 use crate::host::HostUser;
 use crate::ids::{HostUserId, TokenId, UserId, is_valid_mattermost_id};
 use crate::models::{CreateToken, CreateUser, CreatedToken, User, UserPatch};
@@ -46,6 +46,18 @@ pub struct SyncOptions {
     /// token, may belong to a sync running elsewhere right now; they are
     /// revoked only after this sync has stored its own (default 2 minutes).
     pub orphan_grace: Duration,
+    /// Mint tokens that expire this long after they are minted (servers with
+    /// token expiry; a server whose lifetime policy requires expiry refuses
+    /// tokens without it). `None` (the default): tokens do not expire. A
+    /// server without token expiry ignores it, and its tokens do not expire;
+    /// the sync then stores no expiry and warns once.
+    pub token_lifetime: Option<Duration>,
+    /// A stored token that expires within this margin is replaced by the
+    /// next sync ([`UserSync::sync_all`], [`UserSync::sync_user`]; not
+    /// [`UserSync::sync_missing`], which only fills in missing tokens).
+    /// `None` (the default): a quarter of `token_lifetime`, at most one day
+    /// (one day without a lifetime). Must be shorter than `token_lifetime`.
+    pub renew_before: Option<Duration>,
 }
 
 impl Default for SyncOptions {
@@ -58,6 +70,8 @@ impl Default for SyncOptions {
             replace_tokens: false,
             dry_run: false,
             orphan_grace: Duration::from_secs(120),
+            token_lifetime: None,
+            renew_before: None,
         }
     }
 }
@@ -219,6 +233,19 @@ pub struct UserSync {
     store: Arc<dyn TokenStore>,
     opts: Arc<SyncOptions>,
     seen: Arc<Seen>,
+    /// Stored tokens expiring within this many ms are replaced.
+    renew_before_ms: i64,
+    expiry: Arc<ExpiryState>,
+}
+
+/// What the server has shown of its token expiry support.
+#[derive(Debug, Default)]
+struct ExpiryState {
+    /// The server's lifetime policy refused a mint: every later mint with
+    /// the same options would be refused too, so they fail at once.
+    refused: std::sync::OnceLock<(ExpiryRule, ApiError)>,
+    /// An expiry was asked for and the answer had none: warned once.
+    ignored_warned: std::sync::atomic::AtomicBool,
 }
 
 /// How unlinked users turned out so far: new to Mattermost, or already there.
@@ -285,13 +312,33 @@ impl UserSync {
                 "concurrency and batch size must be at least 1".into(),
             ));
         }
+        const DAY: Duration = Duration::from_secs(86_400);
+        if let Some(l) = options.token_lifetime
+            && !(Duration::from_secs(60)..=DAY * 365 * 100).contains(&l)
+        {
+            return Err(Error::InvalidInput(format!(
+                "token lifetime {l:?} must be between one minute and 100 years"
+            )));
+        }
+        if let (Some(l), Some(r)) = (options.token_lifetime, options.renew_before)
+            && r >= l
+        {
+            return Err(Error::InvalidInput(format!(
+                "renew_before ({r:?}) must be shorter than the token lifetime ({l:?}), or every sync would replace every token"
+            )));
+        }
         let mut options = options;
         options.batch_size = options.batch_size.min(crate::api::MAX_PER_PAGE as usize);
+        let renew_before = options
+            .renew_before
+            .unwrap_or_else(|| options.token_lifetime.map_or(DAY, |l| (l / 4).min(DAY)));
         Ok(UserSync {
             client,
             store,
+            renew_before_ms: i64::try_from(renew_before.as_millis()).unwrap_or(i64::MAX),
             opts: Arc::new(options),
             seen: Arc::default(),
+            expiry: Arc::default(),
         })
     }
 
@@ -510,6 +557,15 @@ impl UserSync {
             Some(r) => r,
             None => self.record(&user.id).await?,
         };
+        let expiring = self.expiring(&record);
+        if (record.token.is_none() || self.opts.replace_tokens || expiring)
+            && !self.opts.dry_run
+            && let Some(e) = self.expiry_refused()
+        {
+            // The server's lifetime policy refused an earlier mint of this
+            // sync: this one would be refused too.
+            return Err(e);
+        }
 
         // 1. The account.
         let existing = match (&record.mattermost_user_id, p.account) {
@@ -588,7 +644,7 @@ impl UserSync {
 
         // 2. The token.
         let replacing = record.token.is_some();
-        let (token, orphans_revoked) = if replacing && !self.opts.replace_tokens {
+        let (token, orphans_revoked) = if replacing && !self.opts.replace_tokens && !expiring {
             (TokenOutcome::Kept, 0)
         } else if self.opts.dry_run {
             (TokenOutcome::WouldMint, 0)
@@ -767,6 +823,26 @@ impl UserSync {
         }
     }
 
+    /// Whether the record's token expires within the renewal margin (or has
+    /// expired): the sync then replaces it.
+    fn expiring(&self, record: &TokenRecord) -> bool {
+        record.token.is_some()
+            && record
+                .token_expires_at
+                .is_some_and(|at| at.saturating_sub(unix_now_ms()) <= self.renew_before_ms)
+    }
+
+    /// The refusal of an earlier mint by the server's lifetime policy.
+    fn expiry_refused(&self) -> Option<Error> {
+        self.expiry
+            .refused
+            .get()
+            .map(|(rule, error)| Error::TokenExpiryPolicy {
+                rule: *rule,
+                error: Box::new(error.clone()),
+            })
+    }
+
     /// The description of tokens minted for `user`.
     pub fn token_description(&self, user: &HostUserId) -> String {
         let key = user.to_key_string();
@@ -891,16 +967,38 @@ impl UserSync {
                 }
             }
         }
-        let minted: CreatedToken = self
+        let asked_expiry = self.opts.token_lifetime.map(|l| {
+            unix_now_ms().saturating_add(i64::try_from(l.as_millis()).unwrap_or(i64::MAX))
+        });
+        let minted: CreatedToken = match self
             .admin()
             .create_token(
                 mattermost_user,
                 &CreateToken {
                     description: self.token_description(user),
-                    expires_at: None,
+                    expires_at: asked_expiry,
                 },
             )
-            .await?;
+            .await
+        {
+            Ok(t) => t,
+            Err(Error::TokenExpiryPolicy { rule, error }) => {
+                let _ = self.expiry.refused.set((rule, (*error).clone()));
+                return Err(Error::TokenExpiryPolicy { rule, error });
+            }
+            Err(e) => return Err(e),
+        };
+        if asked_expiry.is_some()
+            && minted.expires_at.is_none()
+            && !self
+                .expiry
+                .ignored_warned
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "the Mattermost server ignored the token lifetime (it has no token expiry): minted tokens do not expire"
+            );
+        }
         if let Err(reason) = check_minted(&minted, mattermost_user) {
             // A success answer without a usable token (a proxy, a broken
             // server): storing it would leave the user with a token that
@@ -926,6 +1024,7 @@ impl UserSync {
             mattermost_user_id: mattermost_user.clone(),
             token: minted.token.clone(),
             token_id: minted.id.clone(),
+            expires_at: minted.expires_at,
         };
         let stored = match (replacing, old) {
             (false, _) => self.store.put_token_if_absent(user, &new).await,
@@ -1051,6 +1150,13 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Milliseconds since the epoch, Mattermost's unit for `expires_at`.
+pub(crate) fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn hex_sha256(s: &str) -> String {

@@ -79,6 +79,7 @@ fn public_types_do_not_format_secrets() {
         mattermost_user_id: Some(UserId::new(id("owner"))),
         token: Some(AccessToken::new(MINTED_TOKEN)),
         token_id: Some(TokenId::new(id("tok"))),
+        token_expires_at: Some(1_700_000_000_000),
     };
     assert_clean("TokenRecord", &format!("{rec:?} {rec:#?}"));
 
@@ -86,6 +87,7 @@ fn public_types_do_not_format_secrets() {
         mattermost_user_id: UserId::new(id("owner")),
         token: AccessToken::new(MINTED_TOKEN),
         token_id: TokenId::new(id("tok")),
+        expires_at: None,
     };
     assert_clean("NewToken", &format!("{nt:?} {nt:#?}"));
 }

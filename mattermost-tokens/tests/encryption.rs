@@ -41,6 +41,7 @@ fn new_token(i: usize) -> NewToken {
         mattermost_user_id: UserId::new(mm_value('u', i)),
         token: mm_value('t', i).into(),
         token_id: TokenId::new(mm_value('i', i)),
+        expires_at: None,
     }
 }
 
@@ -89,6 +90,7 @@ async fn write_raw(inner: &Arc<dyn TokenStore>, u: &HostUserId, raw: &str) {
         token_id: rec
             .token_id
             .unwrap_or_else(|| TokenId::new(mm_value('i', 0))),
+        expires_at: None,
     };
     inner.put_token(u, &t).await.unwrap();
 }
@@ -251,10 +253,14 @@ where
     let users: Vec<HostUserId> = (1..=4).map(user).collect();
     let inner = make(users.clone()).await;
     let old = encrypted(&inner, &format!("k1:{K1}"));
+    // Expiries in 2100, one per user: re-encryption must keep them.
+    let expiry = |i: i64| Some(4_102_444_800_000 + i);
     for i in 1..=3 {
-        old.put_token(&user(i), &new_token(i as usize))
-            .await
-            .unwrap();
+        let token = NewToken {
+            expires_at: expiry(i),
+            ..new_token(i as usize)
+        };
+        old.put_token(&user(i), &token).await.unwrap();
     }
 
     let rotated = encrypted(&inner, &format!("k2:{K2},k1:{K1}"));
@@ -280,6 +286,12 @@ where
     assert_eq!(report.skips, vec![(user(4), SkipReason::NoToken)]);
     for i in 1..=3 {
         assert!(raw_token(&inner, &user(i)).await.starts_with("mmt1:k2:"));
+        let rec = inner.get(&user(i)).await.unwrap().unwrap();
+        assert_eq!(
+            rec.token_expires_at,
+            expiry(i),
+            "re-encryption kept the expiry"
+        );
     }
     let again = rotated
         .reencrypt_all(futures::stream::iter(users.clone()))

@@ -49,6 +49,7 @@ async fn users() -> Arc<MemoryStore> {
                 mattermost_user_id: UserId::new(MM_ID),
                 token: TOKEN.into(),
                 token_id: TokenId::new("tokenidtokenidtokenidtoken"),
+                expires_at: None,
             },
         )
         .await

@@ -211,6 +211,7 @@ async fn linked_user_with_token_and_same_details_costs_one_read() {
                 mattermost_user_id: UserId::new(mm.clone()),
                 token: "kept-token".into(),
                 token_id: TokenId::new(id("t", 9)),
+                expires_at: None,
             },
         )
         .await
@@ -261,6 +262,7 @@ async fn changed_details_are_patched_with_only_the_changes() {
                 mattermost_user_id: UserId::new(mm.clone()),
                 token: "t".into(),
                 token_id: TokenId::new(id("t", 9)),
+                expires_at: None,
             },
         )
         .await
@@ -695,6 +697,7 @@ async fn replace_tokens_mints_stores_then_revokes_the_old() {
                 mattermost_user_id: UserId::new(mm.clone()),
                 token: "old".into(),
                 token_id: TokenId::new(id("t", 99)),
+                expires_at: None,
             },
         )
         .await
@@ -842,6 +845,7 @@ async fn bulk_sync_collects_per_user_errors_and_fetches_linked_users_in_one_requ
                     mattermost_user_id: UserId::new(id("u", n)),
                     token: format!("tok{n}").into(),
                     token_id: TokenId::new(id("t", n)),
+                    expires_at: None,
                 },
             )
             .await
@@ -909,6 +913,7 @@ async fn sync_missing_skips_users_with_tokens_without_requests() {
                 mattermost_user_id: UserId::new(id("u", 1)),
                 token: "tok1".into(),
                 token_id: TokenId::new(id("t", 1)),
+                expires_at: None,
             },
         )
         .await
@@ -976,6 +981,7 @@ async fn store_with_token(user: i64, token: &str, mm: &str) -> Arc<MemoryStore> 
                 mattermost_user_id: UserId::new(mm),
                 token: token.into(),
                 token_id: TokenId::new(id("t", 1)),
+                expires_at: None,
             },
         )
         .await

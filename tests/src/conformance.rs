@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mattermost_tokens::{
-    AccessToken, HostUserId, NewToken, StoreError, TokenId, TokenStore, UserId,
+    AccessToken, HostUserId, NewToken, StoreError, TokenId, TokenRecord, TokenStore, UserId,
 };
 
 /// Makes fresh stores for the suite.
@@ -38,6 +38,7 @@ fn new_token(n: usize, value: &str) -> NewToken {
         mattermost_user_id: mm_id(n),
         token: AccessToken::new(value),
         token_id: tok_id(n),
+        expires_at: None,
     }
 }
 
@@ -213,6 +214,48 @@ pub async fn put_and_replace(f: &dyn StoreFactory, users: Vec<HostUserId>) {
     assert_eq!(rec.token_id, Some(tok_id(3)));
 }
 
+/// A token's expiry is stored with it by every write, read back by `get` and
+/// `get_many`, and cleared with the token; a token without one reads back
+/// `None`. Millisecond timestamps past 2^31 seconds must survive (BIGINT).
+pub async fn token_expiry(f: &dyn StoreFactory, users: Vec<HostUserId>) {
+    let Some(s) = f.fresh(&users).await else {
+        return;
+    };
+    let (u, v) = (&users[0], &users[1]);
+    let at = |n: usize, ms: Option<i64>| NewToken {
+        expires_at: ms,
+        ..new_token(n, &format!("expiring-{n}"))
+    };
+    let expiry = |rec: Option<TokenRecord>| rec.unwrap().token_expires_at;
+    // 2100-01-01 and 2300-01-01 in milliseconds.
+    let (soon, later) = (4_102_444_800_000_i64, 10_413_792_000_000_i64);
+
+    assert!(s.put_token_if_absent(u, &at(1, Some(soon))).await.unwrap());
+    assert_eq!(expiry(s.get(u).await.unwrap()), Some(soon));
+    // A refused compare-and-set changes nothing, expiry included.
+    assert!(!s.put_token_if_absent(u, &at(2, Some(later))).await.unwrap());
+    assert_eq!(expiry(s.get(u).await.unwrap()), Some(soon));
+    assert!(!s.replace_token(u, &tok_id(9), &at(2, None)).await.unwrap());
+    assert_eq!(expiry(s.get(u).await.unwrap()), Some(soon));
+    assert!(
+        s.replace_token(u, &tok_id(1), &at(2, Some(later)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(expiry(s.get(u).await.unwrap()), Some(later));
+    // Replacing with a token that does not expire clears it.
+    s.put_token(u, &at(3, None)).await.unwrap();
+    assert_eq!(expiry(s.get(u).await.unwrap()), None);
+    s.put_token(u, &at(4, Some(soon))).await.unwrap();
+    assert!(s.clear_token(u).await.unwrap());
+    assert_eq!(expiry(s.get(u).await.unwrap()), None);
+
+    s.put_token(v, &at(5, Some(later))).await.unwrap();
+    let many = s.get_many(&users).await.unwrap();
+    assert_eq!(many[v].token_expires_at, Some(later));
+    assert_eq!(many[u].token_expires_at, None);
+}
+
 /// Listing users without a token pages through all of them, in order, and
 /// leaves out users with a token.
 pub async fn missing_across_pages(f: &dyn StoreFactory, users: Vec<HostUserId>) {
@@ -360,6 +403,8 @@ macro_rules! conformance_tests {
             case!(clear, clear_int, c::int_keys(2));
             case!(clear, clear_text, c::text_keys(2));
             case!(put_and_replace, put_and_replace, c::int_keys(2));
+            case!(token_expiry, token_expiry_int, c::int_keys(2));
+            case!(token_expiry, token_expiry_text, c::text_keys(2));
             case!(missing_across_pages, missing_pages_int, c::int_keys(25));
             case!(missing_across_pages, missing_pages_text, c::text_keys(25));
             case!(unknown_user, unknown_user_int, c::int_keys(2));

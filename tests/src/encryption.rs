@@ -34,6 +34,7 @@ pub fn new_token(i: i64) -> NewToken {
         mattermost_user_id: UserId::new(mm_value('u', i)),
         token: AccessToken::new(mm_value('t', i)),
         token_id: TokenId::new(mm_value('i', i)),
+        expires_at: None,
     }
 }
 

@@ -649,6 +649,7 @@ async fn magic_link_over_sqlite_stores() {
         mattermost_user_id: mm_id.clone(),
         token: AccessToken::new(secret),
         token_id: TokenId::new("i1d2i3d4i5d6i7d8i9d0i1d2i3"),
+        expires_at: None,
     };
     assert!(tokens.put_token_if_absent(&ada, &synced).await.unwrap());
 

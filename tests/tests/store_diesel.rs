@@ -1,8 +1,8 @@
 //! mattermost-tokens-diesel on PostgreSQL, MariaDB/MySQL and SQLite: the
 //! conformance suite, then migrations (async and sync paths, a Laravel
 //! `users` table, a host's own diesel migrations, the unique index on
-//! `mattermost_user_id`), one Mattermost account per host user, and error
-//! mapping.
+//! `mattermost_user_id`, the token expiry column), one Mattermost account
+//! per host user, and error mapping.
 //!
 //! PostgreSQL and MariaDB run when `MATTERMOST_TOKENS_TEST_POSTGRES_URL` and
 //! `MATTERMOST_TOKENS_TEST_MYSQL_URL` are set (skipped with a message
@@ -521,6 +521,7 @@ fn token(n: u32, value: &str) -> NewToken {
         mattermost_user_id: UserId::new(format!("{:0>26}", format!("u{n}"))),
         token: AccessToken::new(value),
         token_id: TokenId::new(format!("{:0>26}", format!("t{n}"))),
+        expires_at: None,
     }
 }
 
@@ -589,7 +590,8 @@ async fn laravel_table<C: TestDb>() {
         [
             "mattermost_user_id",
             "mattermost_token",
-            "mattermost_token_id"
+            "mattermost_token_id",
+            "mattermost_token_expires_at"
         ]
     );
     assert_eq!(C::rows(&pool, &dump_sql).await, rows_before, "rows changed");
@@ -702,7 +704,7 @@ where
     let original = C::columns(&pool, &t).await;
     store.migrate().await.unwrap();
     let migrated = C::columns(&pool, &t).await;
-    assert_eq!(migrated.len(), original.len() + 3);
+    assert_eq!(migrated.len(), original.len() + 4);
     store.migrate().await.unwrap();
     assert_eq!(C::columns(&pool, &t).await, migrated);
     store
@@ -890,8 +892,9 @@ fn assert_already_linked<T: std::fmt::Debug>(
 /// A table whose rows share `mattermost_user_id` values, migrated by an
 /// earlier version (the columns migration only): the index migration fails
 /// with `Schema`, says how many ids and what to do, changes nothing and is
-/// not recorded; once the duplicates are resolved it runs, and reverting
-/// removes the index.
+/// not recorded (the expiry column, which does not need it, is added so the
+/// store keeps working); once the duplicates are resolved it runs, and
+/// reverting removes the index.
 async fn duplicate_links_block_index<C: TestDb>()
 where
     AsyncMigrationHarness<<C::Pool as ConnectionPool<C>>::Connection>:
@@ -969,9 +972,14 @@ where
         check(migrations.run(&mut h));
     }
     assert_eq!(C::rows(&pool, &dump_sql).await, rows, "rows changed");
-    assert_eq!(C::columns(&pool, &t).await, columns, "columns changed");
+    // Only the expiry column was added.
+    let columns_now = C::columns(&pool, &t).await;
+    assert_eq!(columns_now[..columns.len()], columns[..], "columns changed");
+    assert_eq!(column_names(&columns_now[columns.len()..]), [EXPIRY]);
     assert_eq!(C::indexes(&pool, &t).await, indexes, "indexes changed");
-    assert_eq!(applied().await, [migrations.version()]);
+    let mut expected = vec![migrations.version(), migrations.expiry_version()];
+    expected.sort();
+    assert_eq!(applied().await, expected);
     // The store still works meanwhile (without the guarantee).
     assert!(store.get(&HostUserId::Int(1)).await.unwrap().is_some());
 
@@ -1099,6 +1107,7 @@ async fn already_linked_writes<C: TestDb>() {
         mattermost_user_id: mm(1),
         token: AccessToken::new("secret-stolen-token"),
         token_id: TokenId::new(format!("{:0>26}", "t99")),
+        expires_at: None,
     };
     let r = store.replace_token(&b, &t2.token_id, &stolen).await;
     if let Err(e) = &r {
@@ -1437,6 +1446,466 @@ per_backend!(already_linked_writes);
 per_backend!(concurrent_links);
 
 // ---------------------------------------------------------------------------
+// The token expiry column
+// ---------------------------------------------------------------------------
+
+/// The expiry column's default name.
+const EXPIRY: &str = "mattermost_token_expires_at";
+
+/// 2100-01-01 in milliseconds: past 2^31 seconds, so only a BIGINT holds it.
+const EXPIRES: i64 = 4_102_444_800_000;
+
+/// The names in a [`TestDb::columns`] listing.
+fn column_names(columns: &[String]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|c| c.split(' ').next().unwrap().to_owned())
+        .collect()
+}
+
+/// The declared type in a [`TestDb::columns`] line, lowercased.
+fn column_type(columns: &[String], name: &str) -> String {
+    let line = columns
+        .iter()
+        .find(|c| c.split(' ').next() == Some(name))
+        .unwrap_or_else(|| panic!("no column {name} in {columns:?}"));
+    line.split(' ').nth(1).unwrap().to_ascii_lowercase()
+}
+
+/// Whether a declared type is the expiry column's: PostgreSQL and MySQL
+/// BIGINT, SQLite INTEGER.
+fn is_expiry_type(sql_type: &str) -> bool {
+    sql_type == "bigint" || sql_type.starts_with("bigint(") || sql_type == "integer"
+}
+
+/// The versions of `migrations` that the database records, in order.
+async fn applied_versions<C: TestDb>(pool: &C::Pool, migrations: &TokenMigrations) -> Vec<String>
+where
+    AsyncMigrationHarness<<C::Pool as ConnectionPool<C>>::Connection>:
+        mattermost_tokens_diesel::diesel_migrations::MigrationHarness<C::Backend>,
+    C::Backend: mattermost_tokens_diesel::MigrationBackend,
+{
+    use mattermost_tokens_diesel::diesel_migrations::MigrationHarness;
+
+    let mut h = AsyncMigrationHarness::new(pool.connection().await.unwrap());
+    let mut versions: Vec<String> = h
+        .applied_migrations()
+        .unwrap()
+        .into_iter()
+        .map(|v| v.to_string())
+        .filter(|v| migrations.versions().contains(v))
+        .collect();
+    versions.sort();
+    versions.dedup();
+    versions
+}
+
+/// A token expiring at `ms`.
+fn expiring_token(n: u32, value: &str, ms: Option<i64>) -> NewToken {
+    NewToken {
+        expires_at: ms,
+        ..token(n, value)
+    }
+}
+
+/// A table migrated by the previous version (the token columns and the
+/// unique index, no expiry column) with tokens in it: `migrate()` runs only
+/// the new step, adds the column (BIGINT; INTEGER on SQLite) after the
+/// others, keeps every row as it was, and the stored tokens read back
+/// without an expiry.
+async fn expiry_upgrade<C: TestDb>()
+where
+    AsyncMigrationHarness<<C::Pool as ConnectionPool<C>>::Connection>:
+        mattermost_tokens_diesel::diesel_migrations::MigrationHarness<C::Backend>,
+    C::Backend: mattermost_tokens_diesel::MigrationBackend,
+{
+    use mattermost_tokens_diesel::diesel_migrations::MigrationHarness;
+
+    let Some(pool) = C::pool(&format!("diesel {} expiry upgrade", C::NAME)).await else {
+        return;
+    };
+    let users: Vec<HostUserId> = (1..=3).map(HostUserId::Int).collect();
+    let store = users_table::<C>(&pool, &users, false).await;
+    let t = store.table_name().to_owned();
+    let migrations = store.migrations();
+    // What the previous version left: its two migrations, applied one by one.
+    {
+        let mut h = AsyncMigrationHarness::new(pool.connection().await.unwrap());
+        h.run_next_migration(migrations.clone()).unwrap();
+        h.run_next_migration(migrations.clone()).unwrap();
+    }
+    assert_eq!(
+        applied_versions::<C>(&pool, &migrations).await,
+        [migrations.version(), migrations.index_version()]
+    );
+    let columns_before = C::columns(&pool, &t).await;
+    assert!(!column_names(&columns_before).contains(&EXPIRY.to_owned()));
+    let indexes_before = C::indexes(&pool, &t).await;
+    assert!(indexes_before.contains(&migrations.index_name()));
+    // Tokens stored by the previous version.
+    exec::<C>(
+        &pool,
+        &format!(
+            "UPDATE {t} SET mattermost_user_id = '{u1}', mattermost_token = 'old-token-1', \
+             mattermost_token_id = '{i1}' WHERE id = 1; \
+             UPDATE {t} SET mattermost_user_id = '{u2}' WHERE id = 2",
+            u1 = mm(1),
+            i1 = token(1, "").token_id,
+            u2 = mm(2),
+        ),
+    )
+    .await;
+    let dump_sql = format!(
+        "SELECT {} FROM {t} ORDER BY id",
+        row_select(&[
+            C::text("id"),
+            "name".into(),
+            "mattermost_user_id".into(),
+            "mattermost_token".into(),
+            "mattermost_token_id".into(),
+        ])
+    );
+    let rows_before = C::rows(&pool, &dump_sql).await;
+
+    store.migrate().await.unwrap();
+    assert_eq!(
+        applied_versions::<C>(&pool, &migrations).await,
+        migrations.versions()
+    );
+    let columns_after = C::columns(&pool, &t).await;
+    assert_eq!(columns_after[..columns_before.len()], columns_before[..]);
+    assert_eq!(
+        column_names(&columns_after[columns_before.len()..]),
+        [EXPIRY]
+    );
+    let sql_type = column_type(&columns_after, EXPIRY);
+    assert!(is_expiry_type(&sql_type), "{}: {sql_type}", C::NAME);
+    assert_eq!(C::indexes(&pool, &t).await, indexes_before);
+    assert_eq!(C::rows(&pool, &dump_sql).await, rows_before, "rows changed");
+
+    // The old rows read back as they were, with no expiry.
+    let rec = store.get(&HostUserId::Int(1)).await.unwrap().unwrap();
+    assert_eq!(rec.token.unwrap().expose_secret(), "old-token-1");
+    assert_eq!(rec.mattermost_user_id, Some(mm(1)));
+    assert_eq!(rec.token_expires_at, None);
+    let all = store.get_many(&users).await.unwrap();
+    assert!(all.values().all(|r| r.token_expires_at.is_none()));
+    assert_eq!(all[&HostUserId::Int(2)].mattermost_user_id, Some(mm(2)));
+    // And new writes store an expiry.
+    assert!(
+        store
+            .replace_token(
+                &HostUserId::Int(1),
+                &token(1, "").token_id,
+                &expiring_token(1, "new-token-1", Some(EXPIRES)),
+            )
+            .await
+            .unwrap()
+    );
+    let rec = store.get(&HostUserId::Int(1)).await.unwrap().unwrap();
+    assert_eq!(rec.token_expires_at, Some(EXPIRES));
+    let stored = C::rows(
+        &pool,
+        &format!(
+            "SELECT {} FROM {t} WHERE id = 1",
+            row_select(&[C::text(EXPIRY)])
+        ),
+    )
+    .await;
+    assert_eq!(stored[0].c0.as_deref(), Some(EXPIRES.to_string().as_str()));
+    // Nothing left to do.
+    store.migrate().await.unwrap();
+    assert_eq!(C::columns(&pool, &t).await, columns_after);
+
+    store.revert_migration().await.unwrap();
+    exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
+}
+
+/// Reverting removes the expiry column first (reverting that step alone
+/// leaves the index and the token columns), then the other steps; a later
+/// `migrate()` adds back only what is missing.
+async fn expiry_revert<C: TestDb>()
+where
+    AsyncMigrationHarness<<C::Pool as ConnectionPool<C>>::Connection>:
+        mattermost_tokens_diesel::diesel_migrations::MigrationHarness<C::Backend>,
+    C::Backend: mattermost_tokens_diesel::MigrationBackend,
+{
+    use mattermost_tokens_diesel::diesel::migration::MigrationSource;
+    use mattermost_tokens_diesel::diesel_migrations::MigrationHarness;
+
+    let Some(pool) = C::pool(&format!("diesel {} expiry revert", C::NAME)).await else {
+        return;
+    };
+    let store = users_table::<C>(&pool, &[HostUserId::Int(1), HostUserId::Int(2)], false).await;
+    let t = store.table_name().to_owned();
+    let migrations = store.migrations();
+    let original = C::columns(&pool, &t).await;
+    let original_indexes = C::indexes(&pool, &t).await;
+    store.migrate().await.unwrap();
+    let migrated = C::columns(&pool, &t).await;
+    assert_eq!(
+        column_names(&migrated).last().map(String::as_str),
+        Some(EXPIRY)
+    );
+    store
+        .put_token(
+            &HostUserId::Int(1),
+            &expiring_token(1, "tok", Some(EXPIRES)),
+        )
+        .await
+        .unwrap();
+
+    // The newest step alone, through the harness: the column goes, the
+    // index and the token columns (and the token) stay.
+    {
+        let mut h = AsyncMigrationHarness::new(pool.connection().await.unwrap());
+        let steps = MigrationSource::<C::Backend>::migrations(&migrations).unwrap();
+        assert_eq!(
+            steps.last().unwrap().name().to_string(),
+            format!(
+                "{}_add_mattermost_token_expires_at_column",
+                migrations.expiry_version()
+            )
+        );
+        h.revert_migration(&**steps.last().unwrap()).unwrap();
+    }
+    assert_eq!(
+        applied_versions::<C>(&pool, &migrations).await,
+        [migrations.version(), migrations.index_version()]
+    );
+    let without_expiry = C::columns(&pool, &t).await;
+    assert_eq!(without_expiry[..], migrated[..migrated.len() - 1]);
+    assert!(
+        C::indexes(&pool, &t)
+            .await
+            .contains(&migrations.index_name())
+    );
+    let kept = C::rows(
+        &pool,
+        &format!(
+            "SELECT {} FROM {t} WHERE id = 1",
+            row_select(&["mattermost_token".into()])
+        ),
+    )
+    .await;
+    assert_eq!(kept[0].c0.as_deref(), Some("tok"));
+
+    // migrate() adds back just the column (empty).
+    store.migrate().await.unwrap();
+    assert_eq!(C::columns(&pool, &t).await, migrated);
+    assert_eq!(
+        store
+            .get(&HostUserId::Int(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .token_expires_at,
+        None
+    );
+
+    // The whole revert: every step, newest first; then nothing to do.
+    store.revert_migration().await.unwrap();
+    assert_eq!(C::columns(&pool, &t).await, original);
+    assert_eq!(C::indexes(&pool, &t).await, original_indexes);
+    assert!(applied_versions::<C>(&pool, &migrations).await.is_empty());
+    store.revert_migration().await.unwrap();
+    assert_eq!(C::columns(&pool, &t).await, original);
+    exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
+}
+
+/// A custom expiry column name: the migration adds that column (and not the
+/// default one), the store reads and writes it, reverting drops it.
+async fn expiry_custom_column<C: TestDb>() {
+    let Some(pool) = C::pool(&format!("diesel {} expiry custom column", C::NAME)).await else {
+        return;
+    };
+    let users = [HostUserId::Int(1), HostUserId::Int(2)];
+    let store = users_table::<C>(&pool, &users, false)
+        .await
+        .with_expiry_column("token_valid_until_ms")
+        .unwrap();
+    assert_eq!(store.expiry_column(), "token_valid_until_ms");
+    assert_eq!(store.migrations().expiry_column(), "token_valid_until_ms");
+    let t = store.table_name().to_owned();
+    let original = C::columns(&pool, &t).await;
+    store.migrate().await.unwrap();
+    let migrated = C::columns(&pool, &t).await;
+    let names = column_names(&migrated);
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("token_valid_until_ms")
+    );
+    assert!(!names.contains(&EXPIRY.to_owned()), "{names:?}");
+    assert!(is_expiry_type(&column_type(
+        &migrated,
+        "token_valid_until_ms"
+    )));
+
+    let u = &users[0];
+    assert!(
+        store
+            .put_token_if_absent(u, &expiring_token(1, "custom", Some(EXPIRES)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get(u).await.unwrap().unwrap().token_expires_at,
+        Some(EXPIRES)
+    );
+    assert_eq!(
+        store.get_many(&users).await.unwrap()[u].token_expires_at,
+        Some(EXPIRES)
+    );
+    let stored = C::rows(
+        &pool,
+        &format!(
+            "SELECT {} FROM {t} WHERE id = 1",
+            row_select(&[C::text("token_valid_until_ms")])
+        ),
+    )
+    .await;
+    assert_eq!(stored[0].c0.as_deref(), Some(EXPIRES.to_string().as_str()));
+    assert!(store.clear_token(u).await.unwrap());
+    assert_eq!(store.get(u).await.unwrap().unwrap().token_expires_at, None);
+
+    // A store with the default name finds no column of its own.
+    let default = DieselTokenStore::<C, _>::new(pool.clone())
+        .with_table_name(t.clone())
+        .unwrap();
+    assert!(matches!(
+        default.get(u).await,
+        Err(StoreError::Schema { .. })
+    ));
+
+    store.migrate().await.unwrap();
+    assert_eq!(C::columns(&pool, &t).await, migrated);
+    store.revert_migration().await.unwrap();
+    assert_eq!(C::columns(&pool, &t).await, original);
+    exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
+}
+
+/// Migrating twice changes nothing the second time (through the store and
+/// diesel-async's harness); a compatible expiry column the host already
+/// has is kept with its values, also by a revert; an incompatible one
+/// (text, or NOT NULL) stops the step with `Schema` and is left alone.
+async fn expiry_idempotent<C: TestDb>()
+where
+    AsyncMigrationHarness<<C::Pool as ConnectionPool<C>>::Connection>:
+        mattermost_tokens_diesel::diesel_migrations::MigrationHarness<C::Backend>,
+    C::Backend: mattermost_tokens_diesel::MigrationBackend,
+{
+    let Some(pool) = C::pool(&format!("diesel {} expiry idempotent", C::NAME)).await else {
+        return;
+    };
+    let u = HostUserId::Int(1);
+    let store = users_table::<C>(&pool, std::slice::from_ref(&u), false).await;
+    let t = store.table_name().to_owned();
+    store.migrate().await.unwrap();
+    let migrated = C::columns(&pool, &t).await;
+    store
+        .put_token(&u, &expiring_token(1, "kept", Some(EXPIRES)))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    {
+        let mut h = AsyncMigrationHarness::new(pool.connection().await.unwrap());
+        store.migrations().run(&mut h).unwrap();
+    }
+    assert_eq!(C::columns(&pool, &t).await, migrated);
+    assert_eq!(
+        store.get(&u).await.unwrap().unwrap().token_expires_at,
+        Some(EXPIRES)
+    );
+    store.revert_migration().await.unwrap();
+    exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
+
+    // The host's own BIGINT column of that name, holding values: kept.
+    let store = users_table::<C>(&pool, std::slice::from_ref(&u), false).await;
+    let t = store.table_name().to_owned();
+    exec::<C>(
+        &pool,
+        &format!(
+            "ALTER TABLE {t} ADD COLUMN {EXPIRY} BIGINT NULL; \
+             UPDATE {t} SET {EXPIRY} = 1234 WHERE id = 1"
+        ),
+    )
+    .await;
+    let before = C::columns(&pool, &t).await;
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    let after = C::columns(&pool, &t).await;
+    assert_eq!(
+        after[..before.len()],
+        before[..],
+        "the host's column changed"
+    );
+    assert_eq!(
+        column_names(&after[before.len()..]),
+        [
+            "mattermost_user_id",
+            "mattermost_token",
+            "mattermost_token_id"
+        ]
+    );
+    assert_eq!(
+        store.get(&u).await.unwrap().unwrap().token_expires_at,
+        Some(1234)
+    );
+    store.revert_migration().await.unwrap();
+    assert_eq!(C::columns(&pool, &t).await, before);
+    let kept = C::rows(
+        &pool,
+        &format!(
+            "SELECT {} FROM {t} WHERE id = 1",
+            row_select(&[C::text(EXPIRY)])
+        ),
+    )
+    .await;
+    assert_eq!(kept[0].c0.as_deref(), Some("1234"));
+    exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
+
+    // Columns that cannot hold it.
+    for ddl in [
+        format!("{EXPIRY} VARCHAR(20) NULL"),
+        format!("{EXPIRY} BIGINT NOT NULL DEFAULT 0"),
+    ] {
+        let store = users_table::<C>(&pool, std::slice::from_ref(&u), false).await;
+        let t = store.table_name().to_owned();
+        exec::<C>(&pool, &format!("ALTER TABLE {t} ADD COLUMN {ddl}")).await;
+        match store.migrate().await {
+            Err(StoreError::Schema { message, .. }) => {
+                assert!(message.contains(EXPIRY), "{message}");
+            }
+            other => panic!("{}: {ddl}: expected Schema, got {other:?}", C::NAME),
+        }
+        let columns = C::columns(&pool, &t).await;
+        assert_eq!(
+            column_names(&columns)[2],
+            EXPIRY,
+            "{ddl}: the host's column was touched"
+        );
+        let migrations = store.migrations();
+        assert!(
+            !applied_versions::<C>(&pool, &migrations)
+                .await
+                .contains(&migrations.expiry_version()),
+            "{ddl}"
+        );
+        store.revert_migration().await.unwrap();
+        assert_eq!(
+            column_names(&C::columns(&pool, &t).await),
+            ["id", "name", EXPIRY]
+        );
+        exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
+    }
+}
+
+per_backend!(expiry_upgrade);
+per_backend!(expiry_revert);
+per_backend!(expiry_custom_column);
+per_backend!(expiry_idempotent);
+
+// ---------------------------------------------------------------------------
 // Host migrations: each backend in a database of its own, so the shared
 // `__diesel_schema_migrations` holds only this test's versions.
 // ---------------------------------------------------------------------------
@@ -1587,7 +2056,44 @@ fn identifiers_are_validated() {
             ),
             "{bad}"
         );
+        assert!(
+            matches!(
+                sqlite::SqliteTokenStore::new(pool.clone()).with_expiry_column(bad),
+                Err(StoreError::Config(_))
+            ),
+            "{bad}"
+        );
+        assert!(
+            matches!(
+                TokenMigrations::default().with_expiry_column(bad),
+                Err(StoreError::Config(_))
+            ),
+            "{bad}"
+        );
     }
+    // Not a qualified name, not another column of the store.
+    for taken in [
+        "users.expires_at",
+        "id",
+        "mattermost_user_id",
+        "mattermost_token",
+        "MATTERMOST_TOKEN_ID",
+    ] {
+        assert!(
+            matches!(
+                sqlite::SqliteTokenStore::new(pool.clone()).with_expiry_column(taken),
+                Err(StoreError::Config(_))
+            ),
+            "{taken}"
+        );
+    }
+    assert!(matches!(
+        sqlite::SqliteTokenStore::new(pool.clone())
+            .with_expiry_column("expires_ms")
+            .unwrap()
+            .with_key_column("expires_ms"),
+        Err(StoreError::Config(_))
+    ));
     assert!(matches!(
         sqlite::SqliteTokenStore::new(pool.clone()).with_key_column("users.id"),
         Err(StoreError::Config(_))
@@ -1596,9 +2102,13 @@ fn identifiers_are_validated() {
         .with_table_name("main.app_users")
         .unwrap()
         .with_key_column("user_key")
+        .unwrap()
+        .with_expiry_column("Token_Expiry_1")
         .unwrap();
     assert_eq!(ok.table_name(), "main.app_users");
     assert_eq!(ok.key_column(), "user_key");
+    assert_eq!(ok.expiry_column(), "Token_Expiry_1");
+    assert_eq!(ok.migrations().expiry_column(), "Token_Expiry_1");
 }
 
 /// A URL nobody listens on: `Unavailable`, fast, and without the password.

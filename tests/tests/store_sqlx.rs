@@ -22,8 +22,9 @@ use mattermost_tokens_sqlx::sqlx::mysql::MySqlPoolOptions;
 use mattermost_tokens_sqlx::sqlx::postgres::PgPoolOptions;
 use mattermost_tokens_sqlx::sqlx::sqlite::SqlitePool;
 use mattermost_tokens_sqlx::{
-    Backend, KeyType, MIGRATION_VERSION, MIGRATIONS_TABLE, MySqlTokenStore, PgTokenStore,
-    SqliteTokenStore, SqlxTokenStore, UNIQUE_INDEX_MIGRATION_VERSION,
+    Backend, DEFAULT_EXPIRY_COLUMN, EXPIRY_MIGRATION_NAME, EXPIRY_MIGRATION_VERSION, KeyType,
+    MIGRATION_NAME, MIGRATION_VERSION, MIGRATIONS_TABLE, MySqlTokenStore, PgTokenStore,
+    SqliteTokenStore, SqlxTokenStore, UNIQUE_INDEX_MIGRATION_NAME, UNIQUE_INDEX_MIGRATION_VERSION,
 };
 use mattermost_tokens_tests::conformance::StoreFactory;
 use mattermost_tokens_tests::db::unique_suffix;
@@ -38,6 +39,7 @@ trait Store: TokenStore {
     async fn migrate(&self) -> Result<(), StoreError>;
     async fn undo(&self) -> Result<(), StoreError>;
     fn index_name(&self) -> String;
+    fn expiry_column(&self) -> String;
 }
 
 #[async_trait]
@@ -50,6 +52,9 @@ impl<DB: Backend> Store for SqlxTokenStore<DB> {
     }
     fn index_name(&self) -> String {
         self.user_id_index_name().to_owned()
+    }
+    fn expiry_column(&self) -> String {
+        SqlxTokenStore::expiry_column(self).to_owned()
     }
 }
 
@@ -83,24 +88,35 @@ impl Db {
     }
 
     fn store(&self, table: &str, key_type: KeyType) -> Arc<dyn Store> {
+        self.store_with_expiry(table, key_type, DEFAULT_EXPIRY_COLUMN)
+    }
+
+    /// A store whose token expiry column is `expiry`.
+    fn store_with_expiry(&self, table: &str, key_type: KeyType, expiry: &str) -> Arc<dyn Store> {
         match &self.pool {
             Pool::Pg(p) => Arc::new(
                 PgTokenStore::new(p.clone())
                     .with_table_name(table)
                     .unwrap()
-                    .with_key_type(key_type),
+                    .with_key_type(key_type)
+                    .with_expiry_column(expiry)
+                    .unwrap(),
             ),
             Pool::My(p) => Arc::new(
                 MySqlTokenStore::new(p.clone())
                     .with_table_name(table)
                     .unwrap()
-                    .with_key_type(key_type),
+                    .with_key_type(key_type)
+                    .with_expiry_column(expiry)
+                    .unwrap(),
             ),
             Pool::Lite(p) => Arc::new(
                 SqliteTokenStore::new(p.clone())
                     .with_table_name(table)
                     .unwrap()
-                    .with_key_type(key_type),
+                    .with_key_type(key_type)
+                    .with_expiry_column(expiry)
+                    .unwrap(),
             ),
         }
     }
@@ -223,6 +239,7 @@ fn token(n: u32, value: &str) -> NewToken {
         mattermost_user_id: UserId::new(format!("{:0>26}", format!("u{n}"))),
         token: AccessToken::new(value),
         token_id: TokenId::new(format!("{:0>26}", format!("t{n}"))),
+        expires_at: None,
     }
 }
 
@@ -241,12 +258,17 @@ async fn tracking_rows(db: &Db) -> Rows {
     .await
 }
 
-/// The tracking rows a migrated users table has: both of its migrations.
-fn both_versions(table: &str) -> Rows {
-    [MIGRATION_VERSION, UNIQUE_INDEX_MIGRATION_VERSION]
-        .iter()
-        .map(|v| vec![Some(table.to_owned()), Some(v.to_string())])
-        .collect()
+/// The tracking rows a migrated users table has: all three of its
+/// migrations.
+fn all_versions(table: &str) -> Rows {
+    [
+        MIGRATION_VERSION,
+        UNIQUE_INDEX_MIGRATION_VERSION,
+        EXPIRY_MIGRATION_VERSION,
+    ]
+    .iter()
+    .map(|v| vec![Some(table.to_owned()), Some(v.to_string())])
+    .collect()
 }
 
 /// The versions recorded for `table` (none when the tracking table does
@@ -269,6 +291,7 @@ fn versions() -> Vec<String> {
     vec![
         MIGRATION_VERSION.to_string(),
         UNIQUE_INDEX_MIGRATION_VERSION.to_string(),
+        EXPIRY_MIGRATION_VERSION.to_string(),
     ]
 }
 
@@ -308,7 +331,8 @@ async fn idempotent_and_reversible(db: &Db) {
         [
             "mattermost_user_id",
             "mattermost_token",
-            "mattermost_token_id"
+            "mattermost_token_id",
+            "mattermost_token_expires_at"
         ]
     );
     let index = store.index_name();
@@ -328,7 +352,7 @@ async fn idempotent_and_reversible(db: &Db) {
     store.migrate().await.unwrap();
     assert_eq!(db.columns(&table).await, migrated);
     assert_eq!(db.index_names(&table).await, indexes);
-    assert_eq!(tracking_rows(db).await, both_versions(&table));
+    assert_eq!(tracking_rows(db).await, all_versions(&table));
     assert_eq!(
         store
             .get(&users[0])
@@ -403,7 +427,7 @@ async fn host_migrator_coexists(db: &Db) {
         host,
         vec![vec![Some("1".to_string())], vec![Some("2".to_string())]]
     );
-    assert_eq!(tracking_rows(db).await, both_versions("users"));
+    assert_eq!(tracking_rows(db).await, all_versions("users"));
     assert!(
         store
             .put_token_if_absent(&HostUserId::Int(1), &token(1, "x"))
@@ -607,7 +631,7 @@ async fn laravel_table(db: &Db) {
     );
     let columns_after = db.columns(&t).await;
     assert_eq!(columns_after[..columns_before.len()], columns_before[..]);
-    assert_eq!(columns_after.len(), columns_before.len() + 3);
+    assert_eq!(columns_after.len(), columns_before.len() + 4);
 
     // The store works on it.
     assert!(
@@ -621,7 +645,7 @@ async fn laravel_table(db: &Db) {
     assert_eq!(
         db.rows(&dump_sql).await,
         rows_before,
-        "token writes touch only the three columns"
+        "token writes touch only the store's columns"
     );
 
     store.undo().await.unwrap();
@@ -820,7 +844,10 @@ async fn undo_removes_index(db: &Db) {
     );
     assert_eq!(
         tracked_versions(db, &t).await,
-        [MIGRATION_VERSION.to_string()]
+        [
+            MIGRATION_VERSION.to_string(),
+            EXPIRY_MIGRATION_VERSION.to_string()
+        ]
     );
     // ... until they are fixed.
     db.exec(&format!(
@@ -1101,6 +1128,417 @@ async fn qualified_and_long_table_names(db: &Db) {
     assert!(!db.index_names(&t).await.contains(&index));
 }
 
+// ---------------------------------------------------------------------------
+// The token expiry column.
+
+/// 2100-01-01 and 2300-01-01, in milliseconds since the Unix epoch.
+const SOON_MS: i64 = 4_102_444_800_000;
+const LATER_MS: i64 = 10_413_792_000_000;
+
+fn expiring(n: u32, value: &str, expires_at: Option<i64>) -> NewToken {
+    NewToken {
+        expires_at,
+        ..token(n, value)
+    }
+}
+
+/// Column `column` of the row with key `id`, as text.
+async fn cell(db: &Db, table: &str, column: &str, id: i64) -> Option<String> {
+    let rows = db
+        .rows(&format!(
+            "SELECT {} FROM {table} WHERE id = {id}",
+            db.text(column)
+        ))
+        .await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0][0].clone()
+}
+
+/// The tracking rows of `table` (version, name, time installed).
+async fn tracking_records(db: &Db, table: &str) -> Rows {
+    db.rows(&format!(
+        "SELECT {}, description, {} FROM {MIGRATIONS_TABLE} WHERE users_table = '{table}' \
+         ORDER BY version",
+        db.text("version"),
+        db.text("installed_on")
+    ))
+    .await
+}
+
+/// Puts a migrated table back as the version before the expiry column left
+/// it: the first two steps' columns, index and records, no expiry column and
+/// no record of its step.
+async fn as_before_expiry(db: &Db, table: &str, column: &str) {
+    db.exec(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
+        .await;
+    db.exec(&format!(
+        "DELETE FROM {MIGRATIONS_TABLE} WHERE users_table = '{table}' \
+         AND version = {EXPIRY_MIGRATION_VERSION}"
+    ))
+    .await;
+    assert_eq!(
+        tracked_versions(db, table).await,
+        [
+            MIGRATION_VERSION.to_string(),
+            UNIQUE_INDEX_MIGRATION_VERSION.to_string()
+        ]
+    );
+}
+
+/// Checks that `column` is the expiry column as the migration adds it: a
+/// nullable 64-bit integer.
+fn assert_expiry_column(kind: Kind, def: &[Option<String>], column: &str) {
+    assert_eq!(def[0].as_deref(), Some(column), "{def:?}");
+    let ty = def[1].clone().unwrap_or_default().to_lowercase();
+    let nullable = def[2].as_deref();
+    match kind {
+        Kind::Postgres => assert!(ty == "bigint" && nullable == Some("YES"), "{def:?}"),
+        Kind::MariaDb => assert!(
+            ty.starts_with("bigint") && !ty.contains("unsigned") && nullable == Some("YES"),
+            "{def:?}"
+        ),
+        Kind::Sqlite => assert!(ty == "integer" && nullable == Some("0"), "{def:?}"),
+    }
+    // (MariaDB shows the lack of a default as `NULL`.)
+    assert!(
+        matches!(def[3].as_deref(), None | Some("NULL")),
+        "no default: {def:?}"
+    );
+}
+
+/// A database migrated by the version before the expiry column, with rows
+/// it wrote: `migrate()` applies the new step alone (the other columns,
+/// the index, the earlier records and every row stay as they are) and the
+/// store then reads and writes the expiry. Until then, the store's
+/// statements fail with a schema error that says to run `migrate()`.
+async fn upgrade_adds_expiry(db: &Db) {
+    let users: Vec<HostUserId> = (1..=3).map(HostUserId::Int).collect();
+    let (t, kt) = db.users_table(&users, false).await;
+    let store = db.store(&t, kt);
+    store.migrate().await.unwrap();
+    as_before_expiry(db, &t, DEFAULT_EXPIRY_COLUMN).await;
+
+    // Rows the earlier version wrote.
+    let old = token(1, "token-written-before-expiry");
+    db.exec(&format!(
+        "UPDATE {t} SET mattermost_user_id = '{}', mattermost_token = 'token-written-before-expiry', \
+         mattermost_token_id = '{}' WHERE id = 1",
+        old.mattermost_user_id, old.token_id
+    ))
+    .await;
+    db.exec(&format!(
+        "UPDATE {t} SET mattermost_user_id = '{}' WHERE id = 2",
+        mm("linked-only")
+    ))
+    .await;
+    let dump = format!(
+        "SELECT {}, name, mattermost_user_id, mattermost_token, mattermost_token_id FROM {t} ORDER BY id",
+        db.text("id")
+    );
+    let rows = db.rows(&dump).await;
+    let columns = db.columns(&t).await;
+    let indexes = db.index_names(&t).await;
+    let earlier = tracking_records(db, &t).await;
+    assert_eq!(earlier.len(), 2);
+
+    let e = store.get(&users[0]).await.unwrap_err();
+    assert!(matches!(e, StoreError::Schema { .. }), "{e:?}");
+    assert!(e.to_string().contains("migrate()"), "{e}");
+
+    store.migrate().await.unwrap();
+    let migrated = db.columns(&t).await;
+    assert_eq!(migrated[..columns.len()], columns[..], "other columns kept");
+    assert_eq!(migrated.len(), columns.len() + 1, "{migrated:?}");
+    assert_expiry_column(db.kind(), &migrated[columns.len()], DEFAULT_EXPIRY_COLUMN);
+    assert_eq!(db.index_names(&t).await, indexes);
+    assert_eq!(db.rows(&dump).await, rows, "no row lost or changed");
+    let records = tracking_records(db, &t).await;
+    assert_eq!(records[..2], earlier[..], "earlier records untouched");
+    assert_eq!(records.len(), 3);
+    assert_eq!(
+        records[2][..2],
+        [
+            Some(EXPIRY_MIGRATION_VERSION.to_string()),
+            Some(EXPIRY_MIGRATION_NAME.to_owned())
+        ]
+    );
+    assert_eq!(
+        [&earlier[0][1], &earlier[1][1]],
+        [
+            &Some(MIGRATION_NAME.to_owned()),
+            &Some(UNIQUE_INDEX_MIGRATION_NAME.to_owned())
+        ]
+    );
+
+    // Existing rows read back unchanged, without an expiry.
+    let rec = store.get(&users[0]).await.unwrap().unwrap();
+    assert_eq!(
+        rec.token.as_ref().unwrap().expose_secret(),
+        "token-written-before-expiry"
+    );
+    assert_eq!(rec.token_id, Some(old.token_id.clone()));
+    assert_eq!(rec.token_expires_at, None);
+    let many = store.get_many(&users).await.unwrap();
+    assert_eq!(many[&users[1]].mattermost_user_id, Some(mm("linked-only")));
+    assert!(many.values().all(|r| r.token_expires_at.is_none()));
+    assert_eq!(
+        store.list_missing(None, 10).await.unwrap().users,
+        users[1..]
+    );
+
+    // The next rotation stores the expiry.
+    let new = expiring(1, "rotated-token", Some(SOON_MS));
+    assert!(
+        store
+            .replace_token(&users[0], &old.token_id, &new)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get(&users[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .token_expires_at,
+        Some(SOON_MS)
+    );
+    assert_eq!(
+        cell(db, &t, DEFAULT_EXPIRY_COLUMN, 1).await,
+        Some(SOON_MS.to_string())
+    );
+    assert_eq!(cell(db, &t, DEFAULT_EXPIRY_COLUMN, 2).await, None);
+}
+
+/// `undo_migration()` drops the expiry column (first: a column of its name
+/// that the migration cannot have added stops the undo before anything is
+/// dropped), on a fully migrated database and on one the earlier version
+/// migrated.
+async fn undo_drops_expiry(db: &Db) {
+    let users = [HostUserId::Int(1), HostUserId::Int(2)];
+    let (t, kt) = db.users_table(&users, false).await;
+    let before = db.columns(&t).await;
+    let indexes_before = db.index_names(&t).await;
+    let store = db.store(&t, kt);
+
+    store.migrate().await.unwrap();
+    store
+        .put_token(&users[0], &expiring(1, "v", Some(SOON_MS)))
+        .await
+        .unwrap();
+    store.undo().await.unwrap();
+    assert_eq!(db.columns(&t).await, before);
+    assert_eq!(db.index_names(&t).await, indexes_before);
+    assert!(tracked_versions(db, &t).await.is_empty());
+    store.undo().await.unwrap();
+    assert_eq!(db.columns(&t).await, before);
+
+    // Migrated again, the column is back, empty.
+    store.migrate().await.unwrap();
+    assert_eq!(tracked_versions(db, &t).await, versions());
+    let rec = store.get(&users[0]).await.unwrap().unwrap();
+    assert!(rec.token.is_none() && rec.token_expires_at.is_none());
+
+    // Migrated by the earlier version only: undo works as it did.
+    as_before_expiry(db, &t, DEFAULT_EXPIRY_COLUMN).await;
+    store.undo().await.unwrap();
+    assert_eq!(db.columns(&t).await, before);
+    assert_eq!(db.index_names(&t).await, indexes_before);
+    assert!(tracked_versions(db, &t).await.is_empty());
+
+    // A text column of the expiry column's name was not added by the
+    // migration: undo refuses before dropping anything (the expiry step is
+    // checked and undone first), and migrate refuses it too.
+    store.migrate().await.unwrap();
+    as_before_expiry(db, &t, DEFAULT_EXPIRY_COLUMN).await;
+    db.exec(&format!(
+        "ALTER TABLE {t} ADD COLUMN {DEFAULT_EXPIRY_COLUMN} VARCHAR(40)"
+    ))
+    .await;
+    let state = (
+        db.columns(&t).await,
+        db.index_names(&t).await,
+        tracked_versions(db, &t).await,
+    );
+    let msg = schema_message(store.undo().await);
+    assert!(
+        msg.contains(DEFAULT_EXPIRY_COLUMN) && msg.contains("nothing was dropped"),
+        "{msg}"
+    );
+    let msg = schema_message(store.migrate().await);
+    assert!(
+        msg.contains(DEFAULT_EXPIRY_COLUMN)
+            && msg.contains("nothing was changed")
+            && msg.contains("with_expiry_column"),
+        "{msg}"
+    );
+    assert_eq!(
+        (
+            db.columns(&t).await,
+            db.index_names(&t).await,
+            tracked_versions(db, &t).await,
+        ),
+        state
+    );
+}
+
+/// A store configured with another expiry column adds, reads, writes,
+/// clears and drops that one, and never the default.
+async fn custom_expiry_column(db: &Db) {
+    let users = [HostUserId::Int(1), HostUserId::Int(2)];
+    let (t, kt) = db.users_table(&users, false).await;
+    let before = db.column_names(&t).await;
+    let column = "token_expiry_ms";
+    let store = db.store_with_expiry(&t, kt, column);
+    assert_eq!(store.expiry_column(), column);
+
+    store.migrate().await.unwrap();
+    let migrated = db.columns(&t).await;
+    let names: Vec<_> = migrated.iter().map(|r| r[0].clone().unwrap()).collect();
+    assert_eq!(
+        names[before.len()..],
+        [
+            "mattermost_user_id",
+            "mattermost_token",
+            "mattermost_token_id",
+            column
+        ]
+    );
+    assert_expiry_column(db.kind(), &migrated[before.len() + 3], column);
+    assert_eq!(tracked_versions(db, &t).await, versions());
+
+    store
+        .put_token(&users[0], &expiring(1, "one", Some(LATER_MS)))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .put_token_if_absent(&users[1], &expiring(2, "two", Some(SOON_MS)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(cell(db, &t, column, 1).await, Some(LATER_MS.to_string()));
+    let many = store.get_many(&users).await.unwrap();
+    assert_eq!(many[&users[0]].token_expires_at, Some(LATER_MS));
+    assert_eq!(many[&users[1]].token_expires_at, Some(SOON_MS));
+    assert!(store.clear_token(&users[1]).await.unwrap());
+    assert_eq!(cell(db, &t, column, 2).await, None);
+    assert_eq!(cell(db, &t, "mattermost_token", 2).await, None);
+    assert_eq!(cell(db, &t, column, 1).await, Some(LATER_MS.to_string()));
+
+    // Again: nothing changes.
+    store.migrate().await.unwrap();
+    assert_eq!(db.columns(&t).await, migrated);
+
+    // A store left at the default name does not find its column.
+    let default = db.store(&t, kt);
+    let e = default.get(&users[0]).await.unwrap_err();
+    assert!(matches!(e, StoreError::Schema { .. }), "{e:?}");
+
+    store.undo().await.unwrap();
+    assert_eq!(db.column_names(&t).await, before);
+    assert!(tracked_versions(db, &t).await.is_empty());
+}
+
+/// Running the migration twice, or several at once, on a new database and
+/// on one the earlier version migrated, adds the expiry column once and
+/// records it once; stored expiries survive a re-run. A column of the name
+/// made beforehand as a 64-bit integer is kept; a narrower one is refused.
+async fn expiry_migration_twice(db: &Db) {
+    let users = [HostUserId::Int(1), HostUserId::Int(2)];
+    let (t, kt) = db.users_table(&users, false).await;
+    let store = db.store(&t, kt);
+    store.migrate().await.unwrap();
+    let columns = db.columns(&t).await;
+    let records = tracking_records(db, &t).await;
+    store
+        .put_token(&users[0], &expiring(1, "v", Some(SOON_MS)))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(db.columns(&t).await, columns);
+    assert_eq!(tracking_records(db, &t).await, records);
+    assert_eq!(
+        store
+            .get(&users[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .token_expires_at,
+        Some(SOON_MS)
+    );
+
+    // The upgrade, by several app instances at once, then once more.
+    as_before_expiry(db, &t, DEFAULT_EXPIRY_COLUMN).await;
+    let runs = (0..4).map(|_| {
+        let store = db.store(&t, kt);
+        tokio::spawn(async move { store.migrate().await })
+    });
+    for r in futures::future::join_all(runs).await {
+        r.unwrap().unwrap();
+    }
+    store.migrate().await.unwrap();
+    assert_eq!(db.columns(&t).await, columns);
+    assert_eq!(tracked_versions(db, &t).await, versions());
+    let rec = store.get(&users[0]).await.unwrap().unwrap();
+    assert_eq!(rec.token.unwrap().expose_secret(), "v");
+    assert_eq!(rec.token_expires_at, None);
+
+    // Made by hand beforehand, with a value: kept as it is.
+    let t = format!("users_{}", unique_suffix());
+    db.exec(&format!(
+        "CREATE TABLE {t} (id BIGINT NOT NULL PRIMARY KEY, {DEFAULT_EXPIRY_COLUMN} BIGINT NULL)"
+    ))
+    .await;
+    db.exec(&format!(
+        "INSERT INTO {t} (id, {DEFAULT_EXPIRY_COLUMN}) VALUES (1, {LATER_MS})"
+    ))
+    .await;
+    let store = db.store(&t, KeyType::Integer);
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(
+        db.column_names(&t).await,
+        [
+            "id",
+            DEFAULT_EXPIRY_COLUMN,
+            "mattermost_user_id",
+            "mattermost_token",
+            "mattermost_token_id"
+        ]
+    );
+    assert_eq!(tracked_versions(db, &t).await, versions());
+    assert_eq!(
+        store
+            .get(&HostUserId::Int(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .token_expires_at,
+        Some(LATER_MS)
+    );
+
+    // A column that cannot hold milliseconds (32-bit; on SQLite, text) is
+    // refused, with nothing changed.
+    let narrow = match db.kind() {
+        Kind::Sqlite => "TEXT",
+        _ => "INTEGER",
+    };
+    let t = format!("users_{}", unique_suffix());
+    db.exec(&format!(
+        "CREATE TABLE {t} (id BIGINT NOT NULL PRIMARY KEY, {DEFAULT_EXPIRY_COLUMN} {narrow} NULL)"
+    ))
+    .await;
+    let before = (db.columns(&t).await, db.index_names(&t).await);
+    let msg = schema_message(db.store(&t, KeyType::Integer).migrate().await);
+    assert!(
+        msg.contains(DEFAULT_EXPIRY_COLUMN) && msg.contains("64-bit"),
+        "{msg}"
+    );
+    assert_eq!((db.columns(&t).await, db.index_names(&t).await), before);
+    assert!(tracked_versions(db, &t).await.is_empty());
+}
+
 macro_rules! scenarios {
     ($module:ident, $kind:expr, [$($test:ident = $scenario:ident),* $(,)?]) => {
         mod $module {
@@ -1133,6 +1571,10 @@ macro_rules! scenarios {
             every_write_refuses_a_second_link = one_link_per_write,
             concurrent_links_one_wins = concurrent_links,
             index_name_for_qualified_and_long_tables = qualified_and_long_table_names,
+            expiry_column_added_on_upgrade = upgrade_adds_expiry,
+            undo_removes_expiry_column = undo_drops_expiry,
+            custom_expiry_column_name = custom_expiry_column,
+            expiry_migration_is_idempotent = expiry_migration_twice,
         ]);
     )*};
 }
@@ -1183,6 +1625,72 @@ async fn identifiers_are_validated() {
         .unwrap();
     assert_eq!(store.table_name(), "main.app_users");
     assert_eq!(store.key_column(), "user_key");
+}
+
+/// The expiry column's name is validated like the key column's, and may be
+/// neither the key column nor another of the store's columns, whichever is
+/// configured first.
+#[tokio::test]
+async fn expiry_column_is_validated() {
+    let pool = SqlitePool::connect_lazy("sqlite::memory:").unwrap();
+    let store = || SqliteTokenStore::new(pool.clone());
+    let refused = |r: Result<SqliteTokenStore, StoreError>, what: &str| match r {
+        Err(StoreError::Config(message)) => message,
+        other => panic!("{what}: expected StoreError::Config, got {other:?}"),
+    };
+    assert_eq!(DEFAULT_EXPIRY_COLUMN, "mattermost_token_expires_at");
+    assert_eq!(
+        EXPIRY_MIGRATION_NAME,
+        "add_mattermost_token_expires_at_column"
+    );
+    assert_eq!(store().expiry_column(), DEFAULT_EXPIRY_COLUMN);
+    for bad in [
+        "expires; drop table users",
+        "expires ",
+        "\"expires\"",
+        "1expires",
+        "users.expires",
+        "a.b.c",
+        "",
+    ] {
+        refused(store().with_expiry_column(bad), bad);
+    }
+    for taken in [
+        "id",
+        "ID",
+        "mattermost_user_id",
+        "mattermost_token",
+        "Mattermost_Token_Id",
+    ] {
+        let msg = refused(store().with_expiry_column(taken), taken);
+        assert!(msg.contains(taken), "{msg}");
+    }
+    refused(
+        store()
+            .with_key_column("user_key")
+            .unwrap()
+            .with_expiry_column("USER_KEY"),
+        "expiry after key",
+    );
+    refused(
+        store()
+            .with_expiry_column("user_key")
+            .unwrap()
+            .with_key_column("user_key"),
+        "key after expiry",
+    );
+    refused(
+        store().with_key_column(DEFAULT_EXPIRY_COLUMN),
+        "key named as the default expiry column",
+    );
+    let configured = store()
+        .with_expiry_column("token_expiry_ms")
+        .unwrap()
+        .with_key_column(DEFAULT_EXPIRY_COLUMN)
+        .unwrap();
+    assert_eq!(configured.expiry_column(), "token_expiry_ms");
+    assert_eq!(configured.key_column(), DEFAULT_EXPIRY_COLUMN);
+    assert!(format!("{configured:?}").contains("token_expiry_ms"));
 }
 
 #[tokio::test]

@@ -57,6 +57,11 @@ struct Args {
     /// The app name written into token descriptions.
     #[arg(long, default_value = "demo-app")]
     app_name: String,
+    /// Mint tokens that expire after this many days (servers with token
+    /// expiry); stored tokens close to expiry are renewed. Without it tokens
+    /// do not expire.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    token_lifetime_days: Option<u32>,
 }
 
 #[tokio::main]
@@ -93,6 +98,9 @@ async fn run(args: Args) -> Result<SyncReport, Fatal> {
             app_name: args.app_name.clone(),
             concurrency: usize::from(args.concurrency),
             dry_run: args.dry_run,
+            token_lifetime: args
+                .token_lifetime_days
+                .map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400)),
             ..SyncOptions::default()
         },
     )

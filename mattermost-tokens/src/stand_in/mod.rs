@@ -12,6 +12,9 @@
 //! turns away `?access_token=` in the query string.
 //!
 //! Switches, on the [`StandInBuilder`] and at run time on [`StandIn`]:
+//! - token expiry ([`TokenExpiry`]): like an older server (`expires_at`
+//!   ignored), optional (the default: honoured when given), or a lifetime
+//!   policy that requires it; expired tokens are refused with a 401;
 //! - personal access tokens on or off ([`StandIn::set_tokens_enabled`]): off,
 //!   minting answers 501 and every call made with an existing personal
 //!   access token answers 401, as on a server whose
@@ -42,7 +45,7 @@
 //!   bot token: it keeps working when personal access tokens are switched
 //!   off (an admin token that is itself a personal access token would not,
 //!   on a real server).
-//! - OAuth, bots, guests, SSO, MFA, token expiry (`expires_at`), email
+//! - OAuth, bots, guests, SSO, MFA, email
 //!   privacy settings, posts, websockets, plugins, licensing, HTTP/2, TLS.
 //! - The permission system: only the `system_admin`, `system_user` and
 //!   `system_user_access_token` roles matter, plus team and channel admin
@@ -95,6 +98,7 @@ use tokio::task::AbortHandle;
 
 pub use error::AppError;
 pub use faults::{Fault, FaultPoint, FaultRule};
+pub use model::TokenExpiry;
 pub use rate_limit::RateLimit;
 pub use records::{
     ChannelSnapshot, MintedToken, NewUser, TeamSnapshot, TokenSnapshot, UserSnapshot,
@@ -164,6 +168,7 @@ pub struct StandInBuilder {
     rate_limit: Option<RateLimit>,
     /// `None`: on for a fresh state, as saved for a restored one.
     tokens_enabled: Option<bool>,
+    token_expiry: TokenExpiry,
     faults: Vec<FaultRule>,
     teams: Vec<(String, String, bool)>,
     state_file: Option<PathBuf>,
@@ -182,6 +187,7 @@ impl fmt::Debug for StandInBuilder {
             .field("latency", &self.latency)
             .field("rate_limit", &self.rate_limit)
             .field("tokens_enabled", &self.tokens_enabled)
+            .field("token_expiry", &self.token_expiry)
             .field("faults", &self.faults.len())
             .field("teams", &self.teams)
             .field("state_file", &self.state_file)
@@ -200,6 +206,7 @@ impl Default for StandInBuilder {
             latency: Duration::ZERO,
             rate_limit: None,
             tokens_enabled: None,
+            token_expiry: TokenExpiry::Optional,
             faults: Vec::new(),
             teams: Vec::new(),
             state_file: None,
@@ -258,6 +265,13 @@ impl StandInBuilder {
     /// is called.
     pub fn tokens_enabled(mut self, enabled: bool) -> Self {
         self.tokens_enabled = Some(enabled);
+        self
+    }
+
+    /// How the server treats `expires_at` on new tokens (default
+    /// [`TokenExpiry::Optional`]).
+    pub fn token_expiry(mut self, expiry: TokenExpiry) -> Self {
+        self.token_expiry = expiry;
         self
     }
 
@@ -327,6 +341,7 @@ impl StandInBuilder {
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
 
+        let token_expiry = self.token_expiry;
         let (mut data, admin_user_id, admin_token) = match restored {
             Some((mut data, admin_user_id, saved_token)) => {
                 if let Some(enabled) = self.tokens_enabled {
@@ -357,6 +372,7 @@ impl StandInBuilder {
                 (data, admin_user_id, admin_token)
             }
         };
+        data.token_expiry = token_expiry;
         data.add_session(
             admin_token.expose_secret().to_owned(),
             admin_user_id.clone(),
@@ -533,6 +549,11 @@ impl StandIn {
     /// (`ServiceSettings.EnableUserAccessTokens`).
     pub fn set_tokens_enabled(&self, enabled: bool) {
         self.shared().data().tokens_enabled = enabled;
+    }
+
+    /// How the server treats `expires_at` on new tokens from now on.
+    pub fn set_token_expiry(&self, expiry: TokenExpiry) {
+        self.shared().data().token_expiry = expiry;
     }
 
     /// Whether personal access tokens are enabled.
@@ -785,7 +806,7 @@ impl StandIn {
         let token = self
             .shared()
             .data()
-            .mint_token(user_id, description, false)?;
+            .mint_token(user_id, description, None, false)?;
         Ok(MintedToken {
             id: token.id,
             user_id: token.user_id,

@@ -94,6 +94,24 @@ impl User {
     }
 }
 
+/// How the stand-in treats `expires_at` on new personal access tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenExpiry {
+    /// Like a server without token expiry: `expires_at` is ignored, answers
+    /// carry none, and tokens never expire.
+    Unsupported,
+    /// Expiry is optional: an `expires_at` given is kept (refused when in
+    /// the past) and the token stops working then.
+    Optional,
+    /// A lifetime policy: every new token must expire, at most
+    /// `max_lifetime` from now.
+    Required {
+        /// The longest lifetime allowed.
+        max_lifetime: std::time::Duration,
+    },
+}
+
 /// A personal access token, with its secret value.
 #[derive(Clone)]
 pub(crate) struct Token {
@@ -102,6 +120,8 @@ pub(crate) struct Token {
     pub user_id: UserId,
     pub description: String,
     pub is_active: bool,
+    /// Ms since the epoch; `None` when the token does not expire.
+    pub expires_at: Option<i64>,
     seq: u64,
 }
 
@@ -113,6 +133,7 @@ impl fmt::Debug for Token {
             .field("user_id", &self.user_id)
             .field("description", &self.description)
             .field("is_active", &self.is_active)
+            .field("expires_at", &self.expires_at)
             .finish()
     }
 }
@@ -124,6 +145,8 @@ pub(crate) struct TokenView<'a> {
     pub user_id: &'a UserId,
     pub description: &'a str,
     pub is_active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 /// The token object the create answer shows: with the secret.
@@ -134,6 +157,8 @@ pub(crate) struct CreatedView<'a> {
     pub user_id: &'a UserId,
     pub description: &'a str,
     pub is_active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl Token {
@@ -143,6 +168,7 @@ impl Token {
             user_id: &self.user_id,
             description: &self.description,
             is_active: self.is_active,
+            expires_at: self.expires_at,
         }
     }
 
@@ -154,6 +180,7 @@ impl Token {
             user_id: &self.user_id,
             description: &self.description,
             is_active: self.is_active,
+            expires_at: self.expires_at,
         }
     }
 }
@@ -364,6 +391,7 @@ pub(crate) struct Data {
     channel_by_name: FastMap<(TeamId, String), ChannelId>,
     pub channel_members: FastMap<(ChannelId, UserId), ChannelMember>,
     pub tokens_enabled: bool,
+    pub token_expiry: TokenExpiry,
 }
 
 impl fmt::Debug for Data {
@@ -449,6 +477,7 @@ impl Data {
             channel_by_name: FastMap::default(),
             channel_members: FastMap::default(),
             tokens_enabled,
+            token_expiry: TokenExpiry::Optional,
         }
     }
 
@@ -690,7 +719,8 @@ impl Data {
                 .get(token)
                 .and_then(|id| self.tokens.get(id))
                 .ok_or_else(AppError::session_expired)?;
-            if !t.is_active || !self.tokens_enabled {
+            if !t.is_active || !self.tokens_enabled || t.expires_at.is_some_and(|at| at <= now_ms())
+            {
                 return Err(AppError::session_expired());
             }
             &t.user_id
@@ -707,6 +737,7 @@ impl Data {
         &mut self,
         user_id: &UserId,
         description: &str,
+        expires_at: Option<i64>,
         enforce_enabled: bool,
     ) -> Result<Token, AppError> {
         if !self.users.contains_key(user_id) {
@@ -726,6 +757,11 @@ impl Data {
                 "Invalid description, must be 255 or less characters.",
             ));
         }
+        let expires_at = if enforce_enabled {
+            self.expiry_policy(expires_at)?
+        } else {
+            expires_at
+        };
         let seq = self.next_seq;
         self.next_seq += 1;
         let token = Token {
@@ -734,6 +770,7 @@ impl Data {
             user_id: user_id.clone(),
             description: description.to_owned(),
             is_active: true,
+            expires_at,
             seq,
         };
         self.token_by_value
@@ -745,6 +782,35 @@ impl Data {
         self.token_order.insert(seq, token.id.clone());
         self.tokens.insert(token.id.clone(), token.clone());
         Ok(token)
+    }
+
+    /// The expiry a new token gets under the server's lifetime policy.
+    fn expiry_policy(&self, asked: Option<i64>) -> Result<Option<i64>, AppError> {
+        let refuse = |id: &'static str, message: &'static str| AppError::new(400, id, message);
+        let now = now_ms();
+        match (self.token_expiry, asked) {
+            (TokenExpiry::Unsupported, _) => Ok(None),
+            (_, Some(at)) if at <= now => Err(refuse(
+                "app.user_access_token.expires_at_in_past",
+                "The token expiry must be in the future.",
+            )),
+            (TokenExpiry::Optional, asked) => Ok(asked),
+            (TokenExpiry::Required { .. }, None) => Err(refuse(
+                "app.user_access_token.expires_at_required",
+                "Personal access tokens on this server must have an expiry.",
+            )),
+            (TokenExpiry::Required { max_lifetime }, Some(at)) => {
+                let max = i64::try_from(max_lifetime.as_millis()).unwrap_or(i64::MAX);
+                if at - now > max {
+                    Err(refuse(
+                        "app.user_access_token.expires_at_too_far",
+                        "The token expiry is further away than this server allows.",
+                    ))
+                } else {
+                    Ok(Some(at))
+                }
+            }
+        }
     }
 
     pub fn token(&self, id: &TokenId) -> Result<&Token, AppError> {
@@ -1018,6 +1084,7 @@ impl Data {
                     user_id: t.user_id.clone(),
                     description: t.description.clone(),
                     is_active: t.is_active,
+                    expires_at: t.expires_at,
                 })
                 .collect(),
             teams,
@@ -1087,6 +1154,7 @@ impl Data {
                     user_id: record.user_id,
                     description: record.description,
                     is_active: record.is_active,
+                    expires_at: record.expires_at,
                     seq,
                 },
             );

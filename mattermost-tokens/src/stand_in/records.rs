@@ -84,6 +84,8 @@ pub struct TokenSnapshot {
     pub description: String,
     /// `false` once disabled.
     pub is_active: bool,
+    /// When it expires (ms since the epoch); `None` when it does not.
+    pub expires_at: Option<i64>,
 }
 
 impl From<&Token> for TokenSnapshot {
@@ -93,6 +95,7 @@ impl From<&Token> for TokenSnapshot {
             user_id: t.user_id.clone(),
             description: t.description.clone(),
             is_active: t.is_active,
+            expires_at: t.expires_at,
         }
     }
 }

@@ -57,6 +57,9 @@ pub(crate) struct TokenRecord {
     pub user_id: UserId,
     pub description: String,
     pub is_active: bool,
+    /// Ms since the epoch; absent for a token that does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -109,6 +109,7 @@ fn write(row: &mut TokenRecord, t: &NewToken) {
     row.mattermost_user_id = Some(t.mattermost_user_id.clone());
     row.token = Some(t.token.clone());
     row.token_id = Some(t.token_id.clone());
+    row.token_expires_at = t.expires_at;
 }
 
 #[async_trait]
@@ -178,6 +179,7 @@ impl TokenStore for MemoryStore {
             let had = r.token.is_some();
             r.token = None;
             r.token_id = None;
+            r.token_expires_at = None;
             had
         })
     }

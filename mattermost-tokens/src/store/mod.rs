@@ -1,11 +1,12 @@
 //! Where the app keeps each user's Mattermost token: the [`TokenStore`] trait,
 //! its record type and error, and an in-memory implementation.
 //!
-//! A store maps the host app's user key ([`HostUserId`]) to three nullable
+//! A store maps the host app's user key ([`HostUserId`]) to four nullable
 //! values, the columns the adapters add to the host's `users` table:
-//! `mattermost_user_id`, `mattermost_token` (the seed's column) and
-//! `mattermost_token_id`. A store never creates or deletes host users: it only
-//! reads and writes those three values on users the host already has.
+//! `mattermost_user_id`, `mattermost_token` (the seed's column),
+//! `mattermost_token_id` and `mattermost_token_expires_at`. A store never
+//! creates or deletes host users: it only reads and writes those values on
+//! users the host already has.
 
 mod memory;
 
@@ -30,6 +31,10 @@ pub struct TokenRecord {
     /// tools (such as the Laravel integration this library ports) may hold a
     /// token without its id.
     pub token_id: Option<TokenId>,
+    /// When that token expires, in milliseconds since the Unix epoch (the
+    /// unit of Mattermost's `expires_at`); `None` for a token that does not
+    /// expire. A sync replaces a token before it expires.
+    pub token_expires_at: Option<i64>,
 }
 
 impl fmt::Debug for TokenRecord {
@@ -38,6 +43,7 @@ impl fmt::Debug for TokenRecord {
             .field("mattermost_user_id", &self.mattermost_user_id)
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
             .field("token_id", &self.token_id)
+            .field("token_expires_at", &self.token_expires_at)
             .finish()
     }
 }
@@ -52,6 +58,9 @@ pub struct NewToken {
     pub token: AccessToken,
     /// The token's id.
     pub token_id: TokenId,
+    /// When the token expires, in milliseconds since the Unix epoch; `None`
+    /// when it does not.
+    pub expires_at: Option<i64>,
 }
 
 /// A page of host users that have no stored token, in key order.
@@ -268,7 +277,7 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         token: &NewToken,
     ) -> Result<bool, StoreError>;
 
-    /// Clears the token and token id (the Mattermost user id stays). Returns
+    /// Clears the token, its id and its expiry (the Mattermost user id stays). Returns
     /// `true` when a token was stored before.
     async fn clear_token(&self, user: &HostUserId) -> Result<bool, StoreError>;
 
@@ -386,6 +395,7 @@ mod tests {
             mattermost_user_id: Some(UserId::new("u")),
             token: Some(AccessToken::new("supersecretvalue")),
             token_id: None,
+            token_expires_at: Some(1_700_000_000_000),
         };
         let s = format!("{r:?}");
         assert!(!s.contains("supersecretvalue"));

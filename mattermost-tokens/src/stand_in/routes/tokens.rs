@@ -38,6 +38,14 @@ pub(crate) async fn create(
     if description.is_empty() {
         return Err(AppError::invalid_body_param("Description"));
     }
+    let expires_at = match body.get("expires_at") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64() {
+            Some(0) => None,
+            Some(ms) => Some(ms),
+            None => return Err(AppError::invalid_body_param("expires_at")),
+        },
+    };
     if !caller.can_manage_own_tokens() || !caller.can_act_on_user(&id) {
         return Err(AppError::permissions());
     }
@@ -46,7 +54,7 @@ pub(crate) async fn create(
     if target.is_system_admin() && !caller.is_admin() {
         return Err(AppError::permissions());
     }
-    let token = data.mint_token(&id, description, true)?;
+    let token = data.mint_token(&id, description, expires_at, true)?;
     Ok(json(StatusCode::OK, &token.created()))
 }
 
