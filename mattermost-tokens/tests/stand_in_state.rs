@@ -433,6 +433,40 @@ async fn an_explicit_admin_token_replaces_the_saved_one() {
 }
 
 #[tokio::test]
+async fn token_expiry_survives_a_restart() {
+    let dir = TempDir::new("expiry");
+    let path = dir.file("state.json");
+    let server = start_from(&path).await;
+    let api = Api::new(&server);
+    let user = api.create_user("erin").await;
+    // 2100-01-01, in milliseconds.
+    let at = 4_102_444_800_000_i64;
+    let (status, body) = api
+        .admin_post(
+            &format!("/users/{user}/tokens"),
+            json!({ "description": "expiring", "expires_at": at }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["expires_at"].as_i64(), Some(at));
+    let (plain, _) = api.mint(&user, "plain").await;
+    server.save_state().expect("saved");
+    server.shutdown();
+    drop(server);
+
+    let restored = start_from(&path).await;
+    let expiry = |id: &str| {
+        restored
+            .tokens()
+            .into_iter()
+            .find(|t| t.id.as_str() == id)
+            .map(|t| t.expires_at)
+    };
+    assert_eq!(expiry(body["id"].as_str().unwrap()), Some(Some(at)));
+    assert_eq!(expiry(plain.as_str()), Some(None));
+}
+
+#[tokio::test]
 async fn a_missing_file_means_a_fresh_server() {
     let dir = TempDir::new("missing");
     let path = dir.file("nested-name.json");
