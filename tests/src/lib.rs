@@ -6,6 +6,7 @@
 //! encryption suites their keys and values from [`encryption`].
 #![deny(missing_docs)]
 
+pub mod code_conformance;
 pub mod conformance;
 pub mod db;
 pub mod encryption;

@@ -1,7 +1,8 @@
 //! The diesel magic-link code stores (`PgCodeStore`, `MysqlCodeStore` on
-//! MariaDB, `SqliteCodeStore` in a file): the `CodeStore` contract, what the
-//! table holds, the migration, errors; then magic links end to end over a
-//! diesel SQLite token store and code store.
+//! MariaDB, `SqliteCodeStore` in a file): the `CodeStore` contract and what
+//! the table holds (the shared cases of `code_conformance`), the migration,
+//! errors; then magic links end to end over a diesel SQLite token store and
+//! code store.
 //!
 //! PostgreSQL and MariaDB tests need `MATTERMOST_TOKENS_TEST_POSTGRES_URL` /
 //! `MATTERMOST_TOKENS_TEST_MYSQL_URL`; without them they print SKIPPED (a
@@ -10,17 +11,12 @@
 //! a SQLite file), dropped at the end; namespaces left by processes that are
 //! gone are dropped the next time the suite runs.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use mattermost_tokens::magic_link::{CodeHash, CodeStore, MagicLinkConfig, MagicLinks};
-use mattermost_tokens::{
-    AccessToken, Error, HostUserId, MattermostClient, NewToken, StoreError, TokenId, TokenStore,
-    UserId,
-};
+use mattermost_tokens::magic_link::CodeStore;
+use mattermost_tokens::{HostUserId, StoreError};
 use mattermost_tokens_diesel::diesel::sql_types::{Nullable, Text};
 use mattermost_tokens_diesel::diesel::{ConnectionError, QueryableByName};
 use mattermost_tokens_diesel::diesel_async::pooled_connection::deadpool::Pool;
@@ -37,6 +33,7 @@ use mattermost_tokens_diesel::{
     CODES_MIGRATION_NAME, CodeMigrations, ConnectionPool, DEFAULT_CODES_TABLE, DieselCodeStore,
     StoreConnection, TokenMigrations, postgres, sqlite,
 };
+use mattermost_tokens_tests::code_conformance::{self, CodeDb, CodeStoreFactory, T, at, hash};
 use mattermost_tokens_tests::each_diesel_pool as each_pool;
 use mattermost_tokens_tests::scratch::{
     DieselPools as Pools, DieselScratch, Kind, Rows, padded_select,
@@ -259,289 +256,45 @@ fn codes_on(pools: &Pools, table: Option<&str>) -> Arc<dyn Codes> {
 }
 
 // ---------------------------------------------------------------------------
-// Helpers.
+// The `CodeStore` contract, on every database.
 
-/// A point in time, `secs` after the epoch (plus `millis`), for the
-/// `DateTime<Utc>` parameters (`.into()`).
-fn at(secs: u64, millis: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
+/// Fresh migrated code tables on one kind of database.
+struct DieselCodes(Kind);
+
+#[async_trait]
+impl CodeStoreFactory for DieselCodes {
+    async fn fresh(&self, test: &str) -> Option<Box<dyn CodeDb>> {
+        let db = Db::open(self.0, &format!("diesel codes {test}")).await?;
+        db.codes(None).migrate().await.unwrap();
+        Some(Box::new(db))
+    }
 }
 
-/// Now-ish, in whole seconds (the tests choose their own clock).
-const T: u64 = 1_769_428_800; // 2026-01-26T12:00:00Z
+#[async_trait]
+impl CodeDb for Db {
+    fn store(&self) -> Arc<dyn CodeStore> {
+        self.codes(None)
+    }
 
-fn hash(code: &str) -> CodeHash {
-    CodeHash::of_code(code)
+    async fn read_only_store(&self) -> Arc<dyn CodeStore> {
+        codes_on(&self.read_only(), None)
+    }
+
+    async fn table(&self) -> (Vec<String>, Rows) {
+        self.all_rows(DEFAULT_CODES_TABLE).await
+    }
+
+    async fn finish(self: Box<Self>) {
+        self.0.finish().await
+    }
 }
 
-/// A fresh migrated code store on `kind`, or `None` when skipped.
-async fn fresh(kind: Kind, test: &str) -> Option<(Db, Arc<dyn Codes>)> {
-    let db = Db::open(kind, test).await?;
-    let codes = db.codes(None);
-    codes.migrate().await.unwrap();
-    Some((db, codes))
-}
+mattermost_tokens_tests::code_conformance_tests!(on_postgres, DieselCodes(Kind::Postgres));
+mattermost_tokens_tests::code_conformance_tests!(on_mariadb, DieselCodes(Kind::MariaDb));
+mattermost_tokens_tests::code_conformance_tests!(on_sqlite, DieselCodes(Kind::Sqlite));
 
 // ---------------------------------------------------------------------------
-// Checks, run on every database.
-
-/// Integer and text users come back as they went in; a code works once.
-async fn round_trip(kind: Kind) {
-    let Some((db, codes)) = fresh(kind, "diesel codes round_trip").await else {
-        return;
-    };
-    let users = [
-        HostUserId::Int(42),
-        HostUserId::Int(-7),
-        HostUserId::Int(i64::MAX),
-        HostUserId::Int(i64::MIN),
-        HostUserId::Text("7f1c2a9e-0000-4000-8000-000000000001".into()),
-        // Looks like an integer, is text: the kind column keeps it text.
-        HostUserId::Text("42".into()),
-        HostUserId::Text(" padded ".into()),
-        HostUserId::Text("ünïcødé-用户-✓".into()),
-        HostUserId::Text("x".repeat(255)),
-    ];
-    let now = at(T, 0);
-    for (i, u) in users.iter().enumerate() {
-        let h = hash(&format!("code-{i}"));
-        codes.insert(&h, u, at(T + 300, 0).into()).await.unwrap();
-        assert!(codes.peek(&h, now.into()).await.unwrap(), "{u:?}");
-    }
-    for (i, u) in users.iter().enumerate() {
-        let h = hash(&format!("code-{i}"));
-        assert_eq!(
-            codes.consume(&h, now.into()).await.unwrap().as_ref(),
-            Some(u)
-        );
-        assert_eq!(codes.consume(&h, now.into()).await.unwrap(), None);
-        assert!(!codes.peek(&h, now.into()).await.unwrap());
-    }
-    // Unknown codes: nothing.
-    assert_eq!(
-        codes.consume(&hash("never"), now.into()).await.unwrap(),
-        None
-    );
-    assert!(!codes.peek(&hash("never"), now.into()).await.unwrap());
-    // A text key too long for the column: refused before SQL.
-    let e = codes
-        .insert(
-            &hash("long"),
-            &HostUserId::Text("x".repeat(256)),
-            at(T + 300, 0).into(),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(e, StoreError::Config(_)), "{e:?}");
-    let (_, rows) = db.all_rows(DEFAULT_CODES_TABLE).await;
-    assert!(rows.is_empty(), "{rows:?}");
-    db.finish().await;
-}
-
-/// A code works only while `now < expires_at`: not at `expires_at`, not
-/// after; sub-second expiry rounds down.
-async fn expiry(kind: Kind) {
-    let Some((db, codes)) = fresh(kind, "diesel codes expiry").await else {
-        return;
-    };
-    let u = HostUserId::Int(1);
-    codes
-        .insert(&hash("e"), &u, at(T + 300, 0).into())
-        .await
-        .unwrap();
-    // At and after expiry: neither peek nor consume.
-    for now in [
-        at(T + 300, 0),
-        at(T + 300, 500),
-        at(T + 301, 0),
-        at(T + 86_400, 0),
-    ] {
-        assert!(!codes.peek(&hash("e"), now.into()).await.unwrap());
-        assert_eq!(codes.consume(&hash("e"), now.into()).await.unwrap(), None);
-    }
-    // The row is still there (consume refused it), and a second before
-    // expiry it works.
-    assert_eq!(db.all_rows(DEFAULT_CODES_TABLE).await.1.len(), 1);
-    assert_eq!(
-        codes
-            .consume(&hash("e"), at(T + 299, 999).into())
-            .await
-            .unwrap(),
-        Some(u.clone())
-    );
-
-    // An already expired code is never consumable.
-    codes
-        .insert(&hash("old"), &u, at(T - 1, 0).into())
-        .await
-        .unwrap();
-    assert_eq!(
-        codes.consume(&hash("old"), at(T, 0).into()).await.unwrap(),
-        None
-    );
-
-    // Expiry with milliseconds: kept in whole seconds, rounded down, so
-    // it never works past its `expires_at`.
-    codes
-        .insert(&hash("ms"), &u, at(T + 10, 700).into())
-        .await
-        .unwrap();
-    assert!(
-        !codes
-            .peek(&hash("ms"), at(T + 10, 200).into())
-            .await
-            .unwrap()
-    );
-    assert!(
-        codes
-            .peek(&hash("ms"), at(T + 9, 999).into())
-            .await
-            .unwrap()
-    );
-    db.finish().await;
-}
-
-/// 20 concurrent consumers of one code: exactly one gets the user (several
-/// rounds, on several store instances sharing the pool).
-async fn consume_exactly_once(kind: Kind) {
-    let Some((db, _)) = fresh(kind, "diesel codes consume_exactly_once").await else {
-        return;
-    };
-    let stores: Vec<Arc<dyn Codes>> = (0..4).map(|_| db.codes(None)).collect();
-    for round in 0..10 {
-        let code = format!("race-{round}");
-        let user = HostUserId::Text(format!("user-{round}"));
-        stores[0]
-            .insert(&hash(&code), &user, at(T + 60, 0).into())
-            .await
-            .unwrap();
-        let start = Arc::new(tokio::sync::Barrier::new(20));
-        let racers = (0..20).map(|i| {
-            let codes = stores[i % stores.len()].clone();
-            let code = code.clone();
-            let start = start.clone();
-            tokio::spawn(async move {
-                start.wait().await;
-                codes.consume(&hash(&code), at(T, 0).into()).await
-            })
-        });
-        let results: Vec<Option<HostUserId>> = futures::future::join_all(racers)
-            .await
-            .into_iter()
-            .map(|r| r.unwrap().unwrap())
-            .collect();
-        let winners: Vec<_> = results.iter().flatten().collect();
-        assert_eq!(winners, [&user], "round {round}: {results:?}");
-    }
-    let (_, rows) = db.all_rows(DEFAULT_CODES_TABLE).await;
-    assert!(rows.is_empty(), "{rows:?}");
-    db.finish().await;
-}
-
-/// `peek` changes nothing, however often and concurrently it runs.
-async fn peek_consumes_nothing(kind: Kind) {
-    let Some((db, codes)) = fresh(kind, "diesel codes peek_consumes_nothing").await else {
-        return;
-    };
-    let u = HostUserId::Int(3);
-    let h = hash("peeked");
-    codes.insert(&h, &u, at(T + 60, 0).into()).await.unwrap();
-    let before = db.all_rows(DEFAULT_CODES_TABLE).await;
-    let peeks = (0..10).map(|_| {
-        let codes = codes.clone();
-        tokio::spawn(async move { codes.peek(&hash("peeked"), at(T, 0).into()).await })
-    });
-    for p in futures::future::join_all(peeks).await {
-        assert!(p.unwrap().unwrap());
-    }
-    // An expired peek deletes nothing either.
-    assert!(!codes.peek(&h, at(T + 60, 0).into()).await.unwrap());
-    assert_eq!(db.all_rows(DEFAULT_CODES_TABLE).await, before);
-    assert_eq!(codes.consume(&h, at(T, 0).into()).await.unwrap(), Some(u));
-    db.finish().await;
-}
-
-/// `purge_expired` deletes codes with `expires_at <= now` and says how many.
-async fn purge_counts(kind: Kind) {
-    let Some((db, codes)) = fresh(kind, "diesel codes purge_counts").await else {
-        return;
-    };
-    let u = HostUserId::Int(9);
-    for (name, expires) in [
-        ("old-1", T - 3600),
-        ("old-2", T - 1),
-        ("boundary", T),
-        ("live-1", T + 1),
-        ("live-2", T + 300),
-    ] {
-        codes
-            .insert(&hash(name), &u, at(expires, 0).into())
-            .await
-            .unwrap();
-    }
-    assert_eq!(codes.purge_expired(at(T, 0).into()).await.unwrap(), 3);
-    assert_eq!(codes.purge_expired(at(T, 0).into()).await.unwrap(), 0);
-    let (_, rows) = db.all_rows(DEFAULT_CODES_TABLE).await;
-    assert_eq!(rows.len(), 2);
-    for live in ["live-1", "live-2"] {
-        assert_eq!(
-            codes.consume(&hash(live), at(T, 0).into()).await.unwrap(),
-            Some(u.clone())
-        );
-    }
-    assert_eq!(
-        codes.purge_expired(at(T + 10_000, 0).into()).await.unwrap(),
-        0
-    );
-    db.finish().await;
-}
-
-/// The table holds the code's hash (lowercase hex), never the code.
-async fn table_holds_only_the_hash(kind: Kind) {
-    let Some((db, codes)) = fresh(kind, "diesel codes table_holds_only_the_hash").await else {
-        return;
-    };
-    // Codes of the issued shape (43 base64url characters).
-    let code = "Zm9vYmFyLWJhei1xdXV4LWNvZGUtMTIzNDU2Nzg5MDE";
-    let text_code = "dGV4dC11c2VyLWNvZGUtYWJjZGVmZ2hpamtsbW5vcHE";
-    codes
-        .insert(&hash(code), &HostUserId::Int(5), at(T + 300, 0).into())
-        .await
-        .unwrap();
-    codes
-        .insert(
-            &hash(text_code),
-            &HostUserId::Text("ada@example.com".into()),
-            at(T + 600, 0).into(),
-        )
-        .await
-        .unwrap();
-    let (columns, rows) = db.all_rows(DEFAULT_CODES_TABLE).await;
-    assert_eq!(
-        columns,
-        ["code_hash", "host_user_id", "host_user_kind", "expires_at"]
-    );
-    assert_eq!(rows.len(), 2);
-    for row in &rows {
-        for value in row.iter().flatten() {
-            for c in [code, text_code] {
-                assert!(!value.contains(c), "{value}");
-                assert!(!value.contains(&c[..16]), "{value}");
-            }
-        }
-    }
-    let by_hash: HashMap<String, &Vec<Option<String>>> =
-        rows.iter().map(|r| (r[0].clone().unwrap(), r)).collect();
-    let int_row = by_hash[&hash(code).to_hex()];
-    assert_eq!(int_row[1].as_deref(), Some("5"));
-    assert_eq!(int_row[2].as_deref(), Some("i"));
-    assert_eq!(int_row[3].as_deref(), Some((T + 300).to_string().as_str()));
-    let text_row = by_hash[&hash(text_code).to_hex()];
-    assert_eq!(text_row[1].as_deref(), Some("ada@example.com"));
-    assert_eq!(text_row[2].as_deref(), Some("t"));
-    assert_eq!(text_row[3].as_deref(), Some((T + 600).to_string().as_str()));
-    db.finish().await;
-}
+// The migration, on every database.
 
 /// Runs the default code table migration through diesel-async's
 /// `AsyncMigrationHarness` over a pooled connection (and reverts it).
@@ -716,48 +469,12 @@ async fn migration(kind: Kind) {
     db.finish().await;
 }
 
-/// Writes to a read-only database fail with `StoreError::ReadOnly` and
-/// consume nothing; peek works.
-async fn read_only(kind: Kind) {
-    let Some((db, codes)) = fresh(kind, "diesel codes read_only").await else {
-        return;
-    };
-    codes
-        .insert(&hash("ro"), &HostUserId::Int(1), at(T + 60, 0).into())
-        .await
-        .unwrap();
-    let ro = codes_on(&db.read_only(), None);
-    assert!(ro.peek(&hash("ro"), at(T, 0).into()).await.unwrap());
-    let errors = [
-        ro.consume(&hash("ro"), at(T, 0).into()).await.map(drop),
-        ro.insert(&hash("new"), &HostUserId::Int(1), at(T + 60, 0).into())
-            .await,
-        ro.purge_expired(at(T + 3600, 0).into()).await.map(drop),
-    ];
-    for r in errors {
-        assert!(matches!(r, Err(StoreError::ReadOnly { .. })), "{r:?}");
-    }
-    // Nothing was consumed.
-    assert_eq!(
-        codes.consume(&hash("ro"), at(T, 0).into()).await.unwrap(),
-        Some(HostUserId::Int(1))
-    );
-    db.finish().await;
-}
-
 mattermost_tokens_tests::on_every_database!(
     workers = 4,
-    postgres: on_postgres,
-    mariadb: on_mariadb,
-    sqlite: on_sqlite;
-    round_trip,
-    expiry,
-    consume_exactly_once,
-    peek_consumes_nothing,
-    purge_counts,
-    table_holds_only_the_hash,
+    postgres: adapter_postgres,
+    mariadb: adapter_mariadb,
+    sqlite: adapter_sqlite;
     migration,
-    read_only,
 );
 
 // ---------------------------------------------------------------------------
@@ -901,31 +618,6 @@ fn debug_names_the_table_only() {
 // ---------------------------------------------------------------------------
 // Magic links end to end: diesel SQLite token store and code store.
 
-/// The `code` query parameter of a link.
-fn code_of(url: &str) -> String {
-    let url = reqwest::Url::parse(url).unwrap();
-    url.query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("a code parameter")
-}
-
-/// A TCP listener that counts the connections made to it (and answers
-/// none), standing in for a Mattermost server that must not be called.
-async fn counting_listener() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = listener.accept().await {
-            seen.fetch_add(1, Ordering::SeqCst);
-            drop(conn);
-        }
-    });
-    (url, count)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn magic_link_over_diesel_sqlite_stores() {
     let db = Db::sqlite_file();
@@ -938,106 +630,7 @@ async fn magic_link_over_diesel_sqlite_stores() {
         .await;
     let tokens = SqliteTokenStore::new(pool.clone());
     tokens.migrate().await.unwrap();
-    let codes = SqliteCodeStore::new(pool.clone());
-    codes.migrate().await.unwrap();
-
-    // A synced user: Mattermost id and own token stored.
-    let ada = HostUserId::Int(1);
-    let mm_id = UserId::new("a1b2c3d4e5f6g7h8i9j0k1l2m3");
-    let secret = "t0k3nt0k3nt0k3nt0k3nt0k3n";
-    let synced = NewToken {
-        mattermost_user_id: mm_id.clone(),
-        token: AccessToken::new(secret),
-        token_id: TokenId::new("i1d2i3d4i5d6i7d8i9d0i1d2i3"),
-        expires_at: None,
-    };
-    assert!(tokens.put_token_if_absent(&ada, &synced).await.unwrap());
-
-    let links = |server: &str| {
-        MagicLinks::new(
-            MattermostClient::new(server, "admintoken").unwrap(),
-            Arc::new(tokens.clone()),
-            Arc::new(codes.clone()),
-            MagicLinkConfig::one_time_code("http://127.0.0.1:8080/mattermost/magic-link/redeem"),
-        )
-        .unwrap()
-    };
-    // Nothing listens on port 9: a call to Mattermost would fail.
-    let a = links("http://127.0.0.1:9");
-    let link = a.issue(&ada).await.unwrap();
-    assert!(
-        link.url()
-            .starts_with("http://127.0.0.1:8080/mattermost/magic-link/redeem?code="),
-        "{link:?}"
-    );
-    let code = code_of(link.url());
-
-    // Only the hash is in the database, with the link's expiry.
-    let (_, rows) = db.all_rows(DEFAULT_CODES_TABLE).await;
-    assert_eq!(rows.len(), 1);
-    assert!(rows[0].iter().flatten().all(|v| !v.contains(&code)));
-    assert_eq!(rows[0][0].as_deref(), Some(hash(&code).to_hex().as_str()));
-    assert_eq!(rows[0][1].as_deref(), Some("1"));
-    assert_eq!(rows[0][2].as_deref(), Some("i"));
-    assert_eq!(
-        rows[0][3].as_deref(),
-        Some(link.expires_at().timestamp().to_string().as_str())
-    );
-
-    // The confirm page (GET) uses nothing up.
-    a.confirm_page(&code).await.unwrap();
-    let redemption = a.redeem(&code).await.unwrap();
-    assert_eq!(redemption.user(), &ada);
-    assert_eq!(redemption.mattermost_user_id(), &mm_id);
-    let cookies: HashMap<&str, &str> = redemption
-        .cookies()
-        .iter()
-        .map(|c| (c.name(), c.value()))
-        .collect();
-    assert_eq!(cookies.get("MMAUTHTOKEN"), Some(&secret));
-    assert_eq!(cookies.get("MMUSERID"), Some(&mm_id.as_str()));
-    assert!(cookies.contains_key("MMCSRF"));
-
-    // A second redeem fails.
-    let second = a.redeem(&code).await;
-    assert!(
-        matches!(second, Err(Error::InvalidMagicLink { .. })),
-        "{second:?}"
-    );
-    assert!(db.all_rows(DEFAULT_CODES_TABLE).await.1.is_empty());
-
-    // The same flow against a server that counts connections: issuing,
-    // confirming and redeeming never call Mattermost.
-    let (server, calls) = counting_listener().await;
-    let watched = links(&server);
-    let code = code_of(watched.issue(&ada).await.unwrap().url());
-    watched.confirm_page(&code).await.unwrap();
-    let redemption = watched.redeem(&code).await.unwrap();
-    assert_eq!(
-        redemption
-            .cookies()
-            .iter()
-            .find(|c| c.name() == "MMAUTHTOKEN")
-            .map(|c| c.value()),
-        Some(secret)
-    );
-    assert!(matches!(
-        watched.redeem(&code).await,
-        Err(Error::InvalidMagicLink { .. })
-    ));
-    assert_eq!(watched.purge_expired().await.unwrap(), 0);
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "Mattermost was called");
-
-    // A user without a token gets no link, and no code is stored.
-    let bob = HostUserId::Int(2);
-    tokens
-        .set_mattermost_user_id(&bob, &UserId::new("b1b2c3d4e5f6g7h8i9j0k1l2m3"))
-        .await
-        .unwrap();
-    assert!(matches!(
-        a.issue(&bob).await,
-        Err(Error::NoUserToken { .. })
-    ));
-    assert!(db.all_rows(DEFAULT_CODES_TABLE).await.1.is_empty());
+    db.codes(None).migrate().await.unwrap();
+    code_conformance::magic_links_end_to_end(Arc::new(tokens), &db).await;
     db.finish().await;
 }

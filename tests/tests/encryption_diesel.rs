@@ -4,7 +4,9 @@
 //! PostgreSQL, MariaDB): the column holds `mmt1:...` and never the token, a
 //! value copied into another user's row by SQL does not decrypt, plaintext
 //! rows written by SQL (as the Laravel integration wrote them) still read
-//! and can be re-encrypted, and keys rotate.
+//! and can be re-encrypted, and keys rotate. The checks are shared with the
+//! sqlx suite (`mattermost_tokens_tests::encryption`); this file gives them
+//! diesel tables.
 //!
 //! PostgreSQL and MariaDB tests need `MATTERMOST_TOKENS_TEST_POSTGRES_URL` /
 //! `MATTERMOST_TOKENS_TEST_MYSQL_URL`; without them they print SKIPPED (a
@@ -15,24 +17,18 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mattermost_tokens::{
-    AccessToken, ENCRYPTED_PREFIX, EncryptedStore, EncryptionKeys, HostUserId, NewToken,
-    ReencryptOutcome, SkipReason, StoreError, TokenStore,
-};
+use mattermost_tokens::{HostUserId, TokenStore};
 use mattermost_tokens_diesel::diesel::QueryableByName;
 use mattermost_tokens_diesel::diesel::sql_types::{Nullable, Text};
 use mattermost_tokens_diesel::{DieselTokenStore, KeyType};
-use mattermost_tokens_tests::conformance::StoreFactory;
 use mattermost_tokens_tests::each_diesel_pool as each_pool;
-use mattermost_tokens_tests::encryption::{
-    K2, assert_quiet, keys_k1, keys_k2_k1, mm_value, new_token, read_token, user,
-};
+use mattermost_tokens_tests::encryption::{Adapter, Table};
 use mattermost_tokens_tests::scratch::{
     DieselPools as Pools, DieselScratch, Kind, Rows, users_table,
 };
 
 // ---------------------------------------------------------------------------
-// A database to test against, whatever its kind.
+// A diesel table to test against, whatever its database.
 
 /// One row of up to three text columns.
 #[derive(QueryableByName, Debug, Clone, PartialEq, Eq)]
@@ -47,74 +43,76 @@ struct Row {
 
 const PREFIX: &str = "mmt_denc_";
 
-/// Pools on a fresh namespace, with this suite's views of it.
-struct Db(DieselScratch);
+/// The diesel adapter.
+#[derive(Debug, Clone, Copy)]
+struct Diesel;
 
-impl std::ops::Deref for Db {
-    type Target = DieselScratch;
-    fn deref(&self) -> &DieselScratch {
-        &self.0
-    }
+const DIESEL: Diesel = Diesel;
+
+/// A migrated users table on fresh pools (namespace or SQLite file).
+struct DieselTable {
+    db: DieselScratch,
+    name: String,
+    key_type: KeyType,
 }
 
-impl Db {
-    async fn open(kind: Kind, test: &str) -> Option<Db> {
+#[async_trait]
+impl Adapter for Diesel {
+    async fn table(&self, kind: Kind, test: &str, users: &[HostUserId]) -> Option<Box<dyn Table>> {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-        DieselScratch::open(kind, PREFIX, test, 10, dir)
-            .await
-            .map(Db)
-    }
-
-    /// The plain diesel store on `table`.
-    fn store(&self, table: &str, key_type: KeyType) -> Arc<dyn TokenStore> {
-        each_pool!(&self.pools, |p| Arc::new(
-            DieselTokenStore::new(p.clone())
-                .with_table_name(table)
-                .unwrap()
-                .with_key_type(key_type)
-        ) as Arc<dyn TokenStore>)
-    }
-
-    /// A migrated users table holding `users` (all of one kind).
-    async fn users_table(&self, users: &[HostUserId]) -> (String, KeyType) {
-        let t = users_table(self.kind, users, false);
+        let db = DieselScratch::open(kind, PREFIX, &format!("diesel {test}"), 10, dir).await?;
+        let t = users_table(kind, users, false);
         for statement in &t.statements {
-            self.exec(statement).await;
+            db.exec(statement).await;
         }
-        let (table, key_type) = (t.name, KeyType::from(t.key));
-        each_pool!(&self.pools, |p| DieselTokenStore::new(p.clone())
-            .with_table_name(&table)
+        let (name, key_type) = (t.name, KeyType::from(t.key));
+        each_pool!(&db.pools, |p| DieselTokenStore::new(p.clone())
+            .with_table_name(&name)
             .unwrap()
             .with_key_type(key_type)
             .migrate()
             .await
             .unwrap());
-        (table, key_type)
+        Some(Box::new(DieselTable { db, name, key_type }))
+    }
+}
+
+#[async_trait]
+impl Table for DieselTable {
+    fn name(&self) -> &str {
+        &self.name
     }
 
-    /// The raw (token, token id, Mattermost user id) of integer user `id`.
-    async fn raw_row(&self, table: &str, id: i64) -> Vec<Option<String>> {
+    fn store(&self) -> Arc<dyn TokenStore> {
+        each_pool!(&self.db.pools, |p| Arc::new(
+            DieselTokenStore::new(p.clone())
+                .with_table_name(&self.name)
+                .unwrap()
+                .with_key_type(self.key_type)
+        ) as Arc<dyn TokenStore>)
+    }
+
+    async fn exec(&self, statement: &str) {
+        self.db.exec(statement).await
+    }
+
+    async fn raw_row(&self, id: i64) -> Vec<Option<String>> {
         let rows = rows_on(
-            &self.pools,
+            &self.db.pools,
             &format!(
-                "SELECT {} AS c0, {} AS c1, {} AS c2 FROM {table} WHERE id = {id}",
-                self.text("mattermost_token"),
-                self.text("mattermost_token_id"),
-                self.text("mattermost_user_id"),
+                "SELECT {} AS c0, {} AS c1, {} AS c2 FROM {} WHERE id = {id}",
+                self.db.text("mattermost_token"),
+                self.db.text("mattermost_token_id"),
+                self.db.text("mattermost_user_id"),
+                self.name,
             ),
         )
         .await;
         rows.into_iter().next().expect("a row")
     }
 
-    async fn raw_token(&self, table: &str, id: i64) -> String {
-        self.raw_row(table, id).await[0]
-            .clone()
-            .expect("a stored token")
-    }
-
-    async fn finish(self) {
-        self.0.finish().await
+    async fn finish(self: Box<Self>) {
+        self.db.finish().await
     }
 }
 
@@ -135,235 +133,6 @@ async fn rows_on(pools: &Pools, query: &str) -> Rows {
 }
 
 // ---------------------------------------------------------------------------
-// The conformance suite through the wrapper.
+// The shared suite.
 
-struct Encrypted {
-    kind: Kind,
-}
-
-#[async_trait]
-impl StoreFactory for Encrypted {
-    async fn fresh(&self, users: &[HostUserId]) -> Option<Arc<dyn TokenStore>> {
-        let db = Db::open(self.kind, "encrypted diesel conformance").await?;
-        let (table, key_type) = db.users_table(users).await;
-        let inner = db.store(&table, key_type);
-        // The namespace is dropped by a later run (a factory has no
-        // teardown); so are SQLite files.
-        Some(Arc::new(EncryptedStore::new(inner, keys_k1())))
-    }
-}
-
-const ENCRYPTED_SQLITE: Encrypted = Encrypted { kind: Kind::Sqlite };
-const ENCRYPTED_POSTGRES: Encrypted = Encrypted {
-    kind: Kind::Postgres,
-};
-
-mattermost_tokens_tests::conformance_tests!(encrypted_sqlite, crate::ENCRYPTED_SQLITE);
-mattermost_tokens_tests::conformance_tests!(encrypted_postgres, crate::ENCRYPTED_POSTGRES);
-
-// ---------------------------------------------------------------------------
-// What is in the database, checked with SQL.
-
-/// The token column holds `mmt1:k1:...` and not the token; the token id and
-/// Mattermost user id stay plain (the store compares and sets on them).
-async fn stored_form(kind: Kind) {
-    let Some(db) = Db::open(kind, "diesel stored_form").await else {
-        return;
-    };
-    let (table, kt) = db.users_table(&[user(1), user(2)]).await;
-    let store = EncryptedStore::new(db.store(&table, kt), keys_k1());
-    store.put_token(&user(1), &new_token(1)).await.unwrap();
-    let unicode = NewToken {
-        token: AccessToken::new("tøkén-✓-ü-用户"),
-        ..new_token(2)
-    };
-    assert!(store.put_token_if_absent(&user(2), &unicode).await.unwrap());
-
-    let row = db.raw_row(&table, 1).await;
-    let raw = row[0].clone().unwrap();
-    assert!(raw.starts_with(ENCRYPTED_PREFIX), "{raw}");
-    assert!(raw.starts_with("mmt1:k1:"), "{raw}");
-    assert!(!raw.contains(&mm_value('t', 1)), "{raw}");
-    assert_eq!(row[1].as_deref(), Some(mm_value('i', 1).as_str()));
-    assert_eq!(row[2].as_deref(), Some(mm_value('u', 1).as_str()));
-    let raw2 = db.raw_token(&table, 2).await;
-    assert!(
-        raw2.starts_with("mmt1:k1:") && !raw2.contains("tøkén"),
-        "{raw2}"
-    );
-
-    assert_eq!(
-        read_token(&store, &user(1)).await.unwrap(),
-        mm_value('t', 1)
-    );
-    assert_eq!(
-        read_token(&store, &user(2)).await.unwrap(),
-        "tøkén-✓-ü-用户"
-    );
-    // The plain store underneath sees only the encrypted value.
-    assert_eq!(
-        read_token(store.inner().as_ref(), &user(1)).await.unwrap(),
-        raw
-    );
-    // The same token written again: a fresh nonce, another value.
-    store.put_token(&user(1), &new_token(1)).await.unwrap();
-    assert_ne!(db.raw_token(&table, 1).await, raw);
-    db.finish().await;
-}
-
-/// A value copied with SQL into another user's row fails authentication
-/// there (`DecryptionFailed`), and shows neither the value nor the token;
-/// the owner's row reads.
-async fn copied_value_fails(kind: Kind) {
-    let Some(db) = Db::open(kind, "diesel copied_value_fails").await else {
-        return;
-    };
-    let (table, kt) = db.users_table(&[user(1), user(2)]).await;
-    let store = EncryptedStore::new(db.store(&table, kt), keys_k1());
-    store.put_token(&user(1), &new_token(1)).await.unwrap();
-    store.put_token(&user(2), &new_token(2)).await.unwrap();
-    let stolen = db.raw_token(&table, 1).await;
-    // Copied by SQL, within the database.
-    db.exec(&format!(
-        "UPDATE {table} SET mattermost_token = \
-         (SELECT t.mattermost_token FROM (SELECT mattermost_token FROM {table} WHERE id = 1) t) \
-         WHERE id = 2"
-    ))
-    .await;
-    assert_eq!(db.raw_token(&table, 2).await, stolen);
-    let err = store.get(&user(2)).await.unwrap_err();
-    assert!(
-        matches!(&err, StoreError::DecryptionFailed { user: u, kid } if *u == user(2) && kid == "k1"),
-        "{err:?}"
-    );
-    assert_quiet(&err, &[&stolen, &mm_value('t', 1)]);
-    assert!(matches!(
-        store.get_many(&[user(1), user(2)]).await,
-        Err(StoreError::DecryptionFailed { .. })
-    ));
-    assert_eq!(
-        read_token(&store, &user(1)).await.unwrap(),
-        mm_value('t', 1)
-    );
-    db.finish().await;
-}
-
-/// Rows written with plain SQL, as the Laravel integration wrote them, read
-/// through the wrapper; strict mode refuses them; re-encryption turns a row
-/// with a token id into `mmt1:` and skips one without.
-async fn plaintext_rows(kind: Kind) {
-    let Some(db) = Db::open(kind, "diesel plaintext_rows").await else {
-        return;
-    };
-    let (table, kt) = db.users_table(&[user(1), user(2), user(3)]).await;
-    // Laravel wrote the token column only.
-    db.exec(&format!(
-        "UPDATE {table} SET mattermost_token = 'laravelplaintokenvalue0001' WHERE id = 1"
-    ))
-    .await;
-    db.exec(&format!(
-        "UPDATE {table} SET mattermost_token = 'laravelplaintokenvalue0002', \
-         mattermost_token_id = '{}', mattermost_user_id = '{}' WHERE id = 2",
-        mm_value('i', 2),
-        mm_value('u', 2)
-    ))
-    .await;
-    let inner = db.store(&table, kt);
-    let store = EncryptedStore::new(inner.clone(), keys_k1());
-    assert_eq!(
-        read_token(&store, &user(1)).await.unwrap(),
-        "laravelplaintokenvalue0001"
-    );
-    let many = store.get_many(&[user(1), user(2), user(3)]).await.unwrap();
-    assert_eq!(
-        many[&user(2)].token.as_ref().unwrap().expose_secret(),
-        "laravelplaintokenvalue0002"
-    );
-    assert!(many[&user(3)].token.is_none());
-
-    let strict = EncryptedStore::new(inner.clone(), keys_k1()).allow_plaintext(false);
-    let err = strict.get(&user(2)).await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::PlaintextNotAllowed { .. }),
-        "{err:?}"
-    );
-    assert_quiet(&err, &["laravelplaintokenvalue0002"]);
-
-    assert_eq!(
-        store.reencrypt(&user(2)).await.unwrap(),
-        ReencryptOutcome::Reencrypted
-    );
-    let raw = db.raw_token(&table, 2).await;
-    assert!(
-        raw.starts_with("mmt1:k1:") && !raw.contains("laravel"),
-        "{raw}"
-    );
-    assert_eq!(
-        read_token(&strict, &user(2)).await.unwrap(),
-        "laravelplaintokenvalue0002"
-    );
-    // No token id: left as it is (re-encrypting is a compare-and-set on it).
-    assert_eq!(
-        store.reencrypt(&user(1)).await.unwrap(),
-        ReencryptOutcome::Skipped(SkipReason::NoTokenId)
-    );
-    assert_eq!(db.raw_token(&table, 1).await, "laravelplaintokenvalue0001");
-    db.finish().await;
-}
-
-/// Written under k1; [k2, k1] reads it and re-encrypts every row to k2;
-/// [k2] alone reads them; [k1] alone names the unknown key id.
-async fn key_rotation(kind: Kind) {
-    let Some(db) = Db::open(kind, "diesel key_rotation").await else {
-        return;
-    };
-    let users: Vec<HostUserId> = (1..=4).map(user).collect();
-    let (table, kt) = db.users_table(&users).await;
-    let inner = db.store(&table, kt);
-    let old = EncryptedStore::new(inner.clone(), keys_k1());
-    for i in 1..=3 {
-        old.put_token(&user(i), &new_token(i)).await.unwrap();
-    }
-    let rotated = EncryptedStore::new(inner.clone(), keys_k2_k1());
-    let report = rotated
-        .reencrypt_all(futures::stream::iter(users.clone()))
-        .await;
-    assert_eq!(
-        (
-            report.reencrypted,
-            report.already_current,
-            report.skipped,
-            report.failed
-        ),
-        (3, 0, 1, 0),
-        "{report:?}"
-    );
-    for i in 1..=3 {
-        assert!(db.raw_token(&table, i).await.starts_with("mmt1:k2:"));
-    }
-    let newest = EncryptedStore::new(inner.clone(), EncryptionKeys::new("k2", K2).unwrap());
-    for i in 1..=3 {
-        assert_eq!(
-            read_token(&newest, &user(i)).await.unwrap(),
-            mm_value('t', i)
-        );
-    }
-    let oldest = EncryptedStore::new(inner, keys_k1());
-    let err = read_token(&oldest, &user(1)).await.unwrap_err();
-    assert!(
-        matches!(&err, StoreError::UnknownKeyId { kid, .. } if kid == "k2"),
-        "{err:?}"
-    );
-    db.finish().await;
-}
-
-mattermost_tokens_tests::on_every_database!(
-    workers = 2,
-    postgres: sql_postgres,
-    mariadb: sql_mariadb,
-    sqlite: sql_sqlite;
-    stored_form,
-    copied_value_fails,
-    plaintext_rows,
-    key_rotation
-);
+mattermost_tokens_tests::encryption_tests!(crate::DIESEL);
