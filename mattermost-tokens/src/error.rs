@@ -241,6 +241,15 @@ pub enum Error {
         /// The host user.
         user: crate::ids::HostUserId,
     },
+    /// The user's stored token has expired (it was minted with a lifetime
+    /// and not renewed in time).
+    #[error(
+        "the Mattermost token of host user {user} has expired; run a sync (it renews tokens before they expire) or UserSync::verify(user, true)"
+    )]
+    UserTokenExpired {
+        /// The host user.
+        user: crate::ids::HostUserId,
+    },
     /// The user has not been synced to Mattermost (no stored Mattermost id).
     #[error("host user {user} is not linked to a Mattermost user; run a sync for them first")]
     NotSynced {

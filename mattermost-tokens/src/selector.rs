@@ -124,7 +124,12 @@ impl TokenSelector {
                 identity: Identity::Admin,
             });
         }
-        let token = self.store.get(user).await?.and_then(|r| r.token);
+        let record = self.store.get(user).await?.unwrap_or_default();
+        let expired = record.token.is_some()
+            && record
+                .token_expires_at
+                .is_some_and(|at| at <= crate::sync::unix_now_ms());
+        let token = record.token.filter(|_| !expired);
         match (token, self.policy) {
             (Some(t), _) => {
                 tracing::debug!(host_user = %user, actor = "user", "using the user's token");
@@ -133,13 +138,23 @@ impl TokenSelector {
                     identity: Identity::User(t),
                 })
             }
+            (None, Policy::Strict) if expired => {
+                Err(Error::UserTokenExpired { user: user.clone() })
+            }
             (None, Policy::Strict) => Err(Error::NoUserToken { user: user.clone() }),
             (None, _) => {
                 let n = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(
-                    host_user = %user, fallbacks = n,
-                    "user has no Mattermost token; acting with the admin token instead"
-                );
+                if expired {
+                    tracing::warn!(
+                        host_user = %user, fallbacks = n,
+                        "user's Mattermost token has expired; acting with the admin token instead"
+                    );
+                } else {
+                    tracing::warn!(
+                        host_user = %user, fallbacks = n,
+                        "user has no Mattermost token; acting with the admin token instead"
+                    );
+                }
                 Ok(Selection {
                     actor: Actor::AdminFallback(user.clone()),
                     identity: Identity::Admin,

@@ -549,6 +549,37 @@ async fn never_the_admin_token() {
 }
 
 #[tokio::test]
+async fn an_expired_token_signs_nobody_in() {
+    let f = fixture().await;
+    // The token expires ten minutes after t0, by the links' clock.
+    let expiring = NewToken {
+        mattermost_user_id: UserId::new(MM_ID),
+        token: TOKEN.into(),
+        token_id: TokenId::new("tokenidtokenidtokenidtoken"),
+        expires_at: Some((t0() + chrono::Duration::minutes(10)).timestamp_millis()),
+    };
+    f.store.put_token(&SYNCED, &expiring).await.unwrap();
+    let code = code_of(f.links.issue(&SYNCED).await.unwrap().url());
+    f.clock.set(t0() + chrono::Duration::minutes(3));
+    assert!(f.links.redeem(&code).await.is_ok(), "still valid");
+
+    f.clock.set(t0() + chrono::Duration::minutes(6));
+    let code = code_of(f.links.issue(&SYNCED).await.unwrap().url());
+    // The code is good for five minutes; the token ends before it does.
+    f.clock.set(t0() + chrono::Duration::minutes(10));
+    let err = f.links.redeem(&code).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::UserTokenExpired { user } if *user == SYNCED),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(TOKEN), "{err}");
+    assert!(matches!(
+        f.links.issue(&SYNCED).await,
+        Err(Error::UserTokenExpired { .. })
+    ));
+}
+
+#[tokio::test]
 async fn debug_hides_codes_and_tokens() {
     let f = fixture().await;
     let link = f.links.issue(&SYNCED).await.unwrap();

@@ -1027,6 +1027,29 @@ async fn selector_policies() {
         Actor::User(with.clone())
     );
 
+    // An expired token counts as none: Strict says so, the fallback acts
+    // as the admin.
+    let rec = store.get(&with).await.unwrap().unwrap();
+    store
+        .put_token(
+            &with,
+            &NewToken {
+                mattermost_user_id: rec.mattermost_user_id.clone().unwrap(),
+                token: rec.token.clone().unwrap(),
+                token_id: rec.token_id.clone().unwrap(),
+                expires_at: Some(1_000),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        strict.select(Operation::UserScoped, &with).await,
+        Err(Error::UserTokenExpired { user }) if user == with
+    ));
+    let s = seed.select(Operation::UserScoped, &with).await.unwrap();
+    assert_eq!(s.actor, Actor::AdminFallback(with.clone()));
+    assert_eq!(seed.fallback_count(), 2);
+
     let admin_only = TokenSelector::new(store, Policy::AdminOnly);
     let s = admin_only
         .select(Operation::UserScoped, &with)

@@ -231,6 +231,10 @@ async fn magic_link(State(state): State<AppState>, headers: HeaderMap) -> Respon
             StatusCode::CONFLICT,
             "this user has no Mattermost token yet; run sync_users --missing",
         ),
+        Err(Error::UserTokenExpired { .. }) => json_error(
+            StatusCode::CONFLICT,
+            "this user's Mattermost token has expired; run sync_users --all (it renews tokens)",
+        ),
         Err(e) => {
             tracing::error!(host_user = user, error = %e, "issuing a magic link failed");
             json_error(

@@ -544,7 +544,8 @@ impl MagicLinks {
     ///
     /// Errors: [`Error::NotSynced`] when the user has no Mattermost id
     /// stored, [`Error::NoUserToken`] when they have no token (never the
-    /// admin token instead: see the [module docs](self)), a
+    /// admin token instead: see the [module docs](self)),
+    /// [`Error::UserTokenExpired`] when it has expired, a
     /// [`StoreError`] (such as [`StoreError::UnknownUser`]) from the stores.
     pub async fn issue(&self, user: &HostUserId) -> Result<MagicLink, Error> {
         let result = self.issue_inner(user).await;
@@ -600,6 +601,13 @@ impl MagicLinks {
         let token = record
             .token
             .ok_or_else(|| Error::NoUserToken { user: user.clone() })?;
+        if record
+            .token_expires_at
+            .is_some_and(|at| at <= self.inner.clock.now().timestamp_millis())
+        {
+            // Signing in with it would give a session Mattermost refuses.
+            return Err(Error::UserTokenExpired { user: user.clone() });
+        }
         Ok((mm, token))
     }
 
@@ -635,8 +643,9 @@ impl MagicLinks {
     /// [`RESPONSE_HEADERS`].
     ///
     /// Errors: [`Error::InvalidMagicLink`] for a malformed, unknown, expired
-    /// or used code; [`Error::NotSynced`] or [`Error::NoUserToken`] when the
-    /// user's record lost its Mattermost id or token since the link was
+    /// or used code; [`Error::NotSynced`], [`Error::NoUserToken`] or
+    /// [`Error::UserTokenExpired`] when the user's record lost its
+    /// Mattermost id or token (or the token expired) since the link was
     /// issued (the code is used up all the same).
     pub async fn redeem(&self, code: &str) -> Result<Redemption, Error> {
         let mode = self.code_mode()?;
