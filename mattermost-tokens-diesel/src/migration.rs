@@ -136,7 +136,7 @@ use diesel::migration::{
 };
 use diesel_migrations::MigrationHarness;
 use mattermost_tokens::StoreError;
-use mattermost_tokens::store::validate_identifier;
+use mattermost_tokens::store::{validate_column_name, validate_identifier};
 
 use crate::error::{ErrorContext, SchemaProblem, migration_error};
 
@@ -609,12 +609,7 @@ impl TokenMigrations {
 /// Checks a configured expiry column name: a plain identifier (no
 /// `schema.` prefix) that is not one of the token columns.
 pub(crate) fn validate_expiry_column(name: &str) -> Result<(), StoreError> {
-    validate_identifier(name)?;
-    if name.contains('.') {
-        return Err(StoreError::Config(format!(
-            "expiry column {name:?} must be a column name, not a qualified name"
-        )));
-    }
+    validate_column_name(name)?;
     if COLUMNS.iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
         return Err(StoreError::Config(format!(
             "expiry column {name:?} is one of the token columns; choose another name"

@@ -18,7 +18,7 @@ use diesel::backend::Backend;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text};
-use mattermost_tokens::store::validate_identifier;
+use mattermost_tokens::store::{validate_column_name, validate_identifier};
 use mattermost_tokens::{
     AccessToken, HostUserId, MissingPage, NewToken, StoreError, TokenId, TokenRecord, TokenStore,
     UserId,
@@ -400,12 +400,7 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
     /// is the expiry column.
     pub fn with_key_column(mut self, name: impl Into<String>) -> Result<Self, StoreError> {
         let name = name.into();
-        validate_identifier(&name)?;
-        if name.contains('.') {
-            return Err(StoreError::Config(format!(
-                "key column {name:?} must be a column name, not a qualified name"
-            )));
-        }
+        validate_column_name(&name)?;
         if name.eq_ignore_ascii_case(&self.expiry_column) {
             return Err(StoreError::Config(format!(
                 "key column {name:?} is the token expiry column"

@@ -2,7 +2,7 @@
 //! and the name of the token expiry column.
 
 use mattermost_tokens::StoreError;
-use mattermost_tokens::store::validate_identifier;
+use mattermost_tokens::store::{validate_column_name, validate_identifier};
 
 use crate::queries::{TOKEN, TOKEN_ID, USER_ID};
 
@@ -54,18 +54,6 @@ impl Default for Target {
     }
 }
 
-/// Checks a configured column name: an identifier
-/// ([`validate_identifier`]) without a table or schema prefix.
-fn column_name(column: &str, what: &str) -> Result<(), StoreError> {
-    validate_identifier(column)?;
-    if column.contains('.') {
-        return Err(StoreError::Config(format!(
-            "{column:?} is not a column name (a {what} takes no table or schema prefix)"
-        )));
-    }
-    Ok(())
-}
-
 /// Refuses an expiry column that is the key column or another of the
 /// store's columns: the store writes it, and its undo drops it. Unquoted
 /// column names are case-insensitive on every supported database.
@@ -94,14 +82,14 @@ impl Target {
 
     pub(crate) fn with_key(mut self, key: String) -> Result<Self, StoreError> {
         // A key column is a plain column name: no `schema.` prefix.
-        column_name(&key, "key column")?;
+        validate_column_name(&key)?;
         distinct_columns(&key, &self.expiry)?;
         self.key = key;
         Ok(self)
     }
 
     pub(crate) fn with_expiry(mut self, expiry: String) -> Result<Self, StoreError> {
-        column_name(&expiry, "column")?;
+        validate_column_name(&expiry)?;
         distinct_columns(&self.key, &expiry)?;
         self.expiry = expiry;
         Ok(self)

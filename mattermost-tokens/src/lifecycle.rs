@@ -136,7 +136,7 @@ impl UserSync {
             }
         }
         let now = crate::sync::unix_now_ms();
-        if rec.token_expires_at.is_some_and(|at| at <= now) {
+        if rec.expires_within(now, 0) {
             return Ok(Verification::TokenExpired);
         }
         if let Some(id) = &rec.token_id {

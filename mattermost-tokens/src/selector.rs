@@ -125,10 +125,7 @@ impl TokenSelector {
             });
         }
         let record = self.store.get(user).await?.unwrap_or_default();
-        let expired = record.token.is_some()
-            && record
-                .token_expires_at
-                .is_some_and(|at| at <= crate::sync::unix_now_ms());
+        let expired = record.expires_within(crate::sync::unix_now_ms(), 0);
         let token = record.token.filter(|_| !expired);
         match (token, self.policy) {
             (Some(t), _) => {
@@ -144,17 +141,11 @@ impl TokenSelector {
             (None, Policy::Strict) => Err(Error::NoUserToken { user: user.clone() }),
             (None, _) => {
                 let n = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
-                if expired {
-                    tracing::warn!(
-                        host_user = %user, fallbacks = n,
-                        "user's Mattermost token has expired; acting with the admin token instead"
-                    );
-                } else {
-                    tracing::warn!(
-                        host_user = %user, fallbacks = n,
-                        "user has no Mattermost token; acting with the admin token instead"
-                    );
-                }
+                tracing::warn!(
+                    host_user = %user, fallbacks = n,
+                    token = if expired { "expired" } else { "missing" },
+                    "user has no usable Mattermost token; acting with the admin token instead"
+                );
                 Ok(Selection {
                     actor: Actor::AdminFallback(user.clone()),
                     identity: Identity::Admin,

@@ -335,7 +335,7 @@ impl UserSync {
         Ok(UserSync {
             client,
             store,
-            renew_before_ms: i64::try_from(renew_before.as_millis()).unwrap_or(i64::MAX),
+            renew_before_ms: millis(renew_before),
             opts: Arc::new(options),
             seen: Arc::default(),
             expiry: Arc::default(),
@@ -826,10 +826,7 @@ impl UserSync {
     /// Whether the record's token expires within the renewal margin (or has
     /// expired): the sync then replaces it.
     fn expiring(&self, record: &TokenRecord) -> bool {
-        record.token.is_some()
-            && record
-                .token_expires_at
-                .is_some_and(|at| at.saturating_sub(unix_now_ms()) <= self.renew_before_ms)
+        record.expires_within(unix_now_ms(), self.renew_before_ms)
     }
 
     /// The refusal of an earlier mint by the server's lifetime policy.
@@ -967,9 +964,10 @@ impl UserSync {
                 }
             }
         }
-        let asked_expiry = self.opts.token_lifetime.map(|l| {
-            unix_now_ms().saturating_add(i64::try_from(l.as_millis()).unwrap_or(i64::MAX))
-        });
+        let asked_expiry = self
+            .opts
+            .token_lifetime
+            .map(|l| unix_now_ms().saturating_add(millis(l)));
         let minted: CreatedToken = match self
             .admin()
             .create_token(
@@ -1156,7 +1154,12 @@ pub(crate) fn unix_now() -> u64 {
 pub(crate) fn unix_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, millis)
+}
+
+/// `d` in whole milliseconds, saturating at `i64::MAX`.
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn hex_sha256(s: &str) -> String {

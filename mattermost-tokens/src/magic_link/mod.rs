@@ -595,16 +595,14 @@ impl MagicLinks {
             .get(user)
             .await?
             .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        let expired = record.expires_within(self.inner.clock.now().timestamp_millis(), 0);
         let mm = record
             .mattermost_user_id
             .ok_or_else(|| Error::NotSynced { user: user.clone() })?;
         let token = record
             .token
             .ok_or_else(|| Error::NoUserToken { user: user.clone() })?;
-        if record
-            .token_expires_at
-            .is_some_and(|at| at <= self.inner.clock.now().timestamp_millis())
-        {
+        if expired {
             // Signing in with it would give a session Mattermost refuses.
             return Err(Error::UserTokenExpired { user: user.clone() });
         }

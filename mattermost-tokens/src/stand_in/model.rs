@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -32,12 +31,7 @@ pub(crate) fn new_id() -> String {
 }
 
 /// Milliseconds since the epoch, Mattermost's timestamp unit.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::sync::unix_now_ms as now_ms;
 
 const RESERVED_USERNAMES: [&str; 4] = ["all", "channel", "matterbot", "system"];
 /// Roles `PUT /users/{id}/roles` accepts.
@@ -800,7 +794,7 @@ impl Data {
                 "Personal access tokens on this server must have an expiry.",
             )),
             (TokenExpiry::Required { max_lifetime }, Some(at)) => {
-                let max = i64::try_from(max_lifetime.as_millis()).unwrap_or(i64::MAX);
+                let max = crate::sync::millis(max_lifetime);
                 if at - now > max {
                     Err(refuse(
                         "app.user_access_token.expires_at_too_far",

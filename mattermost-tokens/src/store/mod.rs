@@ -37,6 +37,17 @@ pub struct TokenRecord {
     pub token_expires_at: Option<i64>,
 }
 
+impl TokenRecord {
+    /// Whether a token is stored and expires at or before `now_ms + margin_ms`
+    /// (milliseconds since the epoch). A margin of 0 asks "has it expired?".
+    pub fn expires_within(&self, now_ms: i64, margin_ms: i64) -> bool {
+        self.token.is_some()
+            && self
+                .token_expires_at
+                .is_some_and(|at| at <= now_ms.saturating_add(margin_ms))
+    }
+}
+
 impl fmt::Debug for TokenRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenRecord")
@@ -364,9 +375,51 @@ pub fn validate_identifier(name: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Checks that `name` is a plain column name: an identifier
+/// ([`validate_identifier`]) without a `table.` or `schema.` prefix.
+/// Database adapters call it on configured column names.
+pub fn validate_column_name(name: &str) -> Result<(), StoreError> {
+    validate_identifier(name)?;
+    if name.contains('.') {
+        return Err(StoreError::Config(format!(
+            "{name:?} is not a column name (a column takes no table or schema prefix)"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_names() {
+        assert!(validate_column_name("mattermost_token_expires_at").is_ok());
+        for bad in ["public.id", "1id", "id;"] {
+            assert!(
+                matches!(validate_column_name(bad), Err(StoreError::Config(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_is_checked_against_now_plus_margin() {
+        let mut r = TokenRecord {
+            token: Some(AccessToken::new("t")),
+            token_expires_at: Some(1_000),
+            ..TokenRecord::default()
+        };
+        assert!(r.expires_within(1_000, 0), "expired at the very ms");
+        assert!(!r.expires_within(999, 0));
+        assert!(r.expires_within(900, 100), "within the margin");
+        assert!(!r.expires_within(899, 100));
+        r.token_expires_at = None;
+        assert!(!r.expires_within(i64::MAX, 0), "no expiry never expires");
+        r.token_expires_at = Some(1_000);
+        r.token = None;
+        assert!(!r.expires_within(2_000, 0), "no token, nothing expires");
+    }
 
     #[test]
     fn identifiers() {
