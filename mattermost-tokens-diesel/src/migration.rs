@@ -667,6 +667,38 @@ fn duplicate_links_sql(table: &str) -> String {
     )
 }
 
+/// Names a migration struct (fields `name` and `version`) for diesel: shown
+/// by its name, versioned by its version, and run in a transaction (the
+/// default metadata). A transaction makes each migration all or nothing
+/// where the database has transactional DDL (PostgreSQL, SQLite); for the
+/// unique index, on PostgreSQL the index build also blocks writes to the
+/// table until it commits, so no duplicate can slip in between the check
+/// and the index.
+macro_rules! named_migrations {
+    ($($migration:ty),+) => {$(
+        impl fmt::Display for $migration {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.name)
+            }
+        }
+
+        impl MigrationName for $migration {
+            fn version(&self) -> MigrationVersion<'_> {
+                MigrationVersion::from(self.version.as_str())
+            }
+        }
+
+        impl MigrationMetadata for $migration {}
+    )+};
+}
+
+named_migrations!(
+    AddTokenColumns,
+    AddUniqueIndex,
+    AddExpiryColumn,
+    CreateCodeTable
+);
+
 /// The first migration: adds `mattermost_user_id`, `mattermost_token` and
 /// `mattermost_token_id` where missing.
 struct AddTokenColumns {
@@ -674,22 +706,6 @@ struct AddTokenColumns {
     version: String,
     name: String,
 }
-
-impl fmt::Display for AddTokenColumns {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
-    }
-}
-
-impl MigrationName for AddTokenColumns {
-    fn version(&self) -> MigrationVersion<'_> {
-        MigrationVersion::from(self.version.as_str())
-    }
-}
-
-// Runs in a transaction (the default): all or nothing where the database
-// has transactional DDL (PostgreSQL, SQLite).
-impl MigrationMetadata for AddTokenColumns {}
 
 impl<DB: MigrationBackend> Migration<DB> for AddTokenColumns {
     fn run(&self, conn: &mut dyn BoxableConnection<DB>) -> diesel::migration::Result<()> {
@@ -795,23 +811,6 @@ struct AddUniqueIndex {
     version: String,
     name: String,
 }
-
-impl fmt::Display for AddUniqueIndex {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
-    }
-}
-
-impl MigrationName for AddUniqueIndex {
-    fn version(&self) -> MigrationVersion<'_> {
-        MigrationVersion::from(self.version.as_str())
-    }
-}
-
-// In a transaction (the default): on PostgreSQL the index build blocks
-// writes to the table until it commits, so no duplicate can slip in
-// between the check and the index.
-impl MigrationMetadata for AddUniqueIndex {}
 
 impl AddUniqueIndex {
     fn index_name(&self) -> diesel::migration::Result<String> {
@@ -924,21 +923,6 @@ struct AddExpiryColumn {
     version: String,
     name: String,
 }
-
-impl fmt::Display for AddExpiryColumn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
-    }
-}
-
-impl MigrationName for AddExpiryColumn {
-    fn version(&self) -> MigrationVersion<'_> {
-        MigrationVersion::from(self.version.as_str())
-    }
-}
-
-// In a transaction (the default), like the other migrations.
-impl MigrationMetadata for AddExpiryColumn {}
 
 impl AddExpiryColumn {
     /// The table's columns; an error when there is no such table.
@@ -1198,20 +1182,6 @@ struct CreateCodeTable {
     version: String,
     name: String,
 }
-
-impl fmt::Display for CreateCodeTable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name)
-    }
-}
-
-impl MigrationName for CreateCodeTable {
-    fn version(&self) -> MigrationVersion<'_> {
-        MigrationVersion::from(self.version.as_str())
-    }
-}
-
-impl MigrationMetadata for CreateCodeTable {}
 
 impl CreateCodeTable {
     /// Whether the table exists; an error when it exists but is not a code

@@ -450,11 +450,7 @@ async fn add_or_drop_columns<DB: Backend>(
         version: MIGRATION_VERSION,
         name: MIGRATION_NAME,
     };
-    match dir {
-        Direction::Up => record::<DB>(conn, tracked).await,
-        Direction::Down => forget::<DB>(conn, tracked).await,
-    }
-    .map_err(err)?;
+    track::<DB>(conn, dir, tracked).await.map_err(err)?;
     tracing::info!(
         table = target.table(),
         columns = ?changed,
@@ -621,11 +617,7 @@ async fn apply_unique_index<DB: Backend>(
         version: UNIQUE_INDEX_MIGRATION_VERSION,
         name: UNIQUE_INDEX_MIGRATION_NAME,
     };
-    match dir {
-        Direction::Up => record::<DB>(conn, tracked).await,
-        Direction::Down => forget::<DB>(conn, tracked).await,
-    }
-    .map_err(err)?;
+    track::<DB>(conn, dir, tracked).await.map_err(err)?;
     tracing::info!(
         table = target.table(),
         index,
@@ -879,6 +871,18 @@ async fn recorded<DB: Backend>(
         .is_empty())
 }
 
+/// Records the migration going up, removes its record going down.
+async fn track<DB: Backend>(
+    conn: &mut DB::Connection,
+    dir: Direction,
+    m: Tracked<'_>,
+) -> Result<(), sqlx::Error> {
+    match dir {
+        Direction::Up => record::<DB>(conn, m).await,
+        Direction::Down => forget::<DB>(conn, m).await,
+    }
+}
+
 /// Records the migration (once). Writes nothing when it is already
 /// recorded, so that `migrate()` on a migrated database works where the
 /// database is read-only (a replica).
@@ -1007,11 +1011,7 @@ async fn apply_expiry_column<DB: Backend>(
         version: EXPIRY_MIGRATION_VERSION,
         name: EXPIRY_MIGRATION_NAME,
     };
-    match dir {
-        Direction::Up => record::<DB>(conn, tracked).await,
-        Direction::Down => forget::<DB>(conn, tracked).await,
-    }
-    .map_err(err)?;
+    track::<DB>(conn, dir, tracked).await.map_err(err)?;
     tracing::info!(
         table = target.table(),
         column,
@@ -1115,11 +1115,7 @@ async fn code_steps<DB: Backend>(
         }
         _ => false,
     };
-    match dir {
-        Direction::Up => record::<DB>(conn, tracked).await,
-        Direction::Down => forget::<DB>(conn, tracked).await,
-    }
-    .map_err(err)?;
+    track::<DB>(conn, dir, tracked).await.map_err(err)?;
     tracing::info!(
         table,
         changed,
