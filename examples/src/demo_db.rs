@@ -1,12 +1,11 @@
 //! The host app's side of the demo database: a Laravel-shaped `users` table
-//! (created and seeded when missing or empty), read through sqlx's `Any`
-//! driver so one code path serves SQLite, PostgreSQL and MySQL/MariaDB.
+//! (created and seeded when missing or empty) through sqlx's `Any` driver,
+//! so one code path serves SQLite, PostgreSQL and MySQL/MariaDB. The sync
+//! reads the users through the adapters' paged `HostUsers` sources.
 
 use anyhow::{Context, Result, bail};
-use futures::{Stream, StreamExt};
-use mattermost_tokens::{HostUser, HostUserId};
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, AssertSqlSafe, Row};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, AssertSqlSafe};
 
 /// Which database a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,59 +164,13 @@ impl HostDb {
         }
     }
 
-    fn id_expr(&self) -> &'static str {
-        match self.backend {
-            // Laravel's ids are BIGINT UNSIGNED on MySQL.
-            Backend::MySql => "CAST(id AS SIGNED)",
-            _ => "id",
-        }
+    /// Whether the users table has a user with this id.
+    pub async fn user_exists(&self, id: i64) -> Result<bool> {
+        let sql = self.sql("SELECT COUNT(*) FROM users WHERE id = $1");
+        let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
     }
-
-    /// Every host user, streamed in id order (rows are read as the sync
-    /// consumes them, not all at once).
-    pub fn users(&self) -> impl Stream<Item = Result<HostUser>> + Send + '_ {
-        let sql = format!(
-            "SELECT {} AS id, name, email FROM users ORDER BY id",
-            self.id_expr()
-        );
-        sqlx::query(AssertSqlSafe(sql)).fetch(&self.pool).map(|r| {
-            r.context("reading the users table failed")
-                .and_then(|row| host_user(&row))
-        })
-    }
-
-    /// The host users with these ids.
-    pub async fn users_by_ids(&self, ids: &[HostUserId]) -> Result<Vec<HostUser>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let ints: Vec<String> = chunk
-                .iter()
-                .map(|id| match id {
-                    HostUserId::Int(i) => Ok(i.to_string()),
-                    HostUserId::Text(t) => bail!("user id {t:?} is not an integer"),
-                })
-                .collect::<Result<_>>()?;
-            let sql = format!(
-                "SELECT {} AS id, name, email FROM users WHERE id IN ({}) ORDER BY id",
-                self.id_expr(),
-                ints.join(",")
-            );
-            let rows = sqlx::query(AssertSqlSafe(sql))
-                .fetch_all(&self.pool)
-                .await?;
-            for r in rows {
-                out.push(host_user(&r)?);
-            }
-        }
-        Ok(out)
-    }
-}
-
-fn host_user(row: &AnyRow) -> Result<HostUser> {
-    let id: i64 = row
-        .try_get("id")
-        .context("users.id is not an integer; this example reads integer keys")?;
-    let name: String = row.try_get("name").unwrap_or_default();
-    let email: String = row.try_get("email").unwrap_or_default();
-    Ok(HostUser::new(id, email, &name))
 }

@@ -9,8 +9,8 @@ use anyhow::{Context, Result, anyhow};
 use clap::ValueEnum;
 use mattermost_tokens::stand_in::StandIn;
 use mattermost_tokens::{
-    CodeStore, EncryptedStore, EncryptionKeys, Error, MattermostClient, MemoryCodeStore,
-    MemoryStore, TokenStore,
+    CodeStore, EncryptedStore, EncryptionKeys, Error, HostUserSource, HostUserTable,
+    MattermostClient, MemoryCodeStore, MemoryStore, TokenStore,
 };
 
 use crate::demo_db::{Backend, DEFAULT_DATABASE_URL, HostDb, with_create_mode};
@@ -38,6 +38,9 @@ pub struct Env {
     pub database_url: String,
     /// `MATTERMOST_TOKENS_KEY`: turns on encryption at rest.
     pub encryption_key: Option<String>,
+    /// `SQLITE_BUSY_TIMEOUT_MS`: how long a SQLite connection waits for
+    /// another one's lock before the write fails (default 5 s).
+    pub sqlite_busy_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Env {
@@ -53,6 +56,7 @@ impl std::fmt::Debug for Env {
                 "encryption_key",
                 &self.encryption_key.as_ref().map(|_| "[REDACTED]"),
             )
+            .field("sqlite_busy_timeout", &self.sqlite_busy_timeout)
             .finish()
     }
 }
@@ -66,6 +70,11 @@ impl Env {
             mattermost_token: get("MATTERMOST_TOKEN"),
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             encryption_key: get("MATTERMOST_TOKENS_KEY"),
+            sqlite_busy_timeout: std::time::Duration::from_millis(
+                get("SQLITE_BUSY_TIMEOUT_MS")
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(5_000),
+            ),
         }
     }
 }
@@ -183,85 +192,123 @@ pub struct Stores {
     pub tokens: Arc<dyn TokenStore>,
     /// One-time magic-link codes (hashes only).
     pub codes: Arc<dyn CodeStore>,
+    /// The host's users, read page by page from its `users` table.
+    pub users: Arc<dyn HostUserSource>,
 }
 
 /// The stores of `kind` over the host's database, migrated, with the token
-/// store wrapped in encryption when a key is configured.
+/// store wrapped in encryption when a key is configured, and the host's
+/// users read through the same adapter (sqlx for the memory store).
 pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores, Fatal> {
     let url = with_create_mode(&env.database_url);
-    let (tokens, codes): (Arc<dyn TokenStore>, Arc<dyn CodeStore>) = match (kind, host.backend()) {
-        (StoreKind::Memory, _) => {
-            use futures::TryStreamExt;
-            let ids: Vec<_> = host.users().map_ok(|u| u.id).try_collect().await?;
-            (
-                Arc::new(MemoryStore::with_users(ids)),
-                Arc::new(MemoryCodeStore::new()),
-            )
-        }
-        (StoreKind::Sqlx, Backend::Sqlite) => {
-            use mattermost_tokens_sqlx::{
-                SqliteCodeStore, SqliteTokenStore, sqlx::sqlite::SqlitePoolOptions,
-            };
+    let table = HostUserTable::laravel();
+    let (tokens, codes, users): (
+        Arc<dyn TokenStore>,
+        Arc<dyn CodeStore>,
+        Arc<dyn HostUserSource>,
+    ) = match (kind, host.backend()) {
+        (StoreKind::Sqlx | StoreKind::Memory, Backend::Sqlite) => {
+            use mattermost_tokens_sqlx::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+            use mattermost_tokens_sqlx::{SqliteCodeStore, SqliteHostUsers, SqliteTokenStore};
+            // The journal mode and other persistent settings are the
+            // host's: only the connection's busy timeout is set here.
+            let options = url
+                .parse::<SqliteConnectOptions>()?
+                .busy_timeout(env.sqlite_busy_timeout);
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
-                .connect(&url)
+                .connect_with(options)
                 .await?;
             let t = SqliteTokenStore::new(pool.clone());
-            t.migrate().await?;
-            let c = SqliteCodeStore::new(pool);
-            c.migrate().await?;
-            (Arc::new(t), Arc::new(c))
+            let c = SqliteCodeStore::new(pool.clone());
+            migrate_both(kind, &t, &c).await?;
+            (
+                Arc::new(t),
+                Arc::new(c),
+                Arc::new(SqliteHostUsers::new(pool, table)),
+            )
         }
-        (StoreKind::Sqlx, Backend::Postgres) => {
+        (StoreKind::Sqlx | StoreKind::Memory, Backend::Postgres) => {
             use mattermost_tokens_sqlx::{
-                PgCodeStore, PgTokenStore, sqlx::postgres::PgPoolOptions,
+                PgCodeStore, PgHostUsers, PgTokenStore, sqlx::postgres::PgPoolOptions,
             };
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .connect(&url)
                 .await?;
             let t = PgTokenStore::new(pool.clone());
-            t.migrate().await?;
-            let c = PgCodeStore::new(pool);
-            c.migrate().await?;
-            (Arc::new(t), Arc::new(c))
+            let c = PgCodeStore::new(pool.clone());
+            migrate_both(kind, &t, &c).await?;
+            (
+                Arc::new(t),
+                Arc::new(c),
+                Arc::new(PgHostUsers::new(pool, table)),
+            )
         }
-        (StoreKind::Sqlx, Backend::MySql) => {
+        (StoreKind::Sqlx | StoreKind::Memory, Backend::MySql) => {
             use mattermost_tokens_sqlx::{
-                MySqlCodeStore, MySqlTokenStore, sqlx::mysql::MySqlPoolOptions,
+                MySqlCodeStore, MySqlHostUsers, MySqlTokenStore, sqlx::mysql::MySqlPoolOptions,
             };
             let pool = MySqlPoolOptions::new()
                 .max_connections(8)
                 .connect(&url)
                 .await?;
             let t = MySqlTokenStore::new(pool.clone());
-            t.migrate().await?;
-            let c = MySqlCodeStore::new(pool);
-            c.migrate().await?;
-            (Arc::new(t), Arc::new(c))
+            let c = MySqlCodeStore::new(pool.clone());
+            migrate_both(kind, &t, &c).await?;
+            (
+                Arc::new(t),
+                Arc::new(c),
+                Arc::new(MySqlHostUsers::new(pool, table)),
+            )
         }
         (StoreKind::Diesel, Backend::Sqlite) => {
-            let path = sqlite_path(&env.database_url);
-            let t = mattermost_tokens_diesel::sqlite::SqliteTokenStore::from_url(&path)?;
+            use mattermost_tokens_diesel::sqlite;
+            let pool = sqlite::pool_with_busy_timeout(
+                &sqlite_path(&env.database_url),
+                4,
+                env.sqlite_busy_timeout,
+            )?;
+            let t = sqlite::SqliteTokenStore::new(pool.clone());
             t.migrate().await?;
-            let c = mattermost_tokens_diesel::sqlite::SqliteCodeStore::new(t.pool().clone());
+            let c = sqlite::SqliteCodeStore::new(pool.clone());
             c.migrate().await?;
-            (Arc::new(t), Arc::new(c))
+            let u = mattermost_tokens_diesel::SqliteHostUsers::new(pool, table);
+            (Arc::new(t), Arc::new(c), Arc::new(u))
         }
         (StoreKind::Diesel, Backend::Postgres) => {
-            let t = mattermost_tokens_diesel::postgres::PgTokenStore::from_url(&env.database_url)?;
+            use mattermost_tokens_diesel::postgres;
+            let t = postgres::PgTokenStore::from_url(&env.database_url)?;
             t.migrate().await?;
-            let c = mattermost_tokens_diesel::postgres::PgCodeStore::new(t.pool().clone());
+            let c = postgres::PgCodeStore::new(t.pool().clone());
             c.migrate().await?;
-            (Arc::new(t), Arc::new(c))
+            let u = mattermost_tokens_diesel::PgHostUsers::new(t.pool().clone(), table);
+            (Arc::new(t), Arc::new(c), Arc::new(u))
         }
         (StoreKind::Diesel, Backend::MySql) => {
-            let t = mattermost_tokens_diesel::mysql::MysqlTokenStore::from_url(&env.database_url)?;
+            use mattermost_tokens_diesel::mysql;
+            let t = mysql::MysqlTokenStore::from_url(&env.database_url)?;
             t.migrate().await?;
-            let c = mattermost_tokens_diesel::mysql::MysqlCodeStore::new(t.pool().clone());
+            let c = mysql::MysqlCodeStore::new(t.pool().clone());
             c.migrate().await?;
-            (Arc::new(t), Arc::new(c))
+            let u = mattermost_tokens_diesel::MySqlHostUsers::new(t.pool().clone(), table);
+            (Arc::new(t), Arc::new(c), Arc::new(u))
         }
+    };
+    let tokens: Arc<dyn TokenStore> = if kind == StoreKind::Memory {
+        use futures::TryStreamExt;
+        let ids: Vec<_> = mattermost_tokens::host_table::stream(users.clone())
+            .map_ok(|u| u.id)
+            .try_collect()
+            .await?;
+        Arc::new(MemoryStore::with_users(ids))
+    } else {
+        tokens
+    };
+    let codes: Arc<dyn CodeStore> = if kind == StoreKind::Memory {
+        Arc::new(MemoryCodeStore::new())
+    } else {
+        codes
     };
     let tokens = match &env.encryption_key {
         Some(config) => {
@@ -271,7 +318,25 @@ pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores,
         }
         None => tokens,
     };
-    Ok(Stores { tokens, codes })
+    Ok(Stores {
+        tokens,
+        codes,
+        users,
+    })
+}
+
+/// Migrates the sqlx token and code stores, except for the memory store
+/// (which leaves the host's tables as they are).
+async fn migrate_both<DB: mattermost_tokens_sqlx::Backend>(
+    kind: StoreKind,
+    tokens: &mattermost_tokens_sqlx::SqlxTokenStore<DB>,
+    codes: &mattermost_tokens_sqlx::SqlxCodeStore<DB>,
+) -> Result<(), Fatal> {
+    if kind != StoreKind::Memory {
+        tokens.migrate().await?;
+        codes.migrate().await?;
+    }
+    Ok(())
 }
 
 /// The file path of a `sqlite:` URL, as diesel's SQLite connection takes it.

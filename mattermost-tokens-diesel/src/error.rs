@@ -108,6 +108,9 @@ pub(crate) fn query_error(e: DieselError, cx: ErrorContext<'_>) -> StoreError {
                     source: Some(Box::new(e)),
                 };
             }
+            if is_locked(&lower) {
+                return StoreError::locked(&format!("using table {table}"), backend, e);
+            }
             if matches!(
                 kind,
                 DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection
@@ -237,12 +240,17 @@ fn is_connection_trouble(lower: &str) -> bool {
         "connection closed",
         "server has gone away",
         "lost connection",
-        "database is locked",
-        "database is busy",
         "unable to open database file",
     ]
     .iter()
     .any(|p| lower.contains(p))
+}
+
+/// SQLite's `SQLITE_BUSY` / `SQLITE_LOCKED` after the busy timeout.
+fn is_locked(lower: &str) -> bool {
+    lower.contains("database is locked")
+        || lower.contains("database is busy")
+        || lower.contains("database table is locked")
 }
 
 fn is_missing_schema(lower: &str) -> bool {

@@ -215,6 +215,7 @@
 
 mod code_store;
 mod error;
+mod host_users;
 pub mod migration;
 mod pool;
 mod store;
@@ -231,6 +232,13 @@ pub use diesel_async;
 pub use diesel_migrations;
 
 pub use code_store::{DEFAULT_CODES_TABLE, DieselCodeStore};
+pub use host_users::DieselHostUsers;
+#[cfg(feature = "mysql")]
+pub use host_users::MySqlHostUsers;
+#[cfg(feature = "postgres")]
+pub use host_users::PgHostUsers;
+#[cfg(feature = "sqlite")]
+pub use host_users::SqliteHostUsers;
 pub use migration::{
     CODES_MIGRATION_NAME, CodeMigrations, DEFAULT_EXPIRY_COLUMN, EXPIRY_MIGRATION_NAME,
     MigrationBackend, TokenMigrations, UNIQUE_INDEX_MIGRATION_NAME,

@@ -127,6 +127,10 @@ impl sealed::Connection for AsyncMysqlConnection {
         diesel_async::RunQueryDsl::load(sql.into_query::<Mysql>(), self).await
     }
 
+    async fn load_host_users(&mut self, sql: Sql) -> QueryResult<Vec<crate::host_users::HostRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Mysql>(), self).await
+    }
+
     async fn load_code_users(&mut self, sql: Sql) -> QueryResult<Vec<CodeUserRow>> {
         diesel_async::RunQueryDsl::load(sql.into_query::<Mysql>(), self).await
     }

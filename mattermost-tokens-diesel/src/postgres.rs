@@ -121,6 +121,10 @@ impl sealed::Connection for AsyncPgConnection {
         diesel_async::RunQueryDsl::load(sql.into_query::<Pg>(), self).await
     }
 
+    async fn load_host_users(&mut self, sql: Sql) -> QueryResult<Vec<crate::host_users::HostRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Pg>(), self).await
+    }
+
     async fn load_code_users(&mut self, sql: Sql) -> QueryResult<Vec<CodeUserRow>> {
         diesel_async::RunQueryDsl::load(sql.into_query::<Pg>(), self).await
     }

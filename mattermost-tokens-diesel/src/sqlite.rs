@@ -12,6 +12,8 @@
 //! An in-memory database (`:memory:`) exists once per connection: use a
 //! file, or a pool of one connection.
 
+use std::time::Duration;
+
 use diesel::QueryResult;
 use diesel::connection::BoxableConnection;
 use diesel::connection::LoadConnection;
@@ -57,8 +59,19 @@ pub type SqliteTokenStore<P = SqlitePool> = DieselTokenStore<AsyncSqliteConnecti
 /// with [`BUSY_TIMEOUT_MS`] set. Use it as a pool's
 /// `ManagerConfig::custom_setup` when building a pool by hand.
 pub async fn establish(url: &str) -> ConnectionResult<AsyncSqliteConnection> {
+    establish_with_busy_timeout(url, Duration::from_millis(BUSY_TIMEOUT_MS.into())).await
+}
+
+/// Like [`establish`], waiting up to `busy_timeout` for another
+/// connection's lock. Only the connection's own setting changes: the
+/// database's journal mode and other persistent settings stay the host's.
+pub async fn establish_with_busy_timeout(
+    url: &str,
+    busy_timeout: Duration,
+) -> ConnectionResult<AsyncSqliteConnection> {
     let mut conn = AsyncSqliteConnection::establish(url).await?;
-    conn.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))
+    let ms = busy_timeout.as_millis().min(i32::MAX as u128);
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {ms}"))
         .await
         .map_err(ConnectionError::CouldntSetupConfiguration)?;
     Ok(conn)
@@ -67,10 +80,21 @@ pub async fn establish(url: &str) -> ConnectionResult<AsyncSqliteConnection> {
 /// A pool of up to `max_size` connections to `url`, each opened with
 /// [`establish`], made lazily.
 pub fn pool(url: &str, max_size: usize) -> Result<SqlitePool, StoreError> {
+    pool_with_busy_timeout(url, max_size, Duration::from_millis(BUSY_TIMEOUT_MS.into()))
+}
+
+/// Like [`pool`], each connection waiting up to `busy_timeout` for another
+/// connection's lock (a write that still cannot get it fails with
+/// [`StoreError::Unavailable`] saying the database is locked).
+pub fn pool_with_busy_timeout(
+    url: &str,
+    max_size: usize,
+    busy_timeout: Duration,
+) -> Result<SqlitePool, StoreError> {
     let mut config = ManagerConfig::<AsyncSqliteConnection>::default();
-    config.custom_setup = Box::new(|url| {
+    config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
-        Box::pin(async move { establish(&url).await })
+        Box::pin(async move { establish_with_busy_timeout(&url, busy_timeout).await })
     });
     Pool::builder(AsyncDieselConnectionManager::new_with_config(url, config))
         .max_size(max_size)
@@ -126,6 +150,10 @@ impl sealed::Connection for AsyncSqliteConnection {
     }
 
     async fn load_keys(&mut self, sql: Sql) -> QueryResult<Vec<KeyRow>> {
+        diesel_async::RunQueryDsl::load(sql.into_query::<Sqlite>(), self).await
+    }
+
+    async fn load_host_users(&mut self, sql: Sql) -> QueryResult<Vec<crate::host_users::HostRow>> {
         diesel_async::RunQueryDsl::load(sql.into_query::<Sqlite>(), self).await
     }
 

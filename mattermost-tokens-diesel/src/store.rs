@@ -100,6 +100,12 @@ pub(crate) mod sealed {
         /// Runs a query returning keys.
         fn load_keys(&mut self, sql: Sql) -> impl Future<Output = QueryResult<Vec<KeyRow>>> + Send;
 
+        /// Runs a query returning host users.
+        fn load_host_users(
+            &mut self,
+            sql: Sql,
+        ) -> impl Future<Output = QueryResult<Vec<crate::host_users::HostRow>>> + Send;
+
         /// Runs a query returning a code's user.
         fn load_code_users(
             &mut self,

@@ -32,6 +32,8 @@ pub enum Bind<'a> {
 pub enum ErrorClass {
     /// The server cannot be reached, refuses connections or went away.
     Unavailable,
+    /// The database's lock could not be had within the busy timeout.
+    Locked,
     /// A table or column is missing or of the wrong kind.
     Schema,
     /// The database refuses writes.
@@ -227,6 +229,12 @@ pub trait Backend: Exec + sealed::Sealed {
     fn error_code(error: &dyn DatabaseError) -> String {
         error.code().map(|c| c.into_owned()).unwrap_or_default()
     }
+
+    /// Statement opening a group-commit batch of the store's writes
+    /// (SQLite, whose commits are slow and whose writers queue for one
+    /// lock); `None` where each write commits on its own.
+    #[doc(hidden)]
+    const GROUP_COMMIT_BEGIN: Option<&'static str> = None;
 
     /// Statement opening the migration transaction; `None` where DDL is not
     /// transactional (MySQL commits implicitly around each DDL statement).

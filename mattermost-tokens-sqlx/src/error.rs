@@ -53,6 +53,7 @@ pub(crate) fn from_sqlx<DB: Backend>(what: &str, table: &str, e: sqlx::Error) ->
         _ => ErrorClass::Other,
     };
     match class {
+        ErrorClass::Locked => StoreError::locked(what, db, e),
         ErrorClass::Unavailable => {
             let why = match &e {
                 sqlx::Error::PoolTimedOut => "timed out waiting for a database connection",
@@ -87,6 +88,34 @@ pub(crate) fn from_sqlx<DB: Backend>(what: &str, table: &str, e: sqlx::Error) ->
         ErrorClass::Other => StoreError::database(format!("{what}: {db} error"), e),
     }
 }
+
+/// Maps a group-commit batch that failed as a whole (see
+/// `group_commit`), from its class and the driver's message.
+pub(crate) fn from_batch<DB: Backend>(
+    what: &str,
+    class: ErrorClass,
+    message: String,
+) -> StoreError {
+    let db = DB::NAME;
+    let source = BatchFailed(message);
+    match class {
+        ErrorClass::Locked => StoreError::locked(what, db, source),
+        ErrorClass::Unavailable => StoreError::unavailable(
+            format!("{what}: {db}: the database cannot be reached or the connection broke"),
+            source,
+        ),
+        ErrorClass::ReadOnly => StoreError::ReadOnly {
+            message: format!("{what}: the {db} database is read-only and refused the write"),
+            source: Some(Box::new(source)),
+        },
+        _ => StoreError::database(format!("{what}: {db} error"), source),
+    }
+}
+
+/// The driver's message for a write batch that failed as a whole.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BatchFailed(String);
 
 /// `e` with only its database and error code: for driver messages that may
 /// quote a stored value.

@@ -183,6 +183,8 @@ mod backend;
 mod code_store;
 mod config;
 mod error;
+mod group_commit;
+mod host_users;
 mod key;
 pub mod migration;
 mod queries;
@@ -199,6 +201,13 @@ pub use backend::Backend;
 pub use code_store::{DEFAULT_CODES_TABLE, SqlxCodeStore};
 pub use config::{DEFAULT_EXPIRY_COLUMN, KeyType};
 pub use error::RedactedDriverError;
+#[cfg(feature = "mysql")]
+pub use host_users::MySqlHostUsers;
+#[cfg(feature = "postgres")]
+pub use host_users::PgHostUsers;
+#[cfg(feature = "sqlite")]
+pub use host_users::SqliteHostUsers;
+pub use host_users::SqlxHostUsers;
 pub use migration::{
     CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION, EXPIRY_MIGRATION_NAME, EXPIRY_MIGRATION_VERSION,
     MIGRATION_NAME, MIGRATION_VERSION, MIGRATIONS_TABLE, UNIQUE_INDEX_MIGRATION_NAME,

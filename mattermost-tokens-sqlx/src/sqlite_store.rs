@@ -19,7 +19,11 @@ use crate::queries::USER_ID;
 /// An in-memory database lives as long as its connection: give it a pool of
 /// one connection that never expires, as in the [crate example](crate).
 /// Several connections to one database file work; concurrent writers wait
-/// for each other up to the pool's busy timeout (5 s by default in sqlx).
+/// for each other up to the pool's busy timeout (5 s by default in sqlx;
+/// `SqliteConnectOptions::busy_timeout` sets it). A write that still cannot
+/// get the lock is [`StoreError::Unavailable`](mattermost_tokens::StoreError::Unavailable)
+/// saying the database is locked. The store never changes the database's
+/// journal mode or other persistent settings.
 pub type SqliteTokenStore = crate::SqlxTokenStore<Sqlite>;
 
 /// A [`CodeStore`](mattermost_tokens::magic_link::CodeStore) for magic-link
@@ -51,8 +55,10 @@ impl Backend for Sqlite {
         match code {
             // SQLITE_READONLY
             8 => ErrorClass::ReadOnly,
-            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
-            5 | 6 | 14 => ErrorClass::Unavailable,
+            // SQLITE_BUSY, SQLITE_LOCKED: the busy timeout ran out.
+            5 | 6 => ErrorClass::Locked,
+            // SQLITE_CANTOPEN
+            14 => ErrorClass::Unavailable,
             // SQLITE_ERROR covers many things; these two are schema problems.
             1 if error.message().starts_with("no such table")
                 || error.message().starts_with("no such column") =>
@@ -64,6 +70,7 @@ impl Backend for Sqlite {
     }
 
     const MIGRATION_BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
+    const GROUP_COMMIT_BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
     const ALTER_MANY: bool = false;
     const TYPE_AFFINITY: bool = true;
     // INTEGER affinity; SQLite integers are 64-bit.

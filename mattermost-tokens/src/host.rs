@@ -39,6 +39,11 @@ pub struct HostUser {
     pub username: Option<String>,
     /// Nickname.
     pub nickname: Option<String>,
+    /// Whether the host verified the email address: `Some(true)` when it
+    /// did, `Some(false)` when it did not (yet), `None` when the host does
+    /// not say. [`HostUserTable`](crate::HostUserTable) reads it from
+    /// Laravel's `email_verified_at`.
+    pub email_verified: Option<bool>,
 }
 
 impl fmt::Debug for HostUser {
@@ -50,6 +55,7 @@ impl fmt::Debug for HostUser {
             .field("last_name", &self.last_name)
             .field("username", &self.username)
             .field("nickname", &self.nickname)
+            .field("email_verified", &self.email_verified)
             .finish()
     }
 }
@@ -70,6 +76,7 @@ impl HostUser {
             last_name: last,
             username: None,
             nickname: None,
+            email_verified: None,
         }
     }
 
@@ -87,6 +94,7 @@ impl HostUser {
             last_name: last_name.into(),
             username: None,
             nickname: None,
+            email_verified: None,
         }
     }
 
@@ -99,6 +107,12 @@ impl HostUser {
     /// Sets the nickname.
     pub fn nickname(mut self, nickname: impl Into<String>) -> Self {
         self.nickname = Some(nickname.into());
+        self
+    }
+
+    /// Says whether the host verified the email address.
+    pub fn email_verified(mut self, verified: bool) -> Self {
+        self.email_verified = Some(verified);
         self
     }
 

@@ -59,6 +59,7 @@ mod client;
 pub mod encryption;
 mod error;
 mod host;
+pub mod host_table;
 pub mod ids;
 mod lifecycle;
 pub mod magic_link;
@@ -77,6 +78,7 @@ pub use encryption::{
 };
 pub use error::{ApiError, Error, ExpiryRule};
 pub use host::{HostUser, RESERVED_USERNAMES, validate_username};
+pub use host_table::{HostUserRow, HostUserSource, HostUserTable};
 pub use ids::{AccessToken, ChannelId, HostUserId, TeamId, TokenId, UserId};
 pub use lifecycle::{Revoked, Verification};
 pub use magic_link::{
@@ -88,8 +90,8 @@ pub use retry::RetryPolicy;
 pub use selector::{Actor, Operation, Policy, Selection, TokenSelector};
 pub use store::{MemoryStore, MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
 pub use sync::{
-    AccountOutcome, DESCRIPTION_PREFIX, ServerCheck, SyncOptions, SyncReport, SyncSummary,
-    TokenOutcome, UserFailure, UserOutcome, UserResult, UserSync,
+    AccountOutcome, DEFAULT_REPORT_LIMIT, DESCRIPTION_PREFIX, ServerCheck, SyncOptions, SyncReport,
+    SyncSummary, TokenOutcome, UserFailure, UserOutcome, UserResult, UserSync,
 };
 
 #[cfg(feature = "stand-in")]

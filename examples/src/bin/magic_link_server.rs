@@ -110,11 +110,7 @@ async fn issue_app_token(user: i64) -> Result<(), Fatal> {
         .await
         .context("check DATABASE_URL")?;
     host.ensure_demo_users().await?;
-    if host
-        .users_by_ids(&[HostUserId::Int(user)])
-        .await?
-        .is_empty()
-    {
+    if !host.user_exists(user).await? {
         return Err(anyhow!("no user with id {user} in the users table").into());
     }
     sqlx::query(APP_TOKENS_DDL).execute(host.pool()).await?;

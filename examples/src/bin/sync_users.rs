@@ -15,8 +15,8 @@ use clap::{ArgGroup, Parser};
 use futures::{Stream, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use mattermost_tokens::{
-    AccountOutcome, HostUser, HostUserId, SyncOptions, SyncReport, TokenOutcome, UserResult,
-    UserSync,
+    AccountOutcome, HostUser, HostUserId, HostUserSource, StoreError, SyncOptions, SyncReport,
+    TokenOutcome, UserResult, UserSync,
 };
 use mattermost_tokens_examples::demo_db::HostDb;
 use mattermost_tokens_examples::setup::{self, Env, Fatal, StoreKind};
@@ -89,7 +89,8 @@ async fn run(args: Args) -> Result<SyncReport, Fatal> {
     if seeded > 0 {
         eprintln!("created a users table with {seeded} demo users");
     }
-    let store = setup::stores(args.store, &env, &host).await?.tokens;
+    let stores = setup::stores(args.store, &env, &host).await?;
+    let (store, source) = (stores.tokens, stores.users);
     let server = setup::mattermost(&env).await?;
     let sync = UserSync::new(
         server.client.clone(),
@@ -110,18 +111,21 @@ async fn run(args: Args) -> Result<SyncReport, Fatal> {
     let progress = Progress::new();
     let on_result = |r: &UserResult| progress.record(r);
     let result = if let Some(id) = args.user {
-        let users = host.users_by_ids(&[HostUserId::Int(id)]).await?;
+        let users = source.by_ids(&[HostUserId::Int(id)]).await?;
         if users.is_empty() {
             return Err(anyhow!("no user with id {id} in the users table").into());
         }
         sync.sync_all(futures::stream::iter(users), on_result).await
     } else if args.missing {
-        let users = missing_users(&host, store.as_ref()).await?;
+        let users = missing_users(source.as_ref(), store.as_ref()).await?;
         progress.set_len(users.len());
         sync.sync_missing(futures::stream::iter(users), on_result)
             .await
     } else {
-        let users = stop_on_error(host.users(), read_error.clone());
+        let users = stop_on_error(
+            mattermost_tokens::host_table::stream(source.clone()),
+            read_error.clone(),
+        );
         sync.sync_all(users, on_result).await
     };
     progress.finish();
@@ -139,14 +143,14 @@ async fn run(args: Args) -> Result<SyncReport, Fatal> {
 
 /// Users without a stored token, read page by page from the store.
 async fn missing_users(
-    host: &HostDb,
+    source: &dyn HostUserSource,
     store: &dyn mattermost_tokens::TokenStore,
 ) -> anyhow::Result<Vec<HostUser>> {
     let mut out = Vec::new();
     let mut after: Option<HostUserId> = None;
     loop {
         let page = store.list_missing(after.as_ref(), 500).await?;
-        out.extend(host.users_by_ids(&page.users).await?);
+        out.extend(source.by_ids(&page.users).await?);
         match page.next {
             Some(n) => after = Some(n),
             None => return Ok(out),
@@ -156,14 +160,14 @@ async fn missing_users(
 
 /// Ends the stream at the first read error, keeping the error.
 fn stop_on_error<'a>(
-    users: impl Stream<Item = anyhow::Result<HostUser>> + Send + 'a,
+    users: impl Stream<Item = Result<HostUser, StoreError>> + Send + 'a,
     slot: Arc<Mutex<Option<anyhow::Error>>>,
 ) -> impl Stream<Item = HostUser> + Send + 'a {
     users
         .map(move |r| match r {
             Ok(u) => Some(u),
             Err(e) => {
-                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.into());
                 None
             }
         })
