@@ -15,10 +15,12 @@ use sqlx::{Pool, SqlStr};
 
 use crate::backend::{Backend, Bind};
 use crate::config::{KeyType, Target};
-use crate::error::from_sqlx;
+use crate::error::{from_batch, from_sqlx};
+use crate::group_commit::{Failure, SqlxBatch, write};
 use crate::key::{KeyValue, Wanted, key_value};
 use crate::migration::{self, Direction, Job};
 use crate::queries::{IN_LIST_MAX, Queries, USER_ID, sql};
+use mattermost_tokens::store::group_commit::GroupCommit;
 
 /// A [`TokenStore`] keeping each user's Mattermost user id, token, token
 /// id and token expiry in four nullable columns of the host's own users
@@ -55,6 +57,8 @@ pub struct SqlxTokenStore<DB: Backend> {
     pool: Pool<DB>,
     target: Target,
     sql: Arc<Queries>,
+    /// SQLite's writes, batched (see `group_commit`); shared by clones.
+    group: Option<Arc<GroupCommit<SqlxBatch<DB>>>>,
 }
 
 impl<DB: Backend> Clone for SqlxTokenStore<DB> {
@@ -63,6 +67,7 @@ impl<DB: Backend> Clone for SqlxTokenStore<DB> {
             pool: self.pool.clone(),
             target: self.target.clone(),
             sql: Arc::clone(&self.sql),
+            group: self.group.clone(),
         }
     }
 }
@@ -97,7 +102,18 @@ impl<DB: Backend> SqlxTokenStore<DB> {
 
     fn build(pool: Pool<DB>, target: Target) -> Self {
         let sql = Arc::new(Queries::new::<DB>(&target));
-        SqlxTokenStore { pool, target, sql }
+        let group = DB::GROUP_COMMIT_BEGIN.map(|begin| {
+            GroupCommit::new(SqlxBatch {
+                pool: pool.clone(),
+                begin,
+            })
+        });
+        SqlxTokenStore {
+            pool,
+            target,
+            sql,
+            group,
+        }
     }
 
     /// Uses another users table (`app_users`, or `schema.users`). The name
@@ -250,17 +266,32 @@ impl<DB: Backend> SqlxTokenStore<DB> {
         key: &KeyValue,
         linking: Option<&UserId>,
     ) -> Result<u64, StoreError> {
-        let mut conn = self.conn(what).await?;
-        match DB::execute_on(&mut conn, q, binds).await {
-            Ok(r) => Ok(DB::rows_affected(&r)),
+        let result = match &self.group {
+            Some(group) => match group.execute(write(q, binds)).await {
+                Ok(n) => Ok(n),
+                Err(Failure::Statement(e)) => Err(e),
+                Err(Failure::Batch(class, message)) => {
+                    return Err(from_batch::<DB>(what, class, message));
+                }
+            },
+            None => {
+                let mut conn = self.conn(what).await?;
+                DB::execute_on(&mut conn, q, binds)
+                    .await
+                    .map(|r| DB::rows_affected(&r))
+            }
+        };
+        match result {
+            Ok(n) => Ok(n),
             Err(e) => {
-                if let Some(mm) = linking
-                    && self.already_linked(&mut conn, &e, mm, key).await
-                {
-                    return Err(StoreError::AlreadyLinked {
-                        user: user.clone(),
-                        mattermost_user_id: mm.clone(),
-                    });
+                if let Some(mm) = linking {
+                    let mut conn = self.conn(what).await?;
+                    if self.already_linked(&mut conn, &e, mm, key).await {
+                        return Err(StoreError::AlreadyLinked {
+                            user: user.clone(),
+                            mattermost_user_id: mm.clone(),
+                        });
+                    }
                 }
                 Err(self.err(what)(e))
             }

@@ -8,6 +8,7 @@
 //! creates or deletes host users: it only reads and writes those values on
 //! users the host already has.
 
+pub mod group_commit;
 mod memory;
 
 use std::collections::HashMap;
@@ -206,6 +207,29 @@ impl StoreError {
             message: message.into(),
             source: Some(Box::new(source)),
         }
+    }
+
+    /// A [`StoreError::Unavailable`] for a write (or read) that could not
+    /// get the database's lock within the connection's busy timeout: on
+    /// SQLite, another connection held the write lock, or (in SQLite's
+    /// default rollback-journal mode) an open read kept the writer from
+    /// committing. `what` says what was being done, `database` which
+    /// database. Nothing was written; the message says what helps.
+    pub fn locked(
+        what: &str,
+        database: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::unavailable(
+            format!(
+                "{what}: the {database} database is locked: another connection held its lock for longer \
+                 than the busy timeout, and nothing was written. Another process is writing to it or \
+                 keeps a long read open (in SQLite's default rollback-journal mode a read blocks every \
+                 writer; WAL mode, `PRAGMA journal_mode=WAL`, lets reads and a write go on together); \
+                 run again once it is done, or raise the busy timeout"
+            ),
+            source,
+        )
     }
 
     /// A [`StoreError::Schema`] from a message and a source error.
