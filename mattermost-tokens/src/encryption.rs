@@ -40,6 +40,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ids::{AccessToken, HostUserId, TokenId, UserId};
 use crate::store::{MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
+use crate::sync::push_bounded;
 
 /// The environment variable the examples read the keyring from
 /// (`MATTERMOST_TOKENS_KEY`); see [`EncryptionKeys::from_env`].
@@ -434,6 +435,7 @@ pub struct EncryptedStore<S: TokenStore> {
     inner: S,
     keys: EncryptionKeys,
     allow_plaintext: bool,
+    report_limit: usize,
 }
 
 impl<S: TokenStore> fmt::Debug for EncryptedStore<S> {
@@ -442,6 +444,7 @@ impl<S: TokenStore> fmt::Debug for EncryptedStore<S> {
             .field("inner", &self.inner)
             .field("keys", &self.keys)
             .field("allow_plaintext", &self.allow_plaintext)
+            .field("report_limit", &self.report_limit)
             .finish()
     }
 }
@@ -489,9 +492,13 @@ pub struct ReencryptReport {
     pub skipped: u64,
     /// Rows that could not be read or written.
     pub failed: u64,
-    /// The failures, by user (errors never hold token values).
+    /// The first failures, by user (errors never hold token values), up
+    /// to [`DEFAULT_REPORT_LIMIT`](crate::DEFAULT_REPORT_LIMIT) or the
+    /// store's [`with_report_limit`](EncryptedStore::with_report_limit);
+    /// `failed` counts them all.
     pub failures: Vec<(HostUserId, StoreError)>,
-    /// The skipped rows, by user and reason.
+    /// The first skipped rows, by user and reason, up to the same limit;
+    /// `skipped` counts them all.
     pub skips: Vec<(HostUserId, SkipReason)>,
 }
 
@@ -504,7 +511,16 @@ impl<S: TokenStore> EncryptedStore<S> {
             inner,
             keys,
             allow_plaintext: true,
+            report_limit: crate::DEFAULT_REPORT_LIMIT,
         }
+    }
+
+    /// How many failures and skips a [`ReencryptReport`] keeps with their
+    /// details (default [`DEFAULT_REPORT_LIMIT`](crate::DEFAULT_REPORT_LIMIT));
+    /// the rest are counted only.
+    pub fn with_report_limit(mut self, limit: usize) -> Self {
+        self.report_limit = limit;
+        self
     }
 
     /// Whether values without the `mmt1:` prefix are returned as plaintext
@@ -651,12 +667,12 @@ impl<S: TokenStore> EncryptedStore<S> {
                     Ok(ReencryptOutcome::AlreadyCurrent) => report.already_current += 1,
                     Ok(ReencryptOutcome::Skipped(why)) => {
                         report.skipped += 1;
-                        report.skips.push((user, why));
+                        push_bounded(&mut report.skips, (user, why), self.report_limit);
                     }
                     Err(e) => {
                         tracing::warn!(host_user = %user, error = %e, "re-encryption failed");
                         report.failed += 1;
-                        report.failures.push((user, e));
+                        push_bounded(&mut report.failures, (user, e), self.report_limit);
                     }
                 }
             }

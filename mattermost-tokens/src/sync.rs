@@ -58,6 +58,22 @@ pub struct SyncOptions {
     /// `None` (the default): a quarter of `token_lifetime`, at most one day
     /// (one day without a lifetime). Must be shorter than `token_lifetime`.
     pub renew_before: Option<Duration>,
+    /// Failures kept with their errors in the [`SyncReport`] (default
+    /// [`DEFAULT_REPORT_LIMIT`]); later ones are counted only, so a sync of
+    /// a million users keeps a bounded report. Every failure still reaches
+    /// the progress callback and the log.
+    pub max_failures_kept: usize,
+}
+
+/// Details (failures, skips) a report keeps by default; the rest are
+/// counted only.
+pub const DEFAULT_REPORT_LIMIT: usize = 100;
+
+/// Pushes `item` unless `list` holds `limit` items already.
+pub(crate) fn push_bounded<T>(list: &mut Vec<T>, item: T, limit: usize) {
+    if list.len() < limit {
+        list.push(item);
+    }
 }
 
 impl Default for SyncOptions {
@@ -72,6 +88,7 @@ impl Default for SyncOptions {
             orphan_grace: Duration::from_secs(120),
             token_lifetime: None,
             renew_before: None,
+            max_failures_kept: DEFAULT_REPORT_LIMIT,
         }
     }
 }
@@ -162,14 +179,21 @@ pub struct SyncSummary {
 pub struct SyncReport {
     /// Counts.
     pub summary: SyncSummary,
-    /// Every failed user with its error.
+    /// The first failed users with their errors, up to
+    /// [`SyncOptions::max_failures_kept`]; `summary.failed` counts them all
+    /// (see [`failures_not_kept`](Self::failures_not_kept)).
     pub failures: Vec<UserFailure>,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
 
 impl SyncReport {
-    fn record(&mut self, r: UserResult) {
+    /// Failures counted in `summary.failed` but not kept in `failures`.
+    pub fn failures_not_kept(&self) -> u64 {
+        self.summary.failed - self.failures.len() as u64
+    }
+
+    fn record(&mut self, r: UserResult, keep: usize) {
         let s = &mut self.summary;
         s.total += 1;
         match r {
@@ -194,7 +218,7 @@ impl SyncReport {
             }
             Err(f) => {
                 s.failed += 1;
-                self.failures.push(f);
+                push_bounded(&mut self.failures, f, keep);
             }
         }
     }
@@ -472,7 +496,7 @@ impl UserSync {
                 tracing::warn!(host_user = %f.user, error = %f.error, "user sync failed");
             }
             on_result(&r);
-            report.record(r);
+            report.record(r, self.opts.max_failures_kept);
         }
         report.elapsed = started.elapsed();
         tracing::info!(
