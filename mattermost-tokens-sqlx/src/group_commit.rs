@@ -1,10 +1,7 @@
 //! SQLite's writes, batched through the core's
 //! [`GroupCommit`](mattermost_tokens::store::group_commit) (see there why).
 
-use std::future::Future;
-use std::pin::Pin;
-
-use mattermost_tokens::store::group_commit::Batch;
+use mattermost_tokens::store::group_commit::{Batch, BatchFuture};
 use sqlx::{Pool, SqlStr};
 
 use crate::backend::{Backend, Bind, ErrorClass};
@@ -62,10 +59,7 @@ impl<DB: Backend> Batch for SqlxBatch<DB> {
     type Write = (SqlStr, Vec<Owned>);
     type Error = Failure;
 
-    fn run(
-        &self,
-        writes: Vec<Self::Write>,
-    ) -> Pin<Box<dyn Future<Output = Vec<Result<u64, Failure>>> + Send + '_>> {
+    fn run(&self, writes: Vec<Self::Write>) -> BatchFuture<'_, Failure> {
         Box::pin(async move {
             let n = writes.len();
             let all = |class, e: &sqlx::Error| {

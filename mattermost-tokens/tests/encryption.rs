@@ -614,6 +614,26 @@ async fn rows_without_token_id_stay_readable_and_are_skipped() {
     assert_eq!(report.skips, vec![(user(1), SkipReason::NoTokenId)]);
 }
 
+/// A re-encryption of many rows keeps a bounded report: the first skips
+/// with their details, all of them counted.
+#[tokio::test]
+async fn reencryption_reports_stay_bounded() {
+    let ids: Vec<HostUserId> = (1..=7).map(user).collect();
+    let inner = WithoutTokenIds(MemoryStore::with_users(ids.clone()));
+    for (i, u) in ids.iter().enumerate() {
+        inner.0.put_token(u, &new_token(i + 1)).await.unwrap();
+    }
+    let store = EncryptedStore::new(inner, keys(&format!("k1:{K1}"))).with_report_limit(3);
+    let report = store.reencrypt_all(futures::stream::iter(ids)).await;
+    assert_eq!(report.skipped, 7);
+    assert_eq!(
+        report.skips,
+        (1..=3)
+            .map(|i| (user(i), SkipReason::NoTokenId))
+            .collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn keyring_configuration() {
     let ring = keys(&format!(" k2:{K2} , k1:{K1} "));

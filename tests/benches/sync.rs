@@ -437,7 +437,7 @@ async fn run(parts: &[String]) {
     // Peak memory, each size in its own process (stand-in in another).
     if wanted("memory") {
         let mut line = String::from(
-            "\nPeak memory (RSS) of a fresh sync into a SQLite file (sqlx store), host users streamed:",
+            "\nPeak memory (RSS) of a fresh sync into a SQLite file (sqlx store), host users read from its users table in pages:",
         );
         for n in [10_000usize, 100_000] {
             let server = Server::start(None);
@@ -510,12 +510,19 @@ fn child_memory(args: &[String]) {
                 .unwrap();
         }
         tx.commit().await.unwrap();
-        let store = SqliteTokenStore::new(pool);
+        let store = SqliteTokenStore::new(pool.clone());
         store.migrate().await.unwrap();
+        // The host users come from the table, a page at a time, as the
+        // examples read them.
+        let table = mattermost_tokens::HostUserTable::laravel()
+            .with_email_verified_column(None)
+            .unwrap();
+        let source = mattermost_tokens_sqlx::SqliteHostUsers::new(pool, table);
+        let users = source.stream().map(|r| r.expect("host users readable"));
         let client = MattermostClient::new(&url, admin).unwrap();
         let sync = sync_over(client, Arc::new(store));
         let t = Instant::now();
-        let r = sync.sync_all(host_users(n, "m"), |_| {}).await.unwrap();
+        let r = sync.sync_all(users, |_| {}).await.unwrap();
         assert_eq!(r.summary.minted, n as u64, "{:?}", r.failures.first());
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let hwm = status

@@ -10,6 +10,7 @@ pub mod code_conformance;
 pub mod conformance;
 pub mod db;
 pub mod encryption;
+pub mod laravel;
 pub mod pg_temp;
 pub mod promise;
 pub mod scratch;

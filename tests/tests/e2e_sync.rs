@@ -350,3 +350,45 @@ async fn users_already_in_mattermost_cost_lookup_patch_orphan_check_and_mint() {
     assert!(server.request_count(CREATE) <= 8, "{:?}", server.requests());
     assert_promise(&server, store.as_ref(), &ids(N)).await;
 }
+
+/// A run with many failures keeps the first `max_failures_kept` of them
+/// with their errors and counts the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_reports_stay_bounded() {
+    let server = StandIn::start().await.unwrap();
+    let store = Arc::new(MemoryStore::with_users(ids(12)));
+    let client = MattermostClient::new(server.url(), server.admin_token()).unwrap();
+    let sync = UserSync::new(
+        client,
+        store,
+        SyncOptions {
+            app_name: "e2e".into(),
+            max_failures_kept: 4,
+            concurrency: 1,
+            ..SyncOptions::default()
+        },
+    )
+    .unwrap();
+    // Ten users without a usable email fail before any request.
+    let users: Vec<HostUser> = (1..=12)
+        .map(|i| {
+            let email = if i <= 2 {
+                format!("ok{i}@example.com")
+            } else {
+                String::new()
+            };
+            HostUser::new(i, email, "No Email")
+        })
+        .collect();
+    let r = sync.sync_all(stream::iter(users), |_| {}).await.unwrap();
+    assert_eq!((r.summary.failed, r.summary.minted), (10, 2));
+    assert_eq!(r.failures.len(), 4);
+    assert_eq!(r.failures_not_kept(), 6);
+    assert_eq!(
+        r.failures
+            .iter()
+            .map(|f| f.user.clone())
+            .collect::<Vec<_>>(),
+        (3..=6).map(HostUserId::Int).collect::<Vec<_>>()
+    );
+}

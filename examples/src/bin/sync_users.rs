@@ -28,7 +28,9 @@ use mattermost_tokens_examples::setup::{self, Env, Fatal, StoreKind};
 /// MATTERMOST_TOKEN (the admin's personal access token), DATABASE_URL
 /// (default sqlite://mattermost-tokens-demo.sqlite; postgres:// and mysql://
 /// work too), MATTERMOST_TOKENS_KEY (optional base64 32-byte key: encrypt
-/// tokens at rest), RUST_LOG (log filter, e.g. mattermost_tokens=debug).
+/// tokens at rest), SQLITE_BUSY_TIMEOUT_MS (how long a SQLite write waits
+/// for another connection's lock; default 5000), RUST_LOG (log filter, e.g.
+/// mattermost_tokens=debug).
 ///
 /// Exit codes: 0 all users synced, 1 some users failed, 2 configuration or
 /// server error.
@@ -270,6 +272,12 @@ fn print_summary(r: &SyncReport, dry_run: bool) {
         text.push_str("Failures\n");
         for f in &r.failures {
             text.push_str(&format!("  user {}: {}\n", f.user, f.error));
+        }
+        let more = r.failures_not_kept();
+        if more > 0 {
+            text.push_str(&format!(
+                "  ... and {more} more (each was logged as it happened)\n"
+            ));
         }
     }
     let _ = out.write_all(text.as_bytes());

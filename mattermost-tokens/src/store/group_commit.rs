@@ -28,6 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
+/// What [`Batch::run`] returns: one result per write, in order.
+pub type BatchFuture<'a, E> = Pin<Box<dyn Future<Output = Vec<Result<u64, E>>> + Send + 'a>>;
+
 /// An adapter's way of running a batch of writes in one transaction.
 pub trait Batch: Send + Sync + 'static {
     /// One write (a statement and its bound values).
@@ -37,10 +40,7 @@ pub trait Batch: Send + Sync + 'static {
 
     /// Runs `writes` in one transaction: one result per write, in order
     /// (rows matched, or the error).
-    fn run(
-        &self,
-        writes: Vec<Self::Write>,
-    ) -> Pin<Box<dyn Future<Output = Vec<Result<u64, Self::Error>>> + Send + '_>>;
+    fn run(&self, writes: Vec<Self::Write>) -> BatchFuture<'_, Self::Error>;
 
     /// The error for a write whose batch ended without answering it (the
     /// runtime was shutting down).
@@ -139,10 +139,7 @@ mod tests {
         type Write = u64;
         type Error = String;
 
-        fn run(
-            &self,
-            writes: Vec<u64>,
-        ) -> Pin<Box<dyn Future<Output = Vec<Result<u64, String>>> + Send + '_>> {
+        fn run(&self, writes: Vec<u64>) -> BatchFuture<'_, String> {
             Box::pin(async move {
                 self.started.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
