@@ -262,7 +262,7 @@ pub enum Error {
     #[error("magic link is invalid, expired or already used ({reason})")]
     InvalidMagicLink {
         /// Why, for logs and metrics.
-        reason: crate::magic_link::InvalidLinkReason,
+        reason: InvalidLinkReason,
     },
     /// The user's Mattermost account is deactivated.
     #[error("the Mattermost account {mattermost_user_id} of host user {user} is deactivated")]
@@ -330,4 +330,26 @@ pub(crate) fn snippet(body: &[u8]) -> String {
         s.push('…');
     }
     s
+}
+
+/// Why a code was refused. Carries nothing of the code. Answer every reason
+/// alike (the router does): telling them apart helps only an attacker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidLinkReason {
+    /// Not of the shape the library issues (missing, wrong length or
+    /// characters).
+    Malformed,
+    /// Well formed, but unknown, expired or already used. The code store
+    /// does not say which: a store may delete a code when it is used.
+    NotRedeemable,
+}
+
+impl fmt::Display for InvalidLinkReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvalidLinkReason::Malformed => "malformed code",
+            InvalidLinkReason::NotRedeemable => "unknown, expired or used code",
+        })
+    }
 }

@@ -70,6 +70,7 @@ mod retry;
 mod selector;
 pub mod store;
 mod sync;
+mod time;
 
 pub use client::{Acting, ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, Identity, MattermostClient};
 pub use encryption::{

@@ -135,7 +135,7 @@ impl UserSync {
                 Err(e) => return Err(e),
             }
         }
-        let now = crate::sync::unix_now_ms();
+        let now = crate::time::unix_now_ms();
         if rec.expires_within(now, 0) {
             return Ok(Verification::TokenExpired);
         }

@@ -125,7 +125,7 @@ impl TokenSelector {
             });
         }
         let record = self.store.get(user).await?.unwrap_or_default();
-        let expired = record.expires_within(crate::sync::unix_now_ms(), 0);
+        let expired = record.expires_within(crate::time::unix_now_ms(), 0);
         let token = record.token.filter(|_| !expired);
         match (token, self.policy) {
             (Some(t), _) => {

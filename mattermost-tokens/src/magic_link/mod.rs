@@ -106,27 +106,7 @@ const CODE_CHARS: usize = 43;
 /// Mattermost's own id alphabet (32 symbols, so a byte maps without bias).
 const ID_ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
 
-/// Why a code was refused. Carries nothing of the code. Answer every reason
-/// alike (the router does): telling them apart helps only an attacker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum InvalidLinkReason {
-    /// Not of the shape the library issues (missing, wrong length or
-    /// characters).
-    Malformed,
-    /// Well formed, but unknown, expired or already used. The code store
-    /// does not say which: a store may delete a code when it is used.
-    NotRedeemable,
-}
-
-impl fmt::Display for InvalidLinkReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            InvalidLinkReason::Malformed => "malformed code",
-            InvalidLinkReason::NotRedeemable => "unknown, expired or used code",
-        })
-    }
-}
+pub use crate::error::InvalidLinkReason;
 
 /// A link that takes one user into Mattermost, and when it stops working.
 ///

@@ -31,7 +31,7 @@ pub(crate) fn new_id() -> String {
 }
 
 /// Milliseconds since the epoch, Mattermost's timestamp unit.
-pub(crate) use crate::sync::unix_now_ms as now_ms;
+pub(crate) use crate::time::unix_now_ms as now_ms;
 
 const RESERVED_USERNAMES: [&str; 4] = ["all", "channel", "matterbot", "system"];
 /// Roles `PUT /users/{id}/roles` accepts.
@@ -794,7 +794,7 @@ impl Data {
                 "Personal access tokens on this server must have an expiry.",
             )),
             (TokenExpiry::Required { max_lifetime }, Some(at)) => {
-                let max = crate::sync::millis(max_lifetime);
+                let max = crate::time::millis(max_lifetime);
                 if at - now > max {
                     Err(refuse(
                         "app.user_access_token.expires_at_too_far",

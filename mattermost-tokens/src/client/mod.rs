@@ -5,17 +5,24 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
-use reqwest::{Method, StatusCode};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::error::{ApiError, AppErrorBody, Error, snippet};
+use crate::error::Error;
 use crate::ids::AccessToken;
 use crate::pacing::Pacer;
 use crate::rate_limit::{RateLimitStatus, ServerVersion, retry_after};
 use crate::retry::RetryPolicy;
+
+mod builder;
+mod request;
+mod response;
+
+pub use builder::ClientBuilder;
+pub(crate) use request::Request;
+use response::*;
 
 /// The default limit on a response body; larger answers are refused.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -48,162 +55,6 @@ impl fmt::Debug for Identity {
             Identity::User(_) => f.write_str("Identity::User([REDACTED])"),
         }
     }
-}
-
-/// Builds a [`MattermostClient`].
-pub struct ClientBuilder {
-    url: String,
-    admin_token: AccessToken,
-    timeout: Duration,
-    connect_timeout: Duration,
-    user_agent: String,
-    retry: RetryPolicy,
-    http: Option<reqwest::Client>,
-    max_response_bytes: usize,
-    pacing: bool,
-}
-
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("url", &self.url)
-            .field("admin_token", &"[REDACTED]")
-            .field("timeout", &self.timeout)
-            .field("user_agent", &self.user_agent)
-            .field("retry", &self.retry)
-            .field("custom_http_client", &self.http.is_some())
-            .field("pacing", &self.pacing)
-            .finish()
-    }
-}
-
-impl ClientBuilder {
-    /// Total time allowed for one HTTP attempt (default 30 s).
-    pub fn timeout(mut self, t: Duration) -> Self {
-        self.timeout = t;
-        self
-    }
-
-    /// Time allowed to open a connection (default 10 s).
-    pub fn connect_timeout(mut self, t: Duration) -> Self {
-        self.connect_timeout = t;
-        self
-    }
-
-    /// The `User-Agent` header (default `mattermost-tokens/<version>`).
-    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
-        self.user_agent = ua.into();
-        self
-    }
-
-    /// The retry policy (default [`RetryPolicy::default`]; use
-    /// [`RetryPolicy::none`] to turn retries off).
-    pub fn retry_policy(mut self, p: RetryPolicy) -> Self {
-        self.retry = p;
-        self
-    }
-
-    /// Use this `reqwest::Client` (and its connection pool) instead of
-    /// building one. Do not enable a cookie store on it: Mattermost's CSRF
-    /// check rejects cookie-carrying token requests. The timeout set here is
-    /// still applied per request.
-    pub fn http_client(mut self, c: reqwest::Client) -> Self {
-        self.http = Some(c);
-        self
-    }
-
-    /// Largest response body accepted (default 8 MiB); larger answers give
-    /// [`Error::BadResponse`] without being read further.
-    pub fn max_response_bytes(mut self, n: usize) -> Self {
-        self.max_response_bytes = n;
-        self
-    }
-
-    /// Pace requests by the server's `X-RateLimit-*` headers so that a
-    /// rate-limited server sees no burst of 429s (default on). The budget is
-    /// shared by every clone of the client, as the server's is shared by
-    /// every request from one address.
-    pub fn pace_requests(mut self, on: bool) -> Self {
-        self.pacing = on;
-        self
-    }
-
-    /// Validates the configuration and builds the client.
-    pub fn build(self) -> Result<MattermostClient, Error> {
-        let base = parse_base_url(&self.url)?;
-        if self.admin_token.expose_secret().trim().is_empty() {
-            return Err(Error::InvalidConfig("the admin token is empty".into()));
-        }
-        if HeaderValue::from_str(&format!("Bearer {}", self.admin_token.expose_secret())).is_err() {
-            return Err(Error::InvalidConfig(
-                "the admin token contains characters not allowed in an HTTP header".into(),
-            ));
-        }
-        let ua = HeaderValue::from_str(&self.user_agent).map_err(|_| {
-            Error::InvalidConfig("the user agent is not a valid header value".into())
-        })?;
-        let http = match self.http {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                .connect_timeout(self.connect_timeout)
-                .pool_idle_timeout(Duration::from_secs(60))
-                .build()
-                .map_err(|e| {
-                    Error::InvalidConfig(format!(
-                        "cannot build the HTTP client: {}",
-                        e.without_url()
-                    ))
-                })?,
-        };
-        Ok(MattermostClient {
-            inner: Arc::new(Inner {
-                http,
-                base,
-                admin_bearer: bearer(&self.admin_token)?,
-                user_agent: ua,
-                timeout: self.timeout,
-                retry: self.retry,
-                max_response_bytes: self.max_response_bytes,
-                rate: Mutex::new(None),
-                version: Mutex::new(None),
-                pacer: self.pacing.then(Pacer::default),
-            }),
-        })
-    }
-}
-
-fn parse_base_url(raw: &str) -> Result<Url, Error> {
-    let mut url = Url::parse(raw.trim()).map_err(|e| {
-        Error::InvalidConfig(format!(
-            "the Mattermost URL is not a valid URL ({e}); expected something like https://chat.example.com"
-        ))
-    })?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(Error::InvalidConfig(format!(
-            "the Mattermost URL must start with http:// or https://, not {}://",
-            url.scheme()
-        )));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::InvalidConfig(
-            "the Mattermost URL has no host".into(),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(Error::InvalidConfig(
-            "the Mattermost URL must not have a query string or fragment".into(),
-        ));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::InvalidConfig(
-            "the Mattermost URL must not carry credentials; pass the admin token separately".into(),
-        ));
-    }
-    // Accept https://host, https://host/, https://host/sub and .../api/v4.
-    let path = url.path().trim_end_matches('/').to_owned();
-    let path = path.strip_suffix("/api/v4").unwrap_or(&path).to_owned();
-    url.set_path(&format!("{path}/"));
-    Ok(url)
 }
 
 struct Inner {
@@ -261,17 +112,7 @@ impl MattermostClient {
 
     /// A builder for a client with non-default options.
     pub fn builder(url: &str, admin_token: impl Into<AccessToken>) -> ClientBuilder {
-        ClientBuilder {
-            url: url.to_owned(),
-            admin_token: admin_token.into(),
-            timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            user_agent: DEFAULT_USER_AGENT.to_owned(),
-            retry: RetryPolicy::default(),
-            http: None,
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
-            pacing: true,
-        }
+        ClientBuilder::new(url, admin_token.into())
     }
 
     /// The server's root URL (ending in `/`).
@@ -532,245 +373,6 @@ impl MattermostClient {
     }
 }
 
-trait WithoutUrlRef {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrlRef for reqwest::Error {
-    /// The error's message with the URL left out (a URL may hold a query).
-    fn without_url_ref(&self) -> String {
-        let mut s = String::new();
-        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(self);
-        s.push_str(if self.is_timeout() {
-            "timed out"
-        } else if self.is_connect() {
-            "connect error"
-        } else if self.is_body() || self.is_decode() {
-            "body error"
-        } else {
-            "request error"
-        });
-        while let Some(e) = src {
-            s.push_str(": ");
-            s.push_str(&e.to_string());
-            src = e.source();
-        }
-        s
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn bearer(t: &AccessToken) -> Result<HeaderValue, Error> {
-    let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose_secret())).map_err(|_| {
-        Error::InvalidInput("a token contains characters not allowed in an HTTP header".into())
-    })?;
-    v.set_sensitive(true);
-    Ok(v)
-}
-
-enum Outcome {
-    Status(StatusCode, reqwest::header::HeaderMap, Vec<u8>),
-    /// The error, and whether it happened while connecting (nothing sent).
-    Transport(reqwest::Error, bool),
-}
-
-enum BodyError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
-    if resp.content_length().is_some_and(|n| n > max as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut buf = Vec::with_capacity(resp.content_length().map_or(0, |n| n as usize));
-    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
-        if buf.len() + chunk.len() > max {
-            return Err(BodyError::TooLarge);
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Ctx {
-    method: String,
-    url: String,
-}
-
-fn body_snippet(req: &Request, body: &[u8]) -> String {
-    if req.sensitive {
-        "[not shown: the response may hold a token]".into()
-    } else {
-        snippet(body)
-    }
-}
-
-fn classify(
-    ctx: &Ctx,
-    req: &Request,
-    status: StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &[u8],
-) -> Error {
-    let header_request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    // Only a JSON object is Mattermost's error body (serde would also read
-    // an array into the struct, taking arbitrary values as id and message).
-    let parsed: Option<AppErrorBody> = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .filter(serde_json::Value::is_object)
-        .and_then(|v| serde_json::from_value(v).ok());
-    let is_json = parsed.is_some();
-    let api = Box::new(match parsed {
-        // A `/tokens` error keeps only its id: a developer-mode message or
-        // a proxy echoing the request could quote a token.
-        Some(b) if req.sensitive => ApiError {
-            status: status.as_u16(),
-            id: b.id,
-            message: body_snippet(req, body),
-            detailed_error: String::new(),
-            request_id: if b.request_id.is_empty() {
-                header_request_id
-            } else {
-                Some(b.request_id)
-            },
-            method: ctx.method.clone(),
-            url: ctx.url.clone(),
-        },
-        Some(b) => ApiError {
-            status: status.as_u16(),
-            id: b.id,
-            message: b.message,
-            detailed_error: b.detailed_error,
-            request_id: if b.request_id.is_empty() {
-                header_request_id
-            } else {
-                Some(b.request_id)
-            },
-            method: ctx.method.clone(),
-            url: ctx.url.clone(),
-        },
-        None => ApiError {
-            status: status.as_u16(),
-            id: String::new(),
-            message: body_snippet(req, body).trim().to_owned(),
-            detailed_error: String::new(),
-            request_id: header_request_id,
-            method: ctx.method.clone(),
-            url: ctx.url.clone(),
-        },
-    });
-    match status.as_u16() {
-        401 => Error::Unauthorized(api),
-        403 => Error::PermissionDenied(api),
-        404 => Error::NotFound(api),
-        429 => Error::RateLimited {
-            retry_after: retry_after(headers),
-            error: api,
-        },
-        501 => Error::TokensDisabled(api),
-        400 if let Some(rule) = crate::error::ExpiryRule::from_error_id(&api.id) => {
-            Error::TokenExpiryPolicy { rule, error: api }
-        }
-        400 if api.id.contains("exists") => Error::AlreadyExists(api),
-        _ if is_json => Error::Api(api),
-        s => Error::BadResponse {
-            status: s,
-            method: ctx.method.clone(),
-            url: ctx.url.clone(),
-            reason: if body.is_empty() {
-                "error status with an empty body".into()
-            } else {
-                "error status with a body that is not Mattermost's error JSON".into()
-            },
-            snippet: api.message,
-        },
-    }
-}
-
-/// One API request, described before it is sent.
-#[derive(Debug)]
-pub(crate) struct Request {
-    method: Method,
-    path: Vec<String>,
-    query: Vec<(&'static str, String)>,
-    /// Shared, so a retry sends it again without a copy.
-    body: Option<bytes::Bytes>,
-    /// Safe to repeat after a 5xx or a broken connection.
-    idempotent: bool,
-    /// The response may carry a token: never show its body.
-    sensitive: bool,
-    auth: bool,
-}
-
-impl Request {
-    fn new(method: Method, path: &[&str]) -> Self {
-        let idempotent = method != Method::POST;
-        Request {
-            method,
-            path: path.iter().map(|s| (*s).to_owned()).collect(),
-            query: Vec::new(),
-            body: None,
-            idempotent,
-            sensitive: false,
-            auth: true,
-        }
-    }
-
-    pub(crate) fn get(path: &[&str]) -> Self {
-        Self::new(Method::GET, path)
-    }
-
-    pub(crate) fn post(path: &[&str]) -> Self {
-        Self::new(Method::POST, path)
-    }
-
-    pub(crate) fn put(path: &[&str]) -> Self {
-        Self::new(Method::PUT, path)
-    }
-
-    pub(crate) fn delete(path: &[&str]) -> Self {
-        Self::new(Method::DELETE, path)
-    }
-
-    pub(crate) fn json(mut self, body: &impl Serialize) -> Result<Self, Error> {
-        self.body = Some(
-            serde_json::to_vec(body)
-                .map_err(|e| Error::InvalidInput(format!("cannot encode the request: {e}")))?
-                .into(),
-        );
-        Ok(self)
-    }
-
-    pub(crate) fn query(mut self, k: &'static str, v: impl ToString) -> Self {
-        self.query.push((k, v.to_string()));
-        self
-    }
-
-    /// Marks a POST as safe to repeat (it changes nothing when repeated).
-    pub(crate) fn idempotent(mut self) -> Self {
-        self.idempotent = true;
-        self
-    }
-
-    pub(crate) fn sensitive(mut self) -> Self {
-        self.sensitive = true;
-        self
-    }
-
-    fn no_auth(mut self) -> Self {
-        self.auth = false;
-        self
-    }
-}
-
 /// A [`MattermostClient`] handle bound to one identity. Cheap to create and
 /// clone; the endpoint methods live in the `api` modules.
 #[derive(Clone)]
@@ -800,38 +402,5 @@ impl Acting {
 
     pub(crate) async fn call<T: DeserializeOwned>(&self, req: Request) -> Result<T, Error> {
         self.client.execute(Some(&self.identity), req).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base_url_forms() {
-        for (raw, want) in [
-            ("https://chat.example.com", "https://chat.example.com/"),
-            ("https://chat.example.com/", "https://chat.example.com/"),
-            (
-                "https://chat.example.com/api/v4",
-                "https://chat.example.com/",
-            ),
-            ("https://example.com/mm/", "https://example.com/mm/"),
-            ("http://127.0.0.1:8065", "http://127.0.0.1:8065/"),
-        ] {
-            assert_eq!(parse_base_url(raw).unwrap().as_str(), want, "{raw}");
-        }
-        for bad in [
-            "",
-            "chat.example.com",
-            "ftp://x",
-            "https://x/?a=b",
-            "https://u:p@x/",
-        ] {
-            assert!(
-                matches!(parse_base_url(bad), Err(Error::InvalidConfig(_))),
-                "{bad}"
-            );
-        }
     }
 }

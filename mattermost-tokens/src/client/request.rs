@@ -1,0 +1,82 @@
+//! [`Request`]: one API request, described before it is sent.
+
+use reqwest::Method;
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// One API request, described before it is sent.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(super) method: Method,
+    pub(super) path: Vec<String>,
+    pub(super) query: Vec<(&'static str, String)>,
+    /// Shared, so a retry sends it again without a copy.
+    pub(super) body: Option<bytes::Bytes>,
+    /// Safe to repeat after a 5xx or a broken connection.
+    pub(super) idempotent: bool,
+    /// The response may carry a token: never show its body.
+    pub(super) sensitive: bool,
+    pub(super) auth: bool,
+}
+
+impl Request {
+    pub(super) fn new(method: Method, path: &[&str]) -> Self {
+        let idempotent = method != Method::POST;
+        Request {
+            method,
+            path: path.iter().map(|s| (*s).to_owned()).collect(),
+            query: Vec::new(),
+            body: None,
+            idempotent,
+            sensitive: false,
+            auth: true,
+        }
+    }
+
+    pub(crate) fn get(path: &[&str]) -> Self {
+        Self::new(Method::GET, path)
+    }
+
+    pub(crate) fn post(path: &[&str]) -> Self {
+        Self::new(Method::POST, path)
+    }
+
+    pub(crate) fn put(path: &[&str]) -> Self {
+        Self::new(Method::PUT, path)
+    }
+
+    pub(crate) fn delete(path: &[&str]) -> Self {
+        Self::new(Method::DELETE, path)
+    }
+
+    pub(crate) fn json(mut self, body: &impl Serialize) -> Result<Self, Error> {
+        self.body = Some(
+            serde_json::to_vec(body)
+                .map_err(|e| Error::InvalidInput(format!("cannot encode the request: {e}")))?
+                .into(),
+        );
+        Ok(self)
+    }
+
+    pub(crate) fn query(mut self, k: &'static str, v: impl ToString) -> Self {
+        self.query.push((k, v.to_string()));
+        self
+    }
+
+    /// Marks a POST as safe to repeat (it changes nothing when repeated).
+    pub(crate) fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    pub(crate) fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
+
+    pub(super) fn no_auth(mut self) -> Self {
+        self.auth = false;
+        self
+    }
+}

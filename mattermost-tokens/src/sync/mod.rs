@@ -1,0 +1,365 @@
+//! [`UserSync`]: put host users into Mattermost and give each one token.
+
+mod account;
+mod options;
+mod report;
+mod tokens;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, Stream, StreamExt};
+
+use crate::client::{Acting, MattermostClient};
+use crate::error::{ApiError, Error, ExpiryRule};
+use crate::host::HostUser;
+use crate::ids::{HostUserId, UserId};
+use crate::models::User;
+use crate::store::{TokenRecord, TokenStore};
+use crate::time::millis;
+
+pub(crate) use options::push_bounded;
+pub use options::{DEFAULT_REPORT_LIMIT, SyncOptions};
+pub use report::{
+    AccountOutcome, ServerCheck, SyncReport, SyncSummary, TokenOutcome, UserFailure, UserOutcome,
+    UserResult,
+};
+pub use tokens::DESCRIPTION_PREFIX;
+
+/// Syncs host users into Mattermost: creates or updates each account, mints
+/// one personal access token per user with the admin token and keeps it in
+/// the [`TokenStore`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), mattermost_tokens::Error> {
+/// use std::sync::Arc;
+/// use mattermost_tokens::{HostUser, MattermostClient, MemoryStore, SyncOptions, UserSync};
+///
+/// let client = MattermostClient::new("https://chat.example.com", "admin-token")?;
+/// let store = Arc::new(MemoryStore::with_users([1.into()]));
+/// let sync = UserSync::new(client, store, SyncOptions { app_name: "shop".into(), ..Default::default() })?;
+/// let outcome = sync.sync_user(&HostUser::new(1, "ana@example.com", "Ana López")).await?;
+/// println!("{:?} / {:?}", outcome.account, outcome.token);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct UserSync {
+    client: MattermostClient,
+    store: Arc<dyn TokenStore>,
+    opts: Arc<SyncOptions>,
+    seen: Arc<Seen>,
+    /// Stored tokens expiring within this many ms are replaced.
+    renew_before_ms: i64,
+    expiry: Arc<ExpiryState>,
+}
+
+/// What the server has shown of its token expiry support.
+#[derive(Debug, Default)]
+struct ExpiryState {
+    /// The server's lifetime policy refused a mint: every later mint with
+    /// the same options would be refused too, so they fail at once.
+    refused: std::sync::OnceLock<(ExpiryRule, ApiError)>,
+    /// An expiry was asked for and the answer had none: warned once.
+    ignored_warned: std::sync::atomic::AtomicBool,
+}
+
+/// How unlinked users turned out so far: new to Mattermost, or already there.
+/// Creating first costs a new user nothing extra and an existing one a failed
+/// create; looking up first is the reverse. Whichever case has been more
+/// common so far goes first, so either population costs its minimum plus a
+/// constant.
+#[derive(Debug, Default)]
+struct Seen {
+    fresh: std::sync::atomic::AtomicU64,
+    existing: std::sync::atomic::AtomicU64,
+}
+
+impl Seen {
+    fn lookup_first(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.existing.load(Relaxed) > self.fresh.load(Relaxed)
+    }
+
+    fn record(&self, existed: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = if existed { &self.existing } else { &self.fresh };
+        c.fetch_add(1, Relaxed);
+    }
+}
+
+impl fmt::Debug for UserSync {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserSync")
+            .field("client", &self.client)
+            .field("store", &self.store)
+            .field("options", &self.opts)
+            .finish()
+    }
+}
+
+struct Prepared {
+    user: HostUser,
+    record: Option<TokenRecord>,
+    /// The account fetched in bulk: `Some(None)` = asked and absent.
+    account: Option<Option<User>>,
+}
+
+impl UserSync {
+    /// A sync over `client` and `store`.
+    pub fn new(
+        client: MattermostClient,
+        store: Arc<dyn TokenStore>,
+        options: SyncOptions,
+    ) -> Result<Self, Error> {
+        let app = &options.app_name;
+        if app.is_empty()
+            || app.len() > 64
+            || !app
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(Error::InvalidInput(format!(
+                "app name {app:?} must be 1-64 letters, digits, '.', '_' or '-'"
+            )));
+        }
+        if options.concurrency == 0 || options.batch_size == 0 {
+            return Err(Error::InvalidInput(
+                "concurrency and batch size must be at least 1".into(),
+            ));
+        }
+        const DAY: Duration = Duration::from_secs(86_400);
+        if let Some(l) = options.token_lifetime
+            && !(Duration::from_secs(60)..=DAY * 365 * 100).contains(&l)
+        {
+            return Err(Error::InvalidInput(format!(
+                "token lifetime {l:?} must be between one minute and 100 years"
+            )));
+        }
+        if let (Some(l), Some(r)) = (options.token_lifetime, options.renew_before)
+            && r >= l
+        {
+            return Err(Error::InvalidInput(format!(
+                "renew_before ({r:?}) must be shorter than the token lifetime ({l:?}), or every sync would replace every token"
+            )));
+        }
+        let mut options = options;
+        options.batch_size = options.batch_size.min(crate::api::MAX_PER_PAGE as usize);
+        let renew_before = options
+            .renew_before
+            .unwrap_or_else(|| options.token_lifetime.map_or(DAY, |l| (l / 4).min(DAY)));
+        Ok(UserSync {
+            client,
+            store,
+            renew_before_ms: millis(renew_before),
+            opts: Arc::new(options),
+            seen: Arc::default(),
+            expiry: Arc::default(),
+        })
+    }
+
+    /// The client.
+    pub fn client(&self) -> &MattermostClient {
+        &self.client
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    /// The options.
+    pub fn options(&self) -> &SyncOptions {
+        &self.opts
+    }
+
+    pub(crate) fn admin(&self) -> Acting {
+        self.client.as_admin()
+    }
+
+    /// Checks once, before bulk work, that the server is reachable, the admin
+    /// token is valid, and personal access tokens are enabled; so a
+    /// misconfiguration fails with one clear error instead of one per user.
+    pub async fn check_server(&self) -> Result<ServerCheck, Error> {
+        self.client.ping().await?;
+        let admin = self.admin();
+        let me = admin.me().await?;
+        if !me.is_system_admin() {
+            tracing::warn!(
+                admin = %me.username,
+                "the admin token's user is not a system admin; creating users and minting tokens may be refused"
+            );
+        }
+        let config = admin.client_config().await?;
+        if config.user_access_tokens_enabled() == Some(false) {
+            return Err(Error::TokensDisabled(Box::new(ApiError {
+                status: 501,
+                id: "app.user_access_token.disabled".into(),
+                message: "EnableUserAccessTokens is false in the server's configuration".into(),
+                detailed_error: String::new(),
+                request_id: None,
+                method: "GET".into(),
+                url: format!("{}api/v4/config/client", self.client.server_url()),
+            })));
+        }
+        Ok(ServerCheck {
+            version: self.client.server_version(),
+            admin_is_system_admin: me.is_system_admin(),
+            admin_username: me.username,
+        })
+    }
+
+    /// Syncs one user: creates the account if needed (or finds it by email),
+    /// patches details that differ, and mints and stores a token if none is
+    /// stored.
+    pub async fn sync_user(&self, user: &HostUser) -> Result<UserOutcome, Error> {
+        let record = self.record(&user.id).await?;
+        self.sync_prepared(Prepared {
+            user: user.clone(),
+            record: Some(record),
+            account: None,
+        })
+        .await
+    }
+
+    /// Syncs every user of `users` with bounded concurrency. Checks the
+    /// server first and returns its error without syncing anyone when the
+    /// check fails; after that, per-user errors are collected in the report
+    /// and do not stop the run. `on_result` sees each user's result as it
+    /// comes.
+    pub async fn sync_all<S, F>(&self, users: S, on_result: F) -> Result<SyncReport, Error>
+    where
+        S: Stream<Item = HostUser> + Send,
+        F: FnMut(&UserResult) + Send,
+    {
+        self.run(users, false, on_result).await
+    }
+
+    /// Like [`sync_all`](Self::sync_all), for the users of `users` that have
+    /// no stored token; the others are skipped without any request.
+    pub async fn sync_missing<S, F>(&self, users: S, on_result: F) -> Result<SyncReport, Error>
+    where
+        S: Stream<Item = HostUser> + Send,
+        F: FnMut(&UserResult) + Send,
+    {
+        self.run(users, true, on_result).await
+    }
+
+    async fn run<S, F>(
+        &self,
+        users: S,
+        only_missing: bool,
+        mut on_result: F,
+    ) -> Result<SyncReport, Error>
+    where
+        S: Stream<Item = HostUser> + Send,
+        F: FnMut(&UserResult) + Send,
+    {
+        let started = Instant::now();
+        self.check_server().await?;
+        let mut report = SyncReport::default();
+        let results = users
+            .chunks(self.opts.batch_size)
+            .then(|batch| self.prepare_batch(batch, only_missing))
+            .flat_map(stream::iter)
+            .map(|p| async move {
+                let id = p.user.id.clone();
+                match p {
+                    Prepared {
+                        record: Some(ref r),
+                        ..
+                    } if only_missing && r.token.is_some() => Ok(UserOutcome {
+                        user: id,
+                        mattermost_user_id: r.mattermost_user_id.clone(),
+                        account: AccountOutcome::Unchanged,
+                        token: TokenOutcome::Skipped,
+                        orphans_revoked: 0,
+                    }),
+                    p => self
+                        .sync_prepared(p)
+                        .await
+                        .map_err(|error| UserFailure { user: id, error }),
+                }
+            })
+            .buffer_unordered(self.opts.concurrency);
+        let mut results = std::pin::pin!(results);
+        while let Some(r) = results.next().await {
+            if let Err(f) = &r {
+                tracing::warn!(host_user = %f.user, error = %f.error, "user sync failed");
+            }
+            on_result(&r);
+            report.record(r, self.opts.max_failures_kept);
+        }
+        report.elapsed = started.elapsed();
+        tracing::info!(
+            total = report.summary.total,
+            created = report.summary.created,
+            updated = report.summary.updated,
+            minted = report.summary.minted,
+            failed = report.summary.failed,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "sync finished"
+        );
+        Ok(report)
+    }
+
+    /// Reads a batch's records in one store query and fetches the linked
+    /// accounts in one request. Failures here are not fatal: the users are
+    /// then read and fetched one by one, and fail one by one if they must.
+    async fn prepare_batch(&self, batch: Vec<HostUser>, only_missing: bool) -> Vec<Prepared> {
+        let ids: Vec<HostUserId> = batch.iter().map(|u| u.id.clone()).collect();
+        let mut records = match self.store.get_many(&ids).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(error = %e, "batch read from the token store failed; reading users one by one");
+                None
+            }
+        };
+        // In batch order, so the request is the same on every run.
+        let wanted: Vec<UserId> = match &records {
+            Some(m) => batch
+                .iter()
+                .filter_map(|u| m.get(&u.id))
+                .filter(|r| !(only_missing && r.token.is_some()))
+                .filter_map(|r| r.mattermost_user_id.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut accounts: Option<HashMap<UserId, User>> = None;
+        if !wanted.is_empty() {
+            match self.admin().users_by_ids(&wanted).await {
+                Ok(list) => accounts = Some(list.into_iter().map(|u| (u.id.clone(), u)).collect()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "bulk user fetch failed; fetching users one by one")
+                }
+            }
+        }
+        batch
+            .into_iter()
+            .map(|user| {
+                let record = match records.as_mut() {
+                    Some(m) => Some(m.remove(&user.id).ok_or(())),
+                    None => None,
+                };
+                let (record, account) = match record {
+                    // Not in the store's table: sync_prepared reports it.
+                    Some(Err(())) => (None, None),
+                    Some(Ok(r)) => {
+                        let account = match (&r.mattermost_user_id, &accounts) {
+                            (Some(id), Some(a)) => Some(a.get(id).cloned()),
+                            _ => None,
+                        };
+                        (Some(r), account)
+                    }
+                    None => (None, None),
+                };
+                Prepared {
+                    user,
+                    record,
+                    account,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,151 @@
+//! What a sync did: per-user outcomes and the run's report.
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::ids::{HostUserId, UserId};
+use crate::rate_limit::ServerVersion;
+
+use super::options::push_bounded;
+
+/// What happened to the user's Mattermost account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountOutcome {
+    /// Created (or, in a dry run, would be).
+    Created,
+    /// Existed and its details were patched (or would be).
+    Updated,
+    /// Existed with the right details.
+    Unchanged,
+}
+
+/// What happened to the user's token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenOutcome {
+    /// A token was minted and stored.
+    Minted,
+    /// The stored token was kept.
+    Kept,
+    /// A new token replaced the stored one, which was revoked.
+    Replaced,
+    /// Another sync stored a token first; the one minted here was revoked.
+    LostRace,
+    /// Dry run: a token would be minted.
+    WouldMint,
+    /// The user was skipped (it already has a token and only users without
+    /// one were asked for).
+    Skipped,
+}
+
+/// The result for one user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserOutcome {
+    /// The host user.
+    pub user: HostUserId,
+    /// Their Mattermost id (`None` only in a dry run for a user to be created).
+    pub mattermost_user_id: Option<UserId>,
+    /// The account outcome.
+    pub account: AccountOutcome,
+    /// The token outcome.
+    pub token: TokenOutcome,
+    /// Orphaned library tokens revoked on this user.
+    pub orphans_revoked: u32,
+}
+
+/// A user that could not be synced, and why.
+#[derive(Debug)]
+pub struct UserFailure {
+    /// The host user.
+    pub user: HostUserId,
+    /// The error.
+    pub error: Error,
+}
+
+/// One user's result, as passed to the progress callback.
+pub type UserResult = Result<UserOutcome, UserFailure>;
+
+/// Counts over a sync run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncSummary {
+    /// Users processed.
+    pub total: u64,
+    /// Accounts created.
+    pub created: u64,
+    /// Accounts patched.
+    pub updated: u64,
+    /// Accounts already right.
+    pub unchanged: u64,
+    /// Tokens minted and stored (replacements included).
+    pub minted: u64,
+    /// Stored tokens kept (lost races included).
+    pub kept: u64,
+    /// Users skipped.
+    pub skipped: u64,
+    /// Users that failed.
+    pub failed: u64,
+    /// Orphaned library tokens revoked.
+    pub orphans_revoked: u64,
+}
+
+/// What a bulk sync did. Per-user outcomes go to the progress callback as
+/// they happen; the report keeps the counts and the failures, so memory stays
+/// bounded however many users are synced.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    /// Counts.
+    pub summary: SyncSummary,
+    /// The first failed users with their errors, up to
+    /// [`SyncOptions::max_failures_kept`]; `summary.failed` counts them all
+    /// (see [`failures_not_kept`](Self::failures_not_kept)).
+    pub failures: Vec<UserFailure>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+impl SyncReport {
+    /// Failures counted in `summary.failed` but not kept in `failures`.
+    pub fn failures_not_kept(&self) -> u64 {
+        self.summary.failed - self.failures.len() as u64
+    }
+
+    pub(super) fn record(&mut self, r: UserResult, keep: usize) {
+        let s = &mut self.summary;
+        s.total += 1;
+        match r {
+            Ok(o) => {
+                if o.token == TokenOutcome::Skipped {
+                    s.skipped += 1;
+                    return;
+                }
+                match o.account {
+                    AccountOutcome::Created => s.created += 1,
+                    AccountOutcome::Updated => s.updated += 1,
+                    AccountOutcome::Unchanged => s.unchanged += 1,
+                }
+                match o.token {
+                    TokenOutcome::Minted | TokenOutcome::Replaced | TokenOutcome::WouldMint => {
+                        s.minted += 1
+                    }
+                    TokenOutcome::Kept | TokenOutcome::LostRace => s.kept += 1,
+                    TokenOutcome::Skipped => {}
+                }
+                s.orphans_revoked += u64::from(o.orphans_revoked);
+            }
+            Err(f) => {
+                s.failed += 1;
+                push_bounded(&mut self.failures, f, keep);
+            }
+        }
+    }
+}
+
+/// What [`UserSync::check_server`] found.
+#[derive(Clone, Debug)]
+pub struct ServerCheck {
+    /// The server version, when it sends one.
+    pub version: Option<ServerVersion>,
+    /// The admin token's username.
+    pub admin_username: String,
+    /// Whether the admin token's user is a system admin.
+    pub admin_is_system_admin: bool,
+}

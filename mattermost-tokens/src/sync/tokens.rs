@@ -1,0 +1,322 @@
+//! Tokens: minting once, storing, revoking what cannot be stored, and the
+//! descriptions that let the library find its own tokens.
+
+use futures::stream::TryStreamExt;
+
+use crate::error::Error;
+use crate::ids::{HostUserId, TokenId, UserId, is_valid_mattermost_id};
+use crate::models::{CreateToken, CreatedToken};
+use crate::store::{NewToken, StoreError, TokenRecord, TokenStore};
+use crate::time::{millis, unix_now, unix_now_ms};
+
+use super::account::{hex_sha256, shared_account_error};
+use super::{TokenOutcome, UserSync};
+
+/// The prefix of every token description the library writes.
+pub const DESCRIPTION_PREFIX: &str = "Minted by mattermost-tokens for ";
+
+impl UserSync {
+    /// Whether the record's token expires within the renewal margin (or has
+    /// expired): the sync then replaces it.
+    pub(super) fn expiring(&self, record: &TokenRecord) -> bool {
+        record.expires_within(unix_now_ms(), self.renew_before_ms)
+    }
+
+    /// The refusal of an earlier mint by the server's lifetime policy.
+    pub(super) fn expiry_refused(&self) -> Option<Error> {
+        self.expiry
+            .refused
+            .get()
+            .map(|(rule, error)| Error::TokenExpiryPolicy {
+                rule: *rule,
+                error: Box::new(error.clone()),
+            })
+    }
+
+    /// The description of tokens minted for `user`.
+    pub fn token_description(&self, user: &HostUserId) -> String {
+        let key = user.to_key_string();
+        let key = if key.chars().count() > 120 || key.contains(" at ") {
+            format!("sha256:{}", hex_sha256(&key))
+        } else {
+            key
+        };
+        let now = unix_now();
+        format!(
+            "{DESCRIPTION_PREFIX}{} user {key} at {now}",
+            self.opts.app_name
+        )
+    }
+
+    /// Whether `description` is one this sync writes for `user`, and if so
+    /// when the token was minted (seconds since the epoch; 0 when unreadable).
+    pub fn parse_description(&self, description: &str, user: &HostUserId) -> Option<u64> {
+        let (key, minted) = self.parse_any_description(description)?;
+        let want = user.to_key_string();
+        let matches = key == want || key.strip_prefix("sha256:") == Some(&hex_sha256(&want));
+        matches.then_some(minted)
+    }
+
+    /// The host user key and mint time of a description this app's syncs
+    /// write, for any host user.
+    pub(super) fn parse_any_description<'d>(&self, description: &'d str) -> Option<(&'d str, u64)> {
+        let rest = description
+            .strip_prefix(DESCRIPTION_PREFIX)?
+            .strip_prefix(self.opts.app_name.as_str())?
+            .strip_prefix(" user ")?;
+        let (key, at) = rest.rsplit_once(" at ")?;
+        Some((key, at.parse().unwrap_or(0)))
+    }
+
+    /// The library tokens on `mattermost_user` minted for `user`.
+    pub(crate) async fn library_tokens(
+        &self,
+        user: &HostUserId,
+        mattermost_user: &UserId,
+    ) -> Result<Vec<(TokenId, u64)>, Error> {
+        Ok(self
+            .linked_tokens(user, mattermost_user)
+            .await?
+            .into_iter()
+            .filter_map(|(id, owner, minted)| (owner.is_none()).then_some((id, minted)))
+            .collect())
+    }
+
+    /// This app's library tokens on `mattermost_user`: (id, `None` when
+    /// minted for `user` or `Some(other host key)`, mint time).
+    pub(super) async fn linked_tokens(
+        &self,
+        user: &HostUserId,
+        mattermost_user: &UserId,
+    ) -> Result<Vec<(TokenId, Option<String>, u64)>, Error> {
+        let tokens: Vec<_> = self
+            .admin()
+            .tokens(mattermost_user, crate::api::MAX_PER_PAGE)
+            .try_collect()
+            .await?;
+        Ok(tokens
+            .into_iter()
+            .filter_map(|t| {
+                if let Some(minted) = self.parse_description(&t.description, user) {
+                    return Some((t.id, None, minted));
+                }
+                let (key, minted) = self.parse_any_description(&t.description)?;
+                Some((t.id, Some(key.to_owned()), minted))
+            })
+            .collect())
+    }
+
+    /// The user's record; an error when the host has no such user.
+    pub(crate) async fn record(&self, user: &HostUserId) -> Result<TokenRecord, Error> {
+        Ok(self
+            .store
+            .get(user)
+            .await?
+            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?)
+    }
+
+    /// Revokes a token, treating "already gone" as done.
+    pub(crate) async fn revoke_quietly(&self, id: &TokenId) -> Result<(), Error> {
+        match self.admin().revoke_token(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Mints a token and stores it; see the crate docs for the crash and race
+    /// rules this keeps.
+    pub(crate) async fn mint_and_store(
+        &self,
+        user: &HostUserId,
+        mattermost_user: &UserId,
+        created_now: bool,
+        replacing: bool,
+        old: Option<&TokenId>,
+    ) -> Result<(TokenOutcome, u32), Error> {
+        let mut orphans = 0u32;
+        let mut young_left = false;
+        if !created_now && !replacing {
+            // Orphans of a crash (minted, never stored). Young ones may be a
+            // concurrent sync's, about to be stored: leave those until this
+            // sync has stored its own.
+            let now = unix_now();
+            let tokens = self.linked_tokens(user, mattermost_user).await?;
+            if let Some((_, Some(other), _)) = tokens.iter().find(|(_, o, _)| o.is_some()) {
+                // A store without the unique link (a host's own TokenStore)
+                // still must not let two host users share one account.
+                return Err(shared_account_error(user, mattermost_user, Some(other)));
+            }
+            for (id, _, minted) in tokens {
+                if now.saturating_sub(minted) >= self.opts.orphan_grace.as_secs() {
+                    self.revoke_quietly(&id).await?;
+                    tracing::info!(host_user = %user, token_id = %id, "revoked orphaned token");
+                    orphans += 1;
+                } else {
+                    young_left = true;
+                }
+            }
+        }
+        let asked_expiry = self
+            .opts
+            .token_lifetime
+            .map(|l| unix_now_ms().saturating_add(millis(l)));
+        let minted: CreatedToken = match self
+            .admin()
+            .create_token(
+                mattermost_user,
+                &CreateToken {
+                    description: self.token_description(user),
+                    expires_at: asked_expiry,
+                },
+            )
+            .await
+        {
+            Ok(t) => t,
+            Err(Error::TokenExpiryPolicy { rule, error }) => {
+                let _ = self.expiry.refused.set((rule, (*error).clone()));
+                return Err(Error::TokenExpiryPolicy { rule, error });
+            }
+            Err(e) => return Err(e),
+        };
+        if asked_expiry.is_some()
+            && minted.expires_at.is_none()
+            && !self
+                .expiry
+                .ignored_warned
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "the Mattermost server ignored the token lifetime (it has no token expiry): minted tokens do not expire"
+            );
+        }
+        if let Err(reason) = check_minted(&minted, mattermost_user) {
+            // A success answer without a usable token (a proxy, a broken
+            // server): storing it would leave the user with a token that
+            // cannot work and that every later sync keeps. Revoke what can
+            // be named; a token without a usable id is found by its
+            // description at the user's next sync.
+            if is_valid_mattermost_id(minted.id.as_str()) {
+                self.revoke_after_failure(user, &minted.id).await;
+            }
+            return Err(Error::BadResponse {
+                status: 200,
+                method: "POST".into(),
+                url: format!(
+                    "{}api/v4/users/{mattermost_user}/tokens",
+                    self.client.server_url()
+                ),
+                reason,
+                snippet: "[not shown: the response may hold a token]".into(),
+            });
+        }
+        tracing::info!(host_user = %user, token_id = %minted.id, "minted token");
+        let new = NewToken {
+            mattermost_user_id: mattermost_user.clone(),
+            token: minted.token.clone(),
+            token_id: minted.id.clone(),
+            expires_at: minted.expires_at,
+        };
+        let stored = match (replacing, old) {
+            (false, _) => self.store.put_token_if_absent(user, &new).await,
+            (true, Some(old)) => self.store.replace_token(user, old, &new).await,
+            (true, None) => self.store.put_token(user, &new).await.map(|()| true),
+        };
+        match stored {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(host_user = %user, token_id = %minted.id, "another sync stored a token first; revoking this one");
+                self.revoke_after_failure(user, &minted.id).await;
+                return Ok((TokenOutcome::LostRace, orphans));
+            }
+            Err(e) => {
+                self.revoke_after_failure(user, &minted.id).await;
+                return Err(e.into());
+            }
+        }
+        if young_left {
+            // Stored: no other library token of this user can be stored now.
+            let cleanup = async {
+                let mut revoked = 0u32;
+                for (id, _) in self.library_tokens(user, mattermost_user).await? {
+                    if id != minted.id {
+                        self.revoke_quietly(&id).await?;
+                        revoked += 1;
+                    }
+                }
+                Ok::<u32, Error>(revoked)
+            };
+            match cleanup.await {
+                Ok(revoked) => orphans += revoked,
+                Err(e) => {
+                    // A later sync keeps a stored token without listing the
+                    // user's other tokens, so with the token left stored the
+                    // orphans would stay live. Undo the store instead: the
+                    // next sync then finds no stored token, lists the user's
+                    // library tokens (this one among them) and revokes them
+                    // once its own is stored.
+                    self.unstore_after_failure(user, &minted.id).await;
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(old) = old {
+            self.revoke_quietly(old).await?;
+            return Ok((TokenOutcome::Replaced, orphans));
+        }
+        Ok((
+            if replacing {
+                TokenOutcome::Replaced
+            } else {
+                TokenOutcome::Minted
+            },
+            orphans,
+        ))
+    }
+
+    /// Clears `id` from the user's row if it is still the stored token, then
+    /// revokes it (best effort: what is left is found by the next sync).
+    pub(super) async fn unstore_after_failure(&self, user: &HostUserId, id: &TokenId) {
+        let still_ours = match self.store.get(user).await {
+            Ok(Some(rec)) => rec.token_id.as_ref() == Some(id),
+            _ => false,
+        };
+        if !still_ours {
+            return;
+        }
+        match self.store.clear_token(user).await {
+            Ok(_) => self.revoke_after_failure(user, id).await,
+            Err(e) => tracing::error!(
+                host_user = %user, token_id = %id, error = %e,
+                "could not clear a token whose orphans were not revoked; revoke_orphans revokes them"
+            ),
+        }
+    }
+
+    /// A minted token that is not stored must not stay live.
+    pub(super) async fn revoke_after_failure(&self, user: &HostUserId, id: &TokenId) {
+        if let Err(e) = self.revoke_quietly(id).await {
+            // The next sync of this user finds it by its description.
+            tracing::error!(
+                host_user = %user, token_id = %id, error = %e,
+                "could not revoke a token that was not stored; the next sync of this user revokes it"
+            );
+        }
+    }
+}
+
+/// Why a token creation answer cannot be stored, if it cannot: the token
+/// needs an id (to be revoked), a value that fits an HTTP header, and the
+/// owner it was minted for.
+pub(super) fn check_minted(minted: &CreatedToken, owner: &UserId) -> Result<(), String> {
+    let value = minted.token.expose_secret();
+    if !is_valid_mattermost_id(minted.id.as_str()) {
+        Err("the minted token has no valid id".into())
+    } else if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("the minted token has no usable value".into())
+    } else if minted.user_id != *owner {
+        Err("the token was minted for another user than asked".into())
+    } else {
+        Ok(())
+    }
+}
