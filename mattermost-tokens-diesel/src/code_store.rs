@@ -31,7 +31,7 @@ const MAX_USER_ID_CHARS: usize = 255;
 pub struct CodeStatements {
     insert: String,
     /// `DELETE ... RETURNING` (PostgreSQL, SQLite).
-    #[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "postgres", feature = "_sqlite")), allow(dead_code))]
     pub(crate) consume: String,
     /// `SELECT ... FOR UPDATE`, then `delete` (MySQL/MariaDB).
     #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
@@ -91,7 +91,7 @@ pub struct CodeUserRow {
 /// [`consume_code`](crate::store::sealed::Connection::consume_code) by one
 /// `DELETE ... RETURNING` (PostgreSQL, SQLite): of concurrent statements one
 /// deletes the row and returns it, the others find nothing.
-#[cfg_attr(not(any(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+#[cfg_attr(not(any(feature = "postgres", feature = "_sqlite")), allow(dead_code))]
 pub(crate) async fn consume_returning<C: StoreConnection>(
     conn: &mut C,
     statements: &CodeStatements,

@@ -250,7 +250,7 @@ pub type PgHostUsers<P = crate::postgres::PgPool> =
 pub type MySqlHostUsers<P = crate::mysql::MysqlPool> =
     DieselHostUsers<diesel_async::AsyncMysqlConnection, P>;
 /// The host's users in a SQLite table; see [`DieselHostUsers`].
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "_sqlite")]
 pub type SqliteHostUsers<P = crate::sqlite::SqlitePool> =
     DieselHostUsers<crate::sqlite::AsyncSqliteConnection, P>;
 

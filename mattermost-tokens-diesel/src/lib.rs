@@ -209,7 +209,7 @@
 #![forbid(unsafe_code)]
 // Without a backend feature the backend-specific helpers have no user.
 #![cfg_attr(
-    not(any(feature = "postgres", feature = "mysql", feature = "sqlite")),
+    not(any(feature = "postgres", feature = "mysql", feature = "_sqlite")),
     allow(dead_code, unused_macros, unused_imports)
 )]
 
@@ -224,7 +224,7 @@ mod store;
 pub mod mysql;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "_sqlite")]
 pub mod sqlite;
 
 pub use diesel;
@@ -237,7 +237,7 @@ pub use host_users::DieselHostUsers;
 pub use host_users::MySqlHostUsers;
 #[cfg(feature = "postgres")]
 pub use host_users::PgHostUsers;
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "_sqlite")]
 pub use host_users::SqliteHostUsers;
 pub use migration::{
     CODES_MIGRATION_NAME, CodeMigrations, DEFAULT_EXPIRY_COLUMN, EXPIRY_MIGRATION_NAME,

@@ -1,6 +1,6 @@
 //! Stores over diesel-async's bb8 pool (the `bb8` feature):
 //! `cargo test -p mattermost-tokens-diesel --features bb8 --test bb8_pool`.
-#![cfg(all(feature = "bb8", feature = "sqlite", feature = "postgres"))]
+#![cfg(all(feature = "bb8", feature = "_sqlite", feature = "postgres"))]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -203,7 +203,7 @@ pub type PgHostUsers = SqlxHostUsers<sqlx::Postgres>;
 #[cfg(feature = "mysql")]
 pub type MySqlHostUsers = SqlxHostUsers<sqlx::MySql>;
 /// The host's users in a SQLite table; see [`SqlxHostUsers`].
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "_sqlite")]
 pub type SqliteHostUsers = SqlxHostUsers<sqlx::Sqlite>;
 
 #[async_trait::async_trait]

@@ -194,7 +194,7 @@ mod store;
 mod mysql_store;
 #[cfg(feature = "postgres")]
 mod postgres_store;
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "_sqlite")]
 mod sqlite_store;
 
 pub use backend::Backend;
@@ -205,7 +205,7 @@ pub use error::RedactedDriverError;
 pub use host_users::MySqlHostUsers;
 #[cfg(feature = "postgres")]
 pub use host_users::PgHostUsers;
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "_sqlite")]
 pub use host_users::SqliteHostUsers;
 pub use host_users::SqlxHostUsers;
 pub use migration::{
@@ -217,6 +217,6 @@ pub use migration::{
 pub use mysql_store::{MySqlCodeStore, MySqlTokenStore};
 #[cfg(feature = "postgres")]
 pub use postgres_store::{PgCodeStore, PgTokenStore};
-#[cfg(feature = "sqlite")]
+#[cfg(feature = "_sqlite")]
 pub use sqlite_store::{SqliteCodeStore, SqliteTokenStore};
 pub use store::SqlxTokenStore;
