@@ -206,6 +206,8 @@
 //! stores map errors the same way. Messages never contain a connection
 //! URL's password, a token value or a code.
 #![deny(missing_docs)]
+// docs.rs builds with `--cfg docsrs`: feature-gated items are labelled.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 // Without a backend feature the backend-specific helpers have no user.
 #![cfg_attr(
@@ -245,3 +247,8 @@ pub use migration::{
 };
 pub use pool::ConnectionPool;
 pub use store::{DEFAULT_ACQUIRE_TIMEOUT, DieselTokenStore, KeyType, StoreConnection};
+
+/// The README's code, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -175,6 +175,8 @@
 //! the workspace's sqlx dependency; the same sqlx is re-exported as
 //! [`sqlx`], so hosts build their pools with the version the store expects.
 #![deny(missing_docs)]
+// docs.rs builds with `--cfg docsrs`: feature-gated items are labelled.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 pub use sqlx;
@@ -220,3 +222,8 @@ pub use postgres_store::{PgCodeStore, PgTokenStore};
 #[cfg(feature = "_sqlite")]
 pub use sqlite_store::{SqliteCodeStore, SqliteTokenStore};
 pub use store::SqlxTokenStore;
+
+/// The README's code, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

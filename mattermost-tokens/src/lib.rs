@@ -52,6 +52,8 @@
 //! - `stand-in`: [`stand_in::StandIn`], an in-process Mattermost stand-in
 //!   for tests, examples and benchmarks.
 #![deny(missing_docs)]
+// docs.rs builds with `--cfg docsrs`: feature-gated items are labelled.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 pub mod api;
