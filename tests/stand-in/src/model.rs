@@ -5,15 +5,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use mattermost_tokens::ids::{ChannelId, TeamId, TokenId, UserId};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::error::AppError;
-use super::state::{
+use crate::clock::{millis, now_ms};
+use crate::error::AppError;
+use crate::state::{
     AdminRecord, ChannelMemberRecord, FORMAT, StateFile, TeamMemberRecord, TokenRecord, VERSION,
 };
-use crate::ids::{ChannelId, TeamId, TokenId, UserId};
 
 /// The stand-in's maps: keys are ids and names the stand-in serves, so a
 /// fast hash is enough (it is a test server on the loopback interface).
@@ -29,9 +30,6 @@ pub(crate) fn new_id() -> String {
         .map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char)
         .collect()
 }
-
-/// Milliseconds since the epoch, Mattermost's timestamp unit.
-pub(crate) use crate::sync::unix_now_ms as now_ms;
 
 const RESERVED_USERNAMES: [&str; 4] = ["all", "channel", "matterbot", "system"];
 /// Roles `PUT /users/{id}/roles` accepts.
@@ -794,7 +792,7 @@ impl Data {
                 "Personal access tokens on this server must have an expiry.",
             )),
             (TokenExpiry::Required { max_lifetime }, Some(at)) => {
-                let max = crate::sync::millis(max_lifetime);
+                let max = millis(max_lifetime);
                 if at - now > max {
                     Err(refuse(
                         "app.user_access_token.expires_at_too_far",
@@ -1325,6 +1323,6 @@ mod tests {
 
     #[test]
     fn ids_have_mattermost_shape() {
-        assert!(crate::ids::is_valid_mattermost_id(&new_id()));
+        assert!(mattermost_tokens::ids::is_valid_mattermost_id(&new_id()));
     }
 }

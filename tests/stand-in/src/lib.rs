@@ -1,15 +1,15 @@
-//! A stand-in Mattermost server (feature `stand-in`), run in-process for
-//! tests, examples and benchmarks.
+//! A stand-in Mattermost server, run in-process for the tests, examples and
+//! benchmarks of `mattermost-tokens`. Not published.
 //!
 //! [`StandIn`] is a stateful HTTP server on `127.0.0.1` that answers the part
-//! of the Mattermost REST API v4 this crate uses the way a Mattermost 11
-//! server does (`shared/mattermost-api.md` is the contract): users, personal
-//! access tokens, teams, channels, `/system/ping` and `/config/client`. It
-//! keeps the server's status codes and error ids (`AppError` JSON bodies
-//! with a request id), answers 200 (not 201) on token creation, shows a
-//! token's secret only in the create response, checks permissions on the
-//! caller, sends `X-Request-Id` and `X-Version-Id` on every answer, and
-//! turns away `?access_token=` in the query string.
+//! of the Mattermost REST API v4 that `mattermost-tokens` uses the way a
+//! Mattermost 11 server does (`shared/mattermost-api.md` is the contract):
+//! users, personal access tokens, teams, channels, `/system/ping` and
+//! `/config/client`. It keeps the server's status codes and error ids
+//! (`AppError` JSON bodies with a request id), answers 200 (not 201) on token
+//! creation, shows a token's secret only in the create response, checks
+//! permissions on the caller, sends `X-Request-Id` and `X-Version-Id` on
+//! every answer, and turns away `?access_token=` in the query string.
 //!
 //! Switches, on the [`StandInBuilder`] and at run time on [`StandIn`]:
 //! - token expiry ([`TokenExpiry`]): like an older server (`expires_at`
@@ -59,7 +59,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use mattermost_tokens::stand_in::StandIn;
+//! use mattermost_tokens_stand_in::StandIn;
 //!
 //! let server = StandIn::builder().rate_limit(10, 100).start().await?;
 //! let me: serde_json::Value = reqwest::Client::new()
@@ -73,8 +73,11 @@
 //! # Ok(())
 //! # }
 //! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod auth;
+mod clock;
 mod error;
 mod faults;
 mod model;
@@ -93,6 +96,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use mattermost_tokens::ids::{AccessToken, ChannelId, TeamId, TokenId, UserId};
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
 
@@ -104,7 +108,6 @@ pub use records::{
     ChannelSnapshot, MintedToken, NewUser, TeamSnapshot, TokenSnapshot, UserSnapshot,
 };
 
-use crate::ids::{AccessToken, ChannelId, TeamId, TokenId, UserId};
 use model::{ChannelDraft, Data, UserDraft, new_id};
 use rate_limit::Limiter;
 use server::{Control, Shared};
