@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use clap::ValueEnum;
-use mattermost_tokens::stand_in::StandIn;
 use mattermost_tokens::{
     CodeStore, EncryptedStore, EncryptionKeys, Error, HostUserSource, HostUserTable,
     MattermostClient, MemoryCodeStore, MemoryStore, TokenStore,
 };
+use mattermost_tokens_stand_in::StandIn;
 
 use crate::demo_db::{Backend, DEFAULT_DATABASE_URL, HostDb, with_create_mode};
 

@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use mattermost_tokens::stand_in::StandIn;
 use mattermost_tokens::{
     DESCRIPTION_PREFIX, HostUserId, MattermostClient, SyncOptions, TokenStore, UserSync,
 };
 use mattermost_tokens_sqlx::PgTokenStore;
 use mattermost_tokens_sqlx::sqlx;
+use mattermost_tokens_stand_in::StandIn;
 use mattermost_tokens_tests::db::{POSTGRES_ENV, unique_suffix, url_or_skip};
 use mattermost_tokens_tests::pg_temp::TempDatabase;
 use mattermost_tokens_tests::promise::assert_promise;

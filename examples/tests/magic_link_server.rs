@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mattermost_tokens::stand_in::StandIn;
+use mattermost_tokens_stand_in::StandIn;
 use reqwest::redirect::Policy;
 use serde_json::Value;
 

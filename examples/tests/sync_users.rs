@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use mattermost_tokens::DESCRIPTION_PREFIX;
-use mattermost_tokens::stand_in::StandIn;
+use mattermost_tokens_stand_in::StandIn;
 use sqlx::sqlite::SqlitePoolOptions;
 
 struct Demo {

@@ -7,8 +7,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mattermost_tokens::HostUserId;
-use mattermost_tokens::stand_in::StandIn;
 use mattermost_tokens_sqlx::SqliteTokenStore;
+use mattermost_tokens_stand_in::StandIn;
 use mattermost_tokens_tests::laravel::{self, JournalMode, TempDir};
 use mattermost_tokens_tests::promise::assert_promise;
 

@@ -49,8 +49,6 @@
 //!
 //! # Features
 //! - `axum`: [`MagicLinks::router`], the redeem route as an axum router.
-//! - `stand-in`: [`stand_in::StandIn`], an in-process Mattermost stand-in
-//!   for tests, examples and benchmarks.
 #![deny(missing_docs)]
 // docs.rs builds with `--cfg docsrs`: feature-gated items are labelled.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -96,9 +94,6 @@ pub use sync::{
     AccountOutcome, DEFAULT_REPORT_LIMIT, DESCRIPTION_PREFIX, ServerCheck, SyncOptions, SyncReport,
     SyncSummary, TokenOutcome, UserFailure, UserOutcome, UserResult, UserSync,
 };
-
-#[cfg(feature = "stand-in")]
-pub mod stand_in;
 
 /// The `chrono` version used in the public API (magic-link expiry times).
 pub use chrono;

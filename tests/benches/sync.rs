@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
-use mattermost_tokens::stand_in::{NewUser, StandIn};
 use mattermost_tokens::*;
+use mattermost_tokens_stand_in::{NewUser, StandIn};
 use serde_json::Value;
 
 /// Users synced at once, and requests in flight when measuring capacity.

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mattermost_tokens::stand_in::StandIn;
 use mattermost_tokens::{DESCRIPTION_PREFIX, HostUserId, TokenStore, UserId};
+use mattermost_tokens_stand_in::StandIn;
 
 /// Panics with a description of every broken part of the promise for
 /// `users` in `store` against `server`.

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use futures::stream;
-use mattermost_tokens::stand_in::{NewUser, StandIn};
 use mattermost_tokens::*;
+use mattermost_tokens_stand_in::{NewUser, StandIn};
 use mattermost_tokens_tests::promise::assert_promise;
 
 fn users(n: i64) -> Vec<HostUser> {

@@ -20,13 +20,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::stream;
-use mattermost_tokens::stand_in::{Fault, FaultRule, NewUser, StandIn};
 use mattermost_tokens::*;
 use mattermost_tokens_sqlx::sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions,
 };
 use mattermost_tokens_sqlx::sqlx::{self, Connection};
 use mattermost_tokens_sqlx::{PgTokenStore, SqliteTokenStore};
+use mattermost_tokens_stand_in::{Fault, FaultRule, NewUser, StandIn};
 use mattermost_tokens_tests::db::{POSTGRES_ENV, unique_suffix, url_or_skip};
 use mattermost_tokens_tests::pg_temp::TempDatabase;
 use mattermost_tokens_tests::promise::assert_promise;
@@ -643,7 +643,7 @@ async fn a_429_storm_fails_nobody_and_mints_each_user_once() {
 #[derive(Debug)]
 enum Expect {
     /// Synced; the check looks at the account.
-    Synced(fn(&mattermost_tokens::stand_in::UserSnapshot)),
+    Synced(fn(&mattermost_tokens_stand_in::UserSnapshot)),
     /// A per-user `InvalidHostUser` error whose reason contains this.
     Invalid(&'static str),
 }

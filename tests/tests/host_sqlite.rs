@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use mattermost_tokens::host_table::{self, HostUserSource};
-use mattermost_tokens::stand_in::StandIn;
 use mattermost_tokens::*;
+use mattermost_tokens_stand_in::StandIn;
 use mattermost_tokens_tests::laravel::{self, BOUND, JournalMode, TempDir};
 use mattermost_tokens_tests::promise::assert_promise;
 

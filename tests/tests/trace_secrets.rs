@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use futures::stream;
-use mattermost_tokens::stand_in::StandIn;
 use mattermost_tokens::*;
+use mattermost_tokens_stand_in::StandIn;
 
 fn users(n: i64) -> Vec<HostUser> {
     (1..=n)

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 use http::{Method, header};
+use mattermost_tokens::ids::UserId;
 
-use super::error::AppError;
-use super::model::Data;
-use super::server::Shared;
-use crate::ids::UserId;
+use crate::error::AppError;
+use crate::model::Data;
+use crate::server::Shared;
 
 /// The authenticated caller of a request.
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ impl Caller {
 
 /// A `{user_id}` path parameter that must be a well-formed id.
 pub(crate) fn user_id_param(raw: &str) -> Result<UserId, AppError> {
-    if crate::ids::is_valid_mattermost_id(raw) {
+    if mattermost_tokens::ids::is_valid_mattermost_id(raw) {
         Ok(UserId::new(raw))
     } else {
         Err(AppError::invalid_url_param("user_id"))

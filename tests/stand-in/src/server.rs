@@ -23,10 +23,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use super::error::AppError;
-use super::faults::{Chosen, Fault, FaultPoint, Faults};
-use super::model::{Data, FastMap, new_id};
-use super::rate_limit::{Decision, Limiter};
+use crate::error::AppError;
+use crate::faults::{Chosen, Fault, FaultPoint, Faults};
+use crate::model::{Data, FastMap, new_id};
+use crate::rate_limit::{Decision, Limiter};
 
 /// Counters and switches the gate reads on every request.
 #[derive(Debug, Default)]

@@ -7,15 +7,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use http::StatusCode;
+use mattermost_tokens::ids::{TokenId, is_valid_mattermost_id};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{json, page_of, parse_body, query, status_ok};
-use crate::ids::{TokenId, is_valid_mattermost_id};
-use crate::stand_in::auth::Caller;
-use crate::stand_in::error::AppError;
-use crate::stand_in::model::{Token, TokenView};
-use crate::stand_in::server::Shared;
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::model::{Token, TokenView};
+use crate::server::Shared;
 
 /// `POST /users/{user_id}/tokens`, in the order of the real handler and
 /// `App.CreateUserAccessToken`: the user id (400), the body and its

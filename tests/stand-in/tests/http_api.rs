@@ -1,10 +1,9 @@
 //! The stand-in Mattermost server, driven over HTTP with plain reqwest.
-#![cfg(feature = "stand-in")]
 
 use std::time::{Duration, Instant};
 
-use mattermost_tokens::stand_in::{Fault, FaultRule, NewUser, StandIn};
 use mattermost_tokens::{TokenId, UserId};
+use mattermost_tokens_stand_in::{Fault, FaultRule, NewUser, StandIn};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -1213,7 +1212,7 @@ async fn admin_token_can_be_chosen_and_shutdown_stops_serving() {
     assert!(fresh.is_err());
 }
 
-/// Run by hand: `cargo test --features stand-in --test stand_in -- --ignored --nocapture`.
+/// Run by hand: `cargo test -p mattermost-tokens-stand-in --test http_api -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a throughput measurement, not a check"]
 async fn throughput() {

@@ -6,15 +6,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::StatusCode;
+use mattermost_tokens::ids::{ChannelId, TeamId, UserId, is_valid_mattermost_id};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{json, parse_body};
-use crate::ids::{ChannelId, TeamId, UserId, is_valid_mattermost_id};
-use crate::stand_in::auth::{Caller, user_id_param};
-use crate::stand_in::error::AppError;
-use crate::stand_in::model::{Channel, ChannelDraft, Data, channel_member_json};
-use crate::stand_in::server::Shared;
+use crate::auth::{Caller, user_id_param};
+use crate::error::AppError;
+use crate::model::{Channel, ChannelDraft, Data, channel_member_json};
+use crate::server::Shared;
 
 /// Most user ids one `POST /channels/{id}/members` may carry.
 const MAX_ADD_MEMBERS: usize = 1000;

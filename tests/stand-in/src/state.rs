@@ -15,11 +15,11 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use mattermost_tokens::ids::{ChannelId, TeamId, TokenId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
 
-use super::model::{Channel, Team, User, new_id};
-use crate::ids::{ChannelId, TeamId, TokenId, UserId};
+use crate::model::{Channel, Team, User, new_id};
 
 /// The `format` marker every state file carries.
 pub(crate) const FORMAT: &str = "mattermost-tokens-stand-in-state";

@@ -6,15 +6,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use http::StatusCode;
+use mattermost_tokens::ids::{TeamId, is_valid_mattermost_id};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{json, page_of, parse_body, query, status_ok};
-use crate::ids::{TeamId, is_valid_mattermost_id};
-use crate::stand_in::auth::{Caller, MaybeCaller};
-use crate::stand_in::error::AppError;
-use crate::stand_in::model::{User, UserDraft, UserPatch};
-use crate::stand_in::server::Shared;
+use crate::auth::{Caller, MaybeCaller};
+use crate::error::AppError;
+use crate::model::{User, UserDraft, UserPatch};
+use crate::server::Shared;
 
 /// The body of `POST /users` (a `model.User`). No `Debug`: it holds the
 /// password.
@@ -168,7 +168,10 @@ pub(crate) async fn by_ids(
     let data = shared.data();
     let users: Vec<&User> = ids
         .iter()
-        .filter_map(|id| data.users.get(&crate::ids::UserId::new(id.as_str())))
+        .filter_map(|id| {
+            data.users
+                .get(&mattermost_tokens::ids::UserId::new(id.as_str()))
+        })
         .collect();
     Ok(json(StatusCode::OK, &users))
 }
@@ -236,7 +239,10 @@ pub(crate) async fn roles(
 }
 
 /// Deactivating oneself needs `EnableUserDeactivation`, off by default.
-fn check_may_change_active(caller: &Caller, id: &crate::ids::UserId) -> Result<(), AppError> {
+fn check_may_change_active(
+    caller: &Caller,
+    id: &mattermost_tokens::ids::UserId,
+) -> Result<(), AppError> {
     if caller.is_self(id) && !caller.is_admin() {
         return Err(AppError::new(
             401,

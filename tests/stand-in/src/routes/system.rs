@@ -9,9 +9,9 @@ use http::StatusCode;
 use serde_json::json;
 
 use super::{json, query};
-use crate::stand_in::auth::MaybeCaller;
-use crate::stand_in::error::AppError;
-use crate::stand_in::server::Shared;
+use crate::auth::MaybeCaller;
+use crate::error::AppError;
+use crate::server::Shared;
 
 /// No session needed: the server is up.
 pub(crate) async fn ping() -> Response {

@@ -1,13 +1,12 @@
 //! Token expiry: lifetimes asked for and stored, servers without expiry,
 //! lifetime policies, and renewal of stored tokens before they expire.
-#![cfg(feature = "stand-in")]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mattermost_tokens::models::CreateToken;
-use mattermost_tokens::stand_in::{StandIn, TokenExpiry};
 use mattermost_tokens::*;
+use mattermost_tokens_stand_in::{StandIn, TokenExpiry};
 
 const DAY: Duration = Duration::from_secs(86_400);
 const MINT: &str = "POST /api/v4/users/{user_id}/tokens";

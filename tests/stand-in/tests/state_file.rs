@@ -1,12 +1,11 @@
 //! The stand-in's state file: save, shut down, start again from the file.
-#![cfg(feature = "stand-in")]
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use mattermost_tokens::stand_in::StandIn;
 use mattermost_tokens::{TokenId, UserId};
+use mattermost_tokens_stand_in::StandIn;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -366,7 +365,7 @@ async fn tokens_enabled_is_restored_unless_the_builder_says_otherwise() {
     let path = dir.file("state.json");
     let first = start_from(&path).await;
     let user = first
-        .create_user_directly(mattermost_tokens::stand_in::NewUser::new(
+        .create_user_directly(mattermost_tokens_stand_in::NewUser::new(
             "erin",
             "erin@example.com",
         ))
@@ -493,7 +492,7 @@ async fn save_state_needs_a_configured_file_and_save_state_to_takes_any_path() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
 
     let user = server
-        .create_user_directly(mattermost_tokens::stand_in::NewUser::new(
+        .create_user_directly(mattermost_tokens_stand_in::NewUser::new(
             "frank",
             "frank@example.com",
         ))
@@ -529,7 +528,7 @@ async fn a_corrupt_or_foreign_file_is_refused_with_invalid_data() {
     // A valid file to damage.
     let server = start_from(&path).await;
     let user = server
-        .create_user_directly(mattermost_tokens::stand_in::NewUser::new(
+        .create_user_directly(mattermost_tokens_stand_in::NewUser::new(
             "gina",
             "gina@example.com",
         ))

@@ -16,8 +16,8 @@ use http::{StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::AppError;
-use super::server::Shared;
+use crate::error::AppError;
+use crate::server::Shared;
 
 /// Every route the stand-in serves. The templates double as the keys of the
 /// request counts (`"{METHOD} {template}"`).

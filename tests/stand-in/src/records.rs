@@ -1,10 +1,10 @@
 //! What the stand-in's inspection and arrangement methods hand out and take:
 //! snapshots of users, tokens, teams and channels, and new users.
 
+use mattermost_tokens::ids::{AccessToken, ChannelId, TeamId, TokenId, UserId};
 use serde_json::{Map, Value};
 
-use super::model::{Token, User};
-use crate::ids::{AccessToken, ChannelId, TeamId, TokenId, UserId};
+use crate::model::{Token, User};
 
 /// A user as the stand-in holds it.
 #[derive(Clone, Debug, PartialEq)]

@@ -47,7 +47,7 @@ enum Trigger {
 /// `"POST /api/v4/users/{user_id}/tokens"`; `"*"` matches every request.
 ///
 /// ```
-/// use mattermost_tokens::stand_in::{Fault, FaultRule};
+/// use mattermost_tokens_stand_in::{Fault, FaultRule};
 ///
 /// // The second token creation succeeds on the server, but its answer is
 /// // replaced by a proxy's 504 page.

@@ -6,14 +6,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::StatusCode;
+use mattermost_tokens::ids::{TeamId, UserId, is_valid_mattermost_id};
 use serde::Deserialize;
 
 use super::{json, parse_body};
-use crate::ids::{TeamId, UserId, is_valid_mattermost_id};
-use crate::stand_in::auth::{Caller, user_id_param};
-use crate::stand_in::error::AppError;
-use crate::stand_in::model::{Data, Team, team_member_json};
-use crate::stand_in::server::Shared;
+use crate::auth::{Caller, user_id_param};
+use crate::error::AppError;
+use crate::model::{Data, Team, team_member_json};
+use crate::server::Shared;
 
 fn team_id_param(raw: &str) -> Result<TeamId, AppError> {
     if is_valid_mattermost_id(raw) {
