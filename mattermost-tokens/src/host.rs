@@ -226,37 +226,32 @@ pub fn validate_username(u: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Folds common accented Latin letters to ASCII, keeps `[a-z0-9._-]`, drops
-/// the rest, trims to start with a letter, and cuts to the maximum length.
+/// Transliterates letters of any script to ASCII (`deunicode`), keeps
+/// `[a-z0-9._-]` (a space becomes `.`), drops the rest, trims to start with
+/// a letter, and cuts to the maximum length.
 fn sanitize(raw: &str) -> String {
     let mut s = String::with_capacity(raw.len());
-    for c in raw.chars().flat_map(char::to_lowercase) {
-        let folded = match c {
-            'a'..='z' | '0'..='9' | '.' | '_' | '-' => {
-                s.push(c);
-                continue;
-            }
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ą' => "a",
-            'æ' => "ae",
-            'ç' | 'ć' | 'č' => "c",
-            'ď' | 'đ' | 'ð' => "d",
-            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' | 'ě' => "e",
-            'ì' | 'í' | 'î' | 'ï' | 'ī' | 'ı' => "i",
-            'ł' | 'ľ' => "l",
-            'ñ' | 'ń' | 'ň' => "n",
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => "o",
-            'œ' => "oe",
-            'ř' => "r",
-            'ś' | 'š' | 'ş' => "s",
-            'ß' => "ss",
-            'ť' | 'ţ' => "t",
-            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => "u",
-            'ý' | 'ÿ' => "y",
-            'ž' | 'ź' | 'ż' => "z",
-            ' ' => ".",
-            _ => continue,
-        };
-        s.push_str(folded);
+    let mut keep = |c: char| {
+        let c = c.to_ascii_lowercase();
+        match c {
+            'a'..='z' | '0'..='9' | '.' | '_' | '-' => s.push(c),
+            ' ' => s.push('.'),
+            _ => {}
+        }
+    };
+    for c in raw.chars() {
+        if c.is_ascii() {
+            keep(c);
+        } else if c.is_whitespace() {
+            keep(' ');
+        } else if c.is_alphabetic() {
+            // Transliterated (Cyrillic, Greek, CJK, accented Latin...):
+            // "Dmitri" from "Дмитрий", "zhang wei" from "张伟".
+            deunicode::deunicode_char(c)
+                .unwrap_or("")
+                .chars()
+                .for_each(&mut keep);
+        }
     }
     // Collapse runs of separators and trim them from the ends.
     let mut out = String::with_capacity(s.len());
@@ -297,6 +292,19 @@ mod tests {
     }
 
     #[test]
+    fn transliterates_letters_of_any_script() {
+        assert_eq!(sanitize("Дмитрий Иванов"), "dmitrii.ivanov");
+        assert_eq!(sanitize("Γιώργος"), "giorgos");
+        assert_eq!(sanitize("张伟"), "zhang.wei");
+        assert_eq!(sanitize("Chloé Dubois"), "chloe.dubois");
+        assert_eq!(sanitize("Jürgen Weiß"), "jurgen.weiss");
+        // Symbols are dropped, not spelt out.
+        assert_eq!(sanitize("ana 😀 ♥"), "ana");
+        // An email whose local part is all non-Latin still gives a name.
+        assert_eq!(cands("дима@example.com", "")[0], "dima");
+    }
+
+    #[test]
     fn derives_from_email_local_part() {
         assert_eq!(
             cands("John.Smith@example.com", "John Smith")[0],
@@ -312,7 +320,9 @@ mod tests {
     #[test]
     fn falls_back_to_name_then_user() {
         assert_eq!(cands("123@example.com", "Zoë Ångström")[0], "zoe.angstrom");
-        assert!(cands("123@example.com", "日本")[0].starts_with("user"));
+        // Transliterated now (it was dropped, leaving only "user").
+        assert_eq!(cands("123@example.com", "日本")[0], "ri.ben");
+        assert!(cands("123@example.com", "☺ ♥")[0].starts_with("user"));
     }
 
     #[test]

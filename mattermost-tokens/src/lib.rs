@@ -97,3 +97,6 @@ pub use sync::{
 
 /// The `chrono` version used in the public API (magic-link expiry times).
 pub use chrono;
+/// The `reqwest` version of [`ClientBuilder::http_client`], so a host builds
+/// its client with the same one.
+pub use reqwest;

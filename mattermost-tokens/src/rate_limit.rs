@@ -40,9 +40,22 @@ pub(crate) fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
 /// else one second.
 pub(crate) fn retry_after(h: &HeaderMap) -> Duration {
     header_u64(h, "retry-after")
+        .or_else(|| retry_after_date(h))
         .or_else(|| header_u64(h, "x-ratelimit-reset"))
         .map(|s| Duration::from_secs(s.clamp(1, 3600)))
         .unwrap_or(Duration::from_secs(1))
+}
+
+/// `Retry-After` in its HTTP-date form (RFC 9110: a proxy in front of the
+/// server may send `Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`), as seconds
+/// from now; a date already past reads as 0 (and so waits the minimum).
+fn retry_after_date(h: &HeaderMap) -> Option<u64> {
+    let raw = h.get("retry-after")?.to_str().ok()?;
+    let at = httpdate::parse_http_date(raw.trim()).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .map_or(0, |d| d.as_secs_f64().ceil() as u64),
+    )
 }
 
 /// The Mattermost server version, from `X-Version-Id`
@@ -88,6 +101,35 @@ impl std::fmt::Display for ServerVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_in_its_http_date_form() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let at = std::time::SystemTime::now() + Duration::from_secs(30);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            HeaderValue::from_str(&httpdate::fmt_http_date(at)).unwrap(),
+        );
+        let wait = retry_after(&h);
+        assert!((29..=31).contains(&wait.as_secs()), "{wait:?}");
+        // A date in the past waits the minimum; a far one is clamped.
+        let past = std::time::SystemTime::now() - Duration::from_secs(600);
+        h.insert(
+            "retry-after",
+            HeaderValue::from_str(&httpdate::fmt_http_date(past)).unwrap(),
+        );
+        assert_eq!(retry_after(&h), Duration::from_secs(1));
+        let far = std::time::SystemTime::now() + Duration::from_secs(86_400 * 30);
+        h.insert(
+            "retry-after",
+            HeaderValue::from_str(&httpdate::fmt_http_date(far)).unwrap(),
+        );
+        assert_eq!(retry_after(&h), Duration::from_secs(3600));
+        // Neither seconds nor a date: X-RateLimit-Reset, then one second.
+        h.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), Duration::from_secs(1));
+    }
 
     #[test]
     fn version_parsing() {

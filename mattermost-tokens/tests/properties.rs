@@ -33,6 +33,19 @@ proptest! {
         }
     }
 
+    /// A name in a non-Latin script gives a name from its letters (not the
+    /// bare `user` fallback), still valid for Mattermost.
+    #[test]
+    fn names_in_other_scripts_are_transliterated(
+        first in "[А-яα-ω一-龥]{2,12}",
+        id in any::<i64>(),
+    ) {
+        let u = HostUser::with_names(id, "1234@example.com", first, "");
+        let c = u.username_candidates().unwrap();
+        prop_assert!(validate_username(&c[0]).is_ok(), "{:?}", c[0]);
+        prop_assert!(!c[0].starts_with("user"), "{:?} kept nothing of the name", c[0]);
+    }
+
     #[test]
     fn explicit_usernames_are_checked(name in "\\PC{0,30}") {
         let u = HostUser::new(1, "a@example.com", "A").username(name.clone());
