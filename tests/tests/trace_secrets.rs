@@ -57,6 +57,9 @@ fn a_full_sync_at_trace_level_logs_no_token() {
     let w = buf.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
+        // Span fields are printed with every event inside a span, and again
+        // when the span closes (with the fields recorded last).
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(move || w.clone())
         .with_ansi(false)
         .finish();
@@ -86,6 +89,15 @@ fn a_full_sync_at_trace_level_logs_no_token() {
         "the sync logged nothing useful:\n{log}"
     );
     assert!(log.lines().count() > 20);
+    // One span per synced user and per request, with their outcome.
+    assert!(
+        log.contains("sync_user{host_user=3 outcome=\"minted\"}"),
+        "{log}"
+    );
+    assert!(
+        log.contains("mattermost_request{method=POST endpoint=/api/v4/users/{}/tokens identity=\"admin\" status=200 attempt=1}"),
+        "{log}"
+    );
     assert!(
         !log.contains(server_admin.expose_secret()),
         "admin token in the log"

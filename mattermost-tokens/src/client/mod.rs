@@ -166,7 +166,16 @@ impl MattermostClient {
         identity: Option<&Identity>,
         req: Request,
     ) -> Result<T, Error> {
-        let (status, body, ctx) = self.execute_raw(identity, &req).await?;
+        use tracing::Instrument;
+        let span = tracing::debug_span!(
+            "mattermost_request",
+            method = %req.method,
+            endpoint = %req.endpoint(),
+            identity = identity.map_or("none", Identity::kind),
+            status = tracing::field::Empty,
+            attempt = tracing::field::Empty,
+        );
+        let (status, body, ctx) = self.execute_raw(identity, &req).instrument(span).await?;
         if body.is_empty()
             && status == StatusCode::NO_CONTENT
             && let Ok(v) = serde_json::from_str("null")
@@ -257,6 +266,9 @@ impl MattermostClient {
             let outcome = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    tracing::Span::current()
+                        .record("status", status.as_u16())
+                        .record("attempt", attempt);
                     self.observe(resp.headers());
                     // Only an error answer needs its headers after the body.
                     let headers = (!status.is_success()).then(|| resp.headers().clone());

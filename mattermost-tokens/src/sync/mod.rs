@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, Stream, StreamExt};
+use tracing::Instrument;
 
 use crate::client::{Acting, MattermostClient};
 use crate::error::{ApiError, Error, ExpiryRule};
@@ -263,24 +264,40 @@ impl UserSync {
             .chunks(self.opts.batch_size)
             .then(|batch| self.prepare_batch(batch, only_missing))
             .flat_map(stream::iter)
-            .map(|p| async move {
-                let id = p.user.id.clone();
-                match p {
-                    Prepared {
-                        record: Some(ref r),
-                        ..
-                    } if only_missing && r.token.is_some() => Ok(UserOutcome {
-                        user: id,
-                        mattermost_user_id: r.mattermost_user_id.clone(),
-                        account: AccountOutcome::Unchanged,
-                        token: TokenOutcome::Skipped,
-                        orphans_revoked: 0,
-                    }),
-                    p => self
-                        .sync_prepared(p)
-                        .await
-                        .map_err(|error| UserFailure { user: id, error }),
+            .map(|p| {
+                // One span per user: its host id and, once known, the
+                // outcome (never a token).
+                let span = tracing::info_span!(
+                    "sync_user",
+                    host_user = %p.user.id,
+                    outcome = tracing::field::Empty,
+                );
+                async move {
+                    let id = p.user.id.clone();
+                    let r = match p {
+                        Prepared {
+                            record: Some(ref r),
+                            ..
+                        } if only_missing && r.token.is_some() => Ok(UserOutcome {
+                            user: id,
+                            mattermost_user_id: r.mattermost_user_id.clone(),
+                            account: AccountOutcome::Unchanged,
+                            token: TokenOutcome::Skipped,
+                            orphans_revoked: 0,
+                        }),
+                        p => self
+                            .sync_prepared(p)
+                            .await
+                            .map_err(|error| UserFailure { user: id, error }),
+                    };
+                    let outcome = match &r {
+                        Ok(o) => o.token.name(),
+                        Err(_) => "failed",
+                    };
+                    tracing::Span::current().record("outcome", outcome);
+                    r
                 }
+                .instrument(span)
             })
             .buffer_unordered(self.opts.concurrency);
         let mut results = std::pin::pin!(results);

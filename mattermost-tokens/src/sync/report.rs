@@ -37,6 +37,21 @@ pub enum TokenOutcome {
     Skipped,
 }
 
+impl TokenOutcome {
+    /// A short name for logs and spans: `minted`, `kept`, `replaced`,
+    /// `lost_race`, `would_mint`, `skipped`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenOutcome::Minted => "minted",
+            TokenOutcome::Kept => "kept",
+            TokenOutcome::Replaced => "replaced",
+            TokenOutcome::LostRace => "lost_race",
+            TokenOutcome::WouldMint => "would_mint",
+            TokenOutcome::Skipped => "skipped",
+        }
+    }
+}
+
 /// The result for one user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserOutcome {
