@@ -9,6 +9,7 @@
 //! users the host already has.
 
 mod memory;
+pub mod schema;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -82,6 +83,19 @@ pub struct MissingPage {
     /// Pass this as `after` to read the next page; `None` when this was the
     /// last page.
     pub next: Option<HostUserId>,
+}
+
+impl MissingPage {
+    /// A page of `users` read with `limit`: when it is full, the next page
+    /// starts after its last user.
+    pub fn of(users: Vec<HostUserId>, limit: u32) -> Self {
+        let next = if users.len() == limit as usize {
+            users.last().cloned()
+        } else {
+            None
+        };
+        MissingPage { users, next }
+    }
 }
 
 /// Why a store operation failed.
@@ -185,39 +199,31 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
+/// Constructors of the variants that carry a message and a driver error.
+macro_rules! with_source {
+    ($($(#[$doc:meta])* $name:ident => $variant:ident,)+) => {
+        impl StoreError {$(
+            $(#[$doc])*
+            pub fn $name(
+                message: impl Into<String>,
+                source: impl std::error::Error + Send + Sync + 'static,
+            ) -> Self {
+                StoreError::$variant {
+                    message: message.into(),
+                    source: Some(Box::new(source)),
+                }
+            }
+        )+}
+    };
+}
+
+with_source! {
     /// A [`StoreError::Database`] from a message and a source error.
-    pub fn database(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError::Database {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
-
+    database => Database,
     /// A [`StoreError::Unavailable`] from a message and a source error.
-    pub fn unavailable(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError::Unavailable {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
-
+    unavailable => Unavailable,
     /// A [`StoreError::Schema`] from a message and a source error.
-    pub fn schema(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError::Schema {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
+    schema => Schema,
 }
 
 /// Storage for each host user's Mattermost user id and personal access token.
