@@ -256,9 +256,9 @@ pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores,
             (Arc::new(t), Arc::new(c))
         }
         (StoreKind::Diesel, Backend::MySql) => {
-            let t = mattermost_tokens_diesel::mysql::MysqlTokenStore::from_url(&env.database_url)?;
+            let t = mattermost_tokens_diesel::MySqlTokenStore::from_url(&env.database_url)?;
             t.migrate().await?;
-            let c = mattermost_tokens_diesel::mysql::MysqlCodeStore::new(t.pool().clone());
+            let c = mattermost_tokens_diesel::MySqlCodeStore::new(t.pool().clone());
             c.migrate().await?;
             (Arc::new(t), Arc::new(c))
         }

@@ -439,7 +439,7 @@ pub enum DieselPools {
     /// A PostgreSQL pool.
     Pg(mattermost_tokens_diesel::postgres::PgPool),
     /// A MariaDB pool.
-    My(mattermost_tokens_diesel::mysql::MysqlPool),
+    My(mattermost_tokens_diesel::mysql::MySqlPool),
     /// A SQLite pool.
     Lite(mattermost_tokens_diesel::sqlite::SqlitePool),
 }
@@ -574,7 +574,8 @@ impl DieselScratch {
     }
 }
 
-/// How a users table is keyed, for either adapter's `KeyType`.
+/// How a users table is keyed, for the adapters' `KeyType` (one type, the
+/// schema's, re-exported by both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
     /// An integer column.
@@ -585,17 +586,7 @@ pub enum Key {
     Uuid,
 }
 
-impl From<Key> for mattermost_tokens_sqlx::KeyType {
-    fn from(k: Key) -> Self {
-        match k {
-            Key::Integer => Self::Integer,
-            Key::Text => Self::Text,
-            Key::Uuid => Self::Uuid,
-        }
-    }
-}
-
-impl From<Key> for mattermost_tokens_diesel::KeyType {
+impl From<Key> for mattermost_tokens::store::schema::KeyType {
     fn from(k: Key) -> Self {
         match k {
             Key::Integer => Self::Integer,

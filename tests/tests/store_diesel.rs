@@ -597,7 +597,7 @@ async fn laravel_table<C: TestDb>() {
     assert_eq!(C::rows(&pool, &dump_sql).await, rows_before, "rows changed");
     // And the unique index next to the host's own.
     let mut indexes_migrated = indexes_before.clone();
-    indexes_migrated.push(store.migrations().index_name());
+    indexes_migrated.push(store.user_id_index_name().to_owned());
     indexes_migrated.sort();
     assert_eq!(C::indexes(&pool, &t).await, indexes_migrated);
 
@@ -627,7 +627,7 @@ async fn laravel_table<C: TestDb>() {
         "rows changed by the store"
     );
 
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     assert_eq!(C::columns(&pool, &t).await, columns_before);
     assert_eq!(C::indexes(&pool, &t).await, indexes_before);
     assert_eq!(C::rows(&pool, &dump_sql).await, rows_before);
@@ -669,7 +669,7 @@ async fn seed_column_survives<C: TestDb>() {
         [HostUserId::Int(2)]
     );
 
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     let names: Vec<String> = C::columns(&pool, &t)
         .await
         .into_iter()
@@ -731,7 +731,7 @@ where
     store.migrations().revert(&mut harness).unwrap();
     assert_eq!(C::columns(&pool, &t).await, original);
     drop(harness);
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     assert_eq!(C::columns(&pool, &t).await, original);
 
     // And forward again through the harness.
@@ -740,7 +740,7 @@ where
     assert_eq!(C::columns(&pool, &t).await, migrated);
     drop(harness);
     store.migrate().await.unwrap();
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
 }
 
@@ -795,7 +795,7 @@ async fn missing_table<C: TestDb>() {
         Err(StoreError::Schema { .. })
     ));
     // Reverting a migration that never ran does nothing.
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
 
     let store = users_table::<C>(&pool, &[HostUserId::Int(1)], false).await;
     let err = store
@@ -910,7 +910,7 @@ where
     let store = users_table::<C>(&pool, &users, false).await;
     let t = store.table_name().to_owned();
     let migrations = store.migrations();
-    let index = migrations.index_name();
+    let index = migrations.user_id_index_name();
     let applied = async || -> Vec<String> {
         let mut h = AsyncMigrationHarness::new(pool.connection().await.unwrap());
         h.applied_migrations()
@@ -960,7 +960,7 @@ where
             assert!(message.contains("2 Mattermost user ids"), "{message}");
             assert!(message.contains(&t), "{message}");
             assert!(message.contains("GROUP BY mattermost_user_id"), "{message}");
-            assert!(message.contains("Nothing was changed"), "{message}");
+            assert!(message.contains("nothing was changed"), "{message}");
             assert!(!message.contains("dup-token"), "{message}");
         }
         other => panic!("{}: expected Schema, got {other:?}", C::NAME),
@@ -1015,15 +1015,15 @@ where
     store.migrate().await.unwrap();
 
     // Reverting removes the index (and the columns); again is a no-op.
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     assert!(!C::indexes(&pool, &t).await.contains(&index));
     assert_eq!(C::columns(&pool, &t).await.len(), 2);
     assert!(applied().await.is_empty());
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     // And forward again.
     store.migrate().await.unwrap();
     assert!(C::indexes(&pool, &t).await.contains(&index));
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
 }
 
@@ -1058,7 +1058,7 @@ async fn host_unique_index_kept<C: TestDb>() {
         &HostUserId::Int(2),
         &mm(1),
     );
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     assert_eq!(C::indexes(&pool, &t).await, before);
     let names: Vec<String> = C::columns(&pool, &t)
         .await
@@ -1078,10 +1078,10 @@ async fn host_unique_index_kept<C: TestDb>() {
     let plain = C::indexes(&pool, &t).await;
     store.migrate().await.unwrap();
     let mut with_ours = plain.clone();
-    with_ours.push(store.migrations().index_name());
+    with_ours.push(store.user_id_index_name().to_owned());
     with_ours.sort();
     assert_eq!(C::indexes(&pool, &t).await, with_ours);
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     assert_eq!(C::indexes(&pool, &t).await, plain);
     assert_eq!(C::columns(&pool, &t).await.len(), 3);
     exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
@@ -1394,8 +1394,8 @@ async fn schema_qualified_table<C: TestDb>() {
     store.migrate().await.unwrap();
     // The index is named after the table without its schema, and lives in
     // the table's schema.
-    let index = store.migrations().index_name();
-    assert_eq!(index, plain.migrations().index_name());
+    let index = store.user_id_index_name().to_owned();
+    assert_eq!(index, plain.user_id_index_name().to_owned());
     assert!(C::indexes(&pool, plain.table_name()).await.contains(&index));
     assert!(
         store
@@ -1425,11 +1425,11 @@ async fn schema_qualified_table<C: TestDb>() {
             .expose_secret(),
         "q"
     );
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     assert_eq!(C::columns(&pool, plain.table_name()).await.len(), 2);
     assert!(!C::indexes(&pool, plain.table_name()).await.contains(&index));
     // Nothing left to drop: the unqualified store forgets its versions.
-    plain.revert_migration().await.unwrap();
+    plain.undo_migration().await.unwrap();
     exec::<C>(&pool, &format!("DROP TABLE {qualified}")).await;
 }
 
@@ -1541,7 +1541,7 @@ where
     let columns_before = C::columns(&pool, &t).await;
     assert!(!column_names(&columns_before).contains(&EXPIRY.to_owned()));
     let indexes_before = C::indexes(&pool, &t).await;
-    assert!(indexes_before.contains(&migrations.index_name()));
+    assert!(indexes_before.contains(&migrations.user_id_index_name()));
     // Tokens stored by the previous version.
     exec::<C>(
         &pool,
@@ -1617,7 +1617,7 @@ where
     store.migrate().await.unwrap();
     assert_eq!(C::columns(&pool, &t).await, columns_after);
 
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
 }
 
@@ -1678,7 +1678,7 @@ where
     assert!(
         C::indexes(&pool, &t)
             .await
-            .contains(&migrations.index_name())
+            .contains(&migrations.user_id_index_name())
     );
     let kept = C::rows(
         &pool,
@@ -1704,11 +1704,11 @@ where
     );
 
     // The whole revert: every step, newest first; then nothing to do.
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     assert_eq!(C::columns(&pool, &t).await, original);
     assert_eq!(C::indexes(&pool, &t).await, original_indexes);
     assert!(applied_versions::<C>(&pool, &migrations).await.is_empty());
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     assert_eq!(C::columns(&pool, &t).await, original);
     exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
 }
@@ -1779,7 +1779,7 @@ async fn expiry_custom_column<C: TestDb>() {
 
     store.migrate().await.unwrap();
     assert_eq!(C::columns(&pool, &t).await, migrated);
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     assert_eq!(C::columns(&pool, &t).await, original);
     exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
 }
@@ -1816,7 +1816,7 @@ where
         store.get(&u).await.unwrap().unwrap().token_expires_at,
         Some(EXPIRES)
     );
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     exec::<C>(&pool, &format!("DROP TABLE {t}")).await;
 
     // The host's own BIGINT column of that name, holding values: kept.
@@ -1851,7 +1851,7 @@ where
         store.get(&u).await.unwrap().unwrap().token_expires_at,
         Some(1234)
     );
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
     assert_eq!(C::columns(&pool, &t).await, before);
     let kept = C::rows(
         &pool,
@@ -1891,7 +1891,7 @@ where
                 .contains(&migrations.expiry_version()),
             "{ddl}"
         );
-        store.revert_migration().await.unwrap();
+        store.undo_migration().await.unwrap();
         assert_eq!(
             column_names(&C::columns(&pool, &t).await),
             ["id", "name", EXPIRY]
@@ -2119,7 +2119,7 @@ async fn unreachable_database_is_unavailable() {
         "postgres://app:hunter2-secret@127.0.0.1:{port}/app"
     ))
     .unwrap();
-    let my = mysql::MysqlTokenStore::from_url(&format!(
+    let my = mattermost_tokens_diesel::MySqlTokenStore::from_url(&format!(
         "mysql://app:hunter2-secret@127.0.0.1:{port}/app"
     ))
     .unwrap();
@@ -2347,7 +2347,7 @@ async fn migrate_on_current_thread_runtime() {
             .await
             .unwrap()
     );
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
 }
 
 /// `get_many` answers a long list in chunks, one query each.
