@@ -89,7 +89,13 @@ impl Pool {
         let r = match self {
             Pool::Pg(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
             Pool::My(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-            Pool::Lite(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
+            // A statement first, so that a connection whose view of the
+            // schema is older than another connection's change reads it
+            // again before the statements are prepared.
+            Pool::Lite(p) => {
+                let fresh = format!("SELECT 1 FROM sqlite_master LIMIT 1; {statement}");
+                sqlx::raw_sql(sql(&fresh)).execute(p).await.map(drop)
+            }
         };
         r.unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
@@ -395,6 +401,16 @@ impl ScratchDb {
     /// The name of the namespace the test works in (`None` on SQLite).
     pub fn namespace(&self) -> Option<&str> {
         self.namespace.as_ref().map(Namespace::name)
+    }
+
+    /// A URL (a SQLite file's path) on which other drivers reach the same
+    /// database; `None` for an in-memory one.
+    pub fn url(&self) -> Option<String> {
+        match (&self.namespace, &self.file) {
+            (Some(ns), _) => Some(ns.url()),
+            (None, Some(path)) => path.to_str().map(str::to_owned),
+            (None, None) => None,
+        }
     }
 
     /// Runs `statement` (one or more statements); panics on failure.
