@@ -7,7 +7,7 @@
 //! instantiate all of them with
 //! [`migration_conformance_tests!`](crate::migration_conformance_tests):
 //!
-//! ```ignore
+//! ```text
 //! mattermost_tokens_tests::migration_conformance_tests!(sqlx_postgres, Adapter::Sqlx, Kind::Postgres);
 //! ```
 //!
