@@ -286,10 +286,9 @@ pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores,
             (Arc::new(t), Arc::new(c), Arc::new(u))
         }
         (StoreKind::Diesel, Backend::MySql) => {
-            use mattermost_tokens_diesel::mysql;
-            let t = mysql::MysqlTokenStore::from_url(&env.database_url)?;
+            let t = mattermost_tokens_diesel::MySqlTokenStore::from_url(&env.database_url)?;
             t.migrate().await?;
-            let c = mysql::MysqlCodeStore::new(t.pool().clone());
+            let c = mattermost_tokens_diesel::MySqlCodeStore::new(t.pool().clone());
             c.migrate().await?;
             let u = mattermost_tokens_diesel::MySqlHostUsers::new(t.pool().clone(), table);
             (Arc::new(t), Arc::new(c), Arc::new(u))

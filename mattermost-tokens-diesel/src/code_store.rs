@@ -7,107 +7,53 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
-use mattermost_tokens::magic_link::{CodeHash, CodeStore};
+use mattermost_tokens::StoreError;
+use mattermost_tokens::store::schema::{CodeStatements, DEFAULT_CODES_TABLE, SqlCodeTable, Value};
 use mattermost_tokens::store::validate_identifier;
-use mattermost_tokens::{HostUserId, StoreError};
+#[cfg(doc)]
+use mattermost_tokens::{
+    HostUserId,
+    magic_link::{CodeHash, CodeStore},
+};
 
-use crate::error::{ErrorContext, query_error};
-use crate::migration::{CodeMigrations, Job};
+use crate::error::query_error;
+use crate::migration::CodeMigrations;
 use crate::pool::ConnectionPool;
-use crate::store::{Bind, DEFAULT_ACQUIRE_TIMEOUT, Sql, StoreConnection, run_job, timed};
+use crate::store::{DEFAULT_ACQUIRE_TIMEOUT, Sql, StoreConnection};
 
-/// The code table a [`DieselCodeStore`] uses unless configured otherwise
-/// (the sqlx adapter's default too).
-pub const DEFAULT_CODES_TABLE: &str = "mattermost_magic_link_codes";
-
-/// The longest text user key the `host_user_id` column holds (characters).
-const MAX_USER_ID_CHARS: usize = 255;
-
-/// The statements of one configured code store.
-#[derive(Debug)]
-pub struct CodeStatements {
-    insert: String,
-    /// `DELETE ... RETURNING` (PostgreSQL, SQLite).
-    #[cfg_attr(not(any(feature = "postgres", feature = "_sqlite")), allow(dead_code))]
-    pub(crate) consume: String,
-    /// `SELECT ... FOR UPDATE`, then `delete` (MySQL/MariaDB).
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-    pub(crate) lock: String,
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-    pub(crate) delete: String,
-    peek: String,
-    purge: String,
-}
-
-impl CodeStatements {
-    fn render<C: StoreConnection>(table: &str) -> Self {
-        let p = C::placeholder;
-        let live = format!("code_hash = {} AND expires_at > {}", p(1), p(2));
-        CodeStatements {
-            insert: format!(
-                "INSERT INTO {table} (code_hash, host_user_id, host_user_kind, expires_at) \
-                 VALUES ({}, {}, {}, {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4)
-            ),
-            consume: format!(
-                "DELETE FROM {table} WHERE {live} RETURNING host_user_id, host_user_kind"
-            ),
-            lock: format!(
-                "SELECT host_user_id, host_user_kind FROM {table} WHERE {live} FOR UPDATE"
-            ),
-            delete: format!("DELETE FROM {table} WHERE code_hash = {}", p(1)),
-            peek: format!("SELECT host_user_id, host_user_kind FROM {table} WHERE {live}"),
-            purge: format!("DELETE FROM {table} WHERE expires_at <= {}", p(1)),
-        }
-    }
-
-    /// The binds of a statement on a live code: its hash and the time.
-    pub(crate) fn live(statement: &str, hash: &str, now: i64) -> Sql {
-        Sql::new(statement, vec![Bind::Text(hash.to_owned()), Bind::Int(now)])
-    }
-
-    /// `delete` for `hash`.
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-    pub(crate) fn delete(&self, hash: &str) -> Sql {
-        Sql::new(self.delete.clone(), vec![Bind::Text(hash.to_owned())])
-    }
-}
+/// How many times a consuming transaction chosen as a deadlock victim is run
+/// again (MySQL/MariaDB).
+const DEADLOCK_RETRIES: u32 = 3;
 
 /// The user a code logs in, as stored.
-#[derive(QueryableByName, Debug)]
-pub struct CodeUserRow {
+#[derive(QueryableByName)]
+pub(crate) struct CodeUserRow {
     #[diesel(sql_type = Text)]
     host_user_id: String,
     #[diesel(sql_type = Text)]
     host_user_kind: String,
 }
 
-/// [`consume_code`](crate::store::sealed::Connection::consume_code) by one
-/// `DELETE ... RETURNING` (PostgreSQL, SQLite): of concurrent statements one
-/// deletes the row and returns it, the others find nothing.
-#[cfg_attr(not(any(feature = "postgres", feature = "_sqlite")), allow(dead_code))]
-pub(crate) async fn consume_returning<C: StoreConnection>(
-    conn: &mut C,
-    statements: &CodeStatements,
-    hash: String,
-    now: i64,
-) -> diesel::QueryResult<Option<CodeUserRow>> {
-    let sql = CodeStatements::live(&statements.consume, &hash, now);
-    Ok(conn.load_code_users(sql).await?.pop())
+impl CodeUserRow {
+    pub(crate) fn into_user(self) -> (Option<String>, Option<String>) {
+        (Some(self.host_user_id), Some(self.host_user_kind))
+    }
+}
+
+/// ER_LOCK_DEADLOCK (1213): "Deadlock found when trying to get lock".
+fn is_deadlock(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info)
+        if info.message().to_ascii_lowercase().contains("deadlock"))
 }
 
 /// A [`CodeStore`] for one-time magic-link codes in a table of the host's
 /// database (`mattermost_magic_link_codes` by default), so that a link
 /// issued by one instance of the app can be redeemed on another. Use it
-/// through its backend's name, [`PgCodeStore`](crate::postgres::PgCodeStore),
-/// [`MysqlCodeStore`](crate::mysql::MysqlCodeStore) or
-/// [`SqliteCodeStore`](crate::sqlite::SqliteCodeStore), over the same pool
+/// through its backend's name, [`PgCodeStore`](crate::PgCodeStore),
+/// [`MySqlCodeStore`](crate::MySqlCodeStore) or
+/// [`SqliteCodeStore`](crate::SqliteCodeStore), over the same pool
 /// as the token store; create the table once at start-up with
 /// [`migrate`](Self::migrate). Cheap to clone.
 ///
@@ -150,7 +96,6 @@ pub struct DieselCodeStore<
     P = diesel_async::pooled_connection::deadpool::Pool<C>,
 > {
     pool: P,
-    table: String,
     acquire_timeout: Duration,
     statements: Arc<CodeStatements>,
     _connection: PhantomData<fn() -> C>,
@@ -160,7 +105,6 @@ impl<C: StoreConnection, P: Clone> Clone for DieselCodeStore<C, P> {
     fn clone(&self) -> Self {
         DieselCodeStore {
             pool: self.pool.clone(),
-            table: self.table.clone(),
             acquire_timeout: self.acquire_timeout,
             statements: Arc::clone(&self.statements),
             _connection: PhantomData,
@@ -172,8 +116,8 @@ impl<C: StoreConnection, P> fmt::Debug for DieselCodeStore<C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The pool is left out: its configuration may hold a connection URL.
         f.debug_struct("DieselCodeStore")
-            .field("backend", &C::BACKEND)
-            .field("table", &self.table)
+            .field("backend", &C::DIALECT.name())
+            .field("table", &self.statements.table())
             .field("acquire_timeout", &self.acquire_timeout)
             .finish_non_exhaustive()
     }
@@ -185,9 +129,8 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselCodeStore<C, P> {
     pub fn new(pool: P) -> Self {
         DieselCodeStore {
             pool,
-            table: DEFAULT_CODES_TABLE.to_owned(),
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
-            statements: Arc::new(CodeStatements::render::<C>(DEFAULT_CODES_TABLE)),
+            statements: Arc::new(CodeStatements::new(C::DIALECT, DEFAULT_CODES_TABLE)),
             _connection: PhantomData,
         }
     }
@@ -198,33 +141,19 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselCodeStore<C, P> {
     pub fn with_table_name(mut self, name: impl Into<String>) -> Result<Self, StoreError> {
         let name = name.into();
         validate_identifier(&name)?;
-        self.statements = Arc::new(CodeStatements::render::<C>(&name));
-        self.table = name;
+        self.statements = Arc::new(CodeStatements::new(C::DIALECT, &name));
         Ok(self)
-    }
-
-    /// How long an operation waits for a connection before failing with
-    /// [`StoreError::Unavailable`] (default
-    /// [`DEFAULT_ACQUIRE_TIMEOUT`](crate::DEFAULT_ACQUIRE_TIMEOUT)).
-    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.acquire_timeout = timeout;
-        self
-    }
-
-    /// The pool the store takes its connections from.
-    pub fn pool(&self) -> &P {
-        &self.pool
     }
 
     /// The code table.
     pub fn table_name(&self) -> &str {
-        &self.table
+        self.statements.table()
     }
 
     /// The migration creating this store's table, to run through a diesel
     /// migration harness of the host's choosing (see [`CodeMigrations`]).
     pub fn migrations(&self) -> CodeMigrations {
-        CodeMigrations::for_validated_table(&self.table)
+        CodeMigrations::new(self.table_name()).expect("a validated table name")
     }
 
     /// Creates the code table and its index on `expires_at` unless present
@@ -246,149 +175,74 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselCodeStore<C, P> {
     /// outstanding link stops working) and forgets the migration. Does
     /// nothing when it was not applied; a table of that name without the
     /// code table's columns is not dropped ([`StoreError::Schema`]).
-    pub async fn revert_migration(&self) -> Result<(), StoreError> {
+    pub async fn undo_migration(&self) -> Result<(), StoreError> {
         self.run_migrations(true).await
     }
 
-    async fn run_migrations(&self, revert: bool) -> Result<(), StoreError> {
-        let job = Job::Codes(self.migrations());
-        run_job(&self.pool, self.acquire_timeout, job, revert).await
-    }
-
-    fn cx(&self) -> ErrorContext<'_> {
-        ErrorContext {
-            backend: C::BACKEND,
-            table: &self.table,
-        }
-    }
-
-    async fn connection(&self) -> Result<P::Connection, StoreError> {
-        timed::<C, _>(self.acquire_timeout, self.pool.connection()).await
-    }
-
-    /// The user of a stored row.
-    fn decode_user(&self, row: CodeUserRow) -> Result<HostUserId, StoreError> {
-        let corrupt = |why: &str| StoreError::Database {
-            message: format!(
-                "{}: a row of the code table {} {why}",
-                C::BACKEND,
-                self.table
-            ),
-            source: None,
-        };
-        match row.host_user_kind.trim() {
-            "t" => Ok(HostUserId::Text(row.host_user_id)),
-            "i" => row
-                .host_user_id
-                .trim()
-                .parse()
-                .map(HostUserId::Int)
-                .map_err(|_| corrupt("has an integer host user id that is not an integer")),
-            _ => Err(corrupt("has a host_user_kind other than 'i' or 't'")),
-        }
-    }
-}
-
-/// Unix seconds, rounded down.
-fn unix_secs(t: DateTime<Utc>) -> i64 {
-    t.timestamp()
-}
-
-/// The stored form of a user: key as text, and its kind.
-fn user_binds(user: &HostUserId) -> Result<(String, &'static str), StoreError> {
-    match user {
-        HostUserId::Int(i) => Ok((i.to_string(), "i")),
-        HostUserId::Text(s) if s.chars().count() <= MAX_USER_ID_CHARS => Ok((s.clone(), "t")),
-        HostUserId::Text(s) => Err(StoreError::Config(format!(
-            "a text host user id of {} characters does not fit the code table's host_user_id \
-             column (at most {MAX_USER_ID_CHARS})",
-            s.chars().count()
-        ))),
-    }
+    crate::pool::pooled_store_methods!();
 }
 
 #[async_trait]
-impl<C: StoreConnection, P: ConnectionPool<C>> CodeStore for DieselCodeStore<C, P> {
-    async fn insert(
+impl<C: StoreConnection, P: ConnectionPool<C>> SqlCodeTable for DieselCodeStore<C, P> {
+    fn code_statements(&self) -> &CodeStatements {
+        &self.statements
+    }
+
+    async fn code_write(
         &self,
-        hash: &CodeHash,
-        user: &HostUserId,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let (id, kind) = user_binds(user)?;
-        let sql = Sql::new(
-            self.statements.insert.clone(),
-            vec![
-                Bind::Text(hash.to_hex()),
-                Bind::Text(id),
-                Bind::Text(kind.to_owned()),
-                Bind::Int(unix_secs(expires_at)),
-            ],
-        );
+        _what: &'static str,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<u64, StoreError> {
         let mut conn = self.connection().await?;
-        C::execute_sql(&mut conn, sql)
-            .await
-            .map_err(|e| query_error(e, self.cx()))?;
-        Ok(())
-    }
-
-    async fn consume(
-        &self,
-        hash: &CodeHash,
-        now: DateTime<Utc>,
-    ) -> Result<Option<HostUserId>, StoreError> {
-        let mut conn = self.connection().await?;
-        let row = C::consume_code(&mut conn, &self.statements, hash.to_hex(), unix_secs(now))
-            .await
-            .map_err(|e| query_error(e, self.cx()))?;
-        row.map(|r| self.decode_user(r)).transpose()
-    }
-
-    async fn peek(&self, hash: &CodeHash, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let sql = CodeStatements::live(&self.statements.peek, &hash.to_hex(), unix_secs(now));
-        let mut conn = self.connection().await?;
-        let rows = C::load_code_users(&mut conn, sql)
-            .await
-            .map_err(|e| query_error(e, self.cx()))?;
-        Ok(!rows.is_empty())
-    }
-
-    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let sql = Sql::new(
-            self.statements.purge.clone(),
-            vec![Bind::Int(unix_secs(now))],
-        );
-        let mut conn = self.connection().await?;
-        let n = C::execute_sql(&mut conn, sql)
+        let n = C::execute_sql(&mut conn, Sql::new(sql, params))
             .await
             .map_err(|e| query_error(e, self.cx()))?;
         Ok(n as u64)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_kinds() {
-        assert_eq!(
-            user_binds(&HostUserId::Int(-7)).unwrap(),
-            ("-7".into(), "i")
-        );
-        assert_eq!(
-            user_binds(&HostUserId::Text("ü".repeat(255))).unwrap().1,
-            "t"
-        );
-        assert!(matches!(
-            user_binds(&HostUserId::Text("x".repeat(256))),
-            Err(StoreError::Config(_))
-        ));
+    async fn code_users(
+        &self,
+        _what: &'static str,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<(Option<String>, Option<String>)>, StoreError> {
+        let mut conn = self.connection().await?;
+        C::load_code_users(&mut conn, Sql::new(sql, params))
+            .await
+            .map_err(|e| query_error(e, self.cx()))
     }
 
-    #[test]
-    fn seconds_round_down() {
-        let t = DateTime::from_timestamp(100, 999_000_000).unwrap();
-        assert_eq!(unix_secs(t), 100);
+    async fn take_locked(
+        &self,
+        _what: &'static str,
+        params: &[Value],
+    ) -> Result<Option<(Option<String>, Option<String>)>, StoreError> {
+        let mut conn = self.connection().await?;
+        let mut attempt = 0;
+        loop {
+            let lock = Sql::new(self.statements.lock.as_str(), params);
+            let delete = Sql::new(self.statements.delete.as_str(), &params[..1]);
+            let result = (*conn)
+                .transaction(async move |conn: &mut C| {
+                    let Some(row) = conn.load_code_users(lock).await?.pop() else {
+                        return Ok(None);
+                    };
+                    conn.execute_sql(delete).await?;
+                    Ok(Some(row))
+                })
+                .await;
+            match result {
+                // A deadlock victim was rolled back, nothing consumed: again.
+                Err(e) if attempt < DEADLOCK_RETRIES && is_deadlock(&e) => {
+                    attempt += 1;
+                    tracing::debug!(
+                        attempt,
+                        "magic-link code consumption hit a deadlock; retrying"
+                    );
+                }
+                other => return other.map_err(|e| query_error(e, self.cx())),
+            }
+        }
     }
 }

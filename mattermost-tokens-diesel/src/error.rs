@@ -20,79 +20,11 @@ use mattermost_tokens::StoreError;
 #[error("{0}")]
 struct ConnectionFailure(String);
 
-/// Why a migration refused to touch the table. Returned (boxed) by the
-/// migrations to diesel's harness, turned into [`StoreError::Schema`] by
-/// [`migration_error`].
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SchemaProblem {
-    #[error(
-        "table {table} does not exist: create the host's users table before running the mattermost-tokens migration"
-    )]
-    MissingTable { table: String },
-    #[error(
-        "column {table}.{column} already exists as {found}, which cannot hold {expected}; change or rename it, then run the migration again"
-    )]
-    ColumnClash {
-        table: String,
-        column: String,
-        found: String,
-        expected: &'static str,
-    },
-    #[error(
-        "column {table}.{column} already exists but is NOT NULL; it must be nullable (users without a token hold NULL)"
-    )]
-    NotNullable { table: String, column: String },
-    #[error("table {table} exists but is not a magic-link code table ({problem}); {consequence}")]
-    NotACodeTable {
-        table: String,
-        problem: String,
-        consequence: &'static str,
-    },
-    #[error(
-        "column {table}.{column} does not exist: run the add_mattermost_token_to_users_table migration first"
-    )]
-    MissingColumn { table: String, column: &'static str },
-    #[error(
-        "an index named {index} already exists on {table} but is not a unique index on mattermost_user_id alone; drop or rename it, then run the migration again (nothing was changed)"
-    )]
-    IndexClash { table: String, index: String },
-    #[error(
-        "cannot add the unique index on {table}.mattermost_user_id: {}, and a Mattermost user may be linked to one host user only. Nothing was changed. Find them with `SELECT mattermost_user_id, COUNT(*) FROM {table} WHERE mattermost_user_id IS NOT NULL GROUP BY mattermost_user_id HAVING COUNT(*) > 1`, set mattermost_user_id, mattermost_token and mattermost_token_id to NULL on every row but the right one of each (the next sync links those users again, or reports the conflict), then run the migration again",
-        duplicate_links(*count)
-    )]
-    DuplicateLinks { table: String, count: Option<i64> },
-    #[error(
-        "the migration cannot read the columns of {table} through this connection type; run it through the store's migrate() or on one of: {supported}"
-    )]
-    UnsupportedConnection {
-        table: String,
-        supported: &'static str,
-    },
-}
-
-/// How many duplicate links [`SchemaProblem::DuplicateLinks`] found.
-fn duplicate_links(count: Option<i64>) -> String {
-    match count {
-        Some(1) => "1 Mattermost user id is linked to more than one row".to_owned(),
-        Some(n) => format!("{n} Mattermost user ids are each linked to more than one row"),
-        None => "a concurrent write linked a Mattermost user id to a second row".to_owned(),
-    }
-}
-
 /// The context an error message needs: which backend, which table.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ErrorContext<'a> {
     pub backend: &'static str,
     pub table: &'a str,
-}
-
-/// Whether `e` is a unique violation (PostgreSQL 23505, MySQL/MariaDB 1062,
-/// SQLite `SQLITE_CONSTRAINT_UNIQUE`).
-pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
-    matches!(
-        e,
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-    )
 }
 
 /// Maps an error from running a query.
@@ -102,23 +34,25 @@ pub(crate) fn query_error(e: DieselError, cx: ErrorContext<'_>) -> StoreError {
         DieselError::DatabaseError(kind, info) => {
             let msg = info.message().to_owned();
             let lower = msg.to_ascii_lowercase();
-            if matches!(kind, DatabaseErrorKind::ReadOnlyTransaction) || says_read_only(&lower) {
+            if matches!(kind, DatabaseErrorKind::ReadOnlyTransaction)
+                || says::any(&lower, says::READ_ONLY)
+            {
                 return StoreError::ReadOnly {
                     message: format!("{backend} refuses writes to {table}: {msg}"),
                     source: Some(Box::new(e)),
                 };
             }
-            if is_locked(&lower) {
+            if says::any(&lower, says::LOCKED) {
                 return StoreError::locked(&format!("using table {table}"), backend, e);
             }
             if matches!(
                 kind,
                 DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection
-            ) || is_connection_trouble(&lower)
+            ) || says::any(&lower, says::CONNECTION_TROUBLE)
             {
                 return StoreError::unavailable(format!("{backend}: {}", scrub(&msg)), e);
             }
-            if quotes_value(&lower) {
+            if says::any(&lower, says::QUOTED_VALUE) {
                 // The message may quote part of a stored value (a token):
                 // keep neither it nor the driver error.
                 let text = format!(
@@ -129,10 +63,10 @@ pub(crate) fn query_error(e: DieselError, cx: ErrorContext<'_>) -> StoreError {
                     source: Some(Box::new(Internal(text))),
                 };
             }
-            if is_missing_schema(&lower) {
+            if says::any(&lower, says::MISSING_SCHEMA) {
                 return StoreError::schema(
                     format!(
-                        "{backend}: {msg} (does table {table} exist, and has the mattermost-tokens migration been run on it?)"
+                        "{backend}: {msg} (does table {table} exist, and has the store's migrate() run on it?)"
                     ),
                     e,
                 );
@@ -169,13 +103,9 @@ pub(crate) fn migration_error(
     e: Box<dyn StdError + Send + Sync>,
     cx: ErrorContext<'_>,
 ) -> StoreError {
-    let e = match e.downcast::<SchemaProblem>() {
-        Ok(p) => {
-            return StoreError::Schema {
-                message: p.to_string(),
-                source: Some(p),
-            };
-        }
+    // What a step refused (the schema's errors), as it is.
+    let e = match e.downcast::<StoreError>() {
+        Ok(p) => return *p,
         Err(e) => e,
     };
     let e = match e.downcast::<DieselError>() {
@@ -211,27 +141,34 @@ impl fmt::Display for Internal {
 
 impl StdError for Internal {}
 
-fn says_read_only(lower: &str) -> bool {
-    // SQLite: "attempt to write a readonly database"; MariaDB/MySQL 1290:
-    // "... running with the --read-only option ..."; MariaDB/MySQL 1792:
-    // "Cannot execute statement in a READ ONLY transaction"; PostgreSQL
-    // 25006: "cannot execute UPDATE in a read-only transaction".
-    lower.contains("readonly database")
-        || lower.contains("--read-only")
-        || lower.contains("read-only transaction")
-        || lower.contains("read only transaction")
-        || lower.contains("super-read-only")
-}
+/// Words of a database's message that say what kind of failure it is, in
+/// lower case (diesel passes most drivers' errors on as text).
+mod says {
+    /// SQLite: "attempt to write a readonly database"; MariaDB/MySQL 1290:
+    /// "... running with the --read-only option ..."; 1792: "Cannot execute
+    /// statement in a READ ONLY transaction"; PostgreSQL 25006: "cannot
+    /// execute UPDATE in a read-only transaction".
+    pub const READ_ONLY: &[&str] = &[
+        "readonly database",
+        "--read-only",
+        "read-only transaction",
+        "read only transaction",
+        "super-read-only",
+    ];
 
-fn quotes_value(lower: &str) -> bool {
-    // MySQL/MariaDB: "Incorrect string value: '\xF0\x9F...' for column ...",
-    // "Duplicate entry '...' for key ...".
-    lower.contains("incorrect string value") || lower.contains("duplicate entry")
-}
+    /// MySQL/MariaDB: "Incorrect string value: '\xF0\x9F...' for column
+    /// ...", "Duplicate entry '...' for key ...".
+    pub const QUOTED_VALUE: &[&str] = &["incorrect string value", "duplicate entry"];
 
-fn is_connection_trouble(lower: &str) -> bool {
-    // mysql_async's non-server errors reach diesel as plain strings.
-    [
+    /// SQLite's `SQLITE_BUSY` / `SQLITE_LOCKED` after the busy timeout.
+    pub const LOCKED: &[&str] = &[
+        "database is locked",
+        "database is busy",
+        "database table is locked",
+    ];
+
+    /// mysql_async's non-server errors, and SQLite's missing file.
+    pub const CONNECTION_TROUBLE: &[&str] = &[
         "input/output error",
         "io error",
         "connection reset",
@@ -241,27 +178,23 @@ fn is_connection_trouble(lower: &str) -> bool {
         "server has gone away",
         "lost connection",
         "unable to open database file",
-    ]
-    .iter()
-    .any(|p| lower.contains(p))
-}
+    ];
 
-/// SQLite's `SQLITE_BUSY` / `SQLITE_LOCKED` after the busy timeout.
-fn is_locked(lower: &str) -> bool {
-    lower.contains("database is locked")
-        || lower.contains("database is busy")
-        || lower.contains("database table is locked")
-}
+    /// PostgreSQL: relation "x" does not exist / column "x" does not exist;
+    /// MySQL: Table 'db.x' doesn't exist / Unknown column 'x'; SQLite: no
+    /// such table / no such column.
+    pub const MISSING_SCHEMA: &[&str] = &[
+        "does not exist",
+        "doesn't exist",
+        "no such table",
+        "no such column",
+        "unknown column",
+    ];
 
-fn is_missing_schema(lower: &str) -> bool {
-    // PostgreSQL: relation "x" does not exist / column "x" does not exist;
-    // MySQL: Table 'db.x' doesn't exist / Unknown column 'x';
-    // SQLite: no such table / no such column.
-    lower.contains("does not exist")
-        || lower.contains("doesn't exist")
-        || lower.contains("no such table")
-        || lower.contains("no such column")
-        || lower.contains("unknown column")
+    /// Whether `lower` holds one of `words`.
+    pub fn any(lower: &str, words: &[&str]) -> bool {
+        words.iter().any(|w| lower.contains(w))
+    }
 }
 
 /// Removes credentials from text that may quote a connection URL or a

@@ -7,12 +7,16 @@
 //!
 //! | database | store | connection | feature |
 //! | --- | --- | --- | --- |
-//! | PostgreSQL | [`postgres::PgTokenStore`] | `AsyncPgConnection` (tokio-postgres, pure Rust) | `postgres` |
-//! | MySQL, MariaDB | [`mysql::MysqlTokenStore`] | `AsyncMysqlConnection` (mysql_async, pure Rust) | `mysql` |
-//! | SQLite | [`sqlite::SqliteTokenStore`] | `SyncConnectionWrapper<SqliteConnection>` (bundled SQLite) | `sqlite` |
+//! | PostgreSQL | [`PgTokenStore`] | `AsyncPgConnection` (tokio-postgres, pure Rust) | `postgres` |
+//! | MySQL, MariaDB | [`MySqlTokenStore`] | `AsyncMysqlConnection` (mysql_async, pure Rust) | `mysql` |
+//! | SQLite | [`SqliteTokenStore`] | `SyncConnectionWrapper<SqliteConnection>` (bundled SQLite) | `sqlite` |
 //!
-//! The code stores are [`postgres::PgCodeStore`], [`mysql::MysqlCodeStore`]
-//! and [`sqlite::SqliteCodeStore`], on the same connections and pools.
+//! The code stores are [`PgCodeStore`], [`MySqlCodeStore`] and
+//! [`SqliteCodeStore`], on the same connections and pools. The names are
+//! the sqlx adapter's, and so are the tables: a database migrated through
+//! one adapter opens, migrates and works through the other. Each
+//! backend's module ([`postgres`], [`mysql`], [`sqlite`]) also has its pool
+//! type and a `pool(url, size)` constructor.
 //!
 //! No system library is linked (no libpq, no libmysqlclient). `diesel`,
 //! `diesel_async` and `diesel_migrations` are re-exported so that the host
@@ -22,7 +26,7 @@
 //!
 //! ```
 //! use mattermost_tokens::{AccessToken, HostUserId, NewToken, TokenId, TokenStore, UserId};
-//! use mattermost_tokens_diesel::sqlite::SqliteTokenStore;
+//! use mattermost_tokens_diesel::SqliteTokenStore;
 //! # use mattermost_tokens_diesel::diesel_async::SimpleAsyncConnection;
 //!
 //! # #[tokio::main]
@@ -34,7 +38,7 @@
 //! # store.pool().get().await?.batch_execute(
 //! #     "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT); INSERT INTO users (id) VALUES (1)",
 //! # ).await?;
-//! // Or PgTokenStore / MysqlTokenStore with a postgres:// or mysql:// URL.
+//! // Or PgTokenStore / MySqlTokenStore with a postgres:// or mysql:// URL.
 //! let store = SqliteTokenStore::from_url(url)?.with_table_name("users")?;
 //! store.migrate().await?; // adds the columns once; later calls do nothing
 //!
@@ -84,7 +88,7 @@
 //!
 //! - diesel-async's **deadpool** pool
 //!   (`diesel_async::pooled_connection::deadpool::Pool<C>`, aliased
-//!   [`postgres::PgPool`], [`mysql::MysqlPool`], [`sqlite::SqlitePool`]):
+//!   [`postgres::PgPool`], [`mysql::MySqlPool`], [`sqlite::SqlitePool`]):
 //!   always supported, and what `from_url` builds; hand a host's existing
 //!   pool to `new`;
 //! - diesel-async's **bb8** pool
@@ -101,67 +105,38 @@
 //!
 //! # Migrations
 //!
-//! [`TokenMigrations`] is a diesel `MigrationSource` rendered for the
-//! configured table; [`DieselTokenStore::migrate`] runs it from the pool
-//! ([`revert_migration`](DieselTokenStore::revert_migration) reverts it),
-//! and it also runs through diesel-async's `AsyncMigrationHarness` or on a
-//! plain `diesel::SqliteConnection`. It holds three migrations:
-//!
-//! 1. `add_mattermost_token_to_users_table` adds the three nullable token
-//!    columns (keeping any the table already has);
-//! 2. `add_unique_mattermost_user_id_index`
-//!    ([`UNIQUE_INDEX_MIGRATION_NAME`]) adds a unique index on
-//!    `mattermost_user_id`, so that the database itself keeps a Mattermost
-//!    user linked to one host user at most, however concurrent syncs race.
-//!    If rows already share an id it fails with
-//!    [`StoreError::Schema`](mattermost_tokens::StoreError::Schema), saying
-//!    how many and how to find them, and changes nothing;
-//! 3. `add_mattermost_token_expires_at_column`
-//!    ([`EXPIRY_MIGRATION_NAME`]) adds the nullable expiry column
-//!    (`BIGINT`; `INTEGER` on SQLite), keeping one of that name that holds
-//!    a 64-bit integer.
-//!
-//! A database migrated by an earlier version of this crate gets the
-//! migrations it lacks from the next `migrate()`; reverting removes them
-//! newest first. Their versions are chosen so they never collide with, nor disturb, the
-//! host's own diesel migrations: see the [`migration`] module.
+//! [`DieselTokenStore::migrate`] runs the schema's three steps on the
+//! users table (undone, newest first, by
+//! [`undo_migration`](DieselTokenStore::undo_migration)): the token columns
+//! ([`MIGRATION_NAME`]), a unique index on `mattermost_user_id`
+//! ([`UNIQUE_INDEX_MIGRATION_NAME`], named
+//! [`user_id_index_name`](DieselTokenStore::user_id_index_name)), so that
+//! the database itself keeps a Mattermost user linked to one host user at
+//! most, however concurrent syncs race, and the token expiry column
+//! ([`EXPIRY_MIGRATION_NAME`]). What each step accepts, refuses and
+//! changes is the schema's, shared with the sqlx adapter
+//! ([`mattermost_tokens::store::schema`]); a database migrated by an
+//! earlier release, or by the sqlx adapter, gets the steps it lacks. The
+//! steps are a diesel `MigrationSource` too ([`TokenMigrations`]), with
+//! versions that never collide with the host's own: see the [`migration`]
+//! module.
 //!
 //! # Magic-link codes
 //!
 //! [`MagicLinks`](mattermost_tokens::MagicLinks) keeps its one-time codes in
 //! a [`CodeStore`](mattermost_tokens::magic_link::CodeStore). The in-memory
 //! one serves a single process only; a [`DieselCodeStore`] keeps them in a
-//! table of the host's database, over the pool the token store uses, so a
-//! link issued by one instance of the app can be redeemed on another.
-//!
-//! - The table, `mattermost_magic_link_codes` ([`DEFAULT_CODES_TABLE`]) or
-//!   any name given to [`with_table_name`](DieselCodeStore::with_table_name)
-//!   (validated like the users table's), holds the SHA-256 of each code as
-//!   hex (`code_hash`, primary key), never the code; the user it logs in
-//!   (`host_user_id` and `host_user_kind`, so integer and text keys come
-//!   back as they went in); and the expiry (`expires_at`, Unix seconds,
-//!   indexed). It is the sqlx adapter's table, column for column.
-//! - [`DieselCodeStore::migrate`] creates it: the migration
-//!   [`CODES_MIGRATION_NAME`] (`create_mattermost_magic_link_codes_table`),
-//!   a [`CodeMigrations`] `MigrationSource` with a version of its own
-//!   (`00000000000000_mattermost_tokens_2...`) that, like the users table
-//!   migration's, never collides with the host's; idempotent, and reversible
-//!   with [`revert_migration`](DieselCodeStore::revert_migration), which
-//!   drops the table. Neither takes over nor drops a host table of the same
-//!   name that lacks the code table's columns.
-//! - A code is consumed exactly once however many requests race for it, and
-//!   only while `now < expires_at`: by one
-//!   `DELETE ... WHERE code_hash = ? AND expires_at > ? RETURNING ...` on
-//!   PostgreSQL and SQLite, by a transaction with `SELECT ... FOR UPDATE`
-//!   and `DELETE` on MySQL/MariaDB. Expired codes stay until
-//!   [`purge_expired`](mattermost_tokens::magic_link::CodeStore::purge_expired)
-//!   (or `MagicLinks::purge_expired`) deletes them.
+//! table of the host's database (the sqlx adapter's table, column for
+//! column), over the pool the token store uses, so a link issued by one
+//! instance of the app can be redeemed on another. Its
+//! [`migrate`](DieselCodeStore::migrate) creates the table
+//! ([`CODES_MIGRATION_NAME`], a [`CodeMigrations`] source).
 //!
 //! ```
 //! use std::sync::Arc;
 //! use mattermost_tokens::MattermostClient;
 //! use mattermost_tokens::magic_link::{MagicLinkConfig, MagicLinks};
-//! use mattermost_tokens_diesel::sqlite::{SqliteCodeStore, SqliteTokenStore};
+//! use mattermost_tokens_diesel::{SqliteCodeStore, SqliteTokenStore};
 //! # use mattermost_tokens_diesel::diesel_async::SimpleAsyncConnection;
 //!
 //! # #[tokio::main]
@@ -215,6 +190,7 @@
     allow(dead_code, unused_macros, unused_imports)
 )]
 
+mod backend;
 mod code_store;
 mod error;
 mod host_users;
@@ -233,7 +209,7 @@ pub use diesel;
 pub use diesel_async;
 pub use diesel_migrations;
 
-pub use code_store::{DEFAULT_CODES_TABLE, DieselCodeStore};
+pub use code_store::DieselCodeStore;
 pub use host_users::DieselHostUsers;
 #[cfg(feature = "mysql")]
 pub use host_users::MySqlHostUsers;
@@ -241,12 +217,19 @@ pub use host_users::MySqlHostUsers;
 pub use host_users::PgHostUsers;
 #[cfg(feature = "_sqlite")]
 pub use host_users::SqliteHostUsers;
-pub use migration::{
-    CODES_MIGRATION_NAME, CodeMigrations, DEFAULT_EXPIRY_COLUMN, EXPIRY_MIGRATION_NAME,
-    MigrationBackend, TokenMigrations, UNIQUE_INDEX_MIGRATION_NAME,
+pub use mattermost_tokens::store::schema::{
+    CODES_MIGRATION_NAME, DEFAULT_CODES_TABLE, DEFAULT_EXPIRY_COLUMN, EXPIRY_MIGRATION_NAME,
+    KeyType, MIGRATION_NAME, UNIQUE_INDEX_MIGRATION_NAME,
 };
+pub use migration::{CodeMigrations, MigrationBackend, TokenMigrations};
+#[cfg(feature = "mysql")]
+pub use mysql::{MySqlCodeStore, MySqlTokenStore};
 pub use pool::ConnectionPool;
-pub use store::{DEFAULT_ACQUIRE_TIMEOUT, DieselTokenStore, KeyType, StoreConnection};
+#[cfg(feature = "postgres")]
+pub use postgres::{PgCodeStore, PgTokenStore};
+#[cfg(feature = "_sqlite")]
+pub use sqlite::{SqliteCodeStore, SqliteTokenStore};
+pub use store::{DEFAULT_ACQUIRE_TIMEOUT, DieselTokenStore, StoreConnection};
 
 /// The README's code, compiled as doctests.
 #[cfg(doctest)]

@@ -123,3 +123,77 @@ pub(crate) fn manager_error(
         ),
     }
 }
+
+/// The methods a store over a [`ConnectionPool`] has, whatever it stores:
+/// expands inside the inherent `impl` of a store with fields `pool` and
+/// `acquire_timeout`, a `table_name()` and `migrations()`.
+macro_rules! pooled_store_methods {
+    () => {
+        /// How long an operation waits for a connection before failing with
+        /// [`StoreError::Unavailable`] (default
+        /// [`DEFAULT_ACQUIRE_TIMEOUT`](crate::DEFAULT_ACQUIRE_TIMEOUT)).
+        pub fn with_acquire_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.acquire_timeout = timeout;
+            self
+        }
+
+        /// The pool the store takes its connections from.
+        pub fn pool(&self) -> &P {
+            &self.pool
+        }
+
+        /// Reverts [`migrate`](Self::migrate).
+        #[deprecated(note = "renamed to `undo_migration`, as in the sqlx adapter")]
+        pub async fn revert_migration(&self) -> Result<(), StoreError> {
+            self.undo_migration().await
+        }
+
+        /// Runs (or reverts) the store's migrations with a connection of
+        /// their own, on tokio's blocking pool (diesel's migration harness
+        /// blocks).
+        async fn run_migrations(&self, revert: bool) -> Result<(), StoreError> {
+            let job = self.migrations().into_steps();
+            let conn = self.timed(self.pool.dedicated()).await?;
+            let backend = C::DIALECT.name();
+            tokio::task::spawn_blocking(move || conn.run_migrations(job, revert))
+                .await
+                .map_err(|e| {
+                    StoreError::database(
+                        format!("{backend}: the migration task failed"),
+                        $crate::error::Internal(e.to_string()),
+                    )
+                })?
+        }
+
+        fn cx(&self) -> $crate::error::ErrorContext<'_> {
+            $crate::error::ErrorContext {
+                backend: C::DIALECT.name(),
+                table: self.table_name(),
+            }
+        }
+
+        async fn connection(&self) -> Result<P::Connection, StoreError> {
+            self.timed(self.pool.connection()).await
+        }
+
+        /// `fut` (getting a connection), failing with
+        /// [`StoreError::Unavailable`] after the acquire timeout.
+        async fn timed<T>(
+            &self,
+            fut: impl Future<Output = Result<T, StoreError>>,
+        ) -> Result<T, StoreError> {
+            let timeout = self.acquire_timeout;
+            match tokio::time::timeout(timeout, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(StoreError::Unavailable {
+                    message: format!(
+                        "{}: no database connection within {timeout:?}",
+                        C::DIALECT.name()
+                    ),
+                    source: None,
+                }),
+            }
+        }
+    };
+}
+pub(crate) use pooled_store_methods;

@@ -16,7 +16,7 @@ use mattermost_tokens_diesel::diesel_async::{
     AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
 };
 use mattermost_tokens_diesel::sqlite::{self, AsyncSqliteConnection};
-use mattermost_tokens_diesel::{DieselTokenStore, postgres::PgTokenStore};
+use mattermost_tokens_diesel::{DieselTokenStore, PgTokenStore};
 
 fn token(n: usize) -> NewToken {
     NewToken {
@@ -76,7 +76,7 @@ async fn sqlite_store_on_bb8() {
     }
     assert_eq!(wins, 1);
     assert_eq!(store.list_missing(None, 10).await.unwrap().users.len(), 2);
-    store.revert_migration().await.unwrap();
+    store.undo_migration().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

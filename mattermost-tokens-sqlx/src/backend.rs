@@ -1,16 +1,21 @@
-//! What differs between PostgreSQL, MySQL/MariaDB and SQLite, behind one
-//! sealed trait, so that the store and its migration are written once.
+//! What differs between PostgreSQL, MySQL/MariaDB and SQLite for sqlx,
+//! behind one sealed trait, so that the store and its migration are written
+//! once.
 //!
 //! The generic store only ever talks to a database through [`Exec`] (run a
-//! statement, read rows, decode a column), and asks [`Backend`] for the SQL
-//! fragments and error codes that are the database's own.
+//! statement, read rows, decode a column), and asks [`Backend`] for the
+//! error codes that are the database's own; the SQL is the schema's, for
+//! the backend's [`Dialect`].
 
 use futures::future::BoxFuture;
 use sqlx::database::Database;
 use sqlx::error::DatabaseError;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, SqlStr, Type};
+use sqlx::{
+    AssertSqlSafe, ColumnIndex, Decode, Encode, Executor, IntoArguments, Row, SqlSafeStr, SqlStr,
+    Type,
+};
 
-use crate::config::KeyType;
+use mattermost_tokens::store::schema::{Dialect, Value};
 
 /// A value bound to a statement parameter.
 #[derive(Clone, Copy, Debug)]
@@ -44,44 +49,41 @@ pub enum ErrorClass {
     Other,
 }
 
-/// The two kinds of column the store adds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[doc(hidden)]
-pub enum ColumnKind {
-    /// A 26-character Mattermost id.
-    Id,
-    /// A token value (plain, or an encrypted envelope of about 100
-    /// characters).
-    Token,
+/// The parameters of a schema statement.
+pub(crate) fn binds(values: &[Value]) -> Vec<Bind<'_>> {
+    values
+        .iter()
+        .map(|v| match v {
+            Value::Int(i) => Bind::Int(*i),
+            Value::Text(s) => Bind::Text(s),
+            Value::NullInt => Bind::NullInt,
+        })
+        .collect()
 }
 
-/// A table name as configured (`users` or `schema.users`) and split.
-#[derive(Clone, Copy, Debug)]
-#[doc(hidden)]
-pub struct TableRef<'a> {
-    /// As configured.
-    pub full: &'a str,
-    /// The schema (database, for MySQL) prefix, if any.
-    pub schema: Option<&'a str>,
-    /// The table's own name.
-    pub name: &'a str,
+/// A statement of the schema's, for sqlx.
+pub(crate) fn built_sql(text: impl Into<String>) -> SqlStr {
+    // Built from validated identifiers and constants only.
+    AssertSqlSafe(text.into()).into_sql_str()
 }
 
-impl<'a> TableRef<'a> {
-    /// Splits a validated table name.
-    pub fn new(full: &'a str) -> Self {
-        match full.split_once('.') {
-            Some((schema, name)) => TableRef {
-                full,
-                schema: Some(schema),
-                name,
-            },
-            None => TableRef {
-                full,
-                schema: None,
-                name: full,
-            },
-        }
+/// A pool shown by its size only: its options are the host's.
+pub(crate) struct PoolSize<'a, DB: Database>(pub &'a sqlx::Pool<DB>);
+
+impl<DB: Database> std::fmt::Debug for PoolSize<'_, DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (size, idle) = (self.0.size(), self.0.num_idle());
+        write!(f, "Pool {{ size: {size}, idle: {idle} }}")
+    }
+}
+
+impl<'a> Bind<'a> {
+    /// The parameters of a schema query.
+    pub(crate) fn all(params: &'a [Option<String>]) -> Vec<Bind<'a>> {
+        params
+            .iter()
+            .map(|p| p.as_deref().map_or(Bind::Null, Bind::Text))
+            .collect()
     }
 }
 
@@ -190,30 +192,13 @@ where
 
 /// A database this crate stores tokens in: [`sqlx::Postgres`],
 /// [`sqlx::MySql`] (MySQL and MariaDB) and [`sqlx::Sqlite`], each behind its
-/// crate feature. Sealed: the items are the database's own SQL fragments and
-/// error codes, used by [`SqlxTokenStore`](crate::SqlxTokenStore).
+/// crate feature. Sealed: the items are the driver's own error codes; the
+/// SQL is the schema's ([`mattermost_tokens::store::schema`]), for
+/// [`DIALECT`](Backend::DIALECT).
 pub trait Backend: Exec + sealed::Sealed {
-    /// Placeholder for the `n`th (1-based) parameter.
+    /// Which SQL the database speaks.
     #[doc(hidden)]
-    fn placeholder(_n: usize) -> String {
-        "?".into()
-    }
-
-    /// Placeholder for the `n`th parameter when it is compared with the key
-    /// column (a cast for PostgreSQL's `uuid`).
-    #[doc(hidden)]
-    fn key_param(n: usize, _key_type: KeyType) -> String {
-        Self::placeholder(n)
-    }
-
-    /// Expression reading the key column as `i64` (integer keys) or text.
-    #[doc(hidden)]
-    fn key_select(column: &str, key_type: KeyType) -> String;
-
-    /// Whether [`KeyType::Uuid`] means a native `uuid` column compared by
-    /// cast (PostgreSQL) rather than text.
-    #[doc(hidden)]
-    const NATIVE_UUID: bool = false;
+    const DIALECT: Dialect;
 
     /// Rows a statement matched.
     #[doc(hidden)]
@@ -230,69 +215,6 @@ pub trait Backend: Exec + sealed::Sealed {
         error.code().map(|c| c.into_owned()).unwrap_or_default()
     }
 
-    /// Statement opening a group-commit batch of the store's writes
-    /// (SQLite, whose commits are slow and whose writers queue for one
-    /// lock); `None` where each write commits on its own.
-    #[doc(hidden)]
-    const GROUP_COMMIT_BEGIN: Option<&'static str> = None;
-
-    /// Statement opening the migration transaction; `None` where DDL is not
-    /// transactional (MySQL commits implicitly around each DDL statement).
-    #[doc(hidden)]
-    const MIGRATION_BEGIN: Option<&'static str>;
-
-    /// Query taking the migration lock; it returns a row when the lock is
-    /// held. Run after [`MIGRATION_BEGIN`](Backend::MIGRATION_BEGIN).
-    #[doc(hidden)]
-    const MIGRATION_LOCK: Option<&'static str> = None;
-
-    /// Statement releasing a lock that outlives transactions.
-    #[doc(hidden)]
-    const MIGRATION_UNLOCK: Option<&'static str> = None;
-
-    /// Whether one `ALTER TABLE` can add or drop several columns.
-    #[doc(hidden)]
-    const ALTER_MANY: bool = true;
-
-    /// Whether declared column types follow SQLite's affinity rules (any
-    /// name, lengths not enforced).
-    #[doc(hidden)]
-    const TYPE_AFFINITY: bool = false;
-
-    /// The SQL type of a column the migration adds.
-    #[doc(hidden)]
-    fn column_ddl(kind: ColumnKind) -> &'static str {
-        match kind {
-            ColumnKind::Id => "VARCHAR(26)",
-            ColumnKind::Token => "TEXT",
-        }
-    }
-
-    /// The SQL type of the token expiry column the migration adds: a
-    /// nullable 64-bit integer (milliseconds since the Unix epoch).
-    #[doc(hidden)]
-    const EXPIRY_COLUMN_DDL: &'static str = "BIGINT";
-
-    /// Query returning a row when the table exists, with its parameters.
-    #[doc(hidden)]
-    fn table_exists_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>);
-
-    /// Query listing the table's columns as `(name, declared type)` text
-    /// rows, with its parameters.
-    #[doc(hidden)]
-    fn columns_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>);
-
-    /// Statements creating the magic-link code table `table`, with an index
-    /// named `index` on `expires_at`.
-    #[doc(hidden)]
-    fn code_table_ddl(table: TableRef<'_>, index: &str) -> Vec<String>;
-
-    /// Whether `DELETE ... RETURNING` exists (PostgreSQL, SQLite 3.35+).
-    /// Without it a code is consumed by a transaction that locks its row
-    /// (`SELECT ... FOR UPDATE`) before deleting it.
-    #[doc(hidden)]
-    const DELETE_RETURNING: bool = true;
-
     /// Whether the error rolled the transaction back as a deadlock victim,
     /// so that running it again is safe.
     #[doc(hidden)]
@@ -307,61 +229,23 @@ pub trait Backend: Exec + sealed::Sealed {
     /// `table.column`); empty when it names nothing. Never a value.
     #[doc(hidden)]
     fn unique_violation(error: &dyn DatabaseError) -> Option<String>;
-
-    /// Query listing the table's indexes as text rows: name, `1` when
-    /// unique, the key columns comma-separated in order, `1` when it is a
-    /// plain index (no expression, prefix or predicate, and usable), `1`
-    /// when it belongs to a constraint (dropped with the constraint), and
-    /// the schema it is in (PostgreSQL; empty elsewhere).
-    #[doc(hidden)]
-    fn indexes_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>);
-
-    /// Query returning a row when another object of the table's schema
-    /// already has the name `index` (index names are per schema on
-    /// PostgreSQL and SQLite); `None` where index names are per table
-    /// (MySQL/MariaDB).
-    #[doc(hidden)]
-    fn index_name_taken_query<'a>(
-        table: TableRef<'a>,
-        index: &'a str,
-    ) -> Option<(String, Vec<Bind<'a>>)>;
-
-    /// Statement creating the unique index `index` on the table's
-    /// `mattermost_user_id` column.
-    #[doc(hidden)]
-    fn unique_index_ddl(table: TableRef<'_>, index: &str) -> String;
-
-    /// Statement dropping the table's index `index` (a validated name),
-    /// found as `found` by [`indexes_query`](Backend::indexes_query).
-    #[doc(hidden)]
-    fn drop_index_ddl(table: TableRef<'_>, index: &str, found: &IndexInfo) -> String;
 }
 
-/// An index of a table, as [`Backend::indexes_query`] lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[doc(hidden)]
-pub struct IndexInfo {
-    /// The index's name.
-    pub name: String,
-    /// Whether it is unique.
-    pub unique: bool,
-    /// Its key columns, in order.
-    pub columns: Vec<String>,
-    /// No expression, prefix or predicate, and usable.
-    pub plain: bool,
-    /// Owned by a constraint (dropped with the constraint).
-    pub constraint: bool,
-    /// The schema it is in, where the database reports it (PostgreSQL).
-    pub schema: Option<String>,
-}
+/// Implements [`Backend`] for the sqlx database `$db` (query result
+/// `$result`) speaking `$dialect`, with the error items given.
+macro_rules! backend {
+    ($db:ty, $result:ty, $dialect:expr, { $($items:item)* }) => {
+        impl $crate::backend::sealed::Sealed for $db {}
 
-impl IndexInfo {
-    /// Whether the index makes `column` unique on its own: a usable unique
-    /// index on exactly that column.
-    pub fn is_unique_on(&self, column: &str) -> bool {
-        self.unique
-            && self.plain
-            && self.columns.len() == 1
-            && self.columns[0].eq_ignore_ascii_case(column)
-    }
+        impl $crate::backend::Backend for $db {
+            const DIALECT: mattermost_tokens::store::schema::Dialect = $dialect;
+
+            fn rows_affected(result: &$result) -> u64 {
+                result.rows_affected()
+            }
+
+            $($items)*
+        }
+    };
 }
+pub(crate) use backend;

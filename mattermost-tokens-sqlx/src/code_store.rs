@@ -1,84 +1,31 @@
 //! [`SqlxCodeStore`]: the magic-link [`CodeStore`] in a table of the host's
-//! database, written once for every [`Backend`].
+//! database, for every [`Backend`]. What it does is the schema's
+//! ([`SqlCodeTable`]); here, running the statements on sqlx.
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use mattermost_tokens::StoreError;
+#[cfg(doc)]
 use mattermost_tokens::magic_link::{CodeHash, CodeStore};
+use mattermost_tokens::store::schema::plan::Direction;
+use mattermost_tokens::store::schema::{CodeStatements, DEFAULT_CODES_TABLE, SqlCodeTable, Value};
 use mattermost_tokens::store::validate_identifier;
-use mattermost_tokens::{HostUserId, StoreError};
 use sqlx::error::DatabaseError;
-use sqlx::pool::PoolConnection;
-use sqlx::{AssertSqlSafe, Connection, Pool, SqlSafeStr, SqlStr};
+use sqlx::{Connection, Pool};
 
-use crate::backend::{Backend, Bind};
+use crate::backend::{Backend, PoolSize, binds, built_sql};
 use crate::error::from_sqlx;
-use crate::migration::{self, Direction, Job};
-
-/// The table [`SqlxCodeStore::new`] uses.
-pub const DEFAULT_CODES_TABLE: &str = "mattermost_magic_link_codes";
-
-/// The code table's columns.
-pub(crate) const CODE_HASH: &str = "code_hash";
-pub(crate) const HOST_USER_ID: &str = "host_user_id";
-pub(crate) const HOST_USER_KIND: &str = "host_user_kind";
-pub(crate) const EXPIRES_AT: &str = "expires_at";
-
-/// The longest text user key the `host_user_id` column holds (characters).
-const MAX_USER_ID_CHARS: usize = 255;
+use crate::migration::{self, Job};
 
 /// How many times a consuming transaction chosen as a deadlock victim is
 /// run again (MySQL/MariaDB only; it was rolled back, so nothing was
 /// consumed).
 const DEADLOCK_RETRIES: u32 = 3;
 
-#[derive(Debug)]
-struct CodeQueries {
-    insert: Arc<str>,
-    /// `DELETE ... RETURNING` (PostgreSQL, SQLite).
-    consume: Arc<str>,
-    /// `SELECT ... FOR UPDATE`, then `delete` (MySQL/MariaDB).
-    lock: Arc<str>,
-    delete: Arc<str>,
-    peek: Arc<str>,
-    purge: Arc<str>,
-}
-
-fn sql(text: &Arc<str>) -> SqlStr {
-    AssertSqlSafe(Arc::clone(text)).into_sql_str()
-}
-
-impl CodeQueries {
-    fn new<DB: Backend>(table: &str) -> Self {
-        let p = DB::placeholder;
-        let live = format!("{CODE_HASH} = {} AND {EXPIRES_AT} > {}", p(1), p(2));
-        let q = |s: String| -> Arc<str> { s.into() };
-        CodeQueries {
-            insert: q(format!(
-                "INSERT INTO {table} ({CODE_HASH}, {HOST_USER_ID}, {HOST_USER_KIND}, {EXPIRES_AT}) \
-                 VALUES ({}, {}, {}, {})",
-                p(1),
-                p(2),
-                p(3),
-                p(4)
-            )),
-            consume: q(format!(
-                "DELETE FROM {table} WHERE {live} RETURNING {HOST_USER_ID}, {HOST_USER_KIND}"
-            )),
-            lock: q(format!(
-                "SELECT {HOST_USER_ID}, {HOST_USER_KIND} FROM {table} WHERE {live} FOR UPDATE"
-            )),
-            delete: q(format!("DELETE FROM {table} WHERE {CODE_HASH} = {}", p(1))),
-            peek: q(format!("SELECT 1 FROM {table} WHERE {live}")),
-            purge: q(format!(
-                "DELETE FROM {table} WHERE {EXPIRES_AT} <= {}",
-                p(1)
-            )),
-        }
-    }
-}
+/// A user as the code table holds it.
+type CodeUser = (Option<String>, Option<String>);
 
 /// A [`CodeStore`] for one-time magic-link codes in a table of the host's
 /// database (`mattermost_magic_link_codes` by default), through the host's
@@ -120,15 +67,13 @@ impl CodeQueries {
 /// others wait for its lock, then find the row gone) and deletes it.
 pub struct SqlxCodeStore<DB: Backend> {
     pool: Pool<DB>,
-    table: String,
-    sql: Arc<CodeQueries>,
+    sql: Arc<CodeStatements>,
 }
 
 impl<DB: Backend> Clone for SqlxCodeStore<DB> {
     fn clone(&self) -> Self {
         SqlxCodeStore {
             pool: self.pool.clone(),
-            table: self.table.clone(),
             sql: Arc::clone(&self.sql),
         }
     }
@@ -138,15 +83,8 @@ impl<DB: Backend> fmt::Debug for SqlxCodeStore<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqlxCodeStore")
             .field("database", &DB::NAME)
-            .field("table", &self.table)
-            .field(
-                "pool",
-                &format_args!(
-                    "Pool {{ size: {}, idle: {} }}",
-                    self.pool.size(),
-                    self.pool.num_idle()
-                ),
-            )
+            .field("table", &self.table_name())
+            .field("pool", &PoolSize(&self.pool))
             .finish()
     }
 }
@@ -159,8 +97,8 @@ impl<DB: Backend> SqlxCodeStore<DB> {
     }
 
     fn build(pool: Pool<DB>, table: String) -> Self {
-        let sql = Arc::new(CodeQueries::new::<DB>(&table));
-        SqlxCodeStore { pool, table, sql }
+        let sql = Arc::new(CodeStatements::new(DB::DIALECT, &table));
+        SqlxCodeStore { pool, sql }
     }
 
     /// Uses another table (`app_magic_codes`, or `schema.codes`). The name
@@ -180,7 +118,7 @@ impl<DB: Backend> SqlxCodeStore<DB> {
 
     /// The code table, as configured.
     pub fn table_name(&self) -> &str {
-        &self.table
+        self.sql.table()
     }
 
     /// Applies the migration
@@ -193,7 +131,7 @@ impl<DB: Backend> SqlxCodeStore<DB> {
     /// Fails with [`StoreError::Schema`], changing nothing, when a table of
     /// that name exists without the code table's columns.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migration::run(&self.pool, Job::CodeTable(&self.table), Direction::Up).await
+        migration::run(&self.pool, Job::CodeTable(self.table_name()), Direction::Up).await
     }
 
     /// Reverts [`migrate`](Self::migrate): drops the code table (every
@@ -202,67 +140,83 @@ impl<DB: Backend> SqlxCodeStore<DB> {
     /// without the code table's columns is not dropped
     /// ([`StoreError::Schema`]).
     pub async fn undo_migration(&self) -> Result<(), StoreError> {
-        migration::run(&self.pool, Job::CodeTable(&self.table), Direction::Down).await
+        migration::run(
+            &self.pool,
+            Job::CodeTable(self.table_name()),
+            Direction::Down,
+        )
+        .await
     }
 
     fn err<'a>(&'a self, what: &'a str) -> impl Fn(sqlx::Error) -> StoreError + 'a {
-        move |e| from_sqlx::<DB>(what, &self.table, e)
-    }
-
-    async fn conn(&self, what: &str) -> Result<PoolConnection<DB>, StoreError> {
-        self.pool.acquire().await.map_err(self.err(what))
-    }
-
-    /// Reads the user of a row selected as (`host_user_id`, `host_user_kind`).
-    fn decode_user(&self, what: &str, row: &DB::Row) -> Result<HostUserId, StoreError> {
-        let id = DB::column_text(row, 0).map_err(self.err(what))?;
-        let kind = DB::column_text(row, 1).map_err(self.err(what))?;
-        let corrupt = |why: &str| StoreError::Database {
-            message: format!("{what}: a row of table `{}` {why}", self.table),
-            source: None,
-        };
-        let id = id.ok_or_else(|| corrupt("has no host user id"))?;
-        match kind.as_deref().map(str::trim) {
-            Some("t") => Ok(HostUserId::Text(id)),
-            Some("i") => id
-                .parse()
-                .map(HostUserId::Int)
-                .map_err(|_| corrupt("has an integer host user id that is not an integer")),
-            _ => Err(corrupt("has a host_user_kind other than 'i' or 't'")),
-        }
-    }
-
-    /// `DELETE ... RETURNING`: one atomic statement.
-    async fn consume_returning(
-        &self,
-        what: &str,
-        hash: &str,
-        now: i64,
-    ) -> Result<Option<HostUserId>, StoreError> {
-        let mut conn = self.conn(what).await?;
-        let rows = DB::fetch_on(
-            &mut conn,
-            sql(&self.sql.consume),
-            &[Bind::Text(hash), Bind::Int(now)],
-        )
-        .await
-        .map_err(self.err(what))?;
-        rows.first()
-            .map(|row| self.decode_user(what, row))
-            .transpose()
+        move |e| from_sqlx::<DB>(what, self.table_name(), e)
     }
 
     /// A transaction locking the row, then deleting it.
-    async fn consume_locking(
+    async fn lock_and_delete(
         &self,
-        what: &str,
-        hash: &str,
-        now: i64,
-    ) -> Result<Option<HostUserId>, StoreError> {
-        let mut conn = self.conn(what).await?;
+        conn: &mut DB::Connection,
+        params: &[Value],
+    ) -> Result<Option<CodeUser>, sqlx::Error> {
+        let mut tx = Connection::begin(conn).await?;
+        let rows = DB::fetch_on(&mut tx, built_sql(self.sql.lock.as_str()), &binds(params)).await?;
+        let Some(row) = rows.first() else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let user = (DB::column_text(row, 0)?, DB::column_text(row, 1)?);
+        let delete = built_sql(self.sql.delete.as_str());
+        DB::execute_on(&mut tx, delete, &binds(&params[..1])).await?;
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+}
+
+#[async_trait]
+impl<DB: Backend> SqlCodeTable for SqlxCodeStore<DB> {
+    fn code_statements(&self) -> &CodeStatements {
+        &self.sql
+    }
+
+    async fn code_write(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(self.err(what))?;
+        let result = DB::execute_on(&mut conn, built_sql(sql), &binds(params))
+            .await
+            .map_err(self.err(what))?;
+        Ok(DB::rows_affected(&result))
+    }
+
+    async fn code_users(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<CodeUser>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(self.err(what))?;
+        let rows = DB::fetch_on(&mut conn, built_sql(sql), &binds(params))
+            .await
+            .map_err(self.err(what))?;
+        let user = |r: &DB::Row| Ok((DB::column_text(r, 0)?, DB::column_text(r, 1)?));
+        rows.iter()
+            .map(user)
+            .collect::<Result<_, _>>()
+            .map_err(self.err(what))
+    }
+
+    async fn take_locked(
+        &self,
+        what: &'static str,
+        params: &[Value],
+    ) -> Result<Option<CodeUser>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(self.err(what))?;
         let mut attempt = 0;
         loop {
-            match self.lock_and_delete(&mut conn, hash, now).await {
+            match self.lock_and_delete(&mut conn, params).await {
                 Err(sqlx::Error::Database(e))
                     if attempt < DEADLOCK_RETRIES
                         && DB::is_deadlock(e.as_ref() as &dyn DatabaseError) =>
@@ -273,143 +227,8 @@ impl<DB: Backend> SqlxCodeStore<DB> {
                         "magic-link code consumption hit a deadlock; retrying"
                     );
                 }
-                Err(e) => return Err(self.err(what)(e)),
-                Ok(None) => return Ok(None),
-                Ok(Some(row)) => return self.decode_user(what, &row).map(Some),
+                other => return other.map_err(self.err(what)),
             }
         }
-    }
-
-    async fn lock_and_delete(
-        &self,
-        conn: &mut DB::Connection,
-        hash: &str,
-        now: i64,
-    ) -> Result<Option<DB::Row>, sqlx::Error> {
-        let mut tx = Connection::begin(conn).await?;
-        let mut rows = DB::fetch_on(
-            &mut tx,
-            sql(&self.sql.lock),
-            &[Bind::Text(hash), Bind::Int(now)],
-        )
-        .await?;
-        let Some(row) = rows.pop() else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        DB::execute_on(&mut tx, sql(&self.sql.delete), &[Bind::Text(hash)]).await?;
-        tx.commit().await?;
-        Ok(Some(row))
-    }
-}
-
-/// Unix seconds, rounded down.
-fn unix_secs(t: DateTime<Utc>) -> i64 {
-    t.timestamp()
-}
-
-fn user_binds(user: &HostUserId) -> Result<(String, &'static str), StoreError> {
-    match user {
-        HostUserId::Int(i) => Ok((i.to_string(), "i")),
-        HostUserId::Text(s) if s.chars().count() <= MAX_USER_ID_CHARS => Ok((s.clone(), "t")),
-        HostUserId::Text(s) => Err(StoreError::Config(format!(
-            "a text host user id of {} characters does not fit the code table's host_user_id column \
-             (at most {MAX_USER_ID_CHARS})",
-            s.chars().count()
-        ))),
-    }
-}
-
-#[async_trait]
-impl<DB: Backend> CodeStore for SqlxCodeStore<DB> {
-    async fn insert(
-        &self,
-        hash: &CodeHash,
-        user: &HostUserId,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        const WHAT: &str = "storing a magic-link code";
-        let (id, kind) = user_binds(user)?;
-        let hex = hash.to_hex();
-        let binds = [
-            Bind::Text(&hex),
-            Bind::Text(&id),
-            Bind::Text(kind),
-            Bind::Int(unix_secs(expires_at)),
-        ];
-        let mut conn = self.conn(WHAT).await?;
-        DB::execute_on(&mut conn, sql(&self.sql.insert), &binds)
-            .await
-            .map_err(self.err(WHAT))?;
-        Ok(())
-    }
-
-    async fn consume(
-        &self,
-        hash: &CodeHash,
-        now: DateTime<Utc>,
-    ) -> Result<Option<HostUserId>, StoreError> {
-        const WHAT: &str = "redeeming a magic-link code";
-        let hex = hash.to_hex();
-        let now = unix_secs(now);
-        if DB::DELETE_RETURNING {
-            self.consume_returning(WHAT, &hex, now).await
-        } else {
-            self.consume_locking(WHAT, &hex, now).await
-        }
-    }
-
-    async fn peek(&self, hash: &CodeHash, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        const WHAT: &str = "checking a magic-link code";
-        let hex = hash.to_hex();
-        let mut conn = self.conn(WHAT).await?;
-        let rows = DB::fetch_on(
-            &mut conn,
-            sql(&self.sql.peek),
-            &[Bind::Text(&hex), Bind::Int(unix_secs(now))],
-        )
-        .await
-        .map_err(self.err(WHAT))?;
-        Ok(!rows.is_empty())
-    }
-
-    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        const WHAT: &str = "purging expired magic-link codes";
-        let mut conn = self.conn(WHAT).await?;
-        let result = DB::execute_on(
-            &mut conn,
-            sql(&self.sql.purge),
-            &[Bind::Int(unix_secs(now))],
-        )
-        .await
-        .map_err(self.err(WHAT))?;
-        Ok(DB::rows_affected(&result))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_kinds() {
-        assert_eq!(
-            user_binds(&HostUserId::Int(-7)).unwrap(),
-            ("-7".into(), "i")
-        );
-        assert_eq!(
-            user_binds(&HostUserId::Text("ü".repeat(255))).unwrap().1,
-            "t"
-        );
-        assert!(matches!(
-            user_binds(&HostUserId::Text("x".repeat(256))),
-            Err(StoreError::Config(_))
-        ));
-    }
-
-    #[test]
-    fn seconds_round_down() {
-        let t = DateTime::from_timestamp(100, 999_000_000).unwrap();
-        assert_eq!(unix_secs(t), 100);
     }
 }

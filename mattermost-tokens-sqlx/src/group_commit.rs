@@ -4,40 +4,9 @@
 use mattermost_tokens::store::group_commit::{Batch, BatchFuture};
 use sqlx::{Pool, SqlStr};
 
-use crate::backend::{Backend, Bind, ErrorClass};
+use mattermost_tokens::store::schema::Value;
 
-/// A bound value the batch owns (possibly a token: no `Debug`).
-pub(crate) enum Owned {
-    Int(i64),
-    Text(String),
-    Null,
-    NullInt,
-}
-
-impl Owned {
-    fn bind(&self) -> Bind<'_> {
-        match self {
-            Owned::Int(i) => Bind::Int(*i),
-            Owned::Text(s) => Bind::Text(s),
-            Owned::Null => Bind::Null,
-            Owned::NullInt => Bind::NullInt,
-        }
-    }
-}
-
-/// A statement and its values, as queued.
-pub(crate) fn write(sql: SqlStr, binds: &[Bind<'_>]) -> (SqlStr, Vec<Owned>) {
-    let owned = binds
-        .iter()
-        .map(|b| match b {
-            Bind::Int(i) => Owned::Int(*i),
-            Bind::Text(s) => Owned::Text((*s).to_owned()),
-            Bind::Null => Owned::Null,
-            Bind::NullInt => Owned::NullInt,
-        })
-        .collect();
-    (sql, owned)
-}
+use crate::backend::{Backend, ErrorClass, binds, built_sql};
 
 /// Why a grouped write failed.
 pub(crate) enum Failure {
@@ -56,7 +25,7 @@ pub(crate) struct SqlxBatch<DB: Backend> {
 }
 
 impl<DB: Backend> Batch for SqlxBatch<DB> {
-    type Write = (SqlStr, Vec<Owned>);
+    type Write = (String, Vec<Value>);
     type Error = Failure;
 
     fn run(&self, writes: Vec<Self::Write>) -> BatchFuture<'_, Failure> {
@@ -76,9 +45,8 @@ impl<DB: Backend> Batch for SqlxBatch<DB> {
                 return all(class_of::<DB>(&e), &e);
             }
             let mut results = Vec::with_capacity(n);
-            for (sql, owned) in writes {
-                let binds: Vec<Bind<'_>> = owned.iter().map(Owned::bind).collect();
-                let r = DB::execute_on(&mut conn, sql, &binds).await;
+            for (sql, values) in writes {
+                let r = DB::execute_on(&mut conn, built_sql(sql), &binds(&values)).await;
                 results.push(r.map(|r| DB::rows_affected(&r)).map_err(Failure::Statement));
             }
             if let Err(e) = DB::execute_on(&mut conn, SqlStr::from_static("COMMIT"), &[]).await {

@@ -4,14 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use futures::Stream;
-use mattermost_tokens::host_table::{HostUserRow, HostUserSource, HostUserTable, paged};
+use mattermost_tokens::host_table::{HostUserQueries, HostUserSource, HostUserTable, paged};
+use mattermost_tokens::store::schema::{KeyType, Value};
 use mattermost_tokens::{HostUser, HostUserId, StoreError};
-use sqlx::{AssertSqlSafe, Pool, SqlSafeStr};
+use sqlx::Pool;
 
-use crate::backend::{Backend, Bind};
-use crate::config::KeyType;
+use crate::backend::{Backend, binds, built_sql};
 use crate::error::from_sqlx;
-use crate::key::{KeyValue, key_value};
 
 /// The host's users, read from its own users table in keyset pages
 /// (`WHERE id > ? ORDER BY id LIMIT n`) as [`UserSync`](mattermost_tokens::UserSync)
@@ -19,7 +18,8 @@ use crate::key::{KeyValue, key_value};
 /// that goes back to the pool before the next, so no cursor, read
 /// transaction or lock is held while the sync writes (an open read on a
 /// SQLite file in its default journal mode would block every write; see
-/// [`mattermost_tokens::host_table`]).
+/// [`mattermost_tokens::host_table`]). The statements are the core's
+/// ([`HostUserTable::queries`]).
 ///
 /// Use it through [`PgHostUsers`](crate::PgHostUsers),
 /// [`MySqlHostUsers`](crate::MySqlHostUsers) or
@@ -46,28 +46,20 @@ use crate::key::{KeyValue, key_value};
 /// assert_eq!(all[0].last_name, "López");
 /// assert_eq!(all[0].email_verified, Some(true));
 /// assert_eq!(all[1].email_verified, Some(false));
-/// // Feed it to UserSync::sync_all (it takes a stream of HostUser: stop at,
-/// // or skip, read errors as the host prefers).
 /// # Ok(()) }
 /// ```
 pub struct SqlxHostUsers<DB: Backend> {
     pool: Pool<DB>,
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    table: HostUserTable,
-    key_type: KeyType,
-    first: String,
-    after: String,
-    by_id: String,
+    table: Arc<HostUserTable>,
+    sql: Arc<HostUserQueries>,
 }
 
 impl<DB: Backend> Clone for SqlxHostUsers<DB> {
     fn clone(&self) -> Self {
         SqlxHostUsers {
             pool: self.pool.clone(),
-            inner: Arc::clone(&self.inner),
+            table: Arc::clone(&self.table),
+            sql: Arc::clone(&self.sql),
         }
     }
 }
@@ -75,9 +67,8 @@ impl<DB: Backend> Clone for SqlxHostUsers<DB> {
 impl<DB: Backend> fmt::Debug for SqlxHostUsers<DB> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqlxHostUsers")
-            .field("database", &DB::NAME)
-            .field("table", &self.inner.table)
-            .field("key_type", &self.inner.key_type)
+            .field("table", &self.table)
+            .field("key_type", &self.sql.key_type())
             .finish_non_exhaustive()
     }
 }
@@ -85,114 +76,83 @@ impl<DB: Backend> fmt::Debug for SqlxHostUsers<DB> {
 impl<DB: Backend> SqlxHostUsers<DB> {
     /// The users of `table` over the host's pool, with an integer key.
     pub fn new(pool: Pool<DB>, table: HostUserTable) -> Self {
-        Self::build(pool, table, KeyType::Integer)
+        let sql = Arc::new(table.queries(DB::DIALECT, KeyType::Integer));
+        SqlxHostUsers {
+            pool,
+            table: Arc::new(table),
+            sql,
+        }
     }
 
     /// Sets the key column's type (integer by default), as for the token
     /// store.
-    pub fn with_key_type(self, key_type: KeyType) -> Self {
-        Self::build(self.pool, self.inner.table.clone(), key_type)
-    }
-
-    fn build(pool: Pool<DB>, table: HostUserTable, key_type: KeyType) -> Self {
-        let key = table.key_column();
-        let select = format!(
-            "SELECT {} FROM {}",
-            table.select_list(&DB::key_select(key, key_type)),
-            table.table()
-        );
-        let inner = Inner {
-            first: format!("{select} ORDER BY {key} LIMIT {}", DB::placeholder(1)),
-            after: format!(
-                "{select} WHERE {key} > {} ORDER BY {key} LIMIT {}",
-                DB::key_param(1, key_type),
-                DB::placeholder(2)
-            ),
-            by_id: format!("{select} WHERE {key} = {}", DB::key_param(1, key_type)),
-            table,
-            key_type,
-        };
-        SqlxHostUsers {
-            pool,
-            inner: Arc::new(inner),
-        }
+    pub fn with_key_type(mut self, key_type: KeyType) -> Self {
+        self.sql = Arc::new(self.table.queries(DB::DIALECT, key_type));
+        self
     }
 
     /// The table description.
     pub fn table(&self) -> &HostUserTable {
-        &self.inner.table
+        &self.table
     }
 
     /// Every user, in key order, a page at a time (see
     /// [`paged`](mattermost_tokens::host_table::paged)).
     pub fn stream(&self) -> impl Stream<Item = Result<HostUser, StoreError>> + Send + 'static {
         let this = self.clone();
-        paged(self.inner.table.page_size(), move |after, limit| {
+        paged(self.table.page_size(), move |after, limit| {
             let this = this.clone();
             async move { this.page(after.as_ref(), limit).await }
         })
     }
 
-    /// Up to `limit` users with a key greater than `after` (from the first
-    /// when `None`), in key order.
-    pub async fn page(
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<HostUser>, StoreError> {
+        let err = |e| from_sqlx::<DB>("reading host users", self.table.table(), e);
+        let rows = {
+            let mut conn = self.pool.acquire().await.map_err(err)?;
+            DB::fetch_on(&mut conn, built_sql(sql), &binds(params))
+                .await
+                .map_err(err)?
+        };
+        rows.iter()
+            .map(|row| {
+                let col = |i| DB::column_text(row, i).map_err(err);
+                self.sql
+                    .user([col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, col(5)?])
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl<DB: Backend> HostUserSource for SqlxHostUsers<DB> {
+    async fn page(
         &self,
         after: Option<&HostUserId>,
         limit: u32,
     ) -> Result<Vec<HostUser>, StoreError> {
-        let limit = i64::from(limit);
+        let limit = Value::Int(i64::from(limit));
         match after {
-            None => self.query(&self.inner.first, &[Bind::Int(limit)]).await,
-            Some(a) => {
-                let key = self.key(a)?;
-                self.query(&self.inner.after, &[key.bind(), Bind::Int(limit)])
-                    .await
-            }
+            None => self.query(&self.sql.first, &[limit]).await,
+            Some(a) => match self.sql.key(a)? {
+                Some(key) => self.query(&self.sql.after, &[key, limit]).await,
+                None => Ok(Vec::new()),
+            },
         }
     }
 
-    /// The users with these keys that exist, in the order asked (one short
-    /// statement each).
-    pub async fn by_ids(&self, ids: &[HostUserId]) -> Result<Vec<HostUser>, StoreError> {
+    async fn by_ids(&self, ids: &[HostUserId]) -> Result<Vec<HostUser>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let key = self.key(id)?;
-            out.extend(self.query(&self.inner.by_id, &[key.bind()]).await?);
+            if let Some(key) = self.sql.key(id)? {
+                out.extend(self.query(&self.sql.by_id, &[key]).await?);
+            }
         }
         Ok(out)
     }
 
-    fn key(&self, id: &HostUserId) -> Result<KeyValue, StoreError> {
-        key_value(self.inner.key_type, DB::NATIVE_UUID, id)?
-            .ok_or_else(|| StoreError::UnknownUser(id.clone()))
-    }
-
-    async fn query(&self, sql: &str, binds: &[Bind<'_>]) -> Result<Vec<HostUser>, StoreError> {
-        const WHAT: &str = "reading host users";
-        let err = |e| from_sqlx::<DB>(WHAT, self.inner.table.table(), e);
-        let mut conn = self.pool.acquire().await.map_err(err)?;
-        let text = AssertSqlSafe(sql.to_owned()).into_sql_str();
-        let rows = DB::fetch_on(&mut conn, text, binds).await.map_err(err)?;
-        drop(conn);
-        rows.iter()
-            .map(|row| self.decode(row).map_err(err))
-            .collect()
-    }
-
-    fn decode(&self, row: &DB::Row) -> Result<HostUser, sqlx::Error> {
-        let id = match self.inner.key_type {
-            KeyType::Integer => HostUserId::Int(DB::column_i64(row, 0)?),
-            _ => HostUserId::Text(DB::column_text(row, 0)?.unwrap_or_default()),
-        };
-        Ok(HostUserRow {
-            id,
-            email: DB::column_text(row, 1)?,
-            name: DB::column_text(row, 2)?,
-            first_name: DB::column_text(row, 3)?,
-            last_name: DB::column_text(row, 4)?,
-            email_verified: DB::column_text(row, 5)?.as_deref() == Some("1"),
-        }
-        .into())
+    fn page_size(&self) -> u32 {
+        self.table.page_size()
     }
 }
 
@@ -205,22 +165,3 @@ pub type MySqlHostUsers = SqlxHostUsers<sqlx::MySql>;
 /// The host's users in a SQLite table; see [`SqlxHostUsers`].
 #[cfg(feature = "_sqlite")]
 pub type SqliteHostUsers = SqlxHostUsers<sqlx::Sqlite>;
-
-#[async_trait::async_trait]
-impl<DB: Backend> HostUserSource for SqlxHostUsers<DB> {
-    async fn page(
-        &self,
-        after: Option<&HostUserId>,
-        limit: u32,
-    ) -> Result<Vec<HostUser>, StoreError> {
-        Self::page(self, after, limit).await
-    }
-
-    async fn by_ids(&self, ids: &[HostUserId]) -> Result<Vec<HostUser>, StoreError> {
-        Self::by_ids(self, ids).await
-    }
-
-    fn page_size(&self) -> u32 {
-        self.inner.table.page_size()
-    }
-}

@@ -92,6 +92,12 @@
 //! `StoreError::Schema`. Why this does not use sqlx's `Migrator` is
 //! explained in the [`migration`] module.
 //!
+//! What each step accepts, refuses and changes is the schema's
+//! ([`mattermost_tokens::store::schema`]), shared with the diesel adapter:
+//! both give the tables the same shape and the index the same name, and a
+//! database migrated through one opens, migrates and works through the
+//! other.
+//!
 //! The index is what keeps one Mattermost account to one host user (two
 //! app users sharing an account could each act as the other): the
 //! database refuses a write that would put a `mattermost_user_id` another
@@ -183,13 +189,10 @@ pub use sqlx;
 
 mod backend;
 mod code_store;
-mod config;
 mod error;
 mod group_commit;
 mod host_users;
-mod key;
 pub mod migration;
-mod queries;
 mod store;
 
 #[cfg(feature = "mysql")]
@@ -200,8 +203,7 @@ mod postgres_store;
 mod sqlite_store;
 
 pub use backend::Backend;
-pub use code_store::{DEFAULT_CODES_TABLE, SqlxCodeStore};
-pub use config::{DEFAULT_EXPIRY_COLUMN, KeyType};
+pub use code_store::SqlxCodeStore;
 pub use error::RedactedDriverError;
 #[cfg(feature = "mysql")]
 pub use host_users::MySqlHostUsers;
@@ -210,10 +212,10 @@ pub use host_users::PgHostUsers;
 #[cfg(feature = "_sqlite")]
 pub use host_users::SqliteHostUsers;
 pub use host_users::SqlxHostUsers;
-pub use migration::{
-    CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION, EXPIRY_MIGRATION_NAME, EXPIRY_MIGRATION_VERSION,
-    MIGRATION_NAME, MIGRATION_VERSION, MIGRATIONS_TABLE, UNIQUE_INDEX_MIGRATION_NAME,
-    UNIQUE_INDEX_MIGRATION_VERSION,
+pub use mattermost_tokens::store::schema::{
+    CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION, DEFAULT_CODES_TABLE, DEFAULT_EXPIRY_COLUMN,
+    EXPIRY_MIGRATION_NAME, EXPIRY_MIGRATION_VERSION, KeyType, MIGRATION_NAME, MIGRATION_VERSION,
+    MIGRATIONS_TABLE, UNIQUE_INDEX_MIGRATION_NAME, UNIQUE_INDEX_MIGRATION_VERSION,
 };
 #[cfg(feature = "mysql")]
 pub use mysql_store::{MySqlCodeStore, MySqlTokenStore};

@@ -1,12 +1,11 @@
 //! MySQL and MariaDB: [`MySqlTokenStore`].
 
+use mattermost_tokens::store::schema::Dialect;
 use sqlx::MySql;
 use sqlx::error::DatabaseError;
 use sqlx::mysql::{MySqlDatabaseError, MySqlQueryResult};
 
-use crate::backend::{Backend, Bind, ColumnKind, ErrorClass, IndexInfo, TableRef, sealed};
-use crate::config::KeyType;
-use crate::queries::USER_ID;
+use crate::backend::ErrorClass;
 
 /// A [`TokenStore`](mattermost_tokens::TokenStore) in a MySQL or MariaDB
 /// users table, over the host's [`MySqlPool`](sqlx::MySqlPool).
@@ -41,22 +40,7 @@ pub type MySqlTokenStore = crate::SqlxTokenStore<MySql>;
 /// `DELETE` (MySQL has no `DELETE ... RETURNING`). The table is InnoDB.
 pub type MySqlCodeStore = crate::SqlxCodeStore<MySql>;
 
-impl sealed::Sealed for MySql {}
-
-impl Backend for MySql {
-    fn key_select(column: &str, key_type: KeyType) -> String {
-        match key_type {
-            // Unsigned integers do not decode as i64.
-            KeyType::Integer => format!("CAST({column} AS SIGNED)"),
-            // Binary strings and MariaDB's UUID type do not decode as text.
-            _ => format!("CAST({column} AS CHAR)"),
-        }
-    }
-
-    fn rows_affected(result: &MySqlQueryResult) -> u64 {
-        result.rows_affected()
-    }
-
+crate::backend::backend!(MySql, MySqlQueryResult, Dialect::MySql, {
     fn classify(error: &dyn DatabaseError) -> ErrorClass {
         let Some(e) = error.try_downcast_ref::<MySqlDatabaseError>() else {
             return ErrorClass::Other;
@@ -82,63 +66,11 @@ impl Backend for MySql {
         }
     }
 
-    const MIGRATION_BEGIN: Option<&'static str> = None;
-    const MIGRATION_LOCK: Option<&'static str> =
-        Some("SELECT 1 FROM DUAL WHERE GET_LOCK('mattermost_tokens_migrate', 60) = 1");
-    const MIGRATION_UNLOCK: Option<&'static str> =
-        Some("SELECT RELEASE_LOCK('mattermost_tokens_migrate')");
-
-    fn column_ddl(kind: ColumnKind) -> &'static str {
-        match kind {
-            ColumnKind::Id => "VARCHAR(26) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL",
-            ColumnKind::Token => "TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL",
-        }
-    }
-
-    fn code_table_ddl(table: TableRef<'_>, index: &str) -> Vec<String> {
-        // InnoDB for the row lock `consume` takes; byte-wise collations so
-        // that hashes and user ids compare exactly.
-        vec![format!(
-            "CREATE TABLE {} (\
-             code_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, \
-             host_user_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, \
-             host_user_kind CHAR(1) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, \
-             expires_at BIGINT NOT NULL, \
-             PRIMARY KEY (code_hash), \
-             INDEX {index} (expires_at), \
-             CHECK (host_user_kind IN ('i', 't'))) ENGINE=InnoDB",
-            table.full
-        )]
-    }
-
-    // MariaDB has DELETE ... RETURNING, MySQL has not.
-    const DELETE_RETURNING: bool = false;
-
     fn is_deadlock(error: &dyn DatabaseError) -> bool {
         // ER_LOCK_DEADLOCK: InnoDB rolled the transaction back.
         error
             .try_downcast_ref::<MySqlDatabaseError>()
             .is_some_and(|e| e.number() == 1213)
-    }
-
-    fn table_exists_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>) {
-        (
-            "SELECT 1 FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?"
-                .into(),
-            schema_and_name(table),
-        )
-    }
-
-    fn columns_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>) {
-        (
-            "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_TYPE AS CHAR) \
-             FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
-             ORDER BY ORDINAL_POSITION"
-                .into(),
-            schema_and_name(table),
-        )
     }
 
     fn unique_violation(error: &dyn DatabaseError) -> Option<String> {
@@ -154,43 +86,4 @@ impl Backend for MySql {
                 .to_owned()
         })
     }
-
-    fn indexes_query<'a>(table: TableRef<'a>) -> (String, Vec<Bind<'a>>) {
-        (
-            "SELECT CAST(INDEX_NAME AS CHAR), \
-             CAST(CASE WHEN MAX(NON_UNIQUE) = 0 THEN '1' ELSE '0' END AS CHAR), \
-             CAST(COALESCE(GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX SEPARATOR ','), '') AS CHAR), \
-             CAST(CASE WHEN SUM(COLUMN_NAME IS NULL OR SUB_PART IS NOT NULL) = 0 \
-               THEN '1' ELSE '0' END AS CHAR), \
-             CAST('0' AS CHAR), CAST('' AS CHAR) \
-             FROM information_schema.STATISTICS \
-             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? \
-             GROUP BY INDEX_NAME ORDER BY INDEX_NAME"
-                .into(),
-            schema_and_name(table),
-        )
-    }
-
-    fn index_name_taken_query<'a>(
-        _table: TableRef<'a>,
-        _index: &'a str,
-    ) -> Option<(String, Vec<Bind<'a>>)> {
-        // Index names are the table's own.
-        None
-    }
-
-    fn unique_index_ddl(table: TableRef<'_>, index: &str) -> String {
-        format!("CREATE UNIQUE INDEX {index} ON {} ({USER_ID})", table.full)
-    }
-
-    fn drop_index_ddl(table: TableRef<'_>, index: &str, _found: &IndexInfo) -> String {
-        format!("DROP INDEX {index} ON {}", table.full)
-    }
-}
-
-fn schema_and_name(table: TableRef<'_>) -> Vec<Bind<'_>> {
-    vec![
-        table.schema.map_or(Bind::Null, Bind::Text),
-        Bind::Text(table.name),
-    ]
-}
+});

@@ -30,6 +30,7 @@ use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 
 use crate::host::HostUser;
 use crate::ids::HostUserId;
+use crate::store::schema::{Dialect, KeyType, UuidKeys, Value, key_value};
 use crate::store::{StoreError, validate_column_name, validate_identifier};
 
 /// Rows read per page by default: small enough that a page is a short
@@ -186,6 +187,95 @@ impl HostUserTable {
              {first} AS mmt_first, {last} AS mmt_last, {verified} AS mmt_verified",
             email = self.email
         )
+    }
+}
+
+/// The statements that read a [`HostUserTable`] in one database's dialect,
+/// the key read as text. Every adapter runs these and nothing else, and
+/// decodes each row's six text columns with [`HostUserQueries::user`].
+#[derive(Clone, Debug)]
+pub struct HostUserQueries {
+    /// The first page: one parameter, the limit.
+    pub first: String,
+    /// The page after a key: the key, then the limit.
+    pub after: String,
+    /// One user by key.
+    pub by_id: String,
+    dialect: Dialect,
+    key_type: KeyType,
+    table: String,
+    key: String,
+}
+
+impl HostUserTable {
+    /// The statements for `dialect`, for a key column of `key_type`.
+    pub fn queries(&self, dialect: Dialect, key_type: KeyType) -> HostUserQueries {
+        let key = &self.key;
+        let select = format!(
+            "SELECT {} FROM {}",
+            self.select_list(&dialect.as_text(key)),
+            self.table
+        );
+        let kp = |n| dialect.key_param(n, key_type);
+        HostUserQueries {
+            first: format!("{select} ORDER BY {key} LIMIT {}", dialect.placeholder(1)),
+            after: format!(
+                "{select} WHERE {key} > {} ORDER BY {key} LIMIT {}",
+                kp(1),
+                dialect.placeholder(2)
+            ),
+            by_id: format!("{select} WHERE {key} = {}", kp(1)),
+            dialect,
+            key_type,
+            table: self.table.clone(),
+            key: key.clone(),
+        }
+    }
+}
+
+impl HostUserQueries {
+    /// The key type the statements were made for.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The parameter for `user`'s key; `Ok(None)` when no row can have it
+    /// (a string that is not a UUID, for a PostgreSQL `uuid` key).
+    pub fn key(&self, user: &HostUserId) -> Result<Option<Value>, StoreError> {
+        let uuids = if self.dialect.native_uuid() {
+            UuidKeys::Native
+        } else {
+            UuidKeys::AsText
+        };
+        Ok(key_value(self.key_type, uuids, user)?.map(|k| match k {
+            crate::store::schema::KeyValue::Int(i) => Value::Int(i),
+            crate::store::schema::KeyValue::Text(t) => Value::Text(t),
+        }))
+    }
+
+    /// The user of one row: its six columns, as text, in select-list order
+    /// (key, email, name, first name, last name, verified).
+    pub fn user(&self, columns: [Option<String>; 6]) -> Result<HostUser, StoreError> {
+        let [id, email, name, first_name, last_name, verified] = columns;
+        let id = id.unwrap_or_default();
+        let id = match self.key_type {
+            KeyType::Integer => id.trim().parse().map(HostUserId::Int).map_err(|_| {
+                StoreError::Config(format!(
+                    "key column {}.{} holds a non-integer value; configure KeyType::Text",
+                    self.table, self.key
+                ))
+            })?,
+            _ => HostUserId::Text(id),
+        };
+        Ok(HostUserRow {
+            id,
+            email,
+            name,
+            first_name,
+            last_name,
+            email_verified: verified.as_deref() == Some("1"),
+        }
+        .into())
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! [`conformance`] is the one `TokenStore` suite, written once and run against
 //! every store (memory, sqlx on PostgreSQL/MariaDB/SQLite, diesel on the same).
-//! The adapter suites take their per-test databases from [`scratch`], and the
-//! encryption suites their keys and values from [`encryption`].
+//! [`migration_conformance`] is the one migration suite, run through both
+//! adapters on every database, and across them. The adapter suites take
+//! their per-test databases from [`scratch`], and the encryption suites
+//! their keys and values from [`encryption`].
 #![deny(missing_docs)]
 
 pub mod code_conformance;
@@ -11,6 +13,7 @@ pub mod conformance;
 pub mod db;
 pub mod encryption;
 pub mod laravel;
+pub mod migration_conformance;
 pub mod pg_temp;
 pub mod promise;
 pub mod scratch;

@@ -89,7 +89,13 @@ impl Pool {
         let r = match self {
             Pool::Pg(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
             Pool::My(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
-            Pool::Lite(p) => sqlx::raw_sql(sql(statement)).execute(p).await.map(drop),
+            // A statement first, so that a connection whose view of the
+            // schema is older than another connection's change reads it
+            // again before the statements are prepared.
+            Pool::Lite(p) => {
+                let fresh = format!("SELECT 1 FROM sqlite_master LIMIT 1; {statement}");
+                sqlx::raw_sql(sql(&fresh)).execute(p).await.map(drop)
+            }
         };
         r.unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
@@ -397,6 +403,16 @@ impl ScratchDb {
         self.namespace.as_ref().map(Namespace::name)
     }
 
+    /// A URL (a SQLite file's path) on which other drivers reach the same
+    /// database; `None` for an in-memory one.
+    pub fn url(&self) -> Option<String> {
+        match (&self.namespace, &self.file) {
+            (Some(ns), _) => Some(ns.url()),
+            (None, Some(path)) => path.to_str().map(str::to_owned),
+            (None, None) => None,
+        }
+    }
+
     /// Runs `statement` (one or more statements); panics on failure.
     pub async fn exec(&self, statement: &str) {
         self.pool.exec(statement).await
@@ -439,7 +455,7 @@ pub enum DieselPools {
     /// A PostgreSQL pool.
     Pg(mattermost_tokens_diesel::postgres::PgPool),
     /// A MariaDB pool.
-    My(mattermost_tokens_diesel::mysql::MysqlPool),
+    My(mattermost_tokens_diesel::mysql::MySqlPool),
     /// A SQLite pool.
     Lite(mattermost_tokens_diesel::sqlite::SqlitePool),
 }
@@ -574,7 +590,8 @@ impl DieselScratch {
     }
 }
 
-/// How a users table is keyed, for either adapter's `KeyType`.
+/// How a users table is keyed, for the adapters' `KeyType` (one type, the
+/// schema's, re-exported by both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
     /// An integer column.
@@ -585,17 +602,7 @@ pub enum Key {
     Uuid,
 }
 
-impl From<Key> for mattermost_tokens_sqlx::KeyType {
-    fn from(k: Key) -> Self {
-        match k {
-            Key::Integer => Self::Integer,
-            Key::Text => Self::Text,
-            Key::Uuid => Self::Uuid,
-        }
-    }
-}
-
-impl From<Key> for mattermost_tokens_diesel::KeyType {
+impl From<Key> for mattermost_tokens::store::schema::KeyType {
     fn from(k: Key) -> Self {
         match k {
             Key::Integer => Self::Integer,

@@ -1,4 +1,4 @@
-//! The diesel magic-link code stores (`PgCodeStore`, `MysqlCodeStore` on
+//! The diesel magic-link code stores (`PgCodeStore`, `MySqlCodeStore` on
 //! MariaDB, `SqliteCodeStore` in a file): the `CodeStore` contract and what
 //! the table holds (the shared cases of `code_conformance`), the migration,
 //! errors; then magic links end to end over a diesel SQLite token store and
@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mattermost_tokens::magic_link::CodeStore;
 use mattermost_tokens::{HostUserId, StoreError};
+use mattermost_tokens_diesel::MySqlCodeStore;
 use mattermost_tokens_diesel::diesel::sql_types::{Nullable, Text};
 use mattermost_tokens_diesel::diesel::{ConnectionError, QueryableByName};
 use mattermost_tokens_diesel::diesel_async::pooled_connection::deadpool::Pool;
@@ -26,7 +27,6 @@ use mattermost_tokens_diesel::diesel_async::pooled_connection::{
 use mattermost_tokens_diesel::diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncMysqlConnection, SimpleAsyncConnection,
 };
-use mattermost_tokens_diesel::mysql::MysqlCodeStore;
 use mattermost_tokens_diesel::postgres::PgCodeStore;
 use mattermost_tokens_diesel::sqlite::{SqliteCodeStore, SqliteTokenStore};
 use mattermost_tokens_diesel::{
@@ -55,7 +55,7 @@ impl<C: StoreConnection, P: ConnectionPool<C>> Codes for DieselCodeStore<C, P> {
         DieselCodeStore::migrate(self).await
     }
     async fn revert(&self) -> Result<(), StoreError> {
-        self.revert_migration().await
+        self.undo_migration().await
     }
 }
 
@@ -250,7 +250,7 @@ fn codes_on(pools: &Pools, table: Option<&str>) -> Arc<dyn Codes> {
     }
     match pools {
         Pools::Pg(p) => named(PgCodeStore::new(p.clone()), table),
-        Pools::My(p) => named(MysqlCodeStore::new(p.clone()), table),
+        Pools::My(p) => named(MySqlCodeStore::new(p.clone()), table),
         Pools::Lite(p) => named(SqliteCodeStore::new(p.clone()), table),
     }
 }
@@ -519,7 +519,7 @@ async fn table_names_are_validated() {
         s.consume(&hash("q"), at(T, 0).into()).await.unwrap(),
         Some(HostUserId::Int(1))
     );
-    s.revert_migration().await.unwrap();
+    s.undo_migration().await.unwrap();
     assert!(db.column_names("codes").await.is_empty());
     assert_eq!(
         SqliteCodeStore::new(pool.clone()).table_name(),
@@ -574,7 +574,7 @@ async fn unreachable_database_is_unavailable() {
                 .with_acquire_timeout(Duration::from_secs(2)),
         ),
         Arc::new(
-            MysqlCodeStore::from_url("mysql://app:hunter2-secret@127.0.0.1:1/app")
+            MySqlCodeStore::from_url("mysql://app:hunter2-secret@127.0.0.1:1/app")
                 .unwrap()
                 .with_acquire_timeout(Duration::from_secs(2)),
         ),

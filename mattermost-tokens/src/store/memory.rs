@@ -190,7 +190,7 @@ impl TokenStore for MemoryStore {
         limit: u32,
     ) -> Result<MissingPage, StoreError> {
         let rows = self.lock();
-        let limit = limit.max(1) as usize;
+        let limit = limit.max(1);
         let range: Box<dyn Iterator<Item = (&HostUserId, &TokenRecord)>> = match after {
             Some(a) => Box::new(rows.by_user.range((
                 std::ops::Bound::Excluded(a.clone()),
@@ -200,14 +200,9 @@ impl TokenStore for MemoryStore {
         };
         let users: Vec<HostUserId> = range
             .filter(|(_, r)| r.token.is_none())
-            .take(limit)
+            .take(limit as usize)
             .map(|(k, _)| k.clone())
             .collect();
-        let next = if users.len() == limit {
-            users.last().cloned()
-        } else {
-            None
-        };
-        Ok(MissingPage { users, next })
+        Ok(MissingPage::of(users, limit))
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod group_commit;
 mod memory;
+pub mod schema;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -83,6 +84,19 @@ pub struct MissingPage {
     /// Pass this as `after` to read the next page; `None` when this was the
     /// last page.
     pub next: Option<HostUserId>,
+}
+
+impl MissingPage {
+    /// A page of `users` read with `limit`: when it is full, the next page
+    /// starts after its last user.
+    pub fn of(users: Vec<HostUserId>, limit: u32) -> Self {
+        let next = if users.len() == limit as usize {
+            users.last().cloned()
+        } else {
+            None
+        };
+        MissingPage { users, next }
+    }
 }
 
 /// Why a store operation failed.
@@ -186,29 +200,34 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
+/// Constructors of the variants that carry a message and a driver error.
+macro_rules! with_source {
+    ($($(#[$doc:meta])* $name:ident => $variant:ident,)+) => {
+        impl StoreError {$(
+            $(#[$doc])*
+            pub fn $name(
+                message: impl Into<String>,
+                source: impl std::error::Error + Send + Sync + 'static,
+            ) -> Self {
+                StoreError::$variant {
+                    message: message.into(),
+                    source: Some(Box::new(source)),
+                }
+            }
+        )+}
+    };
+}
+
+with_source! {
     /// A [`StoreError::Database`] from a message and a source error.
-    pub fn database(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError::Database {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
-
+    database => Database,
     /// A [`StoreError::Unavailable`] from a message and a source error.
-    pub fn unavailable(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError::Unavailable {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
-    }
+    unavailable => Unavailable,
+    /// A [`StoreError::Schema`] from a message and a source error.
+    schema => Schema,
+}
 
+impl StoreError {
     /// A [`StoreError::Unavailable`] for a write (or read) that could not
     /// get the database's lock within the connection's busy timeout: on
     /// SQLite, another connection held the write lock, or (in SQLite's
@@ -230,17 +249,6 @@ impl StoreError {
             ),
             source,
         )
-    }
-
-    /// A [`StoreError::Schema`] from a message and a source error.
-    pub fn schema(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        StoreError::Schema {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
     }
 }
 
