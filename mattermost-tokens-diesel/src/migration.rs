@@ -679,6 +679,12 @@ impl Steps {
         static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let mut conn =
             diesel_async::async_connection_wrapper::AsyncConnectionWrapper::<C>::from(conn);
+        // Read first: a database that has every step needs no lock, so a
+        // host's instance starts while another process holds SQLite's
+        // write lock (or a long transaction holds the table).
+        if !revert && matches!(conn.has_pending_migration(self.clone()), Ok(false)) {
+            return Ok(());
+        }
         let _guard = match sql::lock(DB::DIALECT, false) {
             Some(lock) => {
                 let cx = cx::<DB>(self.table_name());

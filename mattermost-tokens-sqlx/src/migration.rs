@@ -59,10 +59,10 @@
 
 use mattermost_tokens::StoreError;
 use mattermost_tokens::store::schema::plan::{
-    self, Change, Direction, ExistingColumn, ExistingIndex, IndexPlan,
+    self, CODE_COLUMNS, Change, Direction, ExistingColumn, ExistingIndex, IndexPlan,
 };
 use mattermost_tokens::store::schema::{
-    Dialect, MIGRATIONS_TABLE, Step, USER_ID_COLUMN, UsersTable, sql,
+    Dialect, MIGRATIONS_TABLE, Step, TOKEN_COLUMN, TOKEN_ID_COLUMN, USER_ID_COLUMN, UsersTable, sql,
 };
 use sqlx::{Connection, Pool};
 
@@ -105,6 +105,12 @@ pub(crate) async fn run<DB: Backend>(
 ) -> Result<(), StoreError> {
     let err = |e| from_sqlx::<DB>(dir.what(), job.table(), e);
     let mut conn = pool.acquire().await.map_err(err)?;
+    // Read first: a database that has every step needs no lock, so a
+    // host's instance starts while another process holds SQLite's write
+    // lock (or a long transaction holds the table).
+    if dir == Direction::Up && applied::<DB>(&mut conn, &job).await.unwrap_or(false) {
+        return Ok(());
+    }
     let Some(begin) = begin(DB::DIALECT) else {
         lock::<DB>(&mut conn, dir, job.table(), false).await?;
         let result = steps::<DB>(&mut conn, job, dir).await;
@@ -315,6 +321,39 @@ fn tracking_key<DB: Backend>(table: &str, step: Step) -> ([Bind<'_>; 2], String)
 }
 
 /// Whether the step is recorded for `table`.
+/// Whether every step of `job` is recorded and the columns it makes are
+/// there (a renamed expiry column is not): only reads.
+async fn applied<DB: Backend>(
+    conn: &mut DB::Connection,
+    job: &Job<'_>,
+) -> Result<bool, sqlx::Error> {
+    let table = job.table();
+    let (steps, names): (&[Step], Vec<&str>) = match job {
+        Job::UsersTable(t) => (
+            &Step::USERS_TABLE,
+            vec![
+                USER_ID_COLUMN,
+                TOKEN_COLUMN,
+                TOKEN_ID_COLUMN,
+                t.expiry_column(),
+            ],
+        ),
+        Job::CodeTable(_) => (&[Step::CodeTable], CODE_COLUMNS.to_vec()),
+    };
+    for step in steps {
+        if !recorded::<DB>(conn, table, *step).await? {
+            return Ok(false);
+        }
+    }
+    let columns = catalog::<DB, 4, _>(
+        conn,
+        sql::columns(DB::DIALECT, table),
+        ExistingColumn::from_row,
+    )
+    .await?;
+    Ok(names.iter().all(|n| plan::find(&columns, n).is_some()))
+}
+
 async fn recorded<DB: Backend>(
     conn: &mut DB::Connection,
     table: &str,
