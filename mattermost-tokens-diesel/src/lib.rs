@@ -193,6 +193,7 @@
 mod backend;
 mod code_store;
 mod error;
+mod group_commit;
 mod host_users;
 pub mod migration;
 mod pool;

@@ -27,8 +27,10 @@ use mattermost_tokens::store::schema::{
 use mattermost_tokens::{AccessToken, StoreError, TokenId, TokenRecord, UserId};
 
 use crate::error::query_error;
+use crate::group_commit::DieselBatch;
 use crate::migration::TokenMigrations;
 use crate::pool::ConnectionPool;
+use mattermost_tokens::store::schema::Dialect;
 
 /// How long a store waits for a connection before it reports
 /// [`StoreError::Unavailable`], unless set with
@@ -190,18 +192,21 @@ pub struct DieselTokenStore<
     C: StoreConnection,
     P = diesel_async::pooled_connection::deadpool::Pool<C>,
 > {
-    pool: P,
+    pool: Arc<P>,
     acquire_timeout: Duration,
     sql: Arc<StoreStatements>,
+    /// SQLite's writes, batched (see `group_commit`); shared by clones.
+    group: Option<crate::group_commit::Group>,
     _connection: PhantomData<fn() -> C>,
 }
 
-impl<C: StoreConnection, P: Clone> Clone for DieselTokenStore<C, P> {
+impl<C: StoreConnection, P> Clone for DieselTokenStore<C, P> {
     fn clone(&self) -> Self {
         DieselTokenStore {
-            pool: self.pool.clone(),
+            pool: Arc::clone(&self.pool),
             acquire_timeout: self.acquire_timeout,
             sql: Arc::clone(&self.sql),
+            group: self.group.clone(),
             _connection: PhantomData,
         }
     }
@@ -225,10 +230,21 @@ impl<C: StoreConnection, P> fmt::Debug for DieselTokenStore<C, P> {
 impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
     /// A store over `pool`, for table `users` keyed by `id` ([`KeyType::Integer`](crate::KeyType::Integer)).
     pub fn new(pool: P) -> Self {
+        let pool = Arc::new(pool);
+        // SQLite's writes that queue while one commits are committed together
+        // (the batch waits DEFAULT_ACQUIRE_TIMEOUT for its connection).
+        let group = (C::DIALECT == Dialect::Sqlite).then(|| {
+            crate::group_commit::group(DieselBatch {
+                pool: Arc::clone(&pool),
+                acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+                _conn: PhantomData,
+            })
+        });
         DieselTokenStore {
             pool,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             sql: Arc::new(StoreStatements::new(C::DIALECT, &UsersTable::default())),
+            group,
             _connection: PhantomData,
         }
     }
@@ -301,9 +317,20 @@ impl<C: StoreConnection, P: ConnectionPool<C>> SqlTokenTable for DieselTokenStor
         sql: &str,
         params: &[Value],
     ) -> Result<Written, StoreError> {
-        let mut conn = self.connection().await?;
-        match C::execute_sql(&mut conn, Sql::new(sql, params)).await {
-            Ok(n) => Ok(Written::Rows(n as u64)),
+        let result = match &self.group {
+            Some(group) => match group((sql.to_owned(), params.to_vec())).await {
+                Ok(n) => Ok(n),
+                Err(f) => Err(f.into_store_error(C::DIALECT.name(), self.table_name())?),
+            },
+            None => {
+                let mut conn = self.connection().await?;
+                C::execute_sql(&mut conn, Sql::new(sql, params))
+                    .await
+                    .map(|n| n as u64)
+            }
+        };
+        match result {
+            Ok(n) => Ok(Written::Rows(n)),
             Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
                 let named = info.constraint_name().map(str::to_owned);
                 Ok(Written::UniqueViolation(named))
