@@ -145,25 +145,26 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselHostUsers<C, P> {
         })
     }
 
-    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<HostUser>, StoreError> {
+    /// The six text columns of each row `sql` returns.
+    async fn rows(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<Vec<[Option<String>; 6]>, StoreError> {
         let cx = ErrorContext {
             backend: C::DIALECT.name(),
             table: self.table.table(),
         };
-        let rows = {
-            let mut conn = timed(
-                self.acquire_timeout,
-                C::DIALECT.name(),
-                self.pool.connection(),
-            )
-            .await?;
-            C::load_host_users(&mut conn, Sql::new(sql, params))
-                .await
-                .map_err(|e| query_error(e, cx))?
-        };
-        rows.into_iter()
-            .map(|r| self.sql.user(r.columns()))
-            .collect()
+        let mut conn = timed(
+            self.acquire_timeout,
+            C::DIALECT.name(),
+            self.pool.connection(),
+        )
+        .await?;
+        let rows = C::load_host_users(&mut conn, Sql::new(sql, &params))
+            .await
+            .map_err(|e| query_error(e, cx))?;
+        Ok(rows.into_iter().map(HostRow::columns).collect())
     }
 }
 
@@ -190,24 +191,13 @@ impl<C: StoreConnection, P: ConnectionPool<C>> HostUserSource for DieselHostUser
         after: Option<&HostUserId>,
         limit: u32,
     ) -> Result<Vec<HostUser>, StoreError> {
-        let limit = Value::Int(i64::from(limit));
-        match after {
-            None => self.query(&self.sql.first, &[limit]).await,
-            Some(a) => match self.sql.key(a)? {
-                Some(key) => self.query(&self.sql.after, &[key, limit]).await,
-                None => Ok(Vec::new()),
-            },
-        }
+        self.sql
+            .page(after, limit, |sql, p| self.rows(sql, p))
+            .await
     }
 
     async fn by_ids(&self, ids: &[HostUserId]) -> Result<Vec<HostUser>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(key) = self.sql.key(id)? {
-                out.extend(self.query(&self.sql.by_id, &[key]).await?);
-            }
-        }
-        Ok(out)
+        self.sql.by_ids(ids, |sql, p| self.rows(sql, p)).await
     }
 
     fn page_size(&self) -> u32 {

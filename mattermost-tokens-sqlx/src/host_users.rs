@@ -106,19 +106,23 @@ impl<DB: Backend> SqlxHostUsers<DB> {
         })
     }
 
-    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<HostUser>, StoreError> {
+    /// The six text columns of each row `sql` returns.
+    async fn rows(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<Vec<[Option<String>; 6]>, StoreError> {
         let err = |e| from_sqlx::<DB>("reading host users", self.table.table(), e);
         let rows = {
             let mut conn = self.pool.acquire().await.map_err(err)?;
-            DB::fetch_on(&mut conn, built_sql(sql), &binds(params))
+            DB::fetch_on(&mut conn, built_sql(sql), &binds(&params))
                 .await
                 .map_err(err)?
         };
         rows.iter()
             .map(|row| {
                 let col = |i| DB::column_text(row, i).map_err(err);
-                self.sql
-                    .user([col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, col(5)?])
+                Ok([col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, col(5)?])
             })
             .collect()
     }
@@ -131,24 +135,13 @@ impl<DB: Backend> HostUserSource for SqlxHostUsers<DB> {
         after: Option<&HostUserId>,
         limit: u32,
     ) -> Result<Vec<HostUser>, StoreError> {
-        let limit = Value::Int(i64::from(limit));
-        match after {
-            None => self.query(&self.sql.first, &[limit]).await,
-            Some(a) => match self.sql.key(a)? {
-                Some(key) => self.query(&self.sql.after, &[key, limit]).await,
-                None => Ok(Vec::new()),
-            },
-        }
+        self.sql
+            .page(after, limit, |sql, p| self.rows(sql, p))
+            .await
     }
 
     async fn by_ids(&self, ids: &[HostUserId]) -> Result<Vec<HostUser>, StoreError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(key) = self.sql.key(id)? {
-                out.extend(self.query(&self.sql.by_id, &[key]).await?);
-            }
-        }
-        Ok(out)
+        self.sql.by_ids(ids, |sql, p| self.rows(sql, p)).await
     }
 
     fn page_size(&self) -> u32 {

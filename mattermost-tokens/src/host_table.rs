@@ -253,6 +253,52 @@ impl HostUserQueries {
         }))
     }
 
+    /// Up to `limit` users after `after` (from the first when `None`): `run`
+    /// executes a statement with its parameters and returns the rows' six
+    /// text columns. The adapters' [`HostUserSource::page`].
+    pub async fn page<F, Fut>(
+        &self,
+        after: Option<&HostUserId>,
+        limit: u32,
+        run: F,
+    ) -> Result<Vec<HostUser>, StoreError>
+    where
+        F: Fn(String, Vec<Value>) -> Fut,
+        Fut: Future<Output = Result<Vec<[Option<String>; 6]>, StoreError>>,
+    {
+        let limit = Value::Int(i64::from(limit));
+        let rows = match after {
+            None => run(self.first.clone(), vec![limit]).await?,
+            Some(a) => match self.key(a)? {
+                Some(key) => run(self.after.clone(), vec![key, limit]).await?,
+                None => return Ok(Vec::new()),
+            },
+        };
+        rows.into_iter().map(|r| self.user(r)).collect()
+    }
+
+    /// The users with these keys that exist, one statement each, through
+    /// `run` as for [`page`](Self::page).
+    pub async fn by_ids<F, Fut>(
+        &self,
+        ids: &[HostUserId],
+        run: F,
+    ) -> Result<Vec<HostUser>, StoreError>
+    where
+        F: Fn(String, Vec<Value>) -> Fut,
+        Fut: Future<Output = Result<Vec<[Option<String>; 6]>, StoreError>>,
+    {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(key) = self.key(id)? {
+                for row in run(self.by_id.clone(), vec![key]).await? {
+                    out.push(self.user(row)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The user of one row: its six columns, as text, in select-list order
     /// (key, email, name, first name, last name, verified).
     pub fn user(&self, columns: [Option<String>; 6]) -> Result<HostUser, StoreError> {

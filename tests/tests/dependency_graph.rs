@@ -98,3 +98,40 @@ fn the_core_builds_one_crypto_provider_and_no_database() {
         assert!(!g.iter().any(|p| p == name), "the core builds {name}");
     }
 }
+
+/// One generation of each crate in the core's normal graph (proc-macro
+/// crates such as `syn` aside, which only run at build time).
+#[test]
+fn the_core_builds_one_version_of_each_crate() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "--offline",
+            "-d",
+            "-e",
+            "normal",
+            "-p",
+            "mattermost-tokens",
+            "--depth",
+            "0",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let twice: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|name| !["syn", "proc-macro2", "quote"].contains(&name.as_str()))
+        .collect();
+    assert!(twice.is_empty(), "built in two versions: {twice:?}");
+}
