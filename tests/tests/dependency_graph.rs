@@ -6,26 +6,13 @@
 
 use std::process::Command;
 
-/// The packages in the normal (non-dev, non-build) graph of `package` with
-/// `features` and no default features, one name per entry.
-fn graph(package: &str, features: &str) -> Vec<String> {
+/// The package names `cargo tree` prints with `args` (one per line, no
+/// tree drawing), run on this workspace without touching the network.
+fn cargo_tree(args: &[&str]) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args([
-            "tree",
-            "--offline",
-            "-p",
-            package,
-            "--no-default-features",
-            "--features",
-            features,
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
+        .args(["tree", "--offline", "--prefix", "none", "--format", "{p}"])
+        .args(args)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("cargo tree runs");
@@ -38,6 +25,20 @@ fn graph(package: &str, features: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .collect()
+}
+
+/// The packages in the normal (non-dev, non-build) graph of `package` with
+/// `features` and no default features.
+fn graph(package: &str, features: &str) -> Vec<String> {
+    cargo_tree(&[
+        "-p",
+        package,
+        "--no-default-features",
+        "--features",
+        features,
+        "-e",
+        "normal",
+    ])
 }
 
 fn assert_lean(package: &str, features: &str, absent: &[&str]) {
@@ -103,35 +104,17 @@ fn the_core_builds_one_crypto_provider_and_no_database() {
 /// crates such as `syn` aside, which only run at build time).
 #[test]
 fn the_core_builds_one_version_of_each_crate() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "tree",
-            "--offline",
-            "-d",
-            "-e",
-            "normal",
-            "-p",
-            "mattermost-tokens",
-            "--depth",
-            "0",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let twice: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-        .filter(|name| !["syn", "proc-macro2", "quote"].contains(&name.as_str()))
-        .collect();
+    let twice: Vec<String> = cargo_tree(&[
+        "-d",
+        "-e",
+        "normal",
+        "-p",
+        "mattermost-tokens",
+        "--depth",
+        "0",
+    ])
+    .into_iter()
+    .filter(|name| !["syn", "proc-macro2", "quote"].contains(&name.as_str()))
+    .collect();
     assert!(twice.is_empty(), "built in two versions: {twice:?}");
 }
