@@ -12,6 +12,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use mattermost_tokens::host_table::{self, HostUserSource};
 use mattermost_tokens::*;
+use mattermost_tokens_sqlx::KeyType;
 use mattermost_tokens_stand_in::StandIn;
 use mattermost_tokens_tests::laravel::{self, BOUND, JournalMode, TempDir};
 use mattermost_tokens_tests::promise::assert_promise;
@@ -175,4 +176,81 @@ async fn pages_hold_no_lock_between_them() {
         );
     }
     drop(host);
+}
+
+/// Text keys (a UUID-keyed Laravel table, say) page in key order too, and
+/// a table with split name columns and no verification column reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_keys_and_other_shapes_page_in_key_order() {
+    let dir = TempDir::new("host-sqlite-text-keys");
+    let path = dir.join("app.sqlite");
+    let host = laravel::sqlite_file(&path, JournalMode::Delete, 0).await;
+    laravel::sqlite_exec(
+        &host,
+        "CREATE TABLE members (uuid TEXT PRIMARY KEY, given TEXT, family TEXT, mail TEXT NOT NULL)",
+    )
+    .await;
+    let keys: Vec<String> = (0..23)
+        .map(|i| format!("{:08x}-aaaa-4bbb-8ccc-{i:012}", i * 7919))
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        laravel::sqlite_exec(
+            &host,
+            &format!(
+                "INSERT INTO members VALUES ('{k}', 'Given{i}', 'Family{i}', 'm{i}@example.com')"
+            ),
+        )
+        .await;
+    }
+    let table = HostUserTable::laravel()
+        .with_table_name("members")
+        .unwrap()
+        .with_key_column("uuid")
+        .unwrap()
+        .with_email_column("mail")
+        .unwrap()
+        .with_split_name_columns("given", "family")
+        .unwrap()
+        .with_email_verified_column(None)
+        .unwrap()
+        .with_page_size(5)
+        .unwrap();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    let sources: [Arc<dyn HostUserSource>; 2] = [
+        Arc::new(
+            mattermost_tokens_sqlx::SqliteHostUsers::new(host.clone(), table.clone())
+                .with_key_type(KeyType::Uuid),
+        ),
+        Arc::new(
+            mattermost_tokens_diesel::SqliteHostUsers::new(
+                mattermost_tokens_diesel::sqlite::pool(&path.display().to_string(), 2).unwrap(),
+                table.clone(),
+            )
+            .with_key_type(KeyType::Uuid),
+        ),
+    ];
+    for source in sources {
+        let users: Vec<HostUser> = host_table::stream(source.clone())
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let got: Vec<String> = users.iter().map(|u| u.id.to_string()).collect();
+        assert_eq!(got, sorted, "{source:?}");
+        let first = users.iter().find(|u| u.email == "m0@example.com").unwrap();
+        assert_eq!(
+            (first.first_name.as_str(), first.last_name.as_str()),
+            ("Given0", "Family0")
+        );
+        assert_eq!(first.email_verified, Some(false));
+        let one = source
+            .by_ids(&[
+                HostUserId::Text(keys[3].clone()),
+                HostUserId::Text("nope".into()),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].email, "m3@example.com");
+    }
 }
