@@ -19,7 +19,7 @@
 //!
 //! # Why not sqlx's `Migrator`
 //!
-//! sqlx's [`Migrator`](sqlx::migrate::Migrator) can keep its records in a
+//! sqlx's [`Migrator`](https://docs.rs/sqlx/0.9/sqlx/migrate/struct.Migrator.html) can keep its records in a
 //! table of our own (`dangerous_set_table_name`), but two things it assumes
 //! do not hold here:
 //!

@@ -382,7 +382,7 @@ pub trait HostUserSource: Send + Sync + fmt::Debug {
     /// The users with these keys that exist (unknown keys are left out).
     async fn by_ids(&self, ids: &[HostUserId]) -> Result<Vec<HostUser>, StoreError>;
 
-    /// Rows per page for [`stream`].
+    /// Rows per page for [`stream()`](fn@stream).
     fn page_size(&self) -> u32 {
         DEFAULT_PAGE_SIZE
     }

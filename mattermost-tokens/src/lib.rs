@@ -48,7 +48,7 @@
 //! ```
 //!
 //! # Features
-//! - `axum`: [`MagicLinks::router`], the redeem route as an axum router.
+//! - `axum`: `MagicLinks::router`, the redeem route as an axum router.
 #![deny(missing_docs)]
 // docs.rs builds with `--cfg docsrs`: feature-gated items are labelled.
 #![cfg_attr(docsrs, feature(doc_cfg))]

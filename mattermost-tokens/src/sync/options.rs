@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+#[cfg(doc)]
+use super::{SyncReport, UserSync};
+
 /// How [`UserSync`] works.
 #[derive(Clone, Debug)]
 pub struct SyncOptions {

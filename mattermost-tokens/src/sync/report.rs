@@ -1,5 +1,7 @@
 //! What a sync did: per-user outcomes and the run's report.
 
+#[cfg(doc)]
+use super::{SyncOptions, UserSync};
 use std::time::Duration;
 
 use crate::error::Error;
