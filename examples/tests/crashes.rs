@@ -376,10 +376,7 @@ async fn sigkill_at_random_moments_then_a_clean_rerun_keeps_the_promise() {
             let sync = UserSync::new(
                 client,
                 std::sync::Arc::new(PgTokenStore::new(db.pool(2).await)),
-                SyncOptions {
-                    app_name: APP_NAME.into(),
-                    ..SyncOptions::default()
-                },
+                SyncOptions::new(APP_NAME),
             )
             .unwrap();
             for u in &swept {

@@ -264,6 +264,19 @@ pub enum Error {
         /// Why, for logs and metrics.
         reason: InvalidLinkReason,
     },
+    /// An existing Mattermost account matched the host user's email, and a
+    /// link rule refused to give the host user a token for it.
+    #[error(
+        "host user {user} was not linked to the existing Mattermost account {mattermost_user_id} (same email): {reason}"
+    )]
+    LinkRefused {
+        /// The host user.
+        user: crate::ids::HostUserId,
+        /// The account found by email.
+        mattermost_user_id: crate::ids::UserId,
+        /// The rule that held.
+        reason: LinkRefusal,
+    },
     /// The user's Mattermost account is deactivated.
     #[error("the Mattermost account {mattermost_user_id} of host user {user} is deactivated")]
     UserDeactivated {
@@ -330,6 +343,42 @@ pub(crate) fn snippet(body: &[u8]) -> String {
         s.push('…');
     }
     s
+}
+
+/// Which rule refused to link an existing Mattermost account to a host
+/// user ([`Error::LinkRefused`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LinkRefusal {
+    /// The link policy is `LinkPolicy::Never`.
+    PolicyNever,
+    /// The link policy asks for a verified email and the host did not say
+    /// the email is verified.
+    EmailNotVerified,
+    /// The account has a role outside the allowed roles.
+    Role(String),
+    /// The account is a bot.
+    Bot,
+}
+
+impl fmt::Display for LinkRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkRefusal::PolicyNever => f.write_str(
+                "the link policy is Never (SyncOptions::link_policy); link it by hand or change the policy",
+            ),
+            LinkRefusal::EmailNotVerified => f.write_str(
+                "the host has not verified the user's email (HostUser::email_verified), and the link policy asks for it",
+            ),
+            LinkRefusal::Role(role) => write!(
+                f,
+                "the account has the role {role:?}, which is not in SyncOptions::allowed_roles; list the account in SyncOptions::link_privileged to link it anyway"
+            ),
+            LinkRefusal::Bot => f.write_str(
+                "the account is a bot; list it in SyncOptions::link_privileged to link it anyway",
+            ),
+        }
+    }
 }
 
 /// Why a code was refused. Carries nothing of the code. Answer every reason

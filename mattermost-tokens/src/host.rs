@@ -26,6 +26,7 @@ pub const EMAIL_MAX: usize = 128;
 /// assert_eq!(u.username_candidates().unwrap()[0], "ana.lopez");
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HostUser {
     /// The host's key for the user.
     pub id: HostUserId,
@@ -44,6 +45,11 @@ pub struct HostUser {
     /// not say. [`HostUserTable`](crate::HostUserTable) reads it from
     /// Laravel's `email_verified_at`.
     pub email_verified: Option<bool>,
+    /// For single sign-on: the user's id in the external service
+    /// (`auth_data`: a GitLab user id, a SAML name id, an LDAP attribute).
+    /// Required when [`SyncOptions::auth_service`](crate::SyncOptions::auth_service)
+    /// is set; never derived from the email.
+    pub auth_data: Option<String>,
 }
 
 impl fmt::Debug for HostUser {
@@ -56,6 +62,7 @@ impl fmt::Debug for HostUser {
             .field("username", &self.username)
             .field("nickname", &self.nickname)
             .field("email_verified", &self.email_verified)
+            .field("auth_data", &self.auth_data)
             .finish()
     }
 }
@@ -77,6 +84,7 @@ impl HostUser {
             username: None,
             nickname: None,
             email_verified: None,
+            auth_data: None,
         }
     }
 
@@ -95,6 +103,7 @@ impl HostUser {
             username: None,
             nickname: None,
             email_verified: None,
+            auth_data: None,
         }
     }
 
@@ -113,6 +122,12 @@ impl HostUser {
     /// Says whether the host verified the email address.
     pub fn email_verified(mut self, verified: bool) -> Self {
         self.email_verified = Some(verified);
+        self
+    }
+
+    /// Sets the user's id in the single sign-on service (`auth_data`).
+    pub fn auth_data(mut self, auth_data: impl Into<String>) -> Self {
+        self.auth_data = Some(auth_data.into());
         self
     }
 

@@ -34,7 +34,7 @@
 //! let store = Arc::new(MemoryStore::with_users([1.into()]));
 //!
 //! // Sync: create the account, mint one token, store it.
-//! let sync = UserSync::new(client.clone(), store.clone(), SyncOptions::default())?;
+//! let sync = UserSync::new(client.clone(), store.clone(), SyncOptions::new("shop"))?;
 //! let users = vec![HostUser::new(1, "ana@example.com", "Ana López")];
 //! let report = sync.sync_all(stream::iter(users), |_| {}).await?;
 //! assert_eq!(report.summary.failed, 0);
@@ -77,7 +77,7 @@ pub use encryption::{
     ENCRYPTED_PREFIX, EncryptedStore, EncryptionKeys, KEY_ENV_VAR, KeyError, ReencryptOutcome,
     ReencryptReport, SkipReason,
 };
-pub use error::{ApiError, Error, ExpiryRule};
+pub use error::{ApiError, Error, ExpiryRule, LinkRefusal};
 pub use host::{HostUser, RESERVED_USERNAMES, validate_username};
 pub use host_table::{HostUserRow, HostUserSource, HostUserTable};
 pub use ids::{AccessToken, ChannelId, HostUserId, TeamId, TokenId, UserId};
@@ -91,8 +91,9 @@ pub use retry::RetryPolicy;
 pub use selector::{Actor, Operation, Policy, Selection, TokenSelector};
 pub use store::{MemoryStore, MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
 pub use sync::{
-    AccountOutcome, DEFAULT_REPORT_LIMIT, DESCRIPTION_PREFIX, ServerCheck, SyncOptions, SyncReport,
-    SyncSummary, TokenOutcome, UserFailure, UserOutcome, UserResult, UserSync,
+    AccountOutcome, DEFAULT_REPORT_LIMIT, DESCRIPTION_PREFIX, LinkPolicy, MARK_APP_PROP,
+    MARK_USER_PROP, ServerCheck, SyncOptions, SyncReport, SyncSummary, SyncWarning, TokenOutcome,
+    UserFailure, UserOutcome, UserResult, UserSync,
 };
 
 /// The `chrono` version used in the public API (magic-link expiry times).

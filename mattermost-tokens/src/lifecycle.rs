@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::ids::{HostUserId, TokenId};
-use crate::sync::{TokenOutcome, UserSync};
+use crate::sync::{AccountOutcome, RunState, TokenOutcome, UserOutcome, UserSync};
 
 /// What [`UserSync::revoke`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +30,11 @@ pub enum Verification {
     TokenDisabled,
     /// The user is deactivated in Mattermost.
     UserDeactivated,
+    /// The linked Mattermost account no longer exists (deleted, perhaps
+    /// recreated with the same email). [`UserSync::sync_user`] re-links the
+    /// user: it finds or creates their account by email, revokes and clears
+    /// the old token, and mints one for the new account.
+    AccountDeleted,
     /// Personal access tokens are disabled on the server.
     TokensDisabled,
     /// The token answered for another Mattermost user than the stored one.
@@ -61,8 +66,10 @@ impl UserSync {
 
     /// Replaces the user's token: mints a new one, stores it, then revokes
     /// the old one, so there is no moment without a working token. Two
-    /// rotations racing cannot both win: the loser's token is revoked.
-    pub async fn rotate(&self, user: &HostUserId) -> Result<TokenOutcome, Error> {
+    /// rotations racing cannot both win: the loser's token is revoked. An
+    /// old token that could not be revoked, or whose id is unknown, is named
+    /// in the outcome's warnings.
+    pub async fn rotate(&self, user: &HostUserId) -> Result<UserOutcome, Error> {
         let rec = self.record(user).await?;
         let mm = rec
             .mattermost_user_id
@@ -71,10 +78,24 @@ impl UserSync {
         if rec.token.is_none() {
             return Err(Error::NoUserToken { user: user.clone() });
         }
-        let (outcome, _) = self
-            .mint_and_store(user, &mm, true, true, rec.token_id.as_ref())
+        let minted = self
+            .mint_and_store(
+                user,
+                &mm,
+                true,
+                true,
+                rec.token_id.as_ref(),
+                &RunState::default(),
+            )
             .await?;
-        Ok(outcome)
+        let mut o = UserOutcome::new(
+            user.clone(),
+            Some(mm),
+            AccountOutcome::Unchanged,
+            minted.outcome,
+        );
+        o.warnings = minted.warnings;
+        Ok(o)
     }
 
     /// Checks the stored token with `GET /users/me`. On a 401 it asks, with
@@ -113,8 +134,10 @@ impl UserSync {
             if let (Verification::TokenExpired, Some(id)) = (&why, &rec.token_id) {
                 self.revoke_quietly(id).await?;
             }
-            let (outcome, _) = self.mint_and_store(user, &mm, false, false, None).await?;
-            if outcome == TokenOutcome::Minted {
+            let minted = self
+                .mint_and_store(user, &mm, false, false, None, &RunState::default())
+                .await?;
+            if minted.outcome == TokenOutcome::Minted {
                 return Ok(Verification::Reminted);
             }
         }
@@ -131,7 +154,7 @@ impl UserSync {
             match admin.user(id).await {
                 Ok(u) if u.is_deactivated() => return Ok(Verification::UserDeactivated),
                 Ok(_) => {}
-                Err(e) if e.is_not_found() => return Ok(Verification::UserDeactivated),
+                Err(e) if e.is_not_found() => return Ok(Verification::AccountDeleted),
                 Err(e) => return Err(e),
             }
         }

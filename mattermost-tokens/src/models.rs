@@ -55,9 +55,22 @@ pub struct User {
     /// Last update in ms since the epoch.
     #[serde(default)]
     pub update_at: i64,
+    /// Whether the account is a bot's.
+    #[serde(default)]
+    pub is_bot: bool,
+    /// Free-form string properties (`props`). The library marks accounts it
+    /// creates here (see [`UserSync`](crate::UserSync)). Values that are
+    /// not strings are left out.
+    #[serde(default, deserialize_with = "de_string_map")]
+    pub props: HashMap<String, String>,
 }
 
 impl User {
+    /// The account's system roles (`roles` split on whitespace).
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.roles.split_whitespace()
+    }
+
     /// Whether the user has been deactivated.
     pub fn is_deactivated(&self) -> bool {
         self.delete_at != 0
@@ -65,8 +78,23 @@ impl User {
 
     /// Whether `roles` contains `system_admin`.
     pub fn is_system_admin(&self) -> bool {
-        self.roles.split_whitespace().any(|r| r == "system_admin")
+        self.roles().any(|r| r == "system_admin")
     }
+}
+
+/// A string map that tolerates `null` and leaves out non-string values.
+fn de_string_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<HashMap<String, String>, D::Error> {
+    let raw: Option<HashMap<String, serde_json::Value>> = Option::deserialize(d)?;
+    Ok(raw
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect())
 }
 
 fn ser_secret_opt<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -109,6 +137,9 @@ pub struct CreateUser {
     /// Locale.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub locale: String,
+    /// Free-form string properties stored on the account.
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub props: HashMap<String, String>,
 }
 
 impl fmt::Debug for CreateUser {
@@ -124,6 +155,7 @@ impl fmt::Debug for CreateUser {
             .field("auth_data", &self.auth_data)
             .field("email_verified", &self.email_verified)
             .field("locale", &self.locale)
+            .field("props", &self.props)
             .finish()
     }
 }

@@ -37,10 +37,7 @@ fn sync_over(server: &MockServer, store: Arc<dyn TokenStore>, opts: SyncOptions)
 }
 
 fn opts() -> SyncOptions {
-    SyncOptions {
-        app_name: "shop".into(),
-        ..SyncOptions::default()
-    }
+    SyncOptions::new("shop")
 }
 
 /// Answers token creation with a fresh id and value per call.
@@ -144,7 +141,7 @@ async fn sso_users_get_auth_service_and_no_password() {
     let create = server
         .mock_async(|when, then| {
             when.method(POST).path("/api/v4/users").json_body_includes(
-                json!({"auth_service": "gitlab", "auth_data": "bo@example.com"}).to_string(),
+                json!({"auth_service": "gitlab", "auth_data": "gitlab-1001"}).to_string(),
             );
             then.status(201)
                 .json_body(user_json(&mm, "bob", "bo@example.com", "Bo", ""));
@@ -165,15 +162,12 @@ async fn sso_users_get_auth_service_and_no_password() {
         })
         .await;
     let store = Arc::new(MemoryStore::with_users([1.into()]));
-    let sync = sync_over(
-        &server,
-        store,
-        SyncOptions {
-            auth_service: Some("gitlab".into()),
-            ..opts()
-        },
-    );
-    sync.sync_user(&HostUser::new(1, "bo@example.com", "Bo"))
+    let sync = sync_over(&server, store, {
+        let mut o = opts();
+        o.auth_service = Some("gitlab".into());
+        o
+    });
+    sync.sync_user(&HostUser::new(1, "bo@example.com", "Bo").auth_data("gitlab-1001"))
         .await
         .unwrap();
     create.assert_calls_async(1).await;
@@ -310,7 +304,7 @@ async fn email_exists_race_finds_the_user_checks_orphans_and_mints() {
         .await;
     let store = Arc::new(MemoryStore::with_users([1.into()]));
     let out = sync_over(&server, store.clone(), opts())
-        .sync_user(&HostUser::new(1, "ana@example.com", "Ana López"))
+        .sync_user(&HostUser::new(1, "ana@example.com", "Ana López").email_verified(true))
         .await
         .unwrap();
     assert_eq!(
@@ -702,17 +696,10 @@ async fn replace_tokens_mints_stores_then_revokes_the_old() {
         )
         .await
         .unwrap();
-    let out = sync_over(
-        &server,
-        store.clone(),
-        SyncOptions {
-            replace_tokens: true,
-            ..opts()
-        },
-    )
-    .sync_user(&HostUser::new(1, "ana@example.com", "Ana"))
-    .await
-    .unwrap();
+    let out = sync_over(&server, store.clone(), opts().replace_tokens(true))
+        .sync_user(&HostUser::new(1, "ana@example.com", "Ana"))
+        .await
+        .unwrap();
     assert_eq!(out.token, TokenOutcome::Replaced);
     revoke_old.assert_calls_async(1).await;
     assert_eq!(stored(&store, 1).token_id.unwrap().as_str(), id("t", 0));
@@ -950,17 +937,10 @@ async fn dry_run_changes_nothing() {
         })
         .await;
     let store = Arc::new(MemoryStore::with_users([1.into()]));
-    let out = sync_over(
-        &server,
-        store.clone(),
-        SyncOptions {
-            dry_run: true,
-            ..opts()
-        },
-    )
-    .sync_user(&HostUser::new(1, "new@example.com", "New"))
-    .await
-    .unwrap();
+    let out = sync_over(&server, store.clone(), opts().dry_run(true))
+        .sync_user(&HostUser::new(1, "new@example.com", "New"))
+        .await
+        .unwrap();
     assert_eq!(
         (out.account, out.token),
         (AccountOutcome::Created, TokenOutcome::WouldMint)
@@ -1169,7 +1149,7 @@ async fn rotate_stores_the_new_token_before_revoking_the_old() {
         .rotate(&1.into())
         .await
         .unwrap();
-    assert_eq!(out, TokenOutcome::Replaced);
+    assert_eq!(out.token, TokenOutcome::Replaced);
     let rec = stored(&store, 1);
     assert_eq!(
         rec.token.unwrap().expose_secret(),

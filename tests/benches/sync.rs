@@ -224,11 +224,7 @@ fn sync_over(client: MattermostClient, store: Arc<dyn TokenStore>) -> UserSync {
     UserSync::new(
         client,
         store,
-        SyncOptions {
-            app_name: "bench".into(),
-            concurrency: CONCURRENCY,
-            ..SyncOptions::default()
-        },
+        SyncOptions::new("bench").concurrency(CONCURRENCY),
     )
     .unwrap()
 }

@@ -25,15 +25,7 @@ fn ids(n: i64) -> Vec<HostUserId> {
 
 fn sync_for(server: &StandIn, store: Arc<dyn TokenStore>) -> UserSync {
     let client = MattermostClient::new(server.url(), server.admin_token()).unwrap();
-    UserSync::new(
-        client,
-        store,
-        SyncOptions {
-            app_name: "e2e".into(),
-            ..SyncOptions::default()
-        },
-    )
-    .unwrap()
+    UserSync::new(client, store, SyncOptions::new("e2e")).unwrap()
 }
 
 const CREATE: &str = "POST /api/v4/users";
@@ -236,7 +228,7 @@ async fn rotate_and_revoke_against_the_server() {
     sync.sync_all(stream::iter(users(1)), |_| {}).await.unwrap();
     let old = store.get(&1.into()).await.unwrap().unwrap().token.unwrap();
     assert_eq!(
-        sync.rotate(&1.into()).await.unwrap(),
+        sync.rotate(&1.into()).await.unwrap().token,
         TokenOutcome::Replaced
     );
     assert!(!server.token_is_live(old.expose_secret()));
@@ -358,16 +350,12 @@ async fn failure_reports_stay_bounded() {
     let server = StandIn::start().await.unwrap();
     let store = Arc::new(MemoryStore::with_users(ids(12)));
     let client = MattermostClient::new(server.url(), server.admin_token()).unwrap();
-    let sync = UserSync::new(
-        client,
-        store,
-        SyncOptions {
-            app_name: "e2e".into(),
-            max_failures_kept: 4,
-            concurrency: 1,
-            ..SyncOptions::default()
-        },
-    )
+    let sync = UserSync::new(client, store, {
+        let mut o = SyncOptions::new("e2e");
+        o.max_failures_kept = 4;
+        o.concurrency = 1;
+        o
+    })
     .unwrap();
     // Ten users without a usable email fail before any request.
     let users: Vec<HostUser> = (1..=12)

@@ -76,11 +76,7 @@ fn sync_over(server: &StandIn, store: Arc<dyn TokenStore>, concurrency: usize) -
     UserSync::new(
         client,
         store,
-        SyncOptions {
-            app_name: "faults".into(),
-            concurrency,
-            ..SyncOptions::default()
-        },
+        SyncOptions::new("faults").concurrency(concurrency),
     )
     .unwrap()
 }
@@ -590,15 +586,7 @@ async fn a_429_storm_fails_nobody_and_mints_each_user_once() {
     let store = Arc::new(MemoryStore::with_users(ids(N)));
     // The client as shipped: default retry policy, pacing on.
     let client = MattermostClient::new(server.url(), server.admin_token()).unwrap();
-    let sync = UserSync::new(
-        client,
-        store.clone(),
-        SyncOptions {
-            app_name: "faults".into(),
-            ..SyncOptions::default()
-        },
-    )
-    .unwrap();
+    let sync = UserSync::new(client, store.clone(), SyncOptions::new("faults")).unwrap();
     let started = Instant::now();
     // A safety net only (the client's waits are bounded anyway).
     let r = tokio::time::timeout(
@@ -1219,15 +1207,7 @@ async fn bad_server_answers_give_typed_errors_promptly_and_store_nothing() {
             .build()
             .unwrap();
         let store = Arc::new(MemoryStore::with_users([HostUserId::Int(1)]));
-        let sync = UserSync::new(
-            client,
-            store.clone(),
-            SyncOptions {
-                app_name: "faults".into(),
-                ..SyncOptions::default()
-            },
-        )
-        .unwrap();
+        let sync = UserSync::new(client, store.clone(), SyncOptions::new("faults")).unwrap();
         let started = Instant::now();
         let result = tokio::time::timeout(
             Duration::from_secs(10),

@@ -87,15 +87,7 @@ async fn sync_while_the_host_writes(kind: Kind, test: &str) {
     let (store, source) = sources(&db.pool, table);
     let server = StandIn::start().await.unwrap();
     let client = MattermostClient::new(server.url(), server.admin_token()).unwrap();
-    let sync = UserSync::new(
-        client,
-        store.clone(),
-        SyncOptions {
-            app_name: "laravel".into(),
-            ..SyncOptions::default()
-        },
-    )
-    .unwrap();
+    let sync = UserSync::new(client, store.clone(), SyncOptions::new("laravel")).unwrap();
 
     // The host writes throughout: a new user, then an update of an existing
     // one, 200 times.

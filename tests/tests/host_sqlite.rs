@@ -66,11 +66,7 @@ async fn run(adapter: Adapter, mode: JournalMode, concurrency: usize) {
     let sync = UserSync::new(
         client,
         store.clone(),
-        SyncOptions {
-            app_name: "laravel".into(),
-            concurrency,
-            ..SyncOptions::default()
-        },
+        SyncOptions::new("laravel").concurrency(concurrency),
     )
     .unwrap();
     let report = tokio::time::timeout(BOUND, sync.sync_all(users_of(source), |_| {}))

@@ -29,14 +29,11 @@ async fn server(expiry: TokenExpiry) -> StandIn {
 
 fn sync(server: &StandIn, store: Arc<MemoryStore>, options: SyncOptions) -> UserSync {
     let client = MattermostClient::new(server.url(), server.admin_token()).unwrap();
-    UserSync::new(
-        client,
-        store,
-        SyncOptions {
-            app_name: "expiry".into(),
-            ..options
-        },
-    )
+    UserSync::new(client, store, {
+        let mut o = options;
+        o.app_name = "expiry".into();
+        o
+    })
     .unwrap()
 }
 
@@ -51,10 +48,7 @@ fn store(n: i64) -> Arc<MemoryStore> {
 }
 
 fn lifetime(d: Duration) -> SyncOptions {
-    SyncOptions {
-        token_lifetime: Some(d),
-        ..SyncOptions::default()
-    }
+    SyncOptions::new("expiry").token_lifetime(d)
 }
 
 async fn record(store: &MemoryStore, i: i64) -> TokenRecord {
@@ -98,7 +92,7 @@ async fn a_lifetime_is_asked_for_stored_and_enforced_by_the_server() {
 async fn without_a_lifetime_tokens_do_not_expire() {
     let server = server(TokenExpiry::Optional).await;
     let store = store(1);
-    let sync = sync(&server, store.clone(), SyncOptions::default());
+    let sync = sync(&server, store.clone(), SyncOptions::new("expiry"));
     sync.sync_all(futures::stream::iter(users(1)), |_| {})
         .await
         .unwrap();
@@ -135,10 +129,7 @@ async fn a_policy_requiring_expiry_fails_the_sync_fast_with_advice() {
     let sync = sync(
         &server,
         store.clone(),
-        SyncOptions {
-            concurrency: 1,
-            ..SyncOptions::default()
-        },
+        SyncOptions::new("test").concurrency(1),
     );
     let report = sync
         .sync_all(futures::stream::iter(users(6)), |_| {})
@@ -347,22 +338,20 @@ async fn lifetimes_are_checked_when_the_sync_is_made() {
     let server = server(TokenExpiry::Optional).await;
     let client = MattermostClient::new(server.url(), server.admin_token()).unwrap();
     let make = |options: SyncOptions| {
-        UserSync::new(
-            client.clone(),
-            store(1),
-            SyncOptions {
-                app_name: "expiry".into(),
-                ..options
-            },
-        )
+        UserSync::new(client.clone(), store(1), {
+            let mut o = options;
+            o.app_name = "expiry".into();
+            o
+        })
     };
     for (options, why) in [
         (lifetime(Duration::from_secs(10)), "shorter than a minute"),
         (
-            SyncOptions {
-                token_lifetime: Some(DAY),
-                renew_before: Some(DAY),
-                ..SyncOptions::default()
+            {
+                let mut o = SyncOptions::new("test");
+                o.token_lifetime = Some(DAY);
+                o.renew_before = Some(DAY);
+                o
             },
             "renewal margin as long as the lifetime",
         ),

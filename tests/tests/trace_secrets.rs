@@ -26,15 +26,7 @@ fn ids(n: i64) -> Vec<HostUserId> {
 
 fn sync_for(server: &StandIn, store: Arc<dyn TokenStore>) -> UserSync {
     let client = MattermostClient::new(server.url(), server.admin_token()).unwrap();
-    UserSync::new(
-        client,
-        store,
-        SyncOptions {
-            app_name: "e2e".into(),
-            ..SyncOptions::default()
-        },
-    )
-    .unwrap()
+    UserSync::new(client, store, SyncOptions::new("e2e")).unwrap()
 }
 
 /// Collects everything written by a `tracing` fmt subscriber.

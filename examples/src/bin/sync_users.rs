@@ -15,7 +15,7 @@ use clap::{ArgGroup, Parser};
 use futures::{Stream, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use mattermost_tokens::{
-    AccountOutcome, HostUser, HostUserId, HostUserSource, StoreError, SyncOptions, SyncReport,
+    HostUser, HostUserId, HostUserSource, LinkPolicy, StoreError, SyncOptions, SyncReport,
     TokenOutcome, UserResult, UserSync,
 };
 use mattermost_tokens_examples::demo_db::HostDb;
@@ -59,11 +59,34 @@ struct Args {
     /// The app name written into token descriptions.
     #[arg(long, default_value = "demo-app")]
     app_name: String,
+    /// When an existing Mattermost account has a host user's email: link it
+    /// only if the host verified the email (`verified`, the default), always,
+    /// or never. Admin and bot accounts are never linked.
+    #[arg(long, value_enum, default_value_t = LinkArg::Verified)]
+    link_policy: LinkArg,
     /// Mint tokens that expire after this many days (servers with token
     /// expiry); stored tokens close to expiry are renewed. Without it tokens
     /// do not expire.
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     token_lifetime_days: Option<u32>,
+}
+
+/// `--link-policy`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LinkArg {
+    Never,
+    Verified,
+    Always,
+}
+
+impl From<LinkArg> for LinkPolicy {
+    fn from(a: LinkArg) -> Self {
+        match a {
+            LinkArg::Never => LinkPolicy::Never,
+            LinkArg::Verified => LinkPolicy::VerifiedEmail,
+            LinkArg::Always => LinkPolicy::Always,
+        }
+    }
 }
 
 #[tokio::main]
@@ -94,19 +117,16 @@ async fn run(args: Args) -> Result<SyncReport, Fatal> {
     let stores = setup::stores(args.store, &env, &host).await?;
     let (store, source) = (stores.tokens, stores.users);
     let server = setup::mattermost(&env).await?;
-    let sync = UserSync::new(
-        server.client.clone(),
-        store.clone(),
-        SyncOptions {
-            app_name: args.app_name.clone(),
-            concurrency: usize::from(args.concurrency),
-            dry_run: args.dry_run,
-            token_lifetime: args
-                .token_lifetime_days
-                .map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400)),
-            ..SyncOptions::default()
-        },
-    )
+    let sync = UserSync::new(server.client.clone(), store.clone(), {
+        let mut o = SyncOptions::new(args.app_name.clone())
+            .concurrency(usize::from(args.concurrency))
+            .dry_run(args.dry_run)
+            .link_policy(args.link_policy.into());
+        o.token_lifetime = args
+            .token_lifetime_days
+            .map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400));
+        o
+    })
     .map_err(setup::explain)?;
 
     let read_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
@@ -207,29 +227,29 @@ impl Progress {
 
     fn record(&self, r: &UserResult) {
         let line = match r {
-            Ok(o) => format!(
-                "user {}: {}, token {}",
-                o.user,
-                match o.account {
-                    AccountOutcome::Created => "created",
-                    AccountOutcome::Updated => "updated",
-                    AccountOutcome::Unchanged => "unchanged",
-                },
-                match o.token {
-                    TokenOutcome::Minted => "minted",
-                    TokenOutcome::Kept => "kept",
-                    TokenOutcome::Replaced => "replaced",
-                    TokenOutcome::LostRace => "kept (another sync stored one first)",
-                    TokenOutcome::WouldMint => "would be minted",
-                    TokenOutcome::Skipped => "present (skipped)",
-                }
-            ),
+            Ok(o) => {
+                format!(
+                    "user {}: {}, token {}",
+                    o.user,
+                    o.account.name(),
+                    match o.token {
+                        TokenOutcome::LostRace => "kept (another sync stored one first)",
+                        TokenOutcome::WouldMint => "would be minted",
+                        TokenOutcome::Skipped => "present (skipped)",
+                        t => t.name(),
+                    }
+                ) + &o
+                    .warnings
+                    .iter()
+                    .map(|w| format!("; warning: {w}"))
+                    .collect::<String>()
+            }
             Err(f) => format!("user {}: FAILED: {}", f.user, f.error),
         };
         match &self.bar {
             Some(b) => {
                 b.inc(1);
-                if r.is_err() {
+                if r.as_ref().map_or(true, |o| !o.warnings.is_empty()) {
                     b.println(line);
                 }
             }

@@ -56,6 +56,24 @@ impl MemoryStore {
         self.lock().by_user.entry(user).or_default();
     }
 
+    /// Puts a row as another tool would have written it, for example a
+    /// token without its id (the Laravel integration this library ports
+    /// stored none). Adds the user when absent; keeps the link index.
+    pub fn insert_record(&self, user: HostUserId, record: TokenRecord) {
+        let mut rows = self.lock();
+        if let Some(old) = rows
+            .by_user
+            .get(&user)
+            .and_then(|r| r.mattermost_user_id.clone())
+        {
+            rows.links.remove(&old);
+        }
+        if let Some(id) = &record.mattermost_user_id {
+            rows.links.insert(id.clone(), user.clone());
+        }
+        rows.by_user.insert(user, record);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Rows> {
         // A panic while holding the lock cannot leave a row half-written (each
         // critical section is a single assignment), so poisoning is ignored.

@@ -1,25 +1,46 @@
 //! Accounts: finding, creating and patching a host user's Mattermost
 //! account, and linking it.
 
+use std::collections::HashMap;
+
 use rand::Rng;
 use secrecy::SecretString;
 
-use crate::error::Error;
+use crate::error::{Error, LinkRefusal};
 use crate::host::HostUser;
 use crate::ids::{HostUserId, UserId, is_valid_mattermost_id};
 use crate::models::{CreateUser, User, UserPatch};
-use crate::store::{StoreError, TokenStore};
+use crate::store::{StoreError, TokenRecord, TokenStore};
 
-use super::{AccountOutcome, Prepared, TokenOutcome, UserOutcome, UserSync};
+use super::{
+    AccountOutcome, LinkPolicy, MARK_APP_PROP, MARK_USER_PROP, Prepared, RunState, SyncWarning,
+    TokenOutcome, UserOutcome, UserSync,
+};
 
 impl UserSync {
-    pub(super) async fn sync_prepared(&self, p: Prepared) -> Result<UserOutcome, Error> {
+    pub(super) async fn sync_prepared(
+        &self,
+        p: Prepared,
+        run: &RunState,
+    ) -> Result<UserOutcome, Error> {
         let user = &p.user;
         let invalid = |reason: String| Error::InvalidHostUser {
             user: user.id.clone(),
             reason,
         };
         let email = user.normalized_email().map_err(invalid)?;
+        if self.opts.auth_service.is_some()
+            && user
+                .auth_data
+                .as_deref()
+                .is_none_or(|d| d.trim().is_empty())
+        {
+            // Never derived from the email: an SSO account whose auth_data
+            // is someone else's id would let that person sign in as it.
+            return Err(invalid(
+                "single sign-on is configured (SyncOptions::auth_service) but the user has no auth_data (HostUser::auth_data)".into(),
+            ));
+        }
         let record = match p.record {
             Some(r) => r,
             None => self.record(&user.id).await?,
@@ -27,10 +48,10 @@ impl UserSync {
         let expiring = self.expiring(&record);
         if (record.token.is_none() || self.opts.replace_tokens || expiring)
             && !self.opts.dry_run
-            && let Some(e) = self.expiry_refused()
+            && let Some(e) = run.expiry_refused()
         {
             // The server's lifetime policy refused an earlier mint of this
-            // sync: this one would be refused too.
+            // run: this one would be refused too.
             return Err(e);
         }
 
@@ -49,29 +70,36 @@ impl UserSync {
                 Err(e) => return Err(e),
             },
         };
-        // The Mattermost id the store holds for this user, as it changes below.
-        let mut linked = record.mattermost_user_id.clone();
+        let mut link = Link {
+            record: &record,
+            linked: record.mattermost_user_id.clone(),
+            previous: None,
+        };
+        let mut warnings = Vec::new();
         let (account, outcome, created_now) = match existing {
             Some(u) => {
-                let (u, o) = self.update_account(user, &email, u).await?;
+                let (u, o) = self.update_account(user, &email, u, &mut warnings).await?;
                 (Some(u), o, false)
             }
             None => match self.find_or_create(user, &email).await? {
                 (Some(u), true) => (Some(u), AccountOutcome::Created, true),
                 (Some(u), false) => {
-                    // Found by email: link it first, so an account that is
-                    // another host user's (same email) is refused by the
-                    // store before anything of it is changed.
-                    if !self.opts.dry_run && linked.as_ref() != Some(&u.id) {
-                        match self.store.set_mattermost_user_id(&user.id, &u.id).await {
-                            Ok(()) => linked = Some(u.id.clone()),
-                            Err(StoreError::AlreadyLinked { .. }) => {
-                                return Err(self.shared_account(&user.id, &u.id).await);
-                            }
-                            Err(e) => return Err(e.into()),
-                        }
+                    // Found by email: an account this app did not create for
+                    // this user. Linking it gives the host user its power.
+                    if link.linked.as_ref() != Some(&u.id)
+                        && let Some(reason) = self.link_refusal(user, &u)
+                    {
+                        return Err(Error::LinkRefused {
+                            user: user.id.clone(),
+                            mattermost_user_id: u.id,
+                            reason,
+                        });
                     }
-                    let (u, o) = self.update_account(user, &email, u).await?;
+                    // Link it first, so an account that is another host
+                    // user's (same email) is refused by the store before
+                    // anything of it is changed.
+                    self.link(&user.id, &u.id, &mut link).await?;
+                    let (u, o) = self.update_account(user, &email, u, &mut warnings).await?;
                     (Some(u), o, false)
                 }
                 (None, _) => (None, AccountOutcome::Created, true),
@@ -79,13 +107,9 @@ impl UserSync {
         };
         let Some(account) = account else {
             // Dry run for a user that does not exist yet.
-            return Ok(UserOutcome {
-                user: user.id.clone(),
-                mattermost_user_id: None,
-                account: outcome,
-                token: TokenOutcome::WouldMint,
-                orphans_revoked: 0,
-            });
+            let mut o = UserOutcome::new(user.id.clone(), None, outcome, TokenOutcome::WouldMint);
+            o.previous_mattermost_user_id = record.mattermost_user_id.clone();
+            return Ok(o);
         };
         if account.is_deactivated() {
             return Err(Error::UserDeactivated {
@@ -93,40 +117,114 @@ impl UserSync {
                 mattermost_user_id: account.id,
             });
         }
-        if !self.opts.dry_run && linked.as_ref() != Some(&account.id) {
-            // Linked before the mint: a crash after this point leaves a
-            // user the next run finds without a lookup.
-            match self
-                .store
-                .set_mattermost_user_id(&user.id, &account.id)
-                .await
-            {
-                Ok(()) => {}
-                Err(StoreError::AlreadyLinked { .. }) => {
-                    return Err(self.shared_account(&user.id, &account.id).await);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // Linked before the mint: a crash after this point leaves a user the
+        // next run finds without a lookup.
+        self.link(&user.id, &account.id, &mut link).await?;
+        let relinked = record
+            .mattermost_user_id
+            .as_ref()
+            .is_some_and(|prev| *prev != account.id);
 
-        // 2. The token.
-        let replacing = record.token.is_some();
-        let (token, orphans_revoked) = if replacing && !self.opts.replace_tokens && !expiring {
-            (TokenOutcome::Kept, 0)
+        // 2. The token. A token of the previous account is never kept.
+        let replacing = record.token.is_some() && !relinked;
+        let mut o = UserOutcome::new(
+            user.id.clone(),
+            Some(account.id.clone()),
+            outcome,
+            TokenOutcome::Kept,
+        );
+        if relinked {
+            o.previous_mattermost_user_id = record.mattermost_user_id.clone();
+        }
+        if replacing && !self.opts.replace_tokens && !expiring {
+            o.token = TokenOutcome::Kept;
         } else if self.opts.dry_run {
-            (TokenOutcome::WouldMint, 0)
+            o.token = TokenOutcome::WouldMint;
         } else {
             let old = replacing.then_some(record.token_id.as_ref()).flatten();
-            self.mint_and_store(&user.id, &account.id, created_now, replacing, old)
-                .await?
-        };
-        Ok(UserOutcome {
-            user: user.id.clone(),
-            mattermost_user_id: Some(account.id),
-            account: outcome,
-            token,
-            orphans_revoked,
-        })
+            let minted = self
+                .mint_and_store(&user.id, &account.id, created_now, replacing, old, run)
+                .await?;
+            o.token = minted.outcome;
+            o.orphans_revoked = minted.orphans;
+            warnings.extend(minted.warnings);
+        }
+        o.warnings = warnings;
+        Ok(o)
+    }
+
+    /// Stores `account` as the user's Mattermost account unless it already
+    /// is. When the user was linked to another account (deleted and
+    /// recreated, or found anew by email), that account's token is revoked
+    /// (best effort) and cleared first: it is never kept for the new one.
+    async fn link(
+        &self,
+        user: &HostUserId,
+        account: &UserId,
+        link: &mut Link<'_>,
+    ) -> Result<(), Error> {
+        if self.opts.dry_run || link.linked.as_ref() == Some(account) {
+            return Ok(());
+        }
+        if let (Some(prev), Some(_)) = (&link.record.mattermost_user_id, &link.record.token)
+            && link.previous.is_none()
+        {
+            if let Some(id) = &link.record.token_id
+                && let Err(e) = self.revoke_quietly(id).await
+            {
+                tracing::warn!(
+                    host_user = %user, token_id = %id, mattermost_user = %prev, error = %e,
+                    "could not revoke the token of the previously linked account"
+                );
+            }
+            self.store.clear_token(user).await?;
+            tracing::info!(host_user = %user, previous = %prev, now = %account, "relinking to another Mattermost account");
+            link.previous = Some(prev.clone());
+        }
+        match self.store.set_mattermost_user_id(user, account).await {
+            Ok(()) => {
+                link.linked = Some(account.clone());
+                Ok(())
+            }
+            Err(StoreError::AlreadyLinked { .. }) => Err(self.shared_account(user, account).await),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Why an existing account found by the user's email must not be linked
+    /// to them, if it must not.
+    pub(super) fn link_refusal(&self, user: &HostUser, account: &User) -> Option<LinkRefusal> {
+        if !self.opts.link_privileged.contains(&account.id) {
+            if account.is_bot {
+                return Some(LinkRefusal::Bot);
+            }
+            if let Some(role) = account
+                .roles()
+                .find(|r| !self.opts.allowed_roles.iter().any(|a| a == r))
+            {
+                return Some(LinkRefusal::Role(role.to_owned()));
+            }
+        }
+        if self.is_own_account(user, account) {
+            // Created by this app for this very user (a create whose answer
+            // was lost, or a concurrent sync): whatever the policy.
+            return None;
+        }
+        match self.opts.link_policy {
+            LinkPolicy::Always => None,
+            LinkPolicy::VerifiedEmail if user.email_verified == Some(true) => None,
+            LinkPolicy::VerifiedEmail => Some(LinkRefusal::EmailNotVerified),
+            // Future policies refuse until they are taught here.
+            _ => Some(LinkRefusal::PolicyNever),
+        }
+    }
+
+    /// Whether the account carries this app's mark for this host user. The
+    /// mark is not a secret and grants nothing alone: roles and bots are
+    /// checked before it.
+    fn is_own_account(&self, user: &HostUser, account: &User) -> bool {
+        account.props.get(MARK_APP_PROP).map(String::as_str) == Some(self.opts.app_name.as_str())
+            && account.props.get(MARK_USER_PROP) == Some(&self.host_key(&user.id))
     }
 
     /// Creates the account, or finds it by email when it already exists.
@@ -213,9 +311,18 @@ impl UserSync {
         username: &str,
     ) -> CreateUser {
         let (password, auth_service, auth_data) = match &self.opts.auth_service {
-            Some(service) => (None, service.clone(), email.to_owned()),
+            // sync_prepared refused users without auth_data before any request.
+            Some(service) => (
+                None,
+                service.clone(),
+                user.auth_data.clone().unwrap_or_default().trim().to_owned(),
+            ),
             None => (Some(random_password()), String::new(), String::new()),
         };
+        let props = HashMap::from([
+            (MARK_APP_PROP.to_owned(), self.opts.app_name.clone()),
+            (MARK_USER_PROP.to_owned(), self.host_key(&user.id)),
+        ]);
         CreateUser {
             email: email.to_owned(),
             username: username.to_owned(),
@@ -227,36 +334,42 @@ impl UserSync {
             auth_data,
             email_verified: true,
             locale: String::new(),
+            props,
         }
     }
 
-    /// Patches the fields that differ from the host's data.
+    /// Patches the fields that differ from the host's data, leaving out the
+    /// fields the account's login provider manages. A patch Mattermost
+    /// refuses becomes a warning: it never blocks the token.
     pub(super) async fn update_account(
         &self,
         user: &HostUser,
         email: &str,
         account: User,
+        warnings: &mut Vec<SyncWarning>,
     ) -> Result<(User, AccountOutcome), Error> {
+        let managed = ProviderFields::of(&account.auth_service);
         let mut patch = UserPatch::default();
-        if account.email.to_lowercase() != email {
+        if !managed.profile && account.email.to_lowercase() != email {
             patch.email = Some(email.to_owned());
         }
         let first = user.first_name_clamped();
-        if account.first_name != first {
+        if !managed.names && account.first_name != first {
             patch.first_name = Some(first);
         }
         let last = user.last_name_clamped();
-        if account.last_name != last {
+        if !managed.names && account.last_name != last {
             patch.last_name = Some(last);
         }
         if let Some(n) = user.nickname_clamped()
+            && !managed.profile
             && account.nickname != n
         {
             patch.nickname = Some(n);
         }
         if let Some(u) = &user.username {
             let u = u.trim().to_lowercase();
-            if account.username != u {
+            if !managed.username && account.username != u {
                 patch.username = Some(u);
             }
         }
@@ -266,9 +379,27 @@ impl UserSync {
         if self.opts.dry_run || account.is_deactivated() {
             return Ok((account, AccountOutcome::Updated));
         }
-        let updated = self.admin().patch_user(&account.id, &patch).await?;
-        tracing::info!(host_user = %user.id, mattermost_user = %updated.id, "updated Mattermost user");
-        Ok((updated, AccountOutcome::Updated))
+        match self.admin().patch_user(&account.id, &patch).await {
+            Ok(updated) => {
+                tracing::info!(host_user = %user.id, mattermost_user = %updated.id, "updated Mattermost user");
+                Ok((updated, AccountOutcome::Updated))
+            }
+            Err(e) => {
+                // 409 api.user.patch_user.login_provider_attribute_set.app_error
+                // (a field LDAP or SAML manages, configured on the server),
+                // 400 for an email another account has, or anything else:
+                // the account keeps its details and the token goes ahead.
+                tracing::warn!(
+                    host_user = %user.id, mattermost_user = %account.id, error = %e,
+                    "Mattermost refused the profile update; the token is handled anyway"
+                );
+                warnings.push(SyncWarning::PatchRefused {
+                    status: e.status().unwrap_or(0),
+                    id: e.api_error().map(|a| a.id.clone()).unwrap_or_default(),
+                });
+                Ok((account, AccountOutcome::Unchanged))
+            }
+        }
     }
 
     /// The error for a host user whose email leads to a Mattermost account
@@ -294,6 +425,54 @@ impl UserSync {
             snippet: format!("id {:?}", crate::error::snippet(id.as_str().as_bytes())),
         }
     }
+}
+
+/// The profile fields an account's login provider manages, after
+/// Mattermost's `App.CheckProviderAttributes` (`app/user.go`): any provider
+/// owns the username; LDAP and SAML own the attributes they are configured
+/// to sync (the email always; names, nickname and position when mapped,
+/// which the server's configuration says and the library cannot see, so all
+/// are left alone); OAuth providers (GitLab, Google, Office 365, OpenID)
+/// own the first and last names. Patching them answers 409
+/// `api.user.patch_user.login_provider_attribute_set.app_error`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct ProviderFields {
+    pub username: bool,
+    pub names: bool,
+    /// Email and nickname.
+    pub profile: bool,
+}
+
+impl ProviderFields {
+    pub(super) fn of(auth_service: &str) -> Self {
+        match auth_service {
+            "" => ProviderFields::default(),
+            "ldap" | "saml" => ProviderFields {
+                username: true,
+                names: true,
+                profile: true,
+            },
+            "gitlab" | "google" | "office365" | "openid" => ProviderFields {
+                username: true,
+                names: true,
+                profile: false,
+            },
+            _ => ProviderFields {
+                username: true,
+                names: false,
+                profile: false,
+            },
+        }
+    }
+}
+
+/// The user's link as it changes during one sync.
+struct Link<'r> {
+    record: &'r TokenRecord,
+    /// The Mattermost id the store holds for the user now.
+    linked: Option<UserId>,
+    /// The account the user was linked to before this sync relinked them.
+    previous: Option<UserId>,
 }
 
 /// Two app users would share one Mattermost account, each able to act as

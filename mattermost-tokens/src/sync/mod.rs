@@ -16,18 +16,28 @@ use tracing::Instrument;
 use crate::client::{Acting, MattermostClient};
 use crate::error::{ApiError, Error, ExpiryRule};
 use crate::host::HostUser;
-use crate::ids::{HostUserId, UserId};
+use crate::ids::{HostUserId, TokenId, UserId};
 use crate::models::User;
 use crate::store::{TokenRecord, TokenStore};
 use crate::time::millis;
 
 pub(crate) use options::push_bounded;
-pub use options::{DEFAULT_REPORT_LIMIT, SyncOptions};
+pub use options::{DEFAULT_REPORT_LIMIT, LinkPolicy, SyncOptions};
 pub use report::{
-    AccountOutcome, ServerCheck, SyncReport, SyncSummary, TokenOutcome, UserFailure, UserOutcome,
-    UserResult,
+    AccountOutcome, ServerCheck, SyncReport, SyncSummary, SyncWarning, TokenOutcome, UserFailure,
+    UserOutcome, UserResult,
 };
 pub use tokens::DESCRIPTION_PREFIX;
+
+/// The `props` key of the mark on accounts the sync creates: the app
+/// identity ([`SyncOptions::app_name`]). With [`MARK_USER_PROP`] it lets a
+/// later sync recognise an account it created for the same host user (a
+/// create whose answer was lost, a concurrent sync) and link it whatever the
+/// [`LinkPolicy`]. The mark is not a secret and grants nothing alone.
+pub const MARK_APP_PROP: &str = "mattermost_tokens_app";
+/// The `props` key of the host user's key in the mark (see
+/// [`MARK_APP_PROP`]).
+pub const MARK_USER_PROP: &str = "mattermost_tokens_user";
 
 /// Syncs host users into Mattermost: creates or updates each account, mints
 /// one personal access token per user with the admin token and keeps it in
@@ -40,7 +50,7 @@ pub use tokens::DESCRIPTION_PREFIX;
 ///
 /// let client = MattermostClient::new("https://chat.example.com", "admin-token")?;
 /// let store = Arc::new(MemoryStore::with_users([1.into()]));
-/// let sync = UserSync::new(client, store, SyncOptions { app_name: "shop".into(), ..Default::default() })?;
+/// let sync = UserSync::new(client, store, SyncOptions::new("shop"))?;
 /// let outcome = sync.sync_user(&HostUser::new(1, "ana@example.com", "Ana López")).await?;
 /// println!("{:?} / {:?}", outcome.account, outcome.token);
 /// # Ok(()) }
@@ -54,16 +64,70 @@ pub struct UserSync {
     /// Stored tokens expiring within this many ms are replaced.
     renew_before_ms: i64,
     expiry: Arc<ExpiryState>,
+    unrevoked: Arc<Unrevoked>,
 }
 
 /// What the server has shown of its token expiry support.
 #[derive(Debug, Default)]
 struct ExpiryState {
-    /// The server's lifetime policy refused a mint: every later mint with
-    /// the same options would be refused too, so they fail at once.
-    refused: std::sync::OnceLock<(ExpiryRule, ApiError)>,
     /// An expiry was asked for and the answer had none: warned once.
     ignored_warned: std::sync::atomic::AtomicBool,
+}
+
+/// What one run (one `sync_all`, one `sync_user`) learned that its later
+/// users need. It ends with the run: a policy change on the server, or one
+/// refusal caused by clock skew, does not stop later runs.
+#[derive(Debug, Default)]
+pub(crate) struct RunState {
+    /// The server's lifetime policy refused a mint: every later mint of the
+    /// run, with the same options, would be refused too, so they fail at
+    /// once.
+    expiry_refused: std::sync::OnceLock<(ExpiryRule, ApiError)>,
+}
+
+impl RunState {
+    pub(crate) fn expiry_refusal(&self, rule: ExpiryRule, error: &ApiError) {
+        let _ = self.expiry_refused.set((rule, error.clone()));
+    }
+
+    fn expiry_refused(&self) -> Option<Error> {
+        self.expiry_refused
+            .get()
+            .map(|(rule, error)| Error::TokenExpiryPolicy {
+                rule: *rule,
+                error: Box::new(error.clone()),
+            })
+    }
+}
+
+/// Replaced tokens whose revoke failed, retried by later runs of this
+/// `UserSync` (bounded; each is also found by the orphan sweep).
+#[derive(Debug, Default)]
+struct Unrevoked(std::sync::Mutex<Vec<(HostUserId, TokenId)>>);
+
+impl Unrevoked {
+    const LIMIT: usize = 10_000;
+
+    fn remember(&self, user: &HostUserId, id: &TokenId) {
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if list.len() < Self::LIMIT {
+            list.push((user.clone(), id.clone()));
+        }
+    }
+
+    fn take(&self, only: Option<&HostUserId>) -> Vec<(HostUserId, TokenId)> {
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match only {
+            None => std::mem::take(&mut *list),
+            Some(u) => {
+                let (mine, rest) = std::mem::take(&mut *list)
+                    .into_iter()
+                    .partition(|(owner, _)| owner == u);
+                *list = rest;
+                mine
+            }
+        }
+    }
 }
 
 /// How unlinked users turned out so far: new to Mattermost, or already there.
@@ -115,8 +179,12 @@ impl UserSync {
         options: SyncOptions,
     ) -> Result<Self, Error> {
         let app = &options.app_name;
-        if app.is_empty()
-            || app.len() > 64
+        if app.is_empty() {
+            return Err(Error::InvalidInput(
+                "the app identity is required: SyncOptions::new(app_name), a name only this deployment uses on the Mattermost server".into(),
+            ));
+        }
+        if app.len() > 64
             || !app
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
@@ -157,6 +225,7 @@ impl UserSync {
             opts: Arc::new(options),
             seen: Arc::default(),
             expiry: Arc::default(),
+            unrevoked: Arc::default(),
         })
     }
 
@@ -216,11 +285,15 @@ impl UserSync {
     /// stored.
     pub async fn sync_user(&self, user: &HostUser) -> Result<UserOutcome, Error> {
         let record = self.record(&user.id).await?;
-        self.sync_prepared(Prepared {
-            user: user.clone(),
-            record: Some(record),
-            account: None,
-        })
+        self.retry_unrevoked(Some(&user.id)).await;
+        self.sync_prepared(
+            Prepared {
+                user: user.clone(),
+                record: Some(record),
+                account: None,
+            },
+            &RunState::default(),
+        )
         .await
     }
 
@@ -259,6 +332,9 @@ impl UserSync {
     {
         let started = Instant::now();
         self.check_server().await?;
+        self.retry_unrevoked(None).await;
+        let run = RunState::default();
+        let run = &run;
         let mut report = SyncReport::default();
         let results = users
             .chunks(self.opts.batch_size)
@@ -278,15 +354,14 @@ impl UserSync {
                         Prepared {
                             record: Some(ref r),
                             ..
-                        } if only_missing && r.token.is_some() => Ok(UserOutcome {
-                            user: id,
-                            mattermost_user_id: r.mattermost_user_id.clone(),
-                            account: AccountOutcome::Unchanged,
-                            token: TokenOutcome::Skipped,
-                            orphans_revoked: 0,
-                        }),
+                        } if only_missing && r.token.is_some() => Ok(UserOutcome::new(
+                            id,
+                            r.mattermost_user_id.clone(),
+                            AccountOutcome::Unchanged,
+                            TokenOutcome::Skipped,
+                        )),
                         p => self
-                            .sync_prepared(p)
+                            .sync_prepared(p, run)
                             .await
                             .map_err(|error| UserFailure { user: id, error }),
                     };
@@ -302,8 +377,13 @@ impl UserSync {
             .buffer_unordered(self.opts.concurrency);
         let mut results = std::pin::pin!(results);
         while let Some(r) = results.next().await {
-            if let Err(f) = &r {
-                tracing::warn!(host_user = %f.user, error = %f.error, "user sync failed");
+            match &r {
+                Err(f) => tracing::warn!(host_user = %f.user, error = %f.error, "user sync failed"),
+                Ok(o) => {
+                    for w in &o.warnings {
+                        tracing::warn!(host_user = %o.user, warning = %w, "user synced with a warning");
+                    }
+                }
             }
             on_result(&r);
             report.record(r, self.opts.max_failures_kept);

@@ -4,31 +4,49 @@
 use super::{SyncOptions, UserSync};
 use std::time::Duration;
 
+use std::fmt;
+
 use crate::error::Error;
-use crate::ids::{HostUserId, UserId};
+use crate::ids::{HostUserId, TokenId, UserId};
 use crate::rate_limit::ServerVersion;
 
 use super::options::push_bounded;
 
 /// What happened to the user's Mattermost account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AccountOutcome {
     /// Created (or, in a dry run, would be).
     Created,
     /// Existed and its details were patched (or would be).
     Updated,
-    /// Existed with the right details.
+    /// Existed with the right details (or a patch was refused; see the
+    /// outcome's warnings).
     Unchanged,
+}
+
+impl AccountOutcome {
+    /// A short name for logs: `created`, `updated`, `unchanged`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountOutcome::Created => "created",
+            AccountOutcome::Updated => "updated",
+            AccountOutcome::Unchanged => "unchanged",
+        }
+    }
 }
 
 /// What happened to the user's token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenOutcome {
     /// A token was minted and stored.
     Minted,
     /// The stored token was kept.
     Kept,
-    /// A new token replaced the stored one, which was revoked.
+    /// A new token replaced the stored one. The old one was revoked unless
+    /// the outcome's warnings say otherwise
+    /// ([`SyncWarning::OldTokenNotRevoked`], [`SyncWarning::OldTokenIdUnknown`]).
     Replaced,
     /// Another sync stored a token first; the one minted here was revoked.
     LostRace,
@@ -54,8 +72,56 @@ impl TokenOutcome {
     }
 }
 
+/// Something that went wrong for a user without stopping the sync of that
+/// user: the token was still minted, stored or kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncWarning {
+    /// Mattermost refused the profile patch (for example 409
+    /// `api.user.patch_user.login_provider_attribute_set.app_error`: a
+    /// field that LDAP or SAML manages). The account keeps its details.
+    PatchRefused {
+        /// The HTTP status.
+        status: u16,
+        /// Mattermost's error id.
+        id: String,
+    },
+    /// The replaced token could not be revoked: it stays live until a later
+    /// sync of this user, [`UserSync::revoke_orphans`] or a revoke by hand
+    /// removes it. Its description names this app, so both find it.
+    OldTokenNotRevoked {
+        /// The token left live.
+        token_id: TokenId,
+        /// Why the revoke failed.
+        reason: String,
+    },
+    /// The replaced token was stored without its id (by another
+    /// integration, or by hand), so it could not be revoked; see
+    /// [`SyncOptions::revoke_unknown_on_replace`].
+    OldTokenIdUnknown,
+}
+
+impl fmt::Display for SyncWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncWarning::PatchRefused { status, id } => write!(
+                f,
+                "profile not updated: Mattermost refused the patch ({status} {id}); the token was still handled"
+            ),
+            SyncWarning::OldTokenNotRevoked { token_id, reason } => write!(
+                f,
+                "old token {token_id} not revoked ({reason}); it stays live until the next sync of this user or UserSync::revoke_orphans"
+            ),
+            SyncWarning::OldTokenIdUnknown => f.write_str(
+                "old token not revoked: its id is unknown (set SyncOptions::revoke_unknown_on_replace to revoke the user's other tokens)",
+            ),
+        }
+    }
+}
+
 /// The result for one user.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UserOutcome {
     /// The host user.
     pub user: HostUserId,
@@ -67,10 +133,37 @@ pub struct UserOutcome {
     pub token: TokenOutcome,
     /// Orphaned library tokens revoked on this user.
     pub orphans_revoked: u32,
+    /// The Mattermost account the user was linked to before, when this sync
+    /// linked them to another one (their account was deleted and recreated,
+    /// or found anew by email). The old account's token was revoked (best
+    /// effort) and cleared.
+    pub previous_mattermost_user_id: Option<UserId>,
+    /// What went wrong without stopping this user's sync.
+    pub warnings: Vec<SyncWarning>,
+}
+
+impl UserOutcome {
+    pub(crate) fn new(
+        user: HostUserId,
+        mattermost_user_id: Option<UserId>,
+        account: AccountOutcome,
+        token: TokenOutcome,
+    ) -> Self {
+        UserOutcome {
+            user,
+            mattermost_user_id,
+            account,
+            token,
+            orphans_revoked: 0,
+            previous_mattermost_user_id: None,
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// A user that could not be synced, and why.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct UserFailure {
     /// The host user.
     pub user: HostUserId,
@@ -83,6 +176,7 @@ pub type UserResult = Result<UserOutcome, UserFailure>;
 
 /// Counts over a sync run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SyncSummary {
     /// Users processed.
     pub total: u64,
@@ -102,12 +196,15 @@ pub struct SyncSummary {
     pub failed: u64,
     /// Orphaned library tokens revoked.
     pub orphans_revoked: u64,
+    /// Users whose outcome carries warnings.
+    pub warned: u64,
 }
 
 /// What a bulk sync did. Per-user outcomes go to the progress callback as
 /// they happen; the report keeps the counts and the failures, so memory stays
 /// bounded however many users are synced.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct SyncReport {
     /// Counts.
     pub summary: SyncSummary,
@@ -147,6 +244,9 @@ impl SyncReport {
                     TokenOutcome::Skipped => {}
                 }
                 s.orphans_revoked += u64::from(o.orphans_revoked);
+                if !o.warnings.is_empty() {
+                    s.warned += 1;
+                }
             }
             Err(f) => {
                 s.failed += 1;
@@ -158,6 +258,7 @@ impl SyncReport {
 
 /// What [`UserSync::check_server`] found.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ServerCheck {
     /// The server version, when it sends one.
     pub version: Option<ServerVersion>,

@@ -10,10 +10,19 @@ use crate::store::{NewToken, StoreError, TokenRecord, TokenStore};
 use crate::time::{millis, unix_now, unix_now_ms};
 
 use super::account::{hex_sha256, shared_account_error};
-use super::{TokenOutcome, UserSync};
+use super::{RunState, SyncWarning, TokenOutcome, UserSync};
 
 /// The prefix of every token description the library writes.
 pub const DESCRIPTION_PREFIX: &str = "Minted by mattermost-tokens for ";
+
+/// What [`UserSync::mint_and_store`] did.
+#[derive(Debug)]
+pub(crate) struct Minted {
+    pub outcome: TokenOutcome,
+    /// Orphaned library tokens revoked.
+    pub orphans: u32,
+    pub warnings: Vec<SyncWarning>,
+}
 
 impl UserSync {
     /// Whether the record's token expires within the renewal margin (or has
@@ -22,25 +31,20 @@ impl UserSync {
         record.expires_within(unix_now_ms(), self.renew_before_ms)
     }
 
-    /// The refusal of an earlier mint by the server's lifetime policy.
-    pub(super) fn expiry_refused(&self) -> Option<Error> {
-        self.expiry
-            .refused
-            .get()
-            .map(|(rule, error)| Error::TokenExpiryPolicy {
-                rule: *rule,
-                error: Box::new(error.clone()),
-            })
+    /// How token descriptions and account marks name `user`: its key, or a
+    /// hash of a long or ambiguous one.
+    pub(super) fn host_key(&self, user: &HostUserId) -> String {
+        let key = user.to_key_string();
+        if key.chars().count() > 120 || key.contains(" at ") {
+            format!("sha256:{}", hex_sha256(&key))
+        } else {
+            key
+        }
     }
 
     /// The description of tokens minted for `user`.
     pub fn token_description(&self, user: &HostUserId) -> String {
-        let key = user.to_key_string();
-        let key = if key.chars().count() > 120 || key.contains(" at ") {
-            format!("sha256:{}", hex_sha256(&key))
-        } else {
-            key
-        };
+        let key = self.host_key(user);
         let now = unix_now();
         format!(
             "{DESCRIPTION_PREFIX}{} user {key} at {now}",
@@ -133,7 +137,8 @@ impl UserSync {
         created_now: bool,
         replacing: bool,
         old: Option<&TokenId>,
-    ) -> Result<(TokenOutcome, u32), Error> {
+        run: &RunState,
+    ) -> Result<Minted, Error> {
         let mut orphans = 0u32;
         let mut young_left = false;
         if !created_now && !replacing {
@@ -174,7 +179,7 @@ impl UserSync {
         {
             Ok(t) => t,
             Err(Error::TokenExpiryPolicy { rule, error }) => {
-                let _ = self.expiry.refused.set((rule, (*error).clone()));
+                run.expiry_refusal(rule, &error);
                 return Err(Error::TokenExpiryPolicy { rule, error });
             }
             Err(e) => return Err(e),
@@ -227,7 +232,11 @@ impl UserSync {
             Ok(false) => {
                 tracing::info!(host_user = %user, token_id = %minted.id, "another sync stored a token first; revoking this one");
                 self.revoke_after_failure(user, &minted.id).await;
-                return Ok((TokenOutcome::LostRace, orphans));
+                return Ok(Minted {
+                    outcome: TokenOutcome::LostRace,
+                    orphans,
+                    warnings: Vec::new(),
+                });
             }
             Err(e) => {
                 self.revoke_after_failure(user, &minted.id).await;
@@ -260,18 +269,82 @@ impl UserSync {
                 }
             }
         }
-        if let Some(old) = old {
-            self.revoke_quietly(old).await?;
-            return Ok((TokenOutcome::Replaced, orphans));
+        let mut warnings = Vec::new();
+        if !replacing {
+            return Ok(Minted {
+                outcome: TokenOutcome::Minted,
+                orphans,
+                warnings,
+            });
         }
-        Ok((
-            if replacing {
-                TokenOutcome::Replaced
-            } else {
-                TokenOutcome::Minted
-            },
+        // The new token is stored: the old one must not be lost track of.
+        match old {
+            Some(old) => {
+                if let Err(e) = self.revoke_quietly(old).await {
+                    tracing::warn!(
+                        host_user = %user, token_id = %old, error = %e,
+                        "the replaced token could not be revoked; it stays live until the next sync of this user or revoke_orphans"
+                    );
+                    self.unrevoked.remember(user, old);
+                    warnings.push(SyncWarning::OldTokenNotRevoked {
+                        token_id: old.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            None if self.opts.revoke_unknown_on_replace => {
+                match self.revoke_all_but(mattermost_user, &minted.id).await {
+                    Ok(n) => {
+                        tracing::info!(host_user = %user, revoked = n, "revoked the user's other tokens (the replaced one had no id)");
+                    }
+                    Err(e) => {
+                        tracing::warn!(host_user = %user, error = %e, "could not revoke the user's other tokens");
+                        warnings.push(SyncWarning::OldTokenIdUnknown);
+                    }
+                }
+            }
+            None => {
+                tracing::warn!(host_user = %user, "old token not revoked: its id is unknown");
+                warnings.push(SyncWarning::OldTokenIdUnknown);
+            }
+        }
+        Ok(Minted {
+            outcome: TokenOutcome::Replaced,
             orphans,
-        ))
+            warnings,
+        })
+    }
+
+    /// Revokes every active token of `mattermost_user` except `keep`.
+    async fn revoke_all_but(&self, mattermost_user: &UserId, keep: &TokenId) -> Result<u32, Error> {
+        let tokens: Vec<_> = self
+            .admin()
+            .tokens(mattermost_user, crate::api::MAX_PER_PAGE)
+            .try_collect()
+            .await?;
+        let mut n = 0;
+        for t in tokens.into_iter().filter(|t| t.is_active && t.id != *keep) {
+            self.revoke_quietly(&t.id).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Retries the revokes of replaced tokens that failed earlier in this
+    /// process (of `only` when given); what still fails stays for the next
+    /// time.
+    pub(super) async fn retry_unrevoked(&self, only: Option<&HostUserId>) {
+        for (user, id) in self.unrevoked.take(only) {
+            match self.revoke_quietly(&id).await {
+                Ok(()) => {
+                    tracing::info!(host_user = %user, token_id = %id, "revoked a replaced token on retry")
+                }
+                Err(e) => {
+                    tracing::warn!(host_user = %user, token_id = %id, error = %e, "a replaced token still could not be revoked");
+                    self.unrevoked.remember(&user, &id);
+                }
+            }
+        }
     }
 
     /// Clears `id` from the user's row if it is still the stored token, then

@@ -499,12 +499,26 @@ impl StandIn {
             last_name: user.last_name,
             nickname: user.nickname,
             auth_service: user.auth_service,
+            auth_data: user.auth_data,
             roles: user.roles,
             email_verified: user.email_verified,
+            is_bot: user.is_bot,
+            props: user
+                .props
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect(),
             skip_password_policy: true,
             ..UserDraft::default()
         })?;
         Ok(created.id.clone())
+    }
+
+    /// Deletes a user for good (as `DELETE /users/{id}?permanent=true`):
+    /// the account and its tokens are gone, and its email and username are
+    /// free again. Returns `false` for an unknown user.
+    pub fn delete_user_directly(&self, id: &UserId) -> bool {
+        self.shared().data().delete_user(id)
     }
 
     /// Deactivates a user (as `DELETE /users/{id}`); their tokens then get

@@ -40,6 +40,10 @@ pub struct UserSnapshot {
     pub locale: String,
     /// Free-form props.
     pub props: Map<String, Value>,
+    /// The user's id in the SSO service (never in API answers).
+    pub auth_data: String,
+    /// A bot account.
+    pub is_bot: bool,
 }
 
 impl UserSnapshot {
@@ -67,6 +71,8 @@ impl From<&User> for UserSnapshot {
             update_at: u.update_at,
             locale: u.locale.clone(),
             props: u.props.clone(),
+            auth_data: u.auth_data.clone(),
+            is_bot: u.is_bot,
         }
     }
 }
@@ -167,6 +173,12 @@ pub struct NewUser {
     pub roles: Option<String>,
     /// Whether the email counts as verified.
     pub email_verified: bool,
+    /// The user's id in the SSO service (with `auth_service`).
+    pub auth_data: String,
+    /// A bot account.
+    pub is_bot: bool,
+    /// Free-form string props.
+    pub props: Vec<(String, String)>,
 }
 
 impl NewUser {
@@ -189,6 +201,25 @@ impl NewUser {
     /// With these system roles, e.g. `"system_user system_user_access_token"`.
     pub fn roles(mut self, roles: impl Into<String>) -> Self {
         self.roles = Some(roles.into());
+        self
+    }
+
+    /// Signing in through `service` (`ldap`, `saml`, `gitlab`, ...) as `data`.
+    pub fn auth(mut self, service: impl Into<String>, data: impl Into<String>) -> Self {
+        self.auth_service = service.into();
+        self.auth_data = data.into();
+        self
+    }
+
+    /// A bot account.
+    pub fn bot(mut self) -> Self {
+        self.is_bot = true;
+        self
+    }
+
+    /// With this prop.
+    pub fn prop(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.props.push((key.into(), value.into()));
         self
     }
 }

@@ -48,6 +48,10 @@ pub(crate) struct User {
     pub locale: String,
     pub timezone: Map<String, Value>,
     pub disable_welcome_email: bool,
+    /// Bot accounts answer `"is_bot": true`; the field is left out for
+    /// people (`omitempty`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_bot: bool,
 }
 
 impl User {
@@ -81,6 +85,7 @@ pub(crate) struct UserDraft {
     pub notify_props: Map<String, Value>,
     pub email_verified: bool,
     pub roles: Option<String>,
+    pub is_bot: bool,
     /// Users arranged directly by a test skip the password policy, as users
     /// created by other means (SSO, another tool) would have.
     pub skip_password_policy: bool,
@@ -233,6 +238,7 @@ impl Data {
             },
             timezone: default_timezone(),
             disable_welcome_email: false,
+            is_bot: draft.is_bot,
         };
         self.by_email.insert(email, id.clone());
         self.by_username.insert(username, id.clone());
@@ -242,6 +248,14 @@ impl Data {
     /// `PUT /users/{id}/patch`.
     pub fn patch_user(&mut self, id: &UserId, patch: UserPatch) -> Result<&User, AppError> {
         let current = self.users.get(id).ok_or_else(AppError::missing_account)?;
+        if let Some(field) = provider_conflict(current, &patch) {
+            // api4/user.go patchUser, for every caller, admins included.
+            return Err(AppError::new(
+                409,
+                "api.user.patch_user.login_provider_attribute_set.app_error",
+                format!("{field} must be set through the user's login provider."),
+            ));
+        }
         let mut next = current.clone();
         if let Some(v) = patch.username {
             next.username = v.trim().to_lowercase();
@@ -316,6 +330,20 @@ impl Data {
         Ok(slot)
     }
 
+    /// Deletes a user and their tokens for good.
+    pub fn delete_user(&mut self, id: &UserId) -> bool {
+        let Some(user) = self.users.remove(id) else {
+            return false;
+        };
+        self.by_email.remove(&user.email);
+        self.by_username.remove(&user.username);
+        let tokens: Vec<_> = self.tokens_of(id).map(|t| t.id.clone()).collect();
+        for t in tokens {
+            self.revoke_token(&t);
+        }
+        true
+    }
+
     /// `PUT /users/{id}/roles`.
     pub fn set_roles(&mut self, id: &UserId, roles: &str) -> Result<(), AppError> {
         let parts: Vec<&str> = roles.split_whitespace().collect();
@@ -350,6 +378,41 @@ impl Data {
         }
         user.update_at = now;
         Ok(())
+    }
+}
+
+/// `App.CheckProviderAttributes` (`app/user.go`): the field a patch may not
+/// change because the account's login provider sets it. Any provider owns
+/// the username; LDAP and SAML own the attributes the server maps (here, as
+/// on a server that maps them all: email, names, nickname, position); OAuth
+/// providers own the first and last names.
+fn provider_conflict(user: &User, patch: &UserPatch) -> Option<&'static str> {
+    let changes =
+        |current: &str, new: &Option<String>| new.as_deref().is_some_and(|n| n != current);
+    if user.auth_service.is_empty() {
+        return None;
+    }
+    if changes(&user.username, &patch.username) {
+        return Some("username");
+    }
+    let names =
+        changes(&user.first_name, &patch.first_name) || changes(&user.last_name, &patch.last_name);
+    match user.auth_service.as_str() {
+        "ldap" | "saml" => {
+            if changes(&user.email, &patch.email) {
+                Some("email")
+            } else if names {
+                Some("full name")
+            } else if changes(&user.nickname, &patch.nickname) {
+                Some("nickname")
+            } else if changes(&user.position, &patch.position) {
+                Some("position")
+            } else {
+                None
+            }
+        }
+        "gitlab" | "google" | "office365" | "openid" if names => Some("full name"),
+        _ => None,
     }
 }
 

@@ -68,6 +68,8 @@ pub(crate) async fn create(
         // `SanitizeInput`: only an admin may set it.
         email_verified: is_admin && body.email_verified.unwrap_or(false),
         roles: None,
+        // Bots are made through /bots, never here.
+        is_bot: false,
         skip_password_policy: false,
     };
     let mut data = shared.data();
