@@ -114,7 +114,7 @@ async fn user_already_in_mattermost_is_found_patched_and_minted() {
     let store = Arc::new(MemoryStore::with_users([1.into()]));
     let sync = sync_for(&server, store.clone());
     let out = sync
-        .sync_user(&HostUser::new(1, "ana@example.com", "Ana López"))
+        .sync_user(&HostUser::new(1, "ana@example.com", "Ana López").email_verified(true))
         .await
         .unwrap();
     assert_eq!(out.mattermost_user_id, Some(mm.clone()));
@@ -292,7 +292,9 @@ async fn two_host_users_with_one_email_do_not_share_an_account() {
     assert_eq!(r.summary.failed, 0);
     let r = sync
         .sync_all(
-            stream::iter(vec![HostUser::new(2, "Same@Example.com", "Second Owner")]),
+            stream::iter(vec![
+                HostUser::new(2, "Same@Example.com", "Second Owner").email_verified(true),
+            ]),
             |_| {},
         )
         .await
@@ -325,7 +327,8 @@ async fn users_already_in_mattermost_cost_lookup_patch_orphan_check_and_mint() {
     let store = Arc::new(MemoryStore::with_users(ids(N)));
     let sync = sync_for(&server, store.clone());
     server.reset_counts();
-    let r = sync.sync_all(stream::iter(users(N)), |_| {}).await.unwrap();
+    let verified = users(N).into_iter().map(|u| u.email_verified(true));
+    let r = sync.sync_all(stream::iter(verified), |_| {}).await.unwrap();
     assert_eq!(
         (r.summary.updated, r.summary.minted, r.summary.failed),
         (N as u64, N as u64, 0)

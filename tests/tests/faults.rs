@@ -773,7 +773,7 @@ async fn bad_host_data_gives_per_user_errors_and_the_good_users_sync() {
     // the account, the second a clear per-user error.
     let dups = [
         HostUser::new(36, "dup@example.com", "Dup First"),
-        HostUser::new(37, "  DUP@Example.com", "Dup Second"),
+        HostUser::new(37, "  DUP@Example.com", "Dup Second").email_verified(true),
     ];
 
     let server = StandIn::builder()
