@@ -11,7 +11,7 @@ use mattermost_tokens::{
     CodeStore, EncryptedStore, EncryptionKeys, Error, HostUserSource, HostUserTable,
     MattermostClient, MemoryCodeStore, MemoryStore, TokenStore,
 };
-use mattermost_tokens_stand_in::StandIn;
+use mattermost_tokens_stand_in::{Fault, FaultRule, StandIn};
 
 use crate::demo_db::{Backend, DEFAULT_DATABASE_URL, HostDb, with_create_mode};
 
@@ -139,6 +139,44 @@ impl Server {
     }
 }
 
+/// `STAND_IN_LOST_ANSWERS=P` (0 to 1): the stand-in does each write (create
+/// user, mint, revoke, patch) and then, with probability `P`, answers a
+/// proxy's 504 page instead of its answer; `STAND_IN_FAULT_SEED` repeats a
+/// run's choices. For trying what a sync does when answers are lost.
+fn lost_answer_rules() -> Result<Vec<FaultRule>, Fatal> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let Some(rate) = get("STAND_IN_LOST_ANSWERS") else {
+        return Ok(Vec::new());
+    };
+    let rate: f64 = rate
+        .trim()
+        .parse()
+        .ok()
+        .filter(|r| (0.0..=1.0).contains(r))
+        .ok_or_else(|| anyhow!("STAND_IN_LOST_ANSWERS must be a number from 0 to 1"))?;
+    let seed: u64 = match get("STAND_IN_FAULT_SEED") {
+        Some(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("STAND_IN_FAULT_SEED must be a whole number"))?,
+        None => rand::random(),
+    };
+    Ok([
+        "POST /api/v4/users",
+        "POST /api/v4/users/{user_id}/tokens",
+        "POST /api/v4/users/tokens/revoke",
+        "PUT /api/v4/users/{user_id}/patch",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, endpoint)| {
+        FaultRule::random(rate, seed.wrapping_add(i as u64), Fault::ProxyHtml(504))
+            .on(*endpoint)
+            .after_handler()
+    })
+    .collect())
+}
+
 /// Where the stand-in keeps its state between runs of the examples.
 pub fn stand_in_state_file() -> PathBuf {
     PathBuf::from("mattermost-tokens-demo.stand-in.json")
@@ -160,16 +198,16 @@ pub async fn mattermost(env: &Env) -> Result<Server, Fatal> {
         }
         None => {
             let file = stand_in_state_file();
-            let stand_in = StandIn::builder()
-                .state_file(&file)
-                .start()
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot start the stand-in Mattermost (state file {})",
-                        file.display()
-                    )
-                })?;
+            let mut builder = StandIn::builder().state_file(&file);
+            for rule in lost_answer_rules()? {
+                builder = builder.fault(rule);
+            }
+            let stand_in = builder.start().await.with_context(|| {
+                format!(
+                    "cannot start the stand-in Mattermost (state file {})",
+                    file.display()
+                )
+            })?;
             eprintln!(
                 "MATTERMOST_URL is not set: using a stand-in Mattermost at {} (state kept in {})",
                 stand_in.url(),

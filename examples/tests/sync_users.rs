@@ -22,7 +22,12 @@ impl Demo {
     }
 
     fn run(&self, server: Option<&StandIn>, args: &[&str]) -> Output {
+        self.run_with(server, args, &[])
+    }
+
+    fn run_with(&self, server: Option<&StandIn>, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync_users"));
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .current_dir(&self.dir)
             .env("DATABASE_URL", &self.db_url)
@@ -307,4 +312,47 @@ async fn without_mattermost_url_it_starts_the_stand_in_and_keeps_its_state() {
         ),
         (0, 0, 5)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_lost_by_the_stand_in_then_a_clean_rerun_links_and_mints_each_user_once() {
+    let demo = Demo::new("lost-answers");
+    // Every write is done and its answer lost: the accounts exist, nothing
+    // is stored.
+    let lost = [("STAND_IN_LOST_ANSWERS", "1"), ("STAND_IN_FAULT_SEED", "7")];
+    let out = demo.run_with(None, &["--all"], &lost);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count(&out, "failed"), 5);
+    let out = demo.run(None, &["--all"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Found by the app's mark, not created again; one mint each.
+    assert_eq!(
+        (
+            count(&out, "created"),
+            count(&out, "minted"),
+            count(&out, "failed")
+        ),
+        (0, 5, 0)
+    );
+    let server = StandIn::builder()
+        .state_file(demo.dir.join("mattermost-tokens-demo.stand-in.json"))
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(server.users().len(), 6);
+    assert_eq!(live_library_tokens(&server), 5);
+
+    let out = demo.run_with(None, &["--all"], &[("STAND_IN_LOST_ANSWERS", "2")]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("STAND_IN_LOST_ANSWERS"));
 }

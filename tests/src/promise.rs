@@ -69,3 +69,34 @@ pub async fn assert_promise(server: &StandIn, store: &dyn TokenStore, users: &[H
         problems.join("\n")
     );
 }
+
+/// Each of the stand-in's accounts (the admin aside) has its own email,
+/// there is one per host user `1..=n`, and each host user's stored
+/// Mattermost id is the account of its email (`user{i}@example.com`): no
+/// duplicate accounts.
+pub async fn assert_one_account_per_user(server: &StandIn, store: &dyn TokenStore, n: i64) {
+    let accounts: Vec<_> = server
+        .users()
+        .into_iter()
+        .filter(|u| u.id != server.admin_user_id())
+        .collect();
+    assert_eq!(
+        accounts.len() as i64,
+        n,
+        "expected one Mattermost account per host user"
+    );
+    let emails: BTreeSet<_> = accounts.iter().map(|u| u.email.clone()).collect();
+    assert_eq!(emails.len(), accounts.len(), "two accounts share an email");
+    let ids: Vec<HostUserId> = (1..=n).map(HostUserId::Int).collect();
+    let records = store.get_many(&ids).await.expect("store readable");
+    for i in 1..=n {
+        let account = server
+            .user_by_email(&format!("user{i}@example.com"))
+            .unwrap_or_else(|| panic!("no account for user {i}"));
+        assert_eq!(
+            records[&HostUserId::Int(i)].mattermost_user_id.as_ref(),
+            Some(&account.id),
+            "user {i} is linked to another account than its email's"
+        );
+    }
+}

@@ -29,7 +29,7 @@ use mattermost_tokens_sqlx::{PgTokenStore, SqliteTokenStore};
 use mattermost_tokens_stand_in::{Fault, FaultRule, NewUser, StandIn};
 use mattermost_tokens_tests::db::{POSTGRES_ENV, unique_suffix, url_or_skip};
 use mattermost_tokens_tests::pg_temp::TempDatabase;
-use mattermost_tokens_tests::promise::assert_promise;
+use mattermost_tokens_tests::promise::{assert_one_account_per_user, assert_promise};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -112,35 +112,6 @@ fn token_values(server: &StandIn) -> Vec<String> {
         .collect();
     v.push(server.admin_token().expose_secret().to_owned());
     v
-}
-
-/// Each of the stand-in's accounts (the admin aside) has its own email,
-/// and each synced host user's stored Mattermost id is the account of its
-/// email: no duplicate accounts.
-async fn assert_one_account_per_user(server: &StandIn, store: &dyn TokenStore, n: i64) {
-    let accounts: Vec<_> = server
-        .users()
-        .into_iter()
-        .filter(|u| u.id != server.admin_user_id())
-        .collect();
-    assert_eq!(
-        accounts.len() as i64,
-        n,
-        "expected one Mattermost account per host user"
-    );
-    let emails: BTreeSet<_> = accounts.iter().map(|u| u.email.clone()).collect();
-    assert_eq!(emails.len(), accounts.len(), "two accounts share an email");
-    let records = store.get_many(&ids(n)).await.unwrap();
-    for i in 1..=n {
-        let account = server
-            .user_by_email(&format!("user{i}@example.com"))
-            .unwrap_or_else(|| panic!("no account for user {i}"));
-        assert_eq!(
-            records[&HostUserId::Int(i)].mattermost_user_id.as_ref(),
-            Some(&account.id),
-            "user {i} is linked to another account than its email's"
-        );
-    }
 }
 
 // ---- log capture ----
