@@ -9,7 +9,9 @@ use std::time::Duration;
 use diesel::QueryableByName;
 use diesel::sql_types::{Nullable, Text};
 use futures::Stream;
-use mattermost_tokens::host_table::{HostUserQueries, HostUserSource, HostUserTable, paged};
+use mattermost_tokens::host_table::{
+    HostColumns, HostUserQueries, HostUserSource, HostUserTable, paged,
+};
 use mattermost_tokens::store::schema::{KeyType, Value};
 use mattermost_tokens::{HostUser, HostUserId, StoreError};
 
@@ -32,10 +34,12 @@ pub struct HostRow {
     mmt_last: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     mmt_verified: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    mmt_active: Option<String>,
 }
 
 impl HostRow {
-    pub(crate) fn columns(self) -> [Option<String>; 6] {
+    pub(crate) fn columns(self) -> HostColumns {
         [
             self.mmt_id,
             self.mmt_email,
@@ -43,6 +47,7 @@ impl HostRow {
             self.mmt_first,
             self.mmt_last,
             self.mmt_verified,
+            self.mmt_active,
         ]
     }
 }
@@ -146,11 +151,7 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselHostUsers<C, P> {
     }
 
     /// The six text columns of each row `sql` returns.
-    async fn rows(
-        &self,
-        sql: String,
-        params: Vec<Value>,
-    ) -> Result<Vec<[Option<String>; 6]>, StoreError> {
+    async fn rows(&self, sql: String, params: Vec<Value>) -> Result<Vec<HostColumns>, StoreError> {
         let cx = ErrorContext {
             backend: C::DIALECT.name(),
             table: self.table.table(),

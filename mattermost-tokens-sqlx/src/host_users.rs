@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use futures::Stream;
-use mattermost_tokens::host_table::{HostUserQueries, HostUserSource, HostUserTable, paged};
+use mattermost_tokens::host_table::{
+    HostColumns, HostUserQueries, HostUserSource, HostUserTable, paged,
+};
 use mattermost_tokens::store::schema::{KeyType, Value};
 use mattermost_tokens::{HostUser, HostUserId, StoreError};
 use sqlx::Pool;
@@ -106,12 +108,8 @@ impl<DB: Backend> SqlxHostUsers<DB> {
         })
     }
 
-    /// The six text columns of each row `sql` returns.
-    async fn rows(
-        &self,
-        sql: String,
-        params: Vec<Value>,
-    ) -> Result<Vec<[Option<String>; 6]>, StoreError> {
+    /// The text columns of each row `sql` returns.
+    async fn rows(&self, sql: String, params: Vec<Value>) -> Result<Vec<HostColumns>, StoreError> {
         let err = |e| from_sqlx::<DB>("reading host users", self.table.table(), e);
         let rows = {
             let mut conn = self.pool.acquire().await.map_err(err)?;
@@ -122,7 +120,15 @@ impl<DB: Backend> SqlxHostUsers<DB> {
         rows.iter()
             .map(|row| {
                 let col = |i| DB::column_text(row, i).map_err(err);
-                Ok([col(0)?, col(1)?, col(2)?, col(3)?, col(4)?, col(5)?])
+                Ok([
+                    col(0)?,
+                    col(1)?,
+                    col(2)?,
+                    col(3)?,
+                    col(4)?,
+                    col(5)?,
+                    col(6)?,
+                ])
             })
             .collect()
     }

@@ -277,8 +277,11 @@ pub enum Error {
         /// The rule that held.
         reason: LinkRefusal,
     },
-    /// The user's Mattermost account is deactivated.
-    #[error("the Mattermost account {mattermost_user_id} of host user {user} is deactivated")]
+    /// The user's Mattermost account is deactivated (its stored token, which
+    /// no longer works, was revoked and cleared).
+    #[error(
+        "the Mattermost account {mattermost_user_id} of host user {user} is deactivated; reactivate it in Mattermost (System Console > Users), or let the sync do it (DeactivatedPolicy::Reactivate)"
+    )]
     UserDeactivated {
         /// The host user.
         user: crate::ids::HostUserId,

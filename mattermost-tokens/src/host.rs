@@ -50,6 +50,12 @@ pub struct HostUser {
     /// Required when [`SyncOptions::auth_service`](crate::SyncOptions::auth_service)
     /// is set; never derived from the email.
     pub auth_data: Option<String>,
+    /// Whether the user is still a user of the app (default true). A sync
+    /// does not create accounts or mint tokens for users who left;
+    /// [`UserSync::reconcile`](crate::UserSync::reconcile) prunes their
+    /// tokens when [`SyncOptions::leavers`](crate::SyncOptions::leavers)
+    /// says so.
+    pub active: bool,
 }
 
 impl fmt::Debug for HostUser {
@@ -63,6 +69,7 @@ impl fmt::Debug for HostUser {
             .field("nickname", &self.nickname)
             .field("email_verified", &self.email_verified)
             .field("auth_data", &self.auth_data)
+            .field("active", &self.active)
             .finish()
     }
 }
@@ -85,6 +92,7 @@ impl HostUser {
             nickname: None,
             email_verified: None,
             auth_data: None,
+            active: true,
         }
     }
 
@@ -104,6 +112,7 @@ impl HostUser {
             nickname: None,
             email_verified: None,
             auth_data: None,
+            active: true,
         }
     }
 
@@ -122,6 +131,12 @@ impl HostUser {
     /// Says whether the host verified the email address.
     pub fn email_verified(mut self, verified: bool) -> Self {
         self.email_verified = Some(verified);
+        self
+    }
+
+    /// Says whether the user is still a user of the app.
+    pub fn active(mut self, active: bool) -> Self {
+        self.active = active;
         self
     }
 

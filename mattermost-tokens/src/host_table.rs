@@ -66,8 +66,27 @@ pub struct HostUserTable {
     email: String,
     names: NameColumns,
     email_verified: Option<String>,
+    inactive: Option<(String, InactiveWhen)>,
     page_size: u32,
 }
+
+/// How a column says a host user has left (see
+/// [`HostUserTable::with_inactive_column`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InactiveWhen {
+    /// A non-NULL value means gone (Laravel's soft-delete `deleted_at`).
+    NotNull,
+    /// A false value means gone (an `active` flag; NULL counts as active).
+    False,
+    /// A true value means gone (a `banned` or `disabled` flag).
+    True,
+}
+
+/// The text columns of one row of the host-user statements, in
+/// select-list order: key, email, name, first name, last name, verified,
+/// active.
+pub type HostColumns = [Option<String>; 7];
 
 /// How the host stores a user's name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +112,7 @@ impl HostUserTable {
             email: "email".into(),
             names: NameColumns::Full("name".into()),
             email_verified: Some("email_verified_at".into()),
+            inactive: None,
             page_size: DEFAULT_PAGE_SIZE,
         }
     }
@@ -140,6 +160,21 @@ impl HostUserTable {
         Ok(self)
     }
 
+    /// The column that says a user has left the app (`None`, the default:
+    /// every row is an active user). Leavers are read with
+    /// [`HostUser::active`] false: a sync does not create or mint for them,
+    /// and [`UserSync::reconcile`](crate::UserSync::reconcile) prunes them
+    /// when [`SyncOptions::leavers`](crate::SyncOptions::leavers) says so.
+    pub fn with_inactive_column(
+        mut self,
+        column: Option<(&str, InactiveWhen)>,
+    ) -> Result<Self, StoreError> {
+        self.inactive = column
+            .map(|(c, when)| checked(c).map(|c| (c, when)))
+            .transpose()?;
+        Ok(self)
+    }
+
     /// Rows per page, 1 to [`MAX_PAGE_SIZE`] (default [`DEFAULT_PAGE_SIZE`]).
     pub fn with_page_size(mut self, rows: u32) -> Result<Self, StoreError> {
         if !(1..=MAX_PAGE_SIZE).contains(&rows) {
@@ -171,7 +206,8 @@ impl HostUserTable {
     /// `mmt_id`, then `mmt_email`, `mmt_first`, `mmt_last` (NULL with a
     /// full-name column), `mmt_name` (NULL with split columns) and
     /// `mmt_verified` (the text `'1'` when the verified column is not NULL,
-    /// else `'0'`: text reads the same way on every database).
+    /// else `'0'`: text reads the same way on every database) and
+    /// `mmt_active` (`'1'` unless the inactive column says the user left).
     /// [`HostUserRow`] holds one row of it.
     pub fn select_list(&self, key_expr: &str) -> String {
         let (name, first, last) = match &self.names {
@@ -182,9 +218,20 @@ impl HostUserTable {
             Some(c) => format!("CASE WHEN {c} IS NULL THEN '0' ELSE '1' END"),
             None => "'0'".into(),
         };
+        let active = match &self.inactive {
+            None => "'1'".into(),
+            Some((c, InactiveWhen::NotNull)) => {
+                format!("CASE WHEN {c} IS NULL THEN '1' ELSE '0' END")
+            }
+            Some((c, InactiveWhen::False)) => {
+                format!("CASE WHEN {c} IS NULL OR {c} THEN '1' ELSE '0' END")
+            }
+            Some((c, InactiveWhen::True)) => format!("CASE WHEN {c} THEN '0' ELSE '1' END"),
+        };
         format!(
             "{key_expr} AS mmt_id, {email} AS mmt_email, {name} AS mmt_name, \
-             {first} AS mmt_first, {last} AS mmt_last, {verified} AS mmt_verified",
+             {first} AS mmt_first, {last} AS mmt_last, {verified} AS mmt_verified, \
+             {active} AS mmt_active",
             email = self.email
         )
     }
@@ -192,7 +239,7 @@ impl HostUserTable {
 
 /// The statements that read a [`HostUserTable`] in one database's dialect,
 /// the key read as text. Every adapter runs these and nothing else, and
-/// decodes each row's six text columns with [`HostUserQueries::user`].
+/// decodes each row's text columns with [`HostUserQueries::user`].
 #[derive(Clone, Debug)]
 pub struct HostUserQueries {
     /// The first page: one parameter, the limit.
@@ -254,8 +301,8 @@ impl HostUserQueries {
     }
 
     /// Up to `limit` users after `after` (from the first when `None`): `run`
-    /// executes a statement with its parameters and returns the rows' six
-    /// text columns. The adapters' [`HostUserSource::page`].
+    /// executes a statement with its parameters and returns the rows' text
+    /// columns. The adapters' [`HostUserSource::page`].
     pub async fn page<F, Fut>(
         &self,
         after: Option<&HostUserId>,
@@ -264,7 +311,7 @@ impl HostUserQueries {
     ) -> Result<Vec<HostUser>, StoreError>
     where
         F: Fn(String, Vec<Value>) -> Fut,
-        Fut: Future<Output = Result<Vec<[Option<String>; 6]>, StoreError>>,
+        Fut: Future<Output = Result<Vec<HostColumns>, StoreError>>,
     {
         let limit = Value::Int(i64::from(limit));
         let rows = match after {
@@ -286,7 +333,7 @@ impl HostUserQueries {
     ) -> Result<Vec<HostUser>, StoreError>
     where
         F: Fn(String, Vec<Value>) -> Fut,
-        Fut: Future<Output = Result<Vec<[Option<String>; 6]>, StoreError>>,
+        Fut: Future<Output = Result<Vec<HostColumns>, StoreError>>,
     {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -299,10 +346,10 @@ impl HostUserQueries {
         Ok(out)
     }
 
-    /// The user of one row: its six columns, as text, in select-list order
-    /// (key, email, name, first name, last name, verified).
-    pub fn user(&self, columns: [Option<String>; 6]) -> Result<HostUser, StoreError> {
-        let [id, email, name, first_name, last_name, verified] = columns;
+    /// The user of one row: its columns, as text, in select-list order
+    /// (key, email, name, first name, last name, verified, active).
+    pub fn user(&self, columns: HostColumns) -> Result<HostUser, StoreError> {
+        let [id, email, name, first_name, last_name, verified, active] = columns;
         let id = id.unwrap_or_default();
         let id = match self.key_type {
             KeyType::Integer => id.trim().parse().map(HostUserId::Int).map_err(|_| {
@@ -320,6 +367,7 @@ impl HostUserQueries {
             first_name,
             last_name,
             email_verified: verified.as_deref() == Some("1"),
+            active: active.as_deref() != Some("0"),
         }
         .into())
     }
@@ -346,6 +394,8 @@ pub struct HostUserRow {
     pub last_name: Option<String>,
     /// `mmt_verified`.
     pub email_verified: bool,
+    /// `mmt_active`.
+    pub active: bool,
 }
 
 impl From<HostUserRow> for HostUser {
@@ -360,7 +410,7 @@ impl From<HostUserRow> for HostUser {
                 last.unwrap_or_default(),
             ),
         };
-        user.email_verified(row.email_verified)
+        user.email_verified(row.email_verified).active(row.active)
     }
 }
 
@@ -491,6 +541,7 @@ mod tests {
             first_name: None,
             last_name: None,
             email_verified: true,
+            active: true,
         }
         .into();
         assert_eq!(
@@ -505,6 +556,7 @@ mod tests {
             last_name: None,
             name: None,
             email_verified: false,
+            active: false,
         }
         .into();
         assert_eq!(
@@ -513,6 +565,33 @@ mod tests {
         );
         assert_eq!(split.email, "");
         assert_eq!(split.email_verified, Some(false));
+        assert!(full.active && !split.active);
+    }
+
+    #[test]
+    fn the_inactive_column_reads_as_active() {
+        let list = |when| {
+            HostUserTable::laravel()
+                .with_inactive_column(Some(("deleted_at", when)))
+                .unwrap()
+                .select_list("id")
+        };
+        assert!(
+            list(InactiveWhen::NotNull)
+                .ends_with("CASE WHEN deleted_at IS NULL THEN '1' ELSE '0' END AS mmt_active")
+        );
+        assert!(list(InactiveWhen::False).contains("deleted_at IS NULL OR deleted_at THEN '1'"));
+        assert!(list(InactiveWhen::True).contains("CASE WHEN deleted_at THEN '0' ELSE '1' END"));
+        assert!(
+            HostUserTable::laravel()
+                .select_list("id")
+                .ends_with("'1' AS mmt_active")
+        );
+        assert!(
+            HostUserTable::laravel()
+                .with_inactive_column(Some(("bad name", InactiveWhen::NotNull)))
+                .is_err()
+        );
     }
 
     /// The pages asked for, and the users yielded, for a table of `n` users.

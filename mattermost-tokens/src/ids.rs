@@ -188,6 +188,13 @@ impl HostUserId {
             HostUserId::Text(s) => s.clone(),
         }
     }
+
+    /// The key [`to_key_string`](Self::to_key_string) wrote: an integer when
+    /// the text is one, else text.
+    pub fn from_key_string(key: &str) -> Self {
+        key.parse()
+            .map_or_else(|_| HostUserId::Text(key.to_owned()), HostUserId::Int)
+    }
 }
 
 impl fmt::Debug for HostUserId {

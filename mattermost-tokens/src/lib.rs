@@ -79,7 +79,7 @@ pub use encryption::{
 };
 pub use error::{ApiError, Error, ExpiryRule, LinkRefusal};
 pub use host::{HostUser, RESERVED_USERNAMES, validate_username};
-pub use host_table::{HostUserRow, HostUserSource, HostUserTable};
+pub use host_table::{HostUserRow, HostUserSource, HostUserTable, InactiveWhen};
 pub use ids::{AccessToken, ChannelId, HostUserId, TeamId, TokenId, UserId};
 pub use lifecycle::{Revoked, Verification};
 pub use magic_link::{
@@ -91,8 +91,9 @@ pub use retry::RetryPolicy;
 pub use selector::{Actor, Operation, Policy, Selection, TokenSelector};
 pub use store::{MemoryStore, MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
 pub use sync::{
-    AccountOutcome, DEFAULT_REPORT_LIMIT, DESCRIPTION_PREFIX, LinkPolicy, MARK_APP_PROP,
-    MARK_USER_PROP, ServerCheck, SyncOptions, SyncReport, SyncSummary, SyncWarning, TokenOutcome,
+    AccountOutcome, DEFAULT_REPORT_LIMIT, DESCRIPTION_PREFIX, DeactivatedPolicy, DeadToken,
+    LeaverPolicy, LinkPolicy, MARK_APP_PROP, MARK_USER_PROP, ReconcileReport, ReconcileSummary,
+    Repair, ServerCheck, SyncOptions, SyncReport, SyncSummary, SyncWarning, TokenOutcome,
     UserFailure, UserOutcome, UserResult, UserSync,
 };
 

@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::ids::{HostUserId, TokenId};
-use crate::sync::{AccountOutcome, RunState, TokenOutcome, UserOutcome, UserSync};
+use crate::sync::{AccountOutcome, Replacing, RunState, TokenOutcome, UserOutcome, UserSync};
 
 /// What [`UserSync::revoke`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,8 +83,10 @@ impl UserSync {
                 user,
                 &mm,
                 true,
-                true,
-                rec.token_id.as_ref(),
+                match &rec.token_id {
+                    Some(old) => Replacing::Token(old),
+                    None => Replacing::UnknownId,
+                },
                 &RunState::default(),
             )
             .await?;
@@ -135,7 +137,7 @@ impl UserSync {
                 self.revoke_quietly(id).await?;
             }
             let minted = self
-                .mint_and_store(user, &mm, false, false, None, &RunState::default())
+                .mint_and_store(user, &mm, false, Replacing::Nothing, &RunState::default())
                 .await?;
             if minted.outcome == TokenOutcome::Minted {
                 return Ok(Verification::Reminted);

@@ -51,6 +51,17 @@ impl Acting {
         )
     }
 
+    /// `GET /users/tokens?page=&per_page=`: every personal access token on
+    /// the server (values not included), paged as a stream. Needs
+    /// `manage_system` (a 403 otherwise) and a server of 4.7 or later (older
+    /// ones answer 404 or 405).
+    pub fn all_tokens(
+        &self,
+        per_page: u32,
+    ) -> BoxStream<'static, Result<PersonalAccessToken, Error>> {
+        self.paged(vec!["users".into(), "tokens".into()], per_page, true)
+    }
+
     /// `GET /users/tokens/{token_id}` (404 when it does not exist).
     pub async fn token(&self, id: &TokenId) -> Result<PersonalAccessToken, Error> {
         check_id("token id", id.as_str())?;

@@ -95,6 +95,20 @@ impl Acting {
         Ok(())
     }
 
+    /// `PUT /users/{user_id}/active` with `{"active": ...}`: reactivates or
+    /// deactivates the user. Repeating it changes nothing more.
+    pub async fn set_active(&self, id: &UserId, active: bool) -> Result<(), Error> {
+        check_id("user id", id.as_str())?;
+        let _: StatusOk = self
+            .call(
+                Request::put(&["users", id.as_str(), "active"])
+                    .json(&serde_json::json!({ "active": active }))?
+                    .idempotent(),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Pages `GET {path}?page=&per_page=` until a short page.
     pub(crate) fn paged<T: DeserializeOwned + Send + 'static>(
         &self,

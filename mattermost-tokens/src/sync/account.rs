@@ -12,6 +12,7 @@ use crate::ids::{HostUserId, UserId, is_valid_mattermost_id};
 use crate::models::{CreateUser, User, UserPatch};
 use crate::store::{StoreError, TokenRecord, TokenStore};
 
+use super::tokens::Replacing;
 use super::{
     AccountOutcome, LinkPolicy, MARK_APP_PROP, MARK_USER_PROP, Prepared, RunState, SyncWarning,
     TokenOutcome, UserOutcome, UserSync,
@@ -28,6 +29,13 @@ impl UserSync {
             user: user.id.clone(),
             reason,
         };
+        let record = match p.record {
+            Some(r) => r,
+            None => self.record(&user.id).await?,
+        };
+        if !user.active {
+            return self.leave(user, &record).await;
+        }
         let email = user.normalized_email().map_err(invalid)?;
         if self.opts.auth_service.is_some()
             && user
@@ -41,10 +49,6 @@ impl UserSync {
                 "single sign-on is configured (SyncOptions::auth_service) but the user has no auth_data (HostUser::auth_data)".into(),
             ));
         }
-        let record = match p.record {
-            Some(r) => r,
-            None => self.record(&user.id).await?,
-        };
         let expiring = self.expiring(&record);
         if (record.token.is_none() || self.opts.replace_tokens || expiring)
             && !self.opts.dry_run
@@ -76,7 +80,7 @@ impl UserSync {
             previous: None,
         };
         let mut warnings = Vec::new();
-        let (account, outcome, created_now) = match existing {
+        let (account, mut outcome, created_now) = match existing {
             Some(u) => {
                 let (u, o) = self.update_account(user, &email, u, &mut warnings).await?;
                 (Some(u), o, false)
@@ -112,10 +116,7 @@ impl UserSync {
             return Ok(o);
         };
         if account.is_deactivated() {
-            return Err(Error::UserDeactivated {
-                user: user.id.clone(),
-                mattermost_user_id: account.id,
-            });
+            outcome = self.deactivated_account(user, &record, &account).await?;
         }
         // Linked before the mint: a crash after this point leaves a user the
         // next run finds without a lookup.
@@ -141,9 +142,13 @@ impl UserSync {
         } else if self.opts.dry_run {
             o.token = TokenOutcome::WouldMint;
         } else {
-            let old = replacing.then_some(record.token_id.as_ref()).flatten();
+            let prior = match (replacing, &record.token_id) {
+                (false, _) => Replacing::Nothing,
+                (true, Some(old)) => Replacing::Token(old),
+                (true, None) => Replacing::UnknownId,
+            };
             let minted = self
-                .mint_and_store(&user.id, &account.id, created_now, replacing, old, run)
+                .mint_and_store(&user.id, &account.id, created_now, prior, run)
                 .await?;
             o.token = minted.outcome;
             o.orphans_revoked = minted.orphans;

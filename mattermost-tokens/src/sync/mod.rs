@@ -1,7 +1,9 @@
 //! [`UserSync`]: put host users into Mattermost and give each one token.
 
 mod account;
+mod leavers;
 mod options;
+mod reconcile;
 mod report;
 mod tokens;
 
@@ -22,12 +24,14 @@ use crate::store::{TokenRecord, TokenStore};
 use crate::time::millis;
 
 pub(crate) use options::push_bounded;
-pub use options::{DEFAULT_REPORT_LIMIT, LinkPolicy, SyncOptions};
+pub use options::{DEFAULT_REPORT_LIMIT, DeactivatedPolicy, LeaverPolicy, LinkPolicy, SyncOptions};
+pub use reconcile::{DeadToken, ReconcileReport, ReconcileSummary, Repair};
 pub use report::{
     AccountOutcome, ServerCheck, SyncReport, SyncSummary, SyncWarning, TokenOutcome, UserFailure,
     UserOutcome, UserResult,
 };
 pub use tokens::DESCRIPTION_PREFIX;
+pub(crate) use tokens::Replacing;
 
 /// The `props` key of the mark on accounts the sync creates: the app
 /// identity ([`SyncOptions::app_name`]). With [`MARK_USER_PROP`] it lets a
@@ -83,6 +87,10 @@ pub(crate) struct RunState {
     /// run, with the same options, would be refused too, so they fail at
     /// once.
     expiry_refused: std::sync::OnceLock<(ExpiryRule, ApiError)>,
+    /// The run lists every token on the server itself (reconcile) and
+    /// revokes orphans from that listing: no per-user listing before a
+    /// mint.
+    orphans_listed: bool,
 }
 
 impl RunState {

@@ -48,6 +48,17 @@ pub struct SyncOptions {
     /// role outside [`allowed_roles`](Self::allowed_roles) or are bots (the
     /// link policy still applies to them).
     pub link_privileged: Vec<UserId>,
+    /// What a sync or reconcile does for host users who left the app
+    /// ([`HostUser::active`] false). Default [`LeaverPolicy::Keep`].
+    pub leavers: LeaverPolicy,
+    /// What a sync or reconcile does with a linked account that was
+    /// deactivated in Mattermost while its host user is active. Default
+    /// [`DeactivatedPolicy::ClearToken`].
+    pub deactivated: DeactivatedPolicy,
+    /// In a full [`UserSync::reconcile`], treat host users the library has
+    /// tokens for but the host no longer lists (their rows deleted) as
+    /// leavers. Off by default.
+    pub absent_are_leavers: bool,
     /// When replacing a stored token whose id is unknown (a row written by
     /// another integration, or by hand), also revoke the user's other
     /// active tokens once the new one is stored. Off by default: the old
@@ -128,6 +139,34 @@ pub enum LinkPolicy {
     Always,
 }
 
+/// What happens to the token (and account) of a host user who left the app.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeaverPolicy {
+    /// Nothing: the user is skipped and their token stays.
+    #[default]
+    Keep,
+    /// Revoke the token and clear it from the store; the account stays
+    /// active (it may be used elsewhere).
+    Revoke,
+    /// Revoke and clear the token, and deactivate the Mattermost account.
+    RevokeAndDeactivate,
+}
+
+/// What happens when a linked Mattermost account was deactivated in
+/// Mattermost while its host user is still active.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeactivatedPolicy {
+    /// Revoke and clear the stored token and report the user: someone
+    /// deactivated the account on purpose.
+    #[default]
+    ClearToken,
+    /// Reactivate the account (the host is the source of truth, as a
+    /// directory is for LDAP sync).
+    Reactivate,
+}
+
 impl SyncOptions {
     /// Options for the app named `app_name` (see
     /// [`app_name`](Self::app_name)), with every other setting at its
@@ -154,6 +193,18 @@ impl SyncOptions {
     /// Sets [`link_policy`](Self::link_policy).
     pub fn link_policy(mut self, policy: LinkPolicy) -> Self {
         self.link_policy = policy;
+        self
+    }
+
+    /// Sets [`leavers`](Self::leavers).
+    pub fn leavers(mut self, policy: LeaverPolicy) -> Self {
+        self.leavers = policy;
+        self
+    }
+
+    /// Sets [`deactivated`](Self::deactivated).
+    pub fn deactivated(mut self, policy: DeactivatedPolicy) -> Self {
+        self.deactivated = policy;
         self
     }
 
@@ -204,6 +255,9 @@ impl SyncOptions {
             ],
             link_privileged: Vec::new(),
             revoke_unknown_on_replace: false,
+            leavers: LeaverPolicy::Keep,
+            deactivated: DeactivatedPolicy::ClearToken,
+            absent_are_leavers: false,
             concurrency: 8,
             batch_size: 200,
             auth_service: None,

@@ -23,6 +23,12 @@ pub enum AccountOutcome {
     /// Existed with the right details (or a patch was refused; see the
     /// outcome's warnings).
     Unchanged,
+    /// Was deactivated in Mattermost and has been reactivated
+    /// ([`DeactivatedPolicy::Reactivate`](super::DeactivatedPolicy::Reactivate)).
+    Reactivated,
+    /// Deactivated because its host user left the app
+    /// ([`LeaverPolicy::RevokeAndDeactivate`](super::LeaverPolicy::RevokeAndDeactivate)).
+    Deactivated,
 }
 
 impl AccountOutcome {
@@ -32,6 +38,8 @@ impl AccountOutcome {
             AccountOutcome::Created => "created",
             AccountOutcome::Updated => "updated",
             AccountOutcome::Unchanged => "unchanged",
+            AccountOutcome::Reactivated => "reactivated",
+            AccountOutcome::Deactivated => "deactivated",
         }
     }
 }
@@ -53,8 +61,12 @@ pub enum TokenOutcome {
     /// Dry run: a token would be minted.
     WouldMint,
     /// The user was skipped (it already has a token and only users without
-    /// one were asked for).
+    /// one were asked for, or it left the app and leavers are kept).
     Skipped,
+    /// The user left the app: the token was revoked and cleared.
+    Revoked,
+    /// Dry run: the token would be revoked and cleared.
+    WouldRevoke,
 }
 
 impl TokenOutcome {
@@ -68,6 +80,8 @@ impl TokenOutcome {
             TokenOutcome::LostRace => "lost_race",
             TokenOutcome::WouldMint => "would_mint",
             TokenOutcome::Skipped => "skipped",
+            TokenOutcome::Revoked => "revoked",
+            TokenOutcome::WouldRevoke => "would_revoke",
         }
     }
 }
@@ -196,6 +210,12 @@ pub struct SyncSummary {
     pub failed: u64,
     /// Orphaned library tokens revoked.
     pub orphans_revoked: u64,
+    /// Tokens of leavers revoked (or, in a dry run, to be revoked).
+    pub revoked: u64,
+    /// Accounts reactivated.
+    pub reactivated: u64,
+    /// Accounts of leavers deactivated.
+    pub deactivated: u64,
     /// Users whose outcome carries warnings.
     pub warned: u64,
 }
@@ -235,12 +255,15 @@ impl SyncReport {
                     AccountOutcome::Created => s.created += 1,
                     AccountOutcome::Updated => s.updated += 1,
                     AccountOutcome::Unchanged => s.unchanged += 1,
+                    AccountOutcome::Reactivated => s.reactivated += 1,
+                    AccountOutcome::Deactivated => s.deactivated += 1,
                 }
                 match o.token {
                     TokenOutcome::Minted | TokenOutcome::Replaced | TokenOutcome::WouldMint => {
                         s.minted += 1
                     }
                     TokenOutcome::Kept | TokenOutcome::LostRace => s.kept += 1,
+                    TokenOutcome::Revoked | TokenOutcome::WouldRevoke => s.revoked += 1,
                     TokenOutcome::Skipped => {}
                 }
                 s.orphans_revoked += u64::from(o.orphans_revoked);

@@ -15,6 +15,20 @@ use super::{RunState, SyncWarning, TokenOutcome, UserSync};
 /// The prefix of every token description the library writes.
 pub const DESCRIPTION_PREFIX: &str = "Minted by mattermost-tokens for ";
 
+/// What the new token replaces.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Replacing<'a> {
+    /// Nothing is stored: store only if still nothing is.
+    Nothing,
+    /// This token: store only if it is still the stored one, then revoke it.
+    Token(&'a TokenId),
+    /// A token whose id is unknown (a row another tool wrote).
+    UnknownId,
+    /// This token, known to be gone from the server: store only if it is
+    /// still the stored one; nothing to revoke.
+    Gone(&'a TokenId),
+}
+
 /// What [`UserSync::mint_and_store`] did.
 #[derive(Debug)]
 pub(crate) struct Minted {
@@ -135,13 +149,13 @@ impl UserSync {
         user: &HostUserId,
         mattermost_user: &UserId,
         created_now: bool,
-        replacing: bool,
-        old: Option<&TokenId>,
+        prior: Replacing<'_>,
         run: &RunState,
     ) -> Result<Minted, Error> {
+        let replacing = !matches!(prior, Replacing::Nothing);
         let mut orphans = 0u32;
         let mut young_left = false;
-        if !created_now && !replacing {
+        if !created_now && !replacing && !run.orphans_listed {
             // Orphans of a crash (minted, never stored). Young ones may be a
             // concurrent sync's, about to be stored: leave those until this
             // sync has stored its own.
@@ -222,10 +236,12 @@ impl UserSync {
             token_id: minted.id.clone(),
             expires_at: minted.expires_at,
         };
-        let stored = match (replacing, old) {
-            (false, _) => self.store.put_token_if_absent(user, &new).await,
-            (true, Some(old)) => self.store.replace_token(user, old, &new).await,
-            (true, None) => self.store.put_token(user, &new).await.map(|()| true),
+        let stored = match prior {
+            Replacing::Nothing => self.store.put_token_if_absent(user, &new).await,
+            Replacing::Token(old) | Replacing::Gone(old) => {
+                self.store.replace_token(user, old, &new).await
+            }
+            Replacing::UnknownId => self.store.put_token(user, &new).await.map(|()| true),
         };
         match stored {
             Ok(true) => {}
@@ -278,8 +294,9 @@ impl UserSync {
             });
         }
         // The new token is stored: the old one must not be lost track of.
-        match old {
-            Some(old) => {
+        match prior {
+            Replacing::Nothing | Replacing::Gone(_) => {}
+            Replacing::Token(old) => {
                 if let Err(e) = self.revoke_quietly(old).await {
                     tracing::warn!(
                         host_user = %user, token_id = %old, error = %e,
@@ -292,7 +309,7 @@ impl UserSync {
                     });
                 }
             }
-            None if self.opts.revoke_unknown_on_replace => {
+            Replacing::UnknownId if self.opts.revoke_unknown_on_replace => {
                 match self.revoke_all_but(mattermost_user, &minted.id).await {
                     Ok(n) => {
                         tracing::info!(host_user = %user, revoked = n, "revoked the user's other tokens (the replaced one had no id)");
@@ -303,7 +320,7 @@ impl UserSync {
                     }
                 }
             }
-            None => {
+            Replacing::UnknownId => {
                 tracing::warn!(host_user = %user, "old token not revoked: its id is unknown");
                 warnings.push(SyncWarning::OldTokenIdUnknown);
             }
