@@ -41,6 +41,9 @@ pub struct Env {
     /// `SQLITE_BUSY_TIMEOUT_MS`: how long a SQLite connection waits for
     /// another one's lock before the write fails (default 5 s).
     pub sqlite_busy_timeout: std::time::Duration,
+    /// `HOST_INACTIVE_COLUMN`: a users column whose non-NULL value means the
+    /// user left the app (Laravel's soft-delete `deleted_at`).
+    pub inactive_column: Option<String>,
 }
 
 impl std::fmt::Debug for Env {
@@ -57,6 +60,7 @@ impl std::fmt::Debug for Env {
                 &self.encryption_key.as_ref().map(|_| "[REDACTED]"),
             )
             .field("sqlite_busy_timeout", &self.sqlite_busy_timeout)
+            .field("inactive_column", &self.inactive_column)
             .finish()
     }
 }
@@ -75,6 +79,7 @@ impl Env {
                     .and_then(|v| v.trim().parse().ok())
                     .unwrap_or(5_000),
             ),
+            inactive_column: get("HOST_INACTIVE_COLUMN"),
         }
     }
 }
@@ -239,7 +244,13 @@ pub struct Stores {
 /// users read through the same adapter (sqlx for the memory store).
 pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores, Fatal> {
     let url = with_create_mode(&env.database_url);
-    let table = HostUserTable::laravel();
+    let table = HostUserTable::laravel()
+        .with_inactive_column(
+            env.inactive_column
+                .as_deref()
+                .map(|c| (c, mattermost_tokens::InactiveWhen::NotNull)),
+        )
+        .context("HOST_INACTIVE_COLUMN must be a column name")?;
     let (tokens, codes, users): (
         Arc<dyn TokenStore>,
         Arc<dyn CodeStore>,

@@ -78,10 +78,21 @@ struct Run {
 
 impl Run {
     fn start(dir: &Path, tag: &str, server: &StandIn, database_url: &str) -> Run {
+        Self::start_with(dir, tag, server, database_url, &["--all"])
+    }
+
+    fn start_with(
+        dir: &Path,
+        tag: &str,
+        server: &StandIn,
+        database_url: &str,
+        args: &[&str],
+    ) -> Run {
         let stdout = dir.join(format!("{tag}.stdout"));
         let stderr = dir.join(format!("{tag}.stderr"));
         let child = Command::new(env!("CARGO_BIN_EXE_sync_users"))
-            .args(["--all", "--store", "sqlx"])
+            .args(args)
+            .args(["--store", "sqlx"])
             .current_dir(dir)
             .env("DATABASE_URL", database_url)
             .env("MATTERMOST_URL", server.url())
@@ -506,4 +517,82 @@ async fn two_syncs_started_together_both_succeed_and_keep_the_promise() {
     tokens.extend(token_values(&server));
     a.assert_no_token(&tokens);
     b.assert_no_token(&tokens);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_killed_at_random_moments_then_rerun_keeps_the_promise() {
+    let Some(url) = url_or_skip(
+        POSTGRES_ENV,
+        "crashes::a_reconcile_killed_at_random_moments_then_rerun_keeps_the_promise",
+    ) else {
+        return;
+    };
+    const N: i64 = 200;
+    let mut rng = Lcg(0x0dec_0de5);
+    let db = TempDatabase::create(&url, "mmt_crash_rec").await;
+    db.create_laravel_users(N).await;
+    let server = stand_in().await;
+    let dir = Workdir::new("reconcile");
+    let mut first = Run::start(&dir.0, "first", &server, db.url());
+    assert!(first.finish().await.success(), "{}", first.output());
+    let store = PgTokenStore::new(db.pool(2).await);
+    let long_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3_600;
+    let mut killed_runs = 0;
+    for iteration in 0..4 {
+        // An admin revokes and disables tokens; a crash left orphans.
+        let records = store.get_many(&ids(N)).await.unwrap();
+        let mut damaged = 0u64;
+        for i in 1..=N {
+            let rec = &records[&HostUserId::Int(i)];
+            let (token, account) = (
+                rec.token_id.clone().unwrap(),
+                rec.mattermost_user_id.clone().unwrap(),
+            );
+            match rng.range(0, 10) {
+                0 => assert!(server.revoke_token_directly(&token)),
+                1 => assert!(server.set_token_active(&token, false)),
+                2 => {
+                    server
+                        .mint_token_directly(
+                            &account,
+                            &format!("{DESCRIPTION_PREFIX}{APP_NAME} user {i} at {long_ago}"),
+                        )
+                        .unwrap();
+                }
+                _ => continue,
+            }
+            damaged += 1;
+        }
+        let base = server.total_requests();
+        let at = rng.range(1, 10 + 2 * damaged);
+        let mut run = Run::start_with(
+            &dir.0,
+            &format!("kill{iteration}"),
+            &server,
+            db.url(),
+            &["--reconcile"],
+        );
+        let killed = run.kill_after(&server, base, at).await;
+        killed_runs += usize::from(killed);
+        println!(
+            "iteration {iteration}: {damaged} users damaged; kill after {at} requests: {}",
+            if killed { "killed" } else { "ended first" }
+        );
+        let mut rerun = Run::start_with(
+            &dir.0,
+            &format!("rerun{iteration}"),
+            &server,
+            db.url(),
+            &["--reconcile"],
+        );
+        assert!(rerun.finish().await.success(), "{}", rerun.output());
+        assert_eq!(rerun.count("failed"), 0);
+        assert_promise(&server, &store, &ids(N)).await;
+        assert_eq!(server.users().len(), N as usize + 1, "duplicate accounts");
+    }
+    assert!(killed_runs >= 2, "too few runs were killed mid-way");
 }

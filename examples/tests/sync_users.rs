@@ -1,95 +1,11 @@
 //! The `sync_users` binary end to end against the stand-in and a SQLite file.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Output};
 
-use mattermost_tokens::DESCRIPTION_PREFIX;
+use common::{Demo, count, live_library_tokens};
 use mattermost_tokens_stand_in::StandIn;
-use sqlx::sqlite::SqlitePoolOptions;
-
-struct Demo {
-    dir: PathBuf,
-    db_url: String,
-}
-
-impl Demo {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("mmt-example-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db_url = format!("sqlite://{}", dir.join("app.sqlite").display());
-        Demo { dir, db_url }
-    }
-
-    fn run(&self, server: Option<&StandIn>, args: &[&str]) -> Output {
-        self.run_with(server, args, &[])
-    }
-
-    fn run_with(&self, server: Option<&StandIn>, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sync_users"));
-        cmd.envs(env.iter().copied());
-        cmd.args(args)
-            .current_dir(&self.dir)
-            .env("DATABASE_URL", &self.db_url)
-            .env_remove("MATTERMOST_TOKENS_KEY")
-            .env("RUST_LOG", "warn");
-        match server {
-            Some(s) => {
-                cmd.env("MATTERMOST_URL", s.url())
-                    .env("MATTERMOST_TOKEN", s.admin_token().expose_secret());
-            }
-            None => {
-                cmd.env_remove("MATTERMOST_URL")
-                    .env_remove("MATTERMOST_TOKEN");
-            }
-        }
-        cmd.output().unwrap()
-    }
-
-    async fn sql(&self, sql: &str) {
-        let pool = SqlitePoolOptions::new()
-            .connect(&self.db_url)
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The number on the summary line `label`.
-fn count(out: &Output, label: &str) -> u64 {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .lines()
-        .find_map(|l| {
-            let l = l.trim();
-            l.strip_prefix(label)
-                .filter(|rest| rest.starts_with(' '))
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "no {label:?} in the summary:\n{stdout}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-}
-
-fn live_library_tokens(s: &StandIn) -> usize {
-    s.live_tokens()
-        .iter()
-        .filter(|t| t.description.starts_with(DESCRIPTION_PREFIX))
-        .count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_sync_creates_rerun_mints_nothing_missing_mints_one() {

@@ -15,8 +15,8 @@ use clap::{ArgGroup, Parser};
 use futures::{Stream, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use mattermost_tokens::{
-    HostUser, HostUserId, HostUserSource, LinkPolicy, StoreError, SyncOptions, SyncReport,
-    TokenOutcome, UserResult, UserSync,
+    HostUser, HostUserId, HostUserSource, LeaverPolicy, LinkPolicy, ReconcileReport, StoreError,
+    SyncOptions, SyncReport, TokenOutcome, UserResult, UserSync,
 };
 use mattermost_tokens_examples::demo_db::HostDb;
 use mattermost_tokens_examples::setup::{self, Env, Fatal, StoreKind};
@@ -30,16 +30,31 @@ use mattermost_tokens_examples::setup::{self, Env, Fatal, StoreKind};
 /// work too), MATTERMOST_TOKENS_KEY (optional base64 32-byte key: encrypt
 /// tokens at rest), SQLITE_BUSY_TIMEOUT_MS (how long a SQLite write waits
 /// for another connection's lock; default 5000), RUST_LOG (log filter, e.g.
-/// mattermost_tokens=debug).
+/// mattermost_tokens=debug), HOST_INACTIVE_COLUMN (a users column whose
+/// non-NULL value means the user left the app, e.g. deleted_at).
 ///
 /// Exit codes: 0 all users synced, 1 some users failed, 2 configuration or
 /// server error.
 #[derive(Debug, Parser)]
-#[command(version, group(ArgGroup::new("which").required(true).args(["all", "missing", "user"])))]
+#[command(
+    version,
+    group(ArgGroup::new("which").required(true).args(["all", "missing", "user", "reconcile"]))
+)]
 struct Args {
     /// Sync every user of the users table.
     #[arg(long)]
     all: bool,
+    /// Compare the store with the server and repair the difference: dead
+    /// tokens replaced, missing ones minted, deactivated accounts handled,
+    /// orphans revoked (with --dry-run: print the repairs only). Needs an
+    /// admin with manage_system and Mattermost 4.7+.
+    #[arg(long)]
+    reconcile: bool,
+    /// Revoke (and clear) the tokens of users who left the app (the column in
+    /// HOST_INACTIVE_COLUMN is not NULL); `--prune-leavers=deactivate` also
+    /// deactivates their Mattermost accounts.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "revoke", value_name = "HOW")]
+    prune_leavers: Option<PruneArg>,
     /// Sync only users without a stored token.
     #[arg(long)]
     missing: bool,
@@ -71,6 +86,13 @@ struct Args {
     token_lifetime_days: Option<u32>,
 }
 
+/// `--prune-leavers`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PruneArg {
+    Revoke,
+    Deactivate,
+}
+
 /// `--link-policy`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum LinkArg {
@@ -94,18 +116,14 @@ async fn main() -> ExitCode {
     setup::init_logging();
     let args = Args::parse();
     match run(args).await {
-        Ok(report) => {
-            if report.summary.failed > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_failed) => ExitCode::from(1),
         Err(f) => f.report(),
     }
 }
 
-async fn run(args: Args) -> Result<SyncReport, Fatal> {
+/// Runs the sync (or reconcile) asked for; the number of users that failed.
+async fn run(args: Args) -> Result<u64, Fatal> {
     let env = Env::from_env();
     let host = HostDb::connect(&env.database_url)
         .await
@@ -121,7 +139,12 @@ async fn run(args: Args) -> Result<SyncReport, Fatal> {
         let mut o = SyncOptions::new(args.app_name.clone())
             .concurrency(usize::from(args.concurrency))
             .dry_run(args.dry_run)
-            .link_policy(args.link_policy.into());
+            .link_policy(args.link_policy.into())
+            .leavers(match args.prune_leavers {
+                None => LeaverPolicy::Keep,
+                Some(PruneArg::Revoke) => LeaverPolicy::Revoke,
+                Some(PruneArg::Deactivate) => LeaverPolicy::RevokeAndDeactivate,
+            });
         o.token_lifetime = args
             .token_lifetime_days
             .map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400));
@@ -130,6 +153,29 @@ async fn run(args: Args) -> Result<SyncReport, Fatal> {
     .map_err(setup::explain)?;
 
     let read_error: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+    if args.reconcile {
+        let users = stop_on_error(
+            mattermost_tokens::host_table::stream(source.clone()),
+            read_error.clone(),
+        );
+        let verb = if args.dry_run {
+            "would repair"
+        } else {
+            "repaired"
+        };
+        let result = sync
+            .reconcile(users, |repair| eprintln!("{verb}: {repair}"))
+            .await;
+        server.save();
+        let report = result.map_err(setup::explain)?;
+        print_reconcile_summary(&report, args.dry_run);
+        if let Some(e) = read_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(e
+                .context("reading host users stopped the reconcile early")
+                .into());
+        }
+        return Ok(report.summary.failed);
+    }
     let progress = Progress::new();
     let on_result = |r: &UserResult| progress.record(r);
     let result = if let Some(id) = args.user {
@@ -160,7 +206,7 @@ async fn run(args: Args) -> Result<SyncReport, Fatal> {
             .into());
     }
     print_summary(&report, args.dry_run);
-    Ok(report)
+    Ok(report.summary.failed)
 }
 
 /// Users without a stored token, read page by page from the store.
@@ -262,6 +308,37 @@ impl Progress {
             b.finish_and_clear();
         }
     }
+}
+
+/// Prints the reconcile's summary table.
+fn print_reconcile_summary(r: &ReconcileReport, dry_run: bool) {
+    use std::io::Write;
+    let s = &r.summary;
+    let mut text = String::from(if dry_run {
+        "Reconcile (dry run: nothing was changed)\n"
+    } else {
+        "Reconcile\n"
+    });
+    for (label, n) in [
+        ("users", s.users),
+        ("tokens listed", s.tokens_listed),
+        ("repairs", s.repairs),
+        ("minted", s.minted),
+        ("reminted", s.reminted),
+        ("relinked", s.relinked),
+        ("reactivated", s.reactivated),
+        ("deactivated", s.deactivated_cleared),
+        ("leavers", s.leavers),
+        ("orphans revoked", s.orphans_revoked),
+        ("failed", s.failed),
+    ] {
+        text.push_str(&format!("  {label:<16}{n:>8}\n"));
+    }
+    text.push_str(&format!("  {:<16}{:>8.1?}\n", "time", r.elapsed));
+    for f in &r.failures {
+        text.push_str(&format!("  user {}: {}\n", f.user, f.error));
+    }
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Prints the summary table; a closed stdout (`| head`) is not an error.

@@ -409,7 +409,17 @@ impl UserSync {
             }
         }
         // Orphans of this user: library tokens named for them that the store
-        // does not hold (as it stands now), minted before the grace window.
+        // does not hold (as it stands now), minted before the grace window;
+        // younger ones too once this pass stored a token of its own for the
+        // user (no other can be stored now: the store's writes are
+        // compare-and-set), which is what clears a mint whose process died
+        // before its store write.
+        let stored_now = repairs.iter().any(|r| {
+            matches!(
+                r,
+                Repair::Minted { .. } | Repair::Reminted { .. } | Repair::Relinked { .. }
+            )
+        }) && !self.opts.dry_run;
         let stored = self.store.get(&user.id).await?.and_then(|r| r.token_id);
         let grace = self.opts.orphan_grace.as_secs();
         let now = unix_now();
@@ -417,7 +427,7 @@ impl UserSync {
             for (id, minted) in tokens {
                 if Some(id) == stored.as_ref()
                     || Some(id) == record.token_id.as_ref()
-                    || now.saturating_sub(*minted) < grace
+                    || (!stored_now && now.saturating_sub(*minted) < grace)
                 {
                     continue;
                 }
