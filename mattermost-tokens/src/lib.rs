@@ -66,6 +66,7 @@ pub mod magic_link;
 pub mod models;
 mod pacing;
 mod rate_limit;
+mod refused;
 mod retry;
 mod selector;
 pub mod store;

@@ -165,6 +165,53 @@ impl TokenSelector {
         Ok((s.actor, client.acting(s.identity)))
     }
 
+    /// Makes a call for `user` with the selected token: `f` gets the client
+    /// handle and makes the request(s).
+    ///
+    /// When the user's own token is answered 401, the server is asked (with
+    /// the admin token) whether that token is dead: revoked, disabled or
+    /// expired. A dead token is cleared from the store, so later calls stop
+    /// using it and the next sync or reconcile mints a new one. The call is
+    /// then made once more with the admin token only under
+    /// [`Policy::FallbackToAdmin`] (logged and counted as a fallback);
+    /// otherwise, and whenever the token is not dead (the 401 has another
+    /// cause), the 401 is returned.
+    pub async fn call<T, F, Fut>(
+        &self,
+        client: &MattermostClient,
+        op: Operation,
+        user: &HostUserId,
+        f: F,
+    ) -> Result<(Actor, T), Error>
+    where
+        F: Fn(Acting) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let s = self.select(op, user).await?;
+        let used = match &s.identity {
+            Identity::User(t) => Some(t.clone()),
+            _ => None,
+        };
+        match (f(client.acting(s.identity)).await, used) {
+            (Err(Error::Unauthorized(e)), Some(token)) => {
+                let cleared =
+                    crate::refused::forget_if_dead(client, self.store.as_ref(), user, &token)
+                        .await?;
+                if !cleared || self.policy != Policy::FallbackToAdmin {
+                    return Err(Error::Unauthorized(e));
+                }
+                let n = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(
+                    host_user = %user, fallbacks = n,
+                    "the user's token is dead; acting with the admin token instead"
+                );
+                let t = f(client.as_admin()).await?;
+                Ok((Actor::AdminFallback(user.clone()), t))
+            }
+            (r, _) => r.map(|t| (s.actor, t)),
+        }
+    }
+
     /// The user joins `channel` (a user-scoped call: with their own token the
     /// server attributes the join to them; under the fallback policy the
     /// admin adds them).
@@ -178,8 +225,12 @@ impl TokenSelector {
         let mm_id = record
             .and_then(|r| r.mattermost_user_id)
             .ok_or_else(|| Error::NotSynced { user: user.clone() })?;
-        let (actor, acting) = self.acting_for(client, Operation::UserScoped, user).await?;
-        let member = acting.add_channel_member(channel, &mm_id).await?;
+        let (actor, member) = self
+            .call(client, Operation::UserScoped, user, |acting| {
+                let mm_id = mm_id.clone();
+                async move { acting.add_channel_member(channel, &mm_id).await }
+            })
+            .await?;
         tracing::info!(host_user = %user, actor = %actor, channel = %channel, "joined channel");
         Ok((actor, member))
     }

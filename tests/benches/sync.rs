@@ -208,6 +208,7 @@ const BULK: &str = "POST /api/v4/users/ids";
 const LOOKUP: &str = "GET /api/v4/users/email/{email}";
 const PATCH: &str = "PUT /api/v4/users/{user_id}/patch";
 const LIST_TOKENS: &str = "GET /api/v4/users/{user_id}/tokens";
+const LIST_ALL_TOKENS: &str = "GET /api/v4/users/tokens";
 
 fn host_users(n: usize, prefix: &str) -> impl futures::Stream<Item = HostUser> + Send {
     let prefix = prefix.to_owned();
@@ -217,6 +218,8 @@ fn host_users(n: usize, prefix: &str) -> impl futures::Stream<Item = HostUser> +
             format!("{prefix}{i}@example.com"),
             &format!("User {prefix}{i}"),
         )
+        // Verified, so users already in Mattermost are linked by email.
+        .email_verified(true)
     }))
 }
 
@@ -374,6 +377,25 @@ async fn run(parts: &[String]) {
         let c = server.counts();
         assert_eq!(r.summary.skipped, n as u64);
         println!("  --missing, nobody missing: {} requests", c.total());
+
+        server.ask("reset");
+        let t = Instant::now();
+        let r = sync
+            .reconcile(host_users(n, &prefix), |_| {})
+            .await
+            .unwrap();
+        let el = t.elapsed();
+        let c = server.counts();
+        assert_eq!((r.summary.repairs, r.summary.failed), (0, 0));
+        println!(
+            "  reconcile, nothing to repair: {} requests (token listing {}, bulk fetch {}, other {}) | {:.2} s | {:.0} users/s",
+            c.total(),
+            c.get(LIST_ALL_TOKENS),
+            c.get(BULK),
+            c.total() - c.get(LIST_ALL_TOKENS) - c.get(BULK),
+            el.as_secs_f64(),
+            n as f64 / el.as_secs_f64()
+        );
 
         // Users already in Mattermost but new to the app.
         let m = n / 10;

@@ -57,6 +57,7 @@ pub struct MagicLinkConfig {
     pub(super) redirect_url: Option<String>,
     pub(super) secure_cookies: bool,
     pub(super) cookie_max_age: Option<Duration>,
+    pub(super) check_token: bool,
     pub(super) clock: Arc<dyn Clock>,
 }
 
@@ -69,6 +70,7 @@ impl MagicLinkConfig {
             redirect_url: None,
             secure_cookies: true,
             cookie_max_age: None,
+            check_token: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -144,6 +146,17 @@ impl MagicLinkConfig {
     /// default they are session cookies, gone when the browser closes.
     pub fn cookie_max_age(mut self, max_age: Duration) -> Self {
         self.cookie_max_age = Some(max_age);
+        self
+    }
+
+    /// Check the user's token with Mattermost (`GET /users/me`, one request)
+    /// before signing them in. A token the server refused and reports dead
+    /// (revoked, disabled, expired) is cleared from the store, so the next
+    /// sync or reconcile mints a new one, and the redeem fails with
+    /// [`Error::NoUserToken`](crate::Error::NoUserToken) instead of setting
+    /// a cookie Mattermost would refuse. Off by default.
+    pub fn check_token(mut self, on: bool) -> Self {
+        self.check_token = on;
         self
     }
 

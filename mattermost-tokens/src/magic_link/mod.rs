@@ -241,6 +241,7 @@ struct Inner {
     ttl: chrono::Duration,
     clock: Arc<dyn Clock>,
     mode: Mode,
+    check_token: bool,
 }
 
 /// Issues and redeems magic links (see the [module docs](self) for the flow
@@ -420,6 +421,7 @@ impl MagicLinks {
                 ttl,
                 clock: config.clock,
                 mode,
+                check_token: config.check_token,
             }),
         })
     }
@@ -589,6 +591,32 @@ impl MagicLinks {
         Ok((mm, token))
     }
 
+    /// `GET /users/me` with the user's token; a dead token is forgotten.
+    async fn check_token(
+        &self,
+        user: &HostUserId,
+        mm: &UserId,
+        token: &AccessToken,
+    ) -> Result<(), Error> {
+        let client = &self.inner.client;
+        match client.as_user(token.clone()).me().await {
+            Ok(me) if me.id == *mm => Ok(()),
+            Ok(_) => Err(Error::InvalidHostUser {
+                user: user.clone(),
+                reason: "the stored token belongs to another Mattermost account than the linked one; run a sync".into(),
+            }),
+            Err(Error::Unauthorized(e)) => {
+                let store = self.inner.store.as_ref();
+                if crate::refused::forget_if_dead(client, store, user, token).await? {
+                    Err(Error::NoUserToken { user: user.clone() })
+                } else {
+                    Err(Error::Unauthorized(e))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn code_mode(&self) -> Result<&CodeMode, Error> {
         match &self.inner.mode {
             Mode::OneTimeCode(c) => Ok(c),
@@ -639,6 +667,9 @@ impl MagicLinks {
         let (mm, token) = self.credentials(&user).await.inspect_err(|e| {
             tracing::warn!(host_user = %user, error = %e, "magic link valid but the user cannot be signed in");
         })?;
+        if self.inner.check_token {
+            self.check_token(&user, &mm, &token).await?;
+        }
         let cookies = vec![
             mode.cookie(AUTH_COOKIE, token.expose_secret().to_owned(), true),
             mode.cookie(USER_ID_COOKIE, mm.as_str().to_owned(), false),
