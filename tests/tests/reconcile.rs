@@ -303,3 +303,59 @@ async fn deactivated_accounts_are_reactivated_when_the_host_says_so_and_leavers_
     assert!(server.user(&bo_account).unwrap().is_active());
     assert_promise(&server, store.as_ref(), &[1.into(), 2.into()]).await;
 }
+
+#[tokio::test]
+async fn a_server_without_the_listing_gets_one_clear_error() {
+    use mattermost_tokens_stand_in::{Fault, FaultRule};
+    let server = StandIn::start().await.unwrap();
+    let store = Arc::new(MemoryStore::with_users([1.into()]));
+    let sync = sync_with(&server, store, options());
+    server.add_fault(FaultRule::always(
+        "GET /api/v4/users/tokens",
+        Fault::ProxyHtml(404),
+    ));
+    server.reset_counts();
+    let e = sync
+        .reconcile(stream::iter(users(&[]).into_iter().take(1)), |_| {})
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("4.7"), "{e}");
+    assert_eq!(
+        server.request_count("POST /api/v4/users/{user_id}/tokens"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn tokens_of_users_whose_rows_are_gone_are_revoked_and_their_accounts_deactivated_on_opt_in()
+{
+    let server = StandIn::start().await.unwrap();
+    let full = Arc::new(MemoryStore::with_users([1.into(), 2.into()]));
+    let sync = sync_with(&server, full.clone(), options());
+    let two = users(&[]).into_iter().take(2).collect::<Vec<_>>();
+    sync.sync_all(stream::iter(two.clone()), |_| {})
+        .await
+        .unwrap();
+    // User 2's row is deleted from the host table.
+    let remaining = Arc::new(MemoryStore::new());
+    remaining.insert_record(1.into(), full.get(&1.into()).await.unwrap().unwrap());
+    let gone_account = full
+        .get(&2.into())
+        .await
+        .unwrap()
+        .unwrap()
+        .mattermost_user_id
+        .unwrap();
+    let mut o = options().leavers(LeaverPolicy::RevokeAndDeactivate);
+    o.absent_are_leavers = true;
+    o.orphan_grace = std::time::Duration::ZERO;
+    let sync = sync_with(&server, remaining.clone(), o);
+    let r = sync
+        .reconcile(stream::iter(two.into_iter().take(1)), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(r.summary.orphans_revoked, 1, "{:?}", r.summary);
+    assert!(server.tokens_of(&gone_account).is_empty());
+    assert!(!server.user(&gone_account).unwrap().is_active());
+    assert_promise(&server, remaining.as_ref(), &[1.into()]).await;
+}

@@ -320,7 +320,7 @@ impl UserSync {
                 Error::PermissionDenied(api) => Error::InvalidConfig(format!(
                     "reconcile lists every token on the server, which needs the manage_system permission (a system admin's token): {api}"
                 )),
-                e if e.is_not_found() || e.status() == Some(405) => Error::InvalidConfig(format!(
+                e if matches!(e.status(), Some(404 | 405)) => Error::InvalidConfig(format!(
                     "this Mattermost server cannot list all tokens (it needs 4.7 or later); use UserSync::verify per user: {e}"
                 )),
                 e => e,
