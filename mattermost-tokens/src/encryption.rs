@@ -130,6 +130,7 @@ fn valid_kid(kid: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+#[derive(Clone)]
 struct Key {
     kid: String,
     cipher: Aes256Gcm,
@@ -154,6 +155,10 @@ struct Key {
 /// assert_eq!(keys.current_kid(), "k2");
 /// assert!(!format!("{keys:?}").contains(&k2));
 /// ```
+///
+/// `Clone`: each clone holds the same keys (the key schedule is zeroed when
+/// a clone is dropped).
+#[derive(Clone)]
 pub struct EncryptionKeys {
     /// Newest first.
     keys: Vec<Key>,

@@ -144,8 +144,12 @@ pub enum Error {
         /// The answer.
         error: Box<ApiError>,
     },
-    /// 401: the token is invalid, revoked, expired, or its user deactivated.
-    #[error("not authorized (token invalid, revoked, or its user deactivated): {0}")]
+    /// 401: the token is invalid, revoked or expired, its user deactivated,
+    /// or personal access tokens are disabled on the server (which stops an
+    /// admin's personal access token too).
+    #[error(
+        "not authorized (the token is invalid, revoked or expired, its user is deactivated, or personal access tokens are disabled on the server: ServiceSettings.EnableUserAccessTokens, which stops an admin's personal access token too): {0}"
+    )]
     Unauthorized(Box<ApiError>),
     /// 403: the acting identity lacks a permission.
     #[error("permission denied: {0}")]
@@ -240,6 +244,17 @@ pub enum Error {
     NoUserToken {
         /// The host user.
         user: crate::ids::HostUserId,
+    },
+    /// A user-scoped operation the admin token would do for a user who has
+    /// no usable token, but that the user could not do with their own (such
+    /// as joining a private channel): refused instead of done with admin
+    /// rights.
+    #[error("not done with the admin token for host user {user}: {reason}")]
+    FallbackRefused {
+        /// The host user.
+        user: crate::ids::HostUserId,
+        /// What the user could not do themself.
+        reason: String,
     },
     /// The user's stored token has expired (it was minted with a lifetime
     /// and not renewed in time).

@@ -519,7 +519,8 @@ mod tests {
         assert_eq!(
             l,
             "id AS mmt_id, email AS mmt_email, name AS mmt_name, NULL AS mmt_first, NULL AS mmt_last, \
-             CASE WHEN email_verified_at IS NULL THEN '0' ELSE '1' END AS mmt_verified"
+             CASE WHEN email_verified_at IS NULL THEN '0' ELSE '1' END AS mmt_verified, \
+             '1' AS mmt_active"
         );
         let s = HostUserTable::laravel()
             .with_split_name_columns("given", "family")

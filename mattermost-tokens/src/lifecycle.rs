@@ -6,6 +6,7 @@ use crate::sync::{AccountOutcome, Replacing, RunState, TokenOutcome, UserOutcome
 
 /// What [`UserSync::revoke`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Revoked {
     /// The token id revoked in Mattermost; `None` when the stored row had a
     /// token without an id (written by another tool), which then could only
@@ -17,6 +18,7 @@ pub struct Revoked {
 
 /// Why a stored token does or does not work, from [`UserSync::verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verification {
     /// `GET /users/me` with the token answered, as the right user.
     Valid,

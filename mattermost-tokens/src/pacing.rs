@@ -81,6 +81,10 @@ impl State {
     }
 }
 
+/// The longest `X-RateLimit-Reset` taken as a refill time, like the
+/// longest `Retry-After` honoured.
+pub(crate) const MAX_RESET: Duration = Duration::from_secs(3600);
+
 /// Marks one request as in flight until dropped.
 pub(crate) struct InFlight<'a>(&'a Pacer);
 
@@ -96,19 +100,21 @@ impl Pacer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until the bucket (as estimated) has a token for this request.
-    pub(crate) async fn before_request(&self) -> InFlight<'_> {
+    /// Waits until the bucket (as estimated) has a token for this request,
+    /// at most `budget`; returns how long it waited.
+    pub(crate) async fn before_request(&self, budget: Duration) -> (InFlight<'_>, Duration) {
+        let started = Instant::now();
         let ticket = {
             let mut s = self.lock();
             s.in_flight += 1;
             let Some(rate) = s.effective_rate().filter(|r| *r > 0.0 && s.known) else {
-                return InFlight(self);
+                return (InFlight(self), Duration::ZERO);
             };
             let now = Instant::now();
             s.refill(now);
             s.consumed += 1.0;
             if s.supplied + 1e-6 >= s.consumed {
-                return InFlight(self);
+                return (InFlight(self), Duration::ZERO);
             }
             if !s.bounded {
                 // Held back by a guess: raise it while no 429 says it is too
@@ -122,23 +128,33 @@ impl Pacer {
             s.consumed
         };
         loop {
+            let left = budget.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                tracing::warn!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "rate-limit pacing used the request's whole wait budget; sending it unpaced"
+                );
+                break;
+            }
             let wait = {
                 let mut s = self.lock();
                 s.refill(Instant::now());
                 match s.effective_rate() {
                     // (The epsilon keeps a rounding remainder from becoming a
-                    // zero-length sleep that never lets time pass.)
+                    // zero-length sleep that never lets time pass; an absurd
+                    // estimate cannot overflow the duration.)
                     Some(rate) if rate > 0.0 && s.supplied + 1e-6 < ticket => {
-                        Duration::from_secs_f64((ticket - s.supplied) / rate)
+                        Duration::try_from_secs_f64((ticket - s.supplied) / rate)
+                            .unwrap_or(Duration::MAX)
                             .max(Duration::from_micros(100))
                     }
                     _ => break,
                 }
             };
             // In slices, so a faster rate learnt meanwhile takes effect.
-            tokio::time::sleep(wait.min(Duration::from_millis(100))).await;
+            tokio::time::sleep(wait.min(Duration::from_millis(100)).min(left)).await;
         }
-        InFlight(self)
+        (InFlight(self), started.elapsed())
     }
 
     /// Takes in the server's view of the bucket from a response.
@@ -149,7 +165,10 @@ impl Pacer {
         s.capacity = f64::from(st.limit);
         let missing = f64::from(st.limit.saturating_sub(st.remaining));
         let reset = st.reset.as_secs_f64();
-        if reset > 0.0 && missing > 0.0 {
+        // A reset beyond what any bucket takes to refill (an epoch time from
+        // a proxy, garbage) says nothing about the rate: ignored, so one
+        // absurd answer cannot slow every later request.
+        if reset > 0.0 && reset <= MAX_RESET.as_secs_f64() && missing > 0.0 {
             let bound = missing / reset;
             s.rate = Some(s.rate.map_or(bound, |r| r.max(bound)));
             if reset >= 2.0 {
@@ -197,11 +216,52 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_epoch_style_reset_neither_stalls_nor_panics_and_the_rate_recovers() {
+        let p = Pacer::default();
+        drop(p.before_request(Duration::from_secs(60)).await.0);
+        // A proxy's epoch time, then garbage at the top of the range.
+        p.observe(&status(101, 1, 1_764_780_000));
+        p.observe(&status(101, 0, u64::MAX / 2));
+        let t = tokio::time::Instant::now();
+        for _ in 0..5 {
+            drop(p.before_request(Duration::from_secs(60)).await.0);
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        // A sane answer afterwards paces as usual.
+        p.observe(&status(101, 1, 10));
+        let t = tokio::time::Instant::now();
+        for _ in 0..11 {
+            drop(p.before_request(Duration::from_secs(60)).await.0);
+        }
+        let e = t.elapsed();
+        assert!(
+            e >= Duration::from_millis(900) && e <= Duration::from_millis(1200),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_never_exceeds_the_requests_budget() {
+        let p = Pacer::default();
+        drop(p.before_request(Duration::from_secs(60)).await.0);
+        // Two requests an hour: the next would wait half an hour.
+        p.observe(&status(2, 0, 3600));
+        let t = tokio::time::Instant::now();
+        let (_slot, waited) = p.before_request(Duration::from_secs(5)).await;
+        assert!(
+            t.elapsed() <= Duration::from_millis(5_100),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(waited >= Duration::from_secs(5), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn no_headers_no_wait() {
         let p = Pacer::default();
         let t = tokio::time::Instant::now();
         for _ in 0..100 {
-            drop(p.before_request().await);
+            drop(p.before_request(Duration::from_secs(60)).await.0);
         }
         assert_eq!(t.elapsed(), Duration::ZERO);
     }
@@ -210,12 +270,12 @@ mod tests {
     async fn learns_rate_and_waits_when_empty() {
         let p = Pacer::default();
         // 100 of 101 tokens used, full again in 10 s: rate >= 10/s.
-        drop(p.before_request().await);
+        drop(p.before_request(Duration::from_secs(60)).await.0);
         p.observe(&status(101, 1, 10));
         let t = tokio::time::Instant::now();
         // One token left; the next ten must be spread at 10/s.
         for _ in 0..11 {
-            drop(p.before_request().await);
+            drop(p.before_request(Duration::from_secs(60)).await.0);
         }
         let e = t.elapsed();
         assert!(
@@ -227,13 +287,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_burst_probes_up_and_backs_off_on_429() {
         let p = Pacer::default();
-        drop(p.before_request().await);
+        drop(p.before_request(Duration::from_secs(60)).await.0);
         // A bucket of one: every answer says 0 left, full again within 1 s.
         p.observe(&status(1, 0, 1));
         let t = tokio::time::Instant::now();
         let mut n = 0;
         while t.elapsed() < Duration::from_secs(5) {
-            drop(p.before_request().await);
+            drop(p.before_request(Duration::from_secs(60)).await.0);
             n += 1;
         }
         // At a fixed 1/s this would be 5; doubling each second gives far more.
@@ -251,11 +311,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn full_bucket_goes_at_once() {
         let p = Pacer::default();
-        drop(p.before_request().await);
+        drop(p.before_request(Duration::from_secs(60)).await.0);
         p.observe(&status(101, 100, 1));
         let t = tokio::time::Instant::now();
         for _ in 0..50 {
-            drop(p.before_request().await);
+            drop(p.before_request(Duration::from_secs(60)).await.0);
         }
         assert_eq!(t.elapsed(), Duration::ZERO);
     }

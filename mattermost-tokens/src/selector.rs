@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::client::{Acting, Identity, MattermostClient};
 use crate::error::Error;
 use crate::ids::{ChannelId, HostUserId};
-use crate::models::ChannelMember;
-use crate::store::TokenStore;
+use crate::models::{ChannelMember, ChannelType};
+use crate::store::{StoreError, TokenStore};
 
 /// What kind of operation a call is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Operation {
     /// A system-level call: create users, mint tokens, create channels,
     /// manage team membership. Always the admin token.
@@ -23,6 +24,7 @@ pub enum Operation {
 
 /// What to do for a user-scoped call when the user has no stored token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Policy {
     /// Use the admin token instead (the behaviour of the Laravel integration
     /// this library ports). The call then runs with admin rights and is
@@ -37,6 +39,7 @@ pub enum Policy {
 
 /// Who a selected token acts as.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Actor {
     /// The admin, for an admin operation (or under [`Policy::AdminOnly`]).
     Admin,
@@ -59,6 +62,7 @@ impl fmt::Display for Actor {
 /// The outcome of [`TokenSelector::select`]: the identity to call with, and
 /// who that is.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Selection {
     /// Who acts.
     pub actor: Actor,
@@ -81,10 +85,13 @@ pub struct Selection {
 /// println!("joined as {actor}");
 /// # Ok(()) }
 /// ```
+///
+/// Cheap to clone; clones share the store and the fallback count.
+#[derive(Clone)]
 pub struct TokenSelector {
     store: Arc<dyn TokenStore>,
     policy: Policy,
-    fallbacks: AtomicU64,
+    fallbacks: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for TokenSelector {
@@ -102,7 +109,7 @@ impl TokenSelector {
         TokenSelector {
             store,
             policy,
-            fallbacks: AtomicU64::new(0),
+            fallbacks: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -116,15 +123,28 @@ impl TokenSelector {
         self.fallbacks.load(Ordering::Relaxed)
     }
 
-    /// The token and actor for `op` on behalf of `user`.
+    /// The token and actor for `op` on behalf of `user`. A user-scoped call
+    /// for a host user the store does not know fails with
+    /// [`StoreError::UnknownUser`](crate::StoreError::UnknownUser) (a wrong
+    /// id must not turn into an admin call), whatever the policy.
     pub async fn select(&self, op: Operation, user: &HostUserId) -> Result<Selection, Error> {
-        if op == Operation::Admin || self.policy == Policy::AdminOnly {
+        if op == Operation::Admin {
             return Ok(Selection {
                 actor: Actor::Admin,
                 identity: Identity::Admin,
             });
         }
-        let record = self.store.get(user).await?.unwrap_or_default();
+        let record = self
+            .store
+            .get(user)
+            .await?
+            .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
+        if self.policy == Policy::AdminOnly {
+            return Ok(Selection {
+                actor: Actor::Admin,
+                identity: Identity::Admin,
+            });
+        }
         let expired = record.expires_within(crate::time::unix_now_ms(), 0);
         let token = record.token.filter(|_| !expired);
         match (token, self.policy) {
@@ -214,7 +234,9 @@ impl TokenSelector {
 
     /// The user joins `channel` (a user-scoped call: with their own token the
     /// server attributes the join to them; under the fallback policy the
-    /// admin adds them).
+    /// admin adds them to public channels only: a private channel is one the
+    /// user could not join with their own token, so standing in for them
+    /// there fails with [`Error::FallbackRefused`]).
     pub async fn join_channel(
         &self,
         client: &MattermostClient,
@@ -228,7 +250,22 @@ impl TokenSelector {
         let (actor, member) = self
             .call(client, Operation::UserScoped, user, |acting| {
                 let mm_id = mm_id.clone();
-                async move { acting.add_channel_member(channel, &mm_id).await }
+                async move {
+                    if matches!(acting.identity(), Identity::Admin) {
+                        // The admin standing in: only what the user could
+                        // do themself (join a public channel).
+                        let c = acting.channel(channel).await?;
+                        if c.channel_type != ChannelType::Open {
+                            return Err(Error::FallbackRefused {
+                                user: user.clone(),
+                                reason: format!(
+                                    "channel {channel} is not public; the user could not join it with their own token"
+                                ),
+                            });
+                        }
+                    }
+                    acting.add_channel_member(channel, &mm_id).await
+                }
             })
             .await?;
         tracing::info!(host_user = %user, actor = %actor, channel = %channel, "joined channel");

@@ -11,7 +11,9 @@ use common::*;
 use futures::StreamExt;
 use httpmock::prelude::*;
 use mattermost_tokens::models::{CreateToken, CreateUser};
-use mattermost_tokens::{AccessToken, ApiError, Error, MattermostClient, RetryPolicy, UserId};
+use mattermost_tokens::{
+    AccessToken, ApiError, Error, MattermostClient, RetryPolicy, TokenId, UserId,
+};
 use serde_json::json;
 
 fn desc() -> CreateToken {
@@ -74,13 +76,61 @@ async fn create_token_501_is_tokens_disabled() {
 }
 
 #[tokio::test]
-async fn status_decides_before_the_error_id() {
-    // Ids differ between server versions: a 501 with another id is still
-    // "tokens disabled", a 403 with the 501 id is still "permission denied".
-    let e = create_token_fails(501, "api.some_other_version.disabled").await;
+async fn status_decides_and_the_id_must_agree() {
+    // A 501 is "tokens disabled" only when Mattermost's JSON says so; a 403
+    // with the 501 id is still "permission denied".
+    let e = create_token_fails(501, "app.user_access_token.disabled").await;
     assert!(matches!(e, Error::TokensDisabled(_)), "{e:?}");
+    let e = create_token_fails(501, "api.some_feature.not_implemented").await;
+    assert!(matches!(e, Error::Api(_)), "{e:?}");
     let e = create_token_fails(403, "app.user_access_token.disabled").await;
     assert!(matches!(e, Error::PermissionDenied(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_404_or_501_that_is_not_mattermosts_json_is_a_bad_response() {
+    for (status, body) in [
+        (404, "<html><body><h1>404 Not Found</h1>nginx</body></html>"),
+        (404, ""),
+        (501, "<html><h1>501 Not Implemented</h1></html>"),
+    ] {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.any_request();
+                then.status(status).body(body);
+            })
+            .await;
+        let client = MattermostClient::builder(&server.base_url(), "admintoken")
+            .retry_policy(mattermost_tokens::RetryPolicy::none())
+            .build()
+            .unwrap();
+        let e = client
+            .as_admin()
+            .revoke_token(&TokenId::new("t".repeat(26)))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::BadResponse { .. }), "{status}: {e:?}");
+        assert!(!e.is_not_found(), "{status}");
+    }
+    // Mattermost's answer for a route it does not have is not "not found".
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(404).json_body(serde_json::json!({
+                "id": "api.context.404.app_error", "message": "Sorry, we could not find the page.",
+                "detailed_error": "", "request_id": "r", "status_code": 404
+            }));
+        })
+        .await;
+    let client = MattermostClient::new(&server.base_url(), "admintoken").unwrap();
+    let e = client
+        .as_admin()
+        .revoke_token(&TokenId::new("t".repeat(26)))
+        .await
+        .unwrap_err();
+    assert!(!e.is_not_found(), "{e:?}");
 }
 
 #[tokio::test]

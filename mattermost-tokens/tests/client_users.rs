@@ -716,13 +716,15 @@ async fn each_identity_sends_only_its_own_token() {
     assert_eq!(as_user.identity().kind(), "user");
     assert_eq!(c.as_admin().me().await.unwrap().username, "admin");
     assert_eq!(c.as_admin().identity().kind(), "admin");
-    // A third token matches neither mock.
+    // A third token matches neither mock (httpmock's own 404, not
+    // Mattermost's JSON: a bad response, not "not found").
     let e = c
         .as_user(AccessToken::new("someoneelse0000000000000000"))
         .me()
         .await
         .unwrap_err();
-    assert!(e.is_not_found(), "{e:?}");
+    assert_eq!(e.status(), Some(404), "{e:?}");
+    assert!(!e.is_not_found(), "{e:?}");
     admin.assert_calls_async(1).await;
     user.assert_calls_async(1).await;
 }

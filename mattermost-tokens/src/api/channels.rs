@@ -29,6 +29,13 @@ impl Acting {
         self.call(Request::post(&["channels"]).json(channel)?).await
     }
 
+    /// `GET /channels/{channel_id}` (404 when missing or not visible to the
+    /// acting user).
+    pub async fn channel(&self, id: &ChannelId) -> Result<Channel, Error> {
+        check_id("channel id", id.as_str())?;
+        self.call(Request::get(&["channels", id.as_str()])).await
+    }
+
     /// `GET /teams/{team_id}/channels/name/{channel_name}` (404 when missing
     /// or not visible to the acting user).
     pub async fn channel_by_name(&self, team: &TeamId, name: &str) -> Result<Channel, Error> {

@@ -7,6 +7,10 @@ mod users;
 
 pub use users::MAX_PER_PAGE;
 
+/// A listing read page by page as it is consumed (`GET ...?page=&per_page=`
+/// until a short page): what every listing method returns.
+pub type Pages<T> = futures::stream::BoxStream<'static, Result<T, Error>>;
+
 use crate::error::Error;
 use crate::ids::is_valid_mattermost_id;
 

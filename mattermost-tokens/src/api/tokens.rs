@@ -1,6 +1,6 @@
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, StreamExt};
 
-use super::check_id;
+use super::{Pages, check_id};
 use crate::client::{Acting, Request};
 use crate::error::Error;
 use crate::ids::{TokenId, UserId};
@@ -34,11 +34,7 @@ impl Acting {
     }
 
     /// `GET /users/{user_id}/tokens`, paged as a stream (values not included).
-    pub fn tokens(
-        &self,
-        user: &UserId,
-        per_page: u32,
-    ) -> BoxStream<'static, Result<PersonalAccessToken, Error>> {
+    pub fn tokens(&self, user: &UserId, per_page: u32) -> Pages<PersonalAccessToken> {
         if let Err(e) = check_id("user id", user.as_str()) {
             return stream::iter([Err(e)]).boxed();
         }
@@ -55,10 +51,7 @@ impl Acting {
     /// the server (values not included), paged as a stream. Needs
     /// `manage_system` (a 403 otherwise) and a server of 4.7 or later (older
     /// ones answer 404 or 405).
-    pub fn all_tokens(
-        &self,
-        per_page: u32,
-    ) -> BoxStream<'static, Result<PersonalAccessToken, Error>> {
+    pub fn all_tokens(&self, per_page: u32) -> Pages<PersonalAccessToken> {
         self.paged(vec!["users".into(), "tokens".into()], per_page, true)
     }
 

@@ -1,8 +1,7 @@
-use futures::Stream;
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
 
-use super::check_id;
+use super::{Pages, check_id};
 use crate::client::{Acting, Request};
 use crate::error::Error;
 use crate::ids::UserId;
@@ -64,7 +63,7 @@ impl Acting {
 
     /// `GET /users` page by page, as a stream that ends after the first short
     /// page. `per_page` is capped at [`MAX_PER_PAGE`].
-    pub fn users(&self, per_page: u32) -> impl Stream<Item = Result<User, Error>> + Send + 'static {
+    pub fn users(&self, per_page: u32) -> Pages<User> {
         self.paged(vec!["users".into()], per_page, false)
     }
 
@@ -115,7 +114,7 @@ impl Acting {
         path: Vec<String>,
         per_page: u32,
         sensitive: bool,
-    ) -> BoxStream<'static, Result<T, Error>> {
+    ) -> Pages<T> {
         let per_page = per_page.clamp(1, MAX_PER_PAGE);
         let this = self.clone();
         stream::unfold(Some(0u32), move |page| {

@@ -245,8 +245,15 @@ impl MattermostClient {
         let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
+            // The pacer's wait counts against the same budget as the
+            // retries' waits: past it, the request goes out unpaced.
             let _in_flight = match &inner.pacer {
-                Some(p) => Some(p.before_request().await),
+                Some(p) => {
+                    let budget = inner.retry.max_total_wait.saturating_sub(waited);
+                    let (slot, paced) = p.before_request(budget).await;
+                    waited += paced;
+                    Some(slot)
+                }
                 None => None,
             };
             let mut rb = inner

@@ -3,6 +3,13 @@
 
 use std::sync::Mutex;
 
+/// Mattermost's error id for an API route it does not have.
+const ROUTE_NOT_FOUND: &str = "api.context.404.app_error";
+/// What Mattermost's error id says when personal access tokens are disabled
+/// (`app.user_access_token.disabled`, from `CreateUserAccessToken` in
+/// `app/user_access_token.go`; ids vary a little between releases).
+const TOKENS_DISABLED_PART: &str = "user_access_token";
+
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 
@@ -150,15 +157,23 @@ pub(super) fn classify(
             url: ctx.url.clone(),
         },
     });
+    // A status means what it says only when Mattermost itself said it (its
+    // error JSON with an id): an HTML 404 from a proxy or a wrong base path
+    // is not "the token is gone", and must not change what the store holds.
+    // `api.context.404.app_error` is Mattermost's answer for a route it does
+    // not have (an older server, a wrong path), not for a missing object.
+    let from_mattermost = is_json && !api.id.is_empty();
     match status.as_u16() {
         401 => Error::Unauthorized(api),
         403 => Error::PermissionDenied(api),
-        404 => Error::NotFound(api),
+        404 if from_mattermost && api.id != ROUTE_NOT_FOUND => Error::NotFound(api),
         429 => Error::RateLimited {
             retry_after: retry_after(headers),
             error: api,
         },
-        501 => Error::TokensDisabled(api),
+        501 if from_mattermost && api.id.contains(TOKENS_DISABLED_PART) => {
+            Error::TokensDisabled(api)
+        }
         400 if let Some(rule) = crate::error::ExpiryRule::from_error_id(&api.id) => {
             Error::TokenExpiryPolicy { rule, error: api }
         }
@@ -169,7 +184,7 @@ pub(super) fn classify(
             method: ctx.method.clone(),
             url: ctx.url.clone(),
             reason: if body.is_empty() {
-                "error status with an empty body".into()
+                "error status with an empty body (not Mattermost's own answer)".into()
             } else {
                 "error status with a body that is not Mattermost's error JSON".into()
             },

@@ -16,11 +16,25 @@ use crate::server::{self, Control, Shared};
 use crate::{DEFAULT_TEAM, DEFAULT_VERSION, FaultRule, Handle, RateLimit, StandIn, TokenExpiry};
 use crate::{routes, state};
 
+/// What kind of credential the stand-in's admin token is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdminCredential {
+    /// A personal access token of the admin (the default): like a real
+    /// deployment's, it answers 401 while personal access tokens are
+    /// disabled on the server, and it shows in token listings.
+    #[default]
+    PersonalAccessToken,
+    /// A session token (a login): works whatever the token settings.
+    Session,
+}
+
 /// Configures a [`StandIn`] before it starts.
 #[derive(Clone)]
 pub struct StandInBuilder {
     addr: SocketAddr,
     admin_token: Option<AccessToken>,
+    admin_credential: AdminCredential,
     admin_username: String,
     admin_email: String,
     version: String,
@@ -60,6 +74,7 @@ impl Default for StandInBuilder {
         Self {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             admin_token: None,
+            admin_credential: AdminCredential::PersonalAccessToken,
             admin_username: "sysadmin".to_owned(),
             admin_email: "sysadmin@stand-in.example".to_owned(),
             version: DEFAULT_VERSION.to_owned(),
@@ -86,6 +101,13 @@ impl StandInBuilder {
     /// it, which it then replaces).
     pub fn admin_token(mut self, token: impl Into<AccessToken>) -> Self {
         self.admin_token = Some(token.into());
+        self
+    }
+
+    /// What kind of credential the admin token is (default
+    /// [`AdminCredential::PersonalAccessToken`], as in a real deployment).
+    pub fn admin_credential(mut self, kind: AdminCredential) -> Self {
+        self.admin_credential = kind;
         self
     }
 
@@ -233,10 +255,15 @@ impl StandInBuilder {
             }
         };
         data.token_expiry = token_expiry;
-        data.add_session(
-            admin_token.expose_secret().to_owned(),
-            admin_user_id.clone(),
-        );
+        match self.admin_credential {
+            AdminCredential::PersonalAccessToken => {
+                data.ensure_admin_pat(&admin_user_id, admin_token.expose_secret())
+            }
+            AdminCredential::Session => data.add_session(
+                admin_token.expose_secret().to_owned(),
+                admin_user_id.clone(),
+            ),
+        }
         let mut teams = vec![(DEFAULT_TEAM.to_owned(), "Demo".to_owned(), true)];
         teams.extend(self.teams);
         for (name, display_name, open) in teams {

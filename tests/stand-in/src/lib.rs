@@ -100,7 +100,7 @@ use std::time::Duration;
 use mattermost_tokens::ids::{AccessToken, ChannelId, TeamId, TokenId, UserId};
 use tokio::task::AbortHandle;
 
-pub use builder::StandInBuilder;
+pub use builder::{AdminCredential, StandInBuilder};
 pub use error::AppError;
 pub use faults::{Fault, FaultPoint, FaultRule};
 pub use model::TokenExpiry;

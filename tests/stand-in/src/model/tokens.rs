@@ -161,11 +161,30 @@ impl Data {
         } else {
             expires_at
         };
+        Ok(self.insert_token(user_id, new_id(), description, expires_at))
+    }
+
+    /// The admin's credential as a personal access token with this value
+    /// (kept when a restored state has it already), as a real deployment's
+    /// admin token is: it stops working when tokens are disabled.
+    pub fn ensure_admin_pat(&mut self, user_id: &UserId, value: &str) {
+        if !self.token_by_value.contains_key(value) {
+            self.insert_token(user_id, value.to_owned(), "stand-in admin token", None);
+        }
+    }
+
+    fn insert_token(
+        &mut self,
+        user_id: &UserId,
+        value: String,
+        description: &str,
+        expires_at: Option<i64>,
+    ) -> Token {
         let seq = self.next_seq;
         self.next_seq += 1;
         let token = Token {
             id: TokenId::new(new_id()),
-            value: new_id(),
+            value,
             user_id: user_id.clone(),
             description: description.to_owned(),
             is_active: true,
@@ -180,7 +199,7 @@ impl Data {
             .push(token.id.clone());
         self.token_order.insert(seq, token.id.clone());
         self.tokens.insert(token.id.clone(), token.clone());
-        Ok(token)
+        token
     }
 
     /// The expiry a new token gets under the server's lifetime policy.
