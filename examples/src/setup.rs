@@ -110,7 +110,7 @@ pub fn explain(e: Error) -> anyhow::Error {
             "check MATTERMOST_URL and that the server is running and reachable from here"
         }
         Error::Unauthorized(_) => {
-            "MATTERMOST_TOKEN was refused: set it to a valid personal access token of a system admin"
+            "MATTERMOST_TOKEN was refused: set it to a valid personal access token of a system admin; if it is one, personal access tokens may be disabled on the server, which stops the admin's own token too: enable them in System Console > Integrations > Integration Management"
         }
         Error::PermissionDenied(_) => {
             "the admin token's user lacks permissions: it needs create_user_access_token and edit_other_users (a system admin has both)"

@@ -1066,6 +1066,15 @@ async fn join_channel_goes_out_with_the_users_token_or_falls_back() {
                 .json_body(json!({"channel_id": channel, "user_id": fallback_mm}));
         })
         .await;
+    // The admin standing in first checks that the channel is public.
+    let public = server
+        .mock_async(|when, then| {
+            when.method(GET).path(format!("/api/v4/channels/{channel}"));
+            then.status(200).json_body(
+                json!({"id": channel, "team_id": id("t", 1), "name": "town-square", "type": "O"}),
+            );
+        })
+        .await;
     let store = store_with_token(1, "usertokenusertokenusertok1", &user_mm).await;
     let c = client(&server);
     let sel = TokenSelector::new(store.clone(), Policy::FallbackToAdmin);
@@ -1082,6 +1091,7 @@ async fn join_channel_goes_out_with_the_users_token_or_falls_back() {
     assert_eq!(actor, Actor::AdminFallback(99.into()));
     as_user.assert_calls_async(1).await;
     as_admin.assert_calls_async(1).await;
+    public.assert_calls_async(1).await;
 
     let strict = TokenSelector::new(store, Policy::Strict);
     assert!(matches!(
