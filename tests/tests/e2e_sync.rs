@@ -178,7 +178,14 @@ async fn crash_orphans_are_revoked_on_the_next_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_disabled_fails_fast_and_verify_explains() {
-    let server = StandIn::start().await.unwrap();
+    // A session-style admin (a login) keeps working with tokens disabled, so
+    // the setting itself is read; an admin personal access token is refused
+    // instead (see acting.rs).
+    let server = StandIn::builder()
+        .admin_credential(mattermost_tokens_stand_in::AdminCredential::Session)
+        .start()
+        .await
+        .unwrap();
     let store = Arc::new(MemoryStore::with_users(ids(2)));
     let sync = sync_for(&server, store.clone());
     sync.sync_all(stream::iter(users(2)), |_| {}).await.unwrap();

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use mattermost_tokens::{TokenId, UserId};
-use mattermost_tokens_stand_in::{Fault, FaultRule, NewUser, StandIn};
+use mattermost_tokens_stand_in::{AdminCredential, Fault, FaultRule, NewUser, StandIn};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -38,8 +38,17 @@ struct Api {
 }
 
 impl Api {
+    /// A stand-in whose admin token is a session (a login), so the admin
+    /// keeps working whatever the token settings these tests switch; see
+    /// `the_default_admin_token_is_a_personal_access_token`.
     async fn start() -> Self {
-        Self::with(StandIn::start().await.expect("stand-in starts"))
+        Self::with(
+            StandIn::builder()
+                .admin_credential(AdminCredential::Session)
+                .start()
+                .await
+                .expect("stand-in starts"),
+        )
     }
 
     fn with(server: StandIn) -> Self {
@@ -563,6 +572,26 @@ async fn tokens_disabled_mode() {
     api.server.set_tokens_enabled(true);
     let a = api.send("GET", "/users/me", Some(&token), None).await;
     assert_eq!(a.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_default_admin_token_is_a_personal_access_token() {
+    // As in a real deployment: listed among the tokens, and refused while
+    // personal access tokens are disabled.
+    let api = Api::with(StandIn::start().await.unwrap());
+    let admin = api.server.admin_user_id();
+    let tokens = api.server.tokens_of(&admin);
+    assert_eq!(tokens.len(), 1);
+    let me = api.admin("GET", "/users/me", None).await;
+    assert_eq!(me.status, StatusCode::OK);
+    api.server.set_tokens_enabled(false);
+    let me = api.admin("GET", "/users/me", None).await;
+    assert_app_error(&me, 401, "api.context.session_expired.app_error");
+    api.server.set_tokens_enabled(true);
+    assert_eq!(
+        api.admin("GET", "/users/me", None).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

@@ -471,7 +471,10 @@ async fn a_missing_file_means_a_fresh_server() {
     let path = dir.file("nested-name.json");
     let server = start_from(&path).await;
     assert_eq!(server.users().len(), 1);
-    assert!(server.tokens().is_empty());
+    // Only the admin's own personal access token.
+    let tokens = server.tokens();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].user_id, server.admin_user_id());
     assert!(server.team_by_name("demo").is_some());
     assert!(
         dir.entries().is_empty(),

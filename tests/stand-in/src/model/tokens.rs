@@ -101,6 +101,9 @@ impl Token {
     }
 }
 
+/// The description of the admin's own personal access token.
+const ADMIN_TOKEN_DESCRIPTION: &str = "stand-in admin token";
+
 impl Data {
     pub fn add_session(&mut self, token: String, user_id: UserId) {
         self.sessions.insert(token, user_id);
@@ -168,8 +171,17 @@ impl Data {
     /// (kept when a restored state has it already), as a real deployment's
     /// admin token is: it stops working when tokens are disabled.
     pub fn ensure_admin_pat(&mut self, user_id: &UserId, value: &str) {
+        // An admin token configured anew replaces the one saved before.
+        let replaced: Vec<TokenId> = self
+            .tokens_of(user_id)
+            .filter(|t| t.description == ADMIN_TOKEN_DESCRIPTION && t.value != value)
+            .map(|t| t.id.clone())
+            .collect();
+        for id in replaced {
+            self.revoke_token(&id);
+        }
         if !self.token_by_value.contains_key(value) {
-            self.insert_token(user_id, value.to_owned(), "stand-in admin token", None);
+            self.insert_token(user_id, value.to_owned(), ADMIN_TOKEN_DESCRIPTION, None);
         }
     }
 
