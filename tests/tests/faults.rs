@@ -583,7 +583,11 @@ async fn a_429_storm_fails_nobody_and_mints_each_user_once() {
     // (The admin's own personal access token aside.)
     let admin = server.admin_user_id();
     assert_eq!(
-        server.tokens().iter().filter(|t| t.user_id != admin).count(),
+        server
+            .tokens()
+            .iter()
+            .filter(|t| t.user_id != admin)
+            .count(),
         N as usize
     );
     let mint_requests = server.request_count(MINT);

@@ -49,10 +49,11 @@ fn ids(n: i64) -> Vec<HostUserId> {
 }
 
 fn fast_retry() -> RetryPolicy {
-    let mut r = RetryPolicy::default();
-    r.base_delay = std::time::Duration::from_millis(5);
-    r.max_delay = std::time::Duration::from_millis(20);
-    r
+    RetryPolicy {
+        base_delay: std::time::Duration::from_millis(5),
+        max_delay: std::time::Duration::from_millis(20),
+        ..RetryPolicy::default()
+    }
 }
 
 fn sync_over(server: &StandIn, store: Arc<dyn TokenStore>) -> UserSync {

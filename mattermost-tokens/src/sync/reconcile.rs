@@ -464,7 +464,7 @@ impl UserSync {
                 return Ok(record
                     .token
                     .is_some()
-                    .then(|| Repair::DeactivatedCleared {
+                    .then_some(Repair::DeactivatedCleared {
                         user: id,
                         account: mattermost_user_id,
                     })
