@@ -157,6 +157,23 @@ pub enum Error {
     /// 404: the user, token, team or channel does not exist (or is hidden).
     #[error("not found: {0}")]
     NotFound(Box<ApiError>),
+    /// 400 with a user-limit id: the server is at its cap of active users,
+    /// so it refuses new users (`api.user.create_user.user_limits.exceeded`,
+    /// `...license_user_limits.exceeded`) and reactivations
+    /// (`app.user.update_active.user_limit.exceeded`,
+    /// `...license_user_limit.exceeded`). Raise the limit, deactivate users
+    /// who left, or license more seats.
+    #[error("{}", user_limit_message(*active, *limit))]
+    UserLimitReached {
+        /// Active users, when the server said.
+        active: Option<u64>,
+        /// The limit, when the server said.
+        limit: Option<u64>,
+        /// The server's answer; `None` when the sync stopped before asking
+        /// (an earlier answer of the same run, or the limits it read, showed
+        /// the server full).
+        error: Option<Box<ApiError>>,
+    },
     /// 400 with an `*_exists` id: the email, username or channel name is taken.
     #[error("already exists: {0}")]
     AlreadyExists(Box<ApiError>),
@@ -316,6 +333,7 @@ impl Error {
             | Error::NotFound(e)
             | Error::AlreadyExists(e)
             | Error::Api(e)
+            | Error::UserLimitReached { error: Some(e), .. }
             | Error::RateLimited { error: e, .. } => Some(e),
             _ => None,
         }
@@ -351,6 +369,23 @@ impl Error {
     pub fn is_username_exists(&self) -> bool {
         matches!(self, Error::AlreadyExists(e) if e.id.contains("username_exists"))
     }
+}
+
+fn user_limit_message(active: Option<u64>, limit: Option<u64>) -> String {
+    let count = match (active, limit) {
+        (Some(a), Some(l)) => format!(" (active {a} of {l})"),
+        (_, Some(l)) => format!(" (limit {l})"),
+        _ => String::new(),
+    };
+    format!(
+        "the Mattermost server is at its limit of active users{count}: raise the limit, deactivate users who left, or license more seats"
+    )
+}
+
+/// Whether `id` is one of the server's user-limit error ids
+/// (`app/user.go`, `createUserOrGuest` and `UpdateActive`).
+pub(crate) fn is_user_limit_id(id: &str) -> bool {
+    id.ends_with("user_limits.exceeded") || id.ends_with("user_limit.exceeded")
 }
 
 /// A short, char-boundary-safe prefix of a body for error messages.

@@ -95,7 +95,7 @@ pub use sync::{
     AccountOutcome, DEFAULT_REPORT_LIMIT, DESCRIPTION_PREFIX, DeactivatedPolicy, DeadToken,
     LeaverPolicy, LinkPolicy, MARK_APP_PROP, MARK_USER_PROP, ReconcileReport, ReconcileSummary,
     Repair, ServerCheck, SyncOptions, SyncReport, SyncSummary, SyncWarning, TokenOutcome,
-    UserFailure, UserOutcome, UserResult, UserSync,
+    UserFailure, UserLimitHit, UserOutcome, UserResult, UserSync,
 };
 
 /// The `chrono` version used in the public API (magic-link expiry times).

@@ -391,3 +391,45 @@ impl ClientConfig {
         self.get("Version")
     }
 }
+
+/// The server's active-user limit (`GET /limits/server`; camelCase on the
+/// wire; 0 means no limit). Unlicensed servers cap active users at a
+/// constant that differs by release; licensed servers with seat enforcement
+/// at their seats. Bots do not count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
+pub struct ServerLimits {
+    /// The soft limit (0: none).
+    pub max_users_limit: u64,
+    /// The hard limit, where creates and reactivations are refused (0:
+    /// none).
+    pub max_users_hard_limit: u64,
+    /// Active users now (bots aside).
+    pub active_user_count: u64,
+}
+
+impl ServerLimits {
+    /// The limit that refuses new users: the hard one, else the soft one;
+    /// `None` without a limit.
+    pub fn limit(&self) -> Option<u64> {
+        [self.max_users_hard_limit, self.max_users_limit]
+            .into_iter()
+            .find(|l| *l > 0)
+    }
+
+    /// How many more users fit; `None` without a limit.
+    pub fn room(&self) -> Option<u64> {
+        self.limit()
+            .map(|l| l.saturating_sub(self.active_user_count))
+    }
+}
+
+impl fmt::Display for ServerLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.limit() {
+            Some(l) => write!(f, "active {} of {l}", self.active_user_count),
+            None => write!(f, "active {}, no limit", self.active_user_count),
+        }
+    }
+}

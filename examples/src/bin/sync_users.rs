@@ -34,7 +34,8 @@ use mattermost_tokens_examples::setup::{self, Env, Fatal, StoreKind};
 /// non-NULL value means the user left the app, e.g. deleted_at).
 ///
 /// Exit codes: 0 all users synced, 1 some users failed, 2 configuration or
-/// server error.
+/// server error, 3 users left out because the Mattermost server is at its
+/// user limit (and none failed otherwise).
 #[derive(Debug, Parser)]
 #[command(
     version,
@@ -116,14 +117,25 @@ async fn main() -> ExitCode {
     setup::init_logging();
     let args = Args::parse();
     match run(args).await {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(_failed) => ExitCode::from(1),
+        Ok(Ended {
+            failed: 0,
+            left_out: 0,
+        }) => ExitCode::SUCCESS,
+        Ok(Ended { failed: 0, .. }) => ExitCode::from(3),
+        Ok(_) => ExitCode::from(1),
         Err(f) => f.report(),
     }
 }
 
-/// Runs the sync (or reconcile) asked for; the number of users that failed.
-async fn run(args: Args) -> Result<u64, Fatal> {
+/// How a run ended: users that failed, users left out because the server
+/// is full.
+struct Ended {
+    failed: u64,
+    left_out: u64,
+}
+
+/// Runs the sync (or reconcile) asked for.
+async fn run(args: Args) -> Result<Ended, Fatal> {
     let env = Env::from_env();
     let host = HostDb::connect(&env.database_url)
         .await
@@ -174,7 +186,10 @@ async fn run(args: Args) -> Result<u64, Fatal> {
                 .context("reading host users stopped the reconcile early")
                 .into());
         }
-        return Ok(report.summary.failed);
+        return Ok(Ended {
+            failed: report.summary.failed,
+            left_out: 0,
+        });
     }
     let progress = Progress::new();
     let on_result = |r: &UserResult| progress.record(r);
@@ -206,7 +221,10 @@ async fn run(args: Args) -> Result<u64, Fatal> {
             .into());
     }
     print_summary(&report, args.dry_run);
-    Ok(report.summary.failed)
+    Ok(Ended {
+        failed: report.summary.failed,
+        left_out: report.summary.left_out,
+    })
 }
 
 /// Users without a stored token, read page by page from the store.
@@ -290,6 +308,9 @@ impl Progress {
                     .map(|w| format!("; warning: {w}"))
                     .collect::<String>()
             }
+            Err(f) if matches!(f.error, mattermost_tokens::Error::UserLimitReached { .. }) => {
+                format!("user {}: not created (the summary says why)", f.user)
+            }
             Err(f) => format!("user {}: FAILED: {}", f.user, f.error),
         };
         match &self.bar {
@@ -335,6 +356,13 @@ fn print_reconcile_summary(r: &ReconcileReport, dry_run: bool) {
         text.push_str(&format!("  {label:<16}{n:>8}\n"));
     }
     text.push_str(&format!("  {:<16}{:>8.1?}\n", "time", r.elapsed));
+    if dry_run {
+        // Every mint makes Mattermost e-mail the user.
+        text.push_str(&format!(
+            "  mints (each e-mails its user): {}\n",
+            s.minted + s.reminted + s.relinked
+        ));
+    }
     for f in &r.failures {
         text.push_str(&format!("  user {}: {}\n", f.user, f.error));
     }
@@ -360,11 +388,27 @@ fn print_summary(r: &SyncReport, dry_run: bool) {
         ("kept", s.kept),
         ("skipped", s.skipped),
         ("orphans revoked", s.orphans_revoked),
+        ("left out", s.left_out),
         ("failed", s.failed),
     ] {
         text.push_str(&format!("  {label:<16}{n:>8}\n"));
     }
     text.push_str(&format!("  {:<16}{:>8.1?}\n", "time", r.elapsed));
+    if let Some(hit) = &r.user_limit {
+        text.push_str(&format!(
+            "{hit}: raise the limit, deactivate users who left, or license seats; then run --missing\n"
+        ));
+    }
+    if dry_run {
+        // Every mint makes Mattermost e-mail the user.
+        text.push_str(&format!("  mints (each e-mails its user): {}\n", s.minted));
+        if let (Some(l), Some(fit)) = (r.server_limits, r.creates_that_fit()) {
+            text.push_str(&format!(
+                "  server users: {l}; {} of {} planned creates fit\n",
+                fit, s.created
+            ));
+        }
+    }
     if !r.failures.is_empty() {
         text.push_str("Failures\n");
         for f in &r.failures {

@@ -1,6 +1,6 @@
 use crate::client::{Acting, Request};
 use crate::error::Error;
-use crate::models::ClientConfig;
+use crate::models::{ClientConfig, ServerLimits};
 
 impl Acting {
     /// `GET /config/client?format=old`. With a valid token the answer includes
@@ -8,5 +8,17 @@ impl Acting {
     pub async fn client_config(&self) -> Result<ClientConfig, Error> {
         self.call(Request::get(&["config", "client"]).query("format", "old"))
             .await
+    }
+
+    /// `GET /limits/server` (`api4/limits.go`, system admins): the server's
+    /// active-user limit. `Ok(None)` when the server does not say: servers
+    /// that predate the endpoint answer 404, and some releases answer 403
+    /// to a caller that is not a system admin.
+    pub async fn server_limits(&self) -> Result<Option<ServerLimits>, Error> {
+        match self.call(Request::get(&["limits", "server"])).await {
+            Ok(l) => Ok(Some(l)),
+            Err(e) if matches!(e.status(), Some(403 | 404)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -177,6 +177,13 @@ pub(super) fn classify(
         400 if let Some(rule) = crate::error::ExpiryRule::from_error_id(&api.id) => {
             Error::TokenExpiryPolicy { rule, error: api }
         }
+        400 if from_mattermost && crate::error::is_user_limit_id(&api.id) => {
+            Error::UserLimitReached {
+                active: None,
+                limit: None,
+                error: Some(api),
+            }
+        }
         400 if api.id.contains("exists") => Error::AlreadyExists(api),
         _ if is_json => Error::Api(api),
         s => Error::BadResponse {

@@ -85,7 +85,7 @@ impl UserSync {
                 let (u, o) = self.update_account(user, &email, u, &mut warnings).await?;
                 (Some(u), o, false)
             }
-            None => match self.find_or_create(user, &email).await? {
+            None => match self.find_or_create(user, &email, run).await? {
                 (Some(u), true) => (Some(u), AccountOutcome::Created, true),
                 (Some(u), false) => {
                     // Found by email: an account this app did not create for
@@ -116,7 +116,9 @@ impl UserSync {
             return Ok(o);
         };
         if account.is_deactivated() {
-            outcome = self.deactivated_account(user, &record, &account).await?;
+            outcome = self
+                .deactivated_account(user, &record, &account, run)
+                .await?;
         }
         // Linked before the mint: a crash after this point leaves a user the
         // next run finds without a lookup.
@@ -239,12 +241,16 @@ impl UserSync {
         &self,
         user: &HostUser,
         email: &str,
+        run: &RunState,
     ) -> Result<(Option<User>, bool), Error> {
         let admin = self.admin();
         if self.opts.dry_run {
             return match admin.user_by_email(email).await {
                 Ok(u) => Ok((Some(u), false)),
-                Err(e) if e.is_not_found() => Ok((None, true)),
+                Err(e) if e.is_not_found() => {
+                    self.plan_create(run).await;
+                    Ok((None, true))
+                }
                 Err(e) => Err(e),
             };
         }
@@ -268,6 +274,16 @@ impl UserSync {
             }
         }
         for username in &candidates {
+            if let Err(full) = self.check_room(run).await {
+                // No room for a new account: one that exists already is
+                // still linked and given a token.
+                return match admin.user_by_email(email).await {
+                    Ok(u) if is_valid_mattermost_id(u.id.as_str()) => Ok((Some(u), false)),
+                    Ok(_) => Err(full),
+                    Err(e) if e.is_not_found() => Err(full),
+                    Err(e) => Err(e),
+                };
+            }
             let req = self.create_request(user, email, username);
             match admin.create_user(&req).await {
                 Ok(u) if !is_valid_mattermost_id(u.id.as_str()) => {
@@ -276,7 +292,17 @@ impl UserSync {
                 Ok(u) => {
                     tracing::info!(host_user = %user.id, mattermost_user = %u.id, "created Mattermost user");
                     self.seen.record(false);
+                    self.created(run);
                     return Ok((Some(u), true));
+                }
+                Err(e @ Error::UserLimitReached { .. }) => {
+                    let full = self.on_user_limit(run, e);
+                    return match admin.user_by_email(email).await {
+                        Ok(u) if is_valid_mattermost_id(u.id.as_str()) => Ok((Some(u), false)),
+                        Ok(_) => Err(full),
+                        Err(e) if e.is_not_found() => Err(full),
+                        Err(e) => Err(e),
+                    };
                 }
                 Err(e) if e.is_email_exists() => {
                     // Exists already (made by someone else, or by a sync

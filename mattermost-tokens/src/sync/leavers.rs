@@ -6,7 +6,9 @@ use crate::ids::HostUserId;
 use crate::models::User;
 use crate::store::{TokenRecord, TokenStore};
 
-use super::{AccountOutcome, DeactivatedPolicy, LeaverPolicy, TokenOutcome, UserOutcome, UserSync};
+use super::{
+    AccountOutcome, DeactivatedPolicy, LeaverPolicy, RunState, TokenOutcome, UserOutcome, UserSync,
+};
 
 impl UserSync {
     /// A host user who left the app, as [`SyncOptions::leavers`] says:
@@ -79,12 +81,19 @@ impl UserSync {
         user: &HostUser,
         record: &TokenRecord,
         account: &User,
+        run: &RunState,
     ) -> Result<AccountOutcome, Error> {
         let reactivate = self.opts.deactivated == DeactivatedPolicy::Reactivate
             || self.opts.leavers == LeaverPolicy::RevokeAndDeactivate;
         if reactivate {
             if !self.opts.dry_run {
-                self.admin().set_active(&account.id, true).await?;
+                // At the user limit, reactivating is refused like creating:
+                // once known, no more attempts in this run.
+                self.check_room(run).await?;
+                self.admin()
+                    .set_active(&account.id, true)
+                    .await
+                    .map_err(|e| self.on_user_limit(run, e))?;
                 tracing::info!(host_user = %user.id, mattermost_user = %account.id, "reactivated the Mattermost account");
             }
             return Ok(AccountOutcome::Reactivated);

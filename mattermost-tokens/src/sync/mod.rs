@@ -1,6 +1,7 @@
 //! [`UserSync`]: put host users into Mattermost and give each one token.
 
 mod account;
+mod capacity;
 mod leavers;
 mod options;
 mod reconcile;
@@ -28,7 +29,7 @@ pub use options::{DEFAULT_REPORT_LIMIT, DeactivatedPolicy, LeaverPolicy, LinkPol
 pub use reconcile::{DeadToken, ReconcileReport, ReconcileSummary, Repair};
 pub use report::{
     AccountOutcome, ServerCheck, SyncReport, SyncSummary, SyncWarning, TokenOutcome, UserFailure,
-    UserOutcome, UserResult,
+    UserLimitHit, UserOutcome, UserResult,
 };
 pub use tokens::DESCRIPTION_PREFIX;
 pub(crate) use tokens::Replacing;
@@ -91,6 +92,11 @@ pub(crate) struct RunState {
     /// revokes orphans from that listing: no per-user listing before a
     /// mint.
     orphans_listed: bool,
+    /// A bulk run (`sync_all`, `sync_missing`, `reconcile`): it reads the
+    /// server's user limit once before its first create.
+    bulk: bool,
+    /// What the run knows of the server's room for users.
+    capacity: capacity::Capacity,
 }
 
 impl RunState {
@@ -341,7 +347,10 @@ impl UserSync {
         let started = Instant::now();
         self.check_server().await?;
         self.retry_unrevoked(None).await;
-        let run = RunState::default();
+        let run = RunState {
+            bulk: true,
+            ..RunState::default()
+        };
         let run = &run;
         let mut report = SyncReport::default();
         let results = users
@@ -386,6 +395,11 @@ impl UserSync {
         let mut results = std::pin::pin!(results);
         while let Some(r) = results.next().await {
             match &r {
+                // Said once, when the run saw the server full.
+                Err(UserFailure {
+                    error: Error::UserLimitReached { .. },
+                    ..
+                }) => {}
                 Err(f) => tracing::warn!(host_user = %f.user, error = %f.error, "user sync failed"),
                 Ok(o) => {
                     for w in &o.warnings {
@@ -397,6 +411,10 @@ impl UserSync {
             report.record(r, self.opts.max_failures_kept);
         }
         report.elapsed = started.elapsed();
+        report.server_limits = run.capacity.limits();
+        if let Some(hit) = &report.user_limit {
+            tracing::warn!("{hit}");
+        }
         tracing::info!(
             total = report.summary.total,
             created = report.summary.created,

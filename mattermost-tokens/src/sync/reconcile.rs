@@ -258,6 +258,7 @@ impl UserSync {
         report.summary.tokens_listed = listing.by_id.len() as u64;
         let run = RunState {
             orphans_listed: true,
+            bulk: true,
             ..RunState::default()
         };
         let (listing, run) = (&listing, &run);

@@ -8,6 +8,7 @@ use std::fmt;
 
 use crate::error::Error;
 use crate::ids::{HostUserId, TokenId, UserId};
+use crate::models::ServerLimits;
 use crate::rate_limit::ServerVersion;
 
 use super::options::push_bounded;
@@ -218,6 +219,34 @@ pub struct SyncSummary {
     pub deactivated: u64,
     /// Users whose outcome carries warnings.
     pub warned: u64,
+    /// Users left out because the server is at its user limit (counted
+    /// here, not in `failed`; see [`SyncReport::user_limit`]).
+    pub left_out: u64,
+}
+
+/// A run that stopped creating accounts because the server reached its
+/// limit of active users: one outcome for the run, not one per user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserLimitHit {
+    /// Active users, when known.
+    pub active: Option<u64>,
+    /// The limit, when known.
+    pub limit: Option<u64>,
+    /// Users left out.
+    pub left_out: u64,
+}
+
+impl fmt::Display for UserLimitHit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not created: server user limit")?;
+        match (self.active, self.limit) {
+            (Some(a), Some(l)) => write!(f, " (active {a} of {l})")?,
+            (None, Some(l)) => write!(f, " (limit {l})")?,
+            _ => {}
+        }
+        write!(f, ", {} users left out", self.left_out)
+    }
 }
 
 /// What a bulk sync did. Per-user outcomes go to the progress callback as
@@ -234,9 +263,22 @@ pub struct SyncReport {
     pub failures: Vec<UserFailure>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Set when the server reached its user limit during the run.
+    pub user_limit: Option<UserLimitHit>,
+    /// The server's limits, when the run read them (a run that creates, or
+    /// plans to in a dry run, reads them once).
+    pub server_limits: Option<ServerLimits>,
 }
 
 impl SyncReport {
+    /// Of the accounts a dry run would create, how many fit under the
+    /// server's user limit (`None` without a known limit).
+    pub fn creates_that_fit(&self) -> Option<u64> {
+        self.server_limits?
+            .room()
+            .map(|room| room.min(self.summary.created))
+    }
+
     /// Failures counted in `summary.failed` but not kept in `failures`.
     pub fn failures_not_kept(&self) -> u64 {
         self.summary.failed - self.failures.len() as u64
@@ -270,6 +312,18 @@ impl SyncReport {
                 if !o.warnings.is_empty() {
                     s.warned += 1;
                 }
+            }
+            Err(UserFailure {
+                error: Error::UserLimitReached { active, limit, .. },
+                ..
+            }) => {
+                s.left_out += 1;
+                let hit = self.user_limit.get_or_insert(UserLimitHit {
+                    active,
+                    limit,
+                    left_out: 0,
+                });
+                hit.left_out += 1;
             }
             Err(f) => {
                 s.failed += 1;

@@ -42,6 +42,7 @@ pub struct StandInBuilder {
     rate_limit: Option<RateLimit>,
     /// `None`: on for a fresh state, as saved for a restored one.
     tokens_enabled: Option<bool>,
+    user_limit: Option<u32>,
     token_expiry: TokenExpiry,
     faults: Vec<FaultRule>,
     teams: Vec<(String, String, bool)>,
@@ -81,6 +82,7 @@ impl Default for StandInBuilder {
             latency: Duration::ZERO,
             rate_limit: None,
             tokens_enabled: None,
+            user_limit: None,
             token_expiry: TokenExpiry::Optional,
             faults: Vec::new(),
             teams: Vec::new(),
@@ -137,6 +139,13 @@ impl StandInBuilder {
     /// as on a real server.
     pub fn rate_limit(mut self, per_sec: u32, max_burst: u32) -> Self {
         self.rate_limit = Some(RateLimit::new(per_sec, max_burst));
+        self
+    }
+
+    /// Caps active users (bots aside), as
+    /// [`StandIn::set_user_limit`](crate::StandIn::set_user_limit).
+    pub fn user_limit(mut self, limit: u32) -> Self {
+        self.user_limit = Some(limit);
         self
     }
 
@@ -255,6 +264,9 @@ impl StandInBuilder {
             }
         };
         data.token_expiry = token_expiry;
+        if self.user_limit.is_some() {
+            data.user_limit = self.user_limit;
+        }
         match self.admin_credential {
             AdminCredential::PersonalAccessToken => {
                 data.ensure_admin_pat(&admin_user_id, admin_token.expose_secret())

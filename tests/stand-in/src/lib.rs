@@ -279,6 +279,18 @@ impl StandIn {
         self.shared().data().tokens_enabled = enabled;
     }
 
+    /// Caps active users (bots aside) at `limit`, as an unlicensed or
+    /// seat-enforcing server does (`None`: no cap). At the cap, `POST /users`
+    /// and reactivations answer 400 with the server's user-limit ids.
+    pub fn set_user_limit(&self, limit: Option<u32>) {
+        self.shared().data().user_limit = limit;
+    }
+
+    /// Active users counting against the limit (bots aside).
+    pub fn active_user_count(&self) -> u64 {
+        self.shared().data().active_user_count()
+    }
+
     /// How the server treats `expires_at` on new tokens from now on.
     pub fn set_token_expiry(&self, expiry: TokenExpiry) {
         self.shared().data().token_expiry = expiry;

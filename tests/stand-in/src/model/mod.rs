@@ -4,6 +4,7 @@
 //! its records and the operations on [`Data`] that change it.
 
 mod channels;
+mod limits;
 mod state_file;
 mod teams;
 mod tokens;
@@ -55,6 +56,8 @@ pub(crate) struct Data {
     pub channel_members: FastMap<(ChannelId, UserId), ChannelMember>,
     pub tokens_enabled: bool,
     pub token_expiry: TokenExpiry,
+    /// Active (non-bot) users allowed; `None`: no limit.
+    pub user_limit: Option<u32>,
 }
 
 impl fmt::Debug for Data {
@@ -100,6 +103,7 @@ impl Data {
             channel_members: FastMap::default(),
             tokens_enabled,
             token_expiry: TokenExpiry::Optional,
+            user_limit: None,
         }
     }
 }

@@ -366,6 +366,14 @@ impl Data {
     /// ends the user's sessions; their tokens stay but stop working until
     /// the user is active again.
     pub fn set_active(&mut self, id: &UserId, active: bool) -> Result<(), AppError> {
+        let reactivating = active
+            && self
+                .users
+                .get(id)
+                .is_some_and(|u| !u.is_active() && !u.is_bot);
+        if reactivating {
+            self.check_room_for_reactivation()?;
+        }
         let user = self
             .users
             .get_mut(id)

@@ -70,3 +70,16 @@ pub(crate) async fn client_config(
     }
     Ok(json(StatusCode::OK, &config))
 }
+
+/// `GET /limits/server` (`api4/limits.go`): the active-user limit, for
+/// system admins; 0 means no limit.
+pub(crate) async fn server_limits(
+    State(shared): State<Arc<Shared>>,
+    caller: crate::auth::Caller,
+) -> Result<Response, AppError> {
+    if !caller.is_admin() {
+        return Err(AppError::permissions());
+    }
+    let limits = shared.data().server_limits();
+    Ok(json(StatusCode::OK, &limits))
+}

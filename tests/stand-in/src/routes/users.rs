@@ -73,6 +73,7 @@ pub(crate) async fn create(
         skip_password_policy: false,
     };
     let mut data = shared.data();
+    data.check_room_for_new_user()?;
     let user = data.create_user(draft)?;
     Ok(json(StatusCode::CREATED, user))
 }
