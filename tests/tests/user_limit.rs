@@ -37,6 +37,12 @@ async fn the_client_reads_the_limits_and_unknown_is_not_an_error() {
         (Some(250), 1, Some(249))
     );
     assert_eq!(l.to_string(), "active 1 of 250");
+    // Bots do not count.
+    server
+        .create_user_directly(NewUser::new("helper-bot", "bot@example.com").bot())
+        .unwrap();
+    let l = client.as_admin().server_limits().await.unwrap().unwrap();
+    assert_eq!(l.active_user_count, 1);
     for status in [403, 404] {
         server.add_fault(FaultRule::always(LIMITS, Fault::Status(status)));
         assert_eq!(

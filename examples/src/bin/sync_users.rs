@@ -56,6 +56,11 @@ struct Args {
     /// deactivates their Mattermost accounts.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "revoke", value_name = "HOW")]
     prune_leavers: Option<PruneArg>,
+    /// With --reconcile: users whose rows were deleted from the users table
+    /// are leavers too (their tokens are revoked in any case; with
+    /// --prune-leavers=deactivate their accounts are deactivated).
+    #[arg(long, requires = "reconcile")]
+    prune_absent: bool,
     /// Sync only users without a stored token.
     #[arg(long)]
     missing: bool,
@@ -157,6 +162,7 @@ async fn run(args: Args) -> Result<Ended, Fatal> {
                 Some(PruneArg::Revoke) => LeaverPolicy::Revoke,
                 Some(PruneArg::Deactivate) => LeaverPolicy::RevokeAndDeactivate,
             });
+        o.absent_are_leavers = args.prune_absent;
         o.token_lifetime = args
             .token_lifetime_days
             .map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400));
