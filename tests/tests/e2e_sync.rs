@@ -49,9 +49,11 @@ async fn fresh_sync_then_resync_then_missing() {
     );
     assert_eq!(server.request_count(CREATE), 50);
     assert_eq!(server.request_count(MINT), 50);
-    // Fresh users: create + mint, plus the constant server check.
+    // Fresh users: create + mint, plus the constant server check and one
+    // read of the server's user limit.
+    assert_eq!(server.request_count("GET /api/v4/limits/server"), 1);
     assert!(
-        server.total_requests() <= 2 * 50 + 3,
+        server.total_requests() <= 2 * 50 + 3 + 1,
         "{:?}",
         server.requests()
     );
@@ -341,11 +343,12 @@ async fn users_already_in_mattermost_cost_lookup_patch_orphan_check_and_mint() {
         (N as u64, N as u64, 0)
     );
     // lookup + patch + orphan check + mint per user; the first users also
-    // try a create before the sync learns they exist; 3 for the server check.
+    // try a create before the sync learns they exist (and read the user
+    // limit once); 3 for the server check.
     let per_user = 4 * N as u64;
     let total = server.total_requests();
     assert!(
-        total <= per_user + 3 + 8,
+        total <= per_user + 3 + 8 + 1,
         "{total} requests: {:?}",
         server.requests()
     );
