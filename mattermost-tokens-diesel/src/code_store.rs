@@ -57,40 +57,9 @@ fn is_deadlock(e: &diesel::result::Error) -> bool {
 /// as the token store; create the table once at start-up with
 /// [`migrate`](Self::migrate). Cheap to clone.
 ///
-/// # The table
-///
-/// | column           | type                    | holds                                |
-/// |------------------|-------------------------|--------------------------------------|
-/// | `code_hash`      | `VARCHAR(64)`, primary key | the code's SHA-256, lowercase hex |
-/// | `host_user_id`   | `VARCHAR(255)`          | the host user key as text            |
-/// | `host_user_kind` | `CHAR(1)`               | `i` (integer key) or `t` (text key)  |
-/// | `expires_at`     | `BIGINT`, indexed       | Unix time in seconds                 |
-///
-/// Only the hash of a code is stored ([`CodeHash`]): whoever reads the table
-/// cannot log anyone in. A consumed code is deleted; expired codes stay
-/// until [`purge_expired`](CodeStore::purge_expired) (or
-/// `MagicLinks::purge_expired`) runs. The table does not refer to the users
-/// table: a text key is kept as given, an integer key in decimal, and the
-/// kind column brings each back as it went in ([`HostUserId::Int`] or
-/// [`HostUserId::Text`]). Text keys longer than 255 characters are refused
-/// with [`StoreError::Config`].
-///
-/// Expiry times are kept in whole seconds, rounded down, so a code never
-/// works past its `expires_at` (the links `MagicLinks` issues expire at
-/// whole seconds anyway).
-///
-/// The table is the sqlx adapter's (same name, columns and meaning), so a
+/// The table, its columns and how a code is consumed exactly once are the
+/// schema's ([`SqlCodeTable`]); it is the other adapter's table too, so a
 /// host moving between the adapters keeps its outstanding links.
-///
-/// # Consuming exactly once
-///
-/// On PostgreSQL and SQLite [`consume`](CodeStore::consume) is one
-/// statement, `DELETE ... WHERE code_hash = ? AND expires_at > ?
-/// RETURNING ...`. MySQL has no `DELETE ... RETURNING` (MariaDB's is not
-/// used, so both behave alike): a transaction reads the row with
-/// `SELECT ... FOR UPDATE` (concurrent ones wait for its lock, then find the
-/// row gone) and deletes it; a transaction chosen as a deadlock victim,
-/// rolled back with nothing consumed, is run again (up to 3 times).
 pub struct DieselCodeStore<
     C: StoreConnection,
     P = diesel_async::pooled_connection::deadpool::Pool<C>,

@@ -37,34 +37,9 @@ type CodeUser = (Option<String>, Option<String>);
 /// [`SqliteCodeStore`](crate::SqliteCodeStore); create the table once at
 /// start-up with [`migrate`](Self::migrate). Cheap to clone.
 ///
-/// # The table
-///
-/// | column           | type                                    | holds                                  |
-/// |------------------|-----------------------------------------|----------------------------------------|
-/// | `code_hash`      | `CHAR(64)` (`VARCHAR(64)` on PostgreSQL), primary key | the code's SHA-256, lowercase hex |
-/// | `host_user_id`   | `VARCHAR(255)`                          | the host user key as text              |
-/// | `host_user_kind` | `CHAR(1)`                               | `i` (integer key) or `t` (text key)    |
-/// | `expires_at`     | `BIGINT`, indexed                       | Unix time in seconds                   |
-///
-/// Only the hash of a code is stored ([`CodeHash`]): whoever reads the table
-/// cannot log anyone in. A code is deleted when it is consumed; expired
-/// codes stay until [`purge_expired`](CodeStore::purge_expired) (or
-/// `MagicLinks::purge_expired`) runs. The code store does not refer to the
-/// users table: a text key (such as a UUID) is kept as given, an integer key
-/// in decimal, and the kind column makes both come back as they went in.
-///
-/// Expiry times are kept in whole seconds, rounded down, so a code never
-/// works past its `expires_at`. (The links `MagicLinks` issues expire at
-/// whole seconds anyway.)
-///
-/// # Consuming exactly once
-///
-/// On PostgreSQL and SQLite [`consume`](CodeStore::consume) is one
-/// statement, `DELETE ... WHERE code_hash = ? AND expires_at > ? RETURNING
-/// ...`: of any number of concurrent calls, one deletes the row and sees
-/// it, the others find nothing. MySQL has no `DELETE ... RETURNING`, so
-/// there a transaction reads the row with `SELECT ... FOR UPDATE` (the
-/// others wait for its lock, then find the row gone) and deletes it.
+/// The table, its columns and how a code is consumed exactly once are the
+/// schema's ([`SqlCodeTable`]); it is the other adapter's table too, so a
+/// host moving between the adapters keeps its outstanding links.
 pub struct SqlxCodeStore<DB: Backend> {
     pool: Pool<DB>,
     sql: Arc<CodeStatements>,

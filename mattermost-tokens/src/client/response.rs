@@ -118,44 +118,34 @@ pub(super) fn classify(
         .filter(serde_json::Value::is_object)
         .and_then(|v| serde_json::from_value(v).ok());
     let is_json = parsed.is_some();
-    let api = Box::new(match parsed {
-        // A `/tokens` error keeps only its id: a developer-mode message or
-        // a proxy echoing the request could quote a token.
-        Some(b) if req.sensitive => ApiError {
-            status: status.as_u16(),
-            id: b.id,
-            message: body_snippet(req, body),
-            detailed_error: String::new(),
-            request_id: if b.request_id.is_empty() {
+    // A `/tokens` error keeps only its id: a developer-mode message or a
+    // proxy echoing the request could quote a token.
+    let (id, message, detailed_error, request_id) = match parsed {
+        Some(b) => {
+            let request_id = if b.request_id.is_empty() {
                 header_request_id
             } else {
                 Some(b.request_id)
-            },
-            method: ctx.method.clone(),
-            url: ctx.url.clone(),
-        },
-        Some(b) => ApiError {
-            status: status.as_u16(),
-            id: b.id,
-            message: b.message,
-            detailed_error: b.detailed_error,
-            request_id: if b.request_id.is_empty() {
-                header_request_id
+            };
+            if req.sensitive {
+                (b.id, body_snippet(req, body), String::new(), request_id)
             } else {
-                Some(b.request_id)
-            },
-            method: ctx.method.clone(),
-            url: ctx.url.clone(),
-        },
-        None => ApiError {
-            status: status.as_u16(),
-            id: String::new(),
-            message: body_snippet(req, body).trim().to_owned(),
-            detailed_error: String::new(),
-            request_id: header_request_id,
-            method: ctx.method.clone(),
-            url: ctx.url.clone(),
-        },
+                (b.id, b.message, b.detailed_error, request_id)
+            }
+        }
+        None => {
+            let message = body_snippet(req, body).trim().to_owned();
+            (String::new(), message, String::new(), header_request_id)
+        }
+    };
+    let api = Box::new(ApiError {
+        status: status.as_u16(),
+        id,
+        message,
+        detailed_error,
+        request_id,
+        method: ctx.method.clone(),
+        url: ctx.url.clone(),
     });
     // A status means what it says only when Mattermost itself said it (its
     // error JSON with an id): an HTML 404 from a proxy or a wrong base path

@@ -416,10 +416,36 @@ impl<S: SqlTokenTable> TokenStore for S {
 
 /// A code store over a magic-link code table, as an adapter provides it:
 /// the table's statements, and running them. [`CodeStore`] is
-/// implemented for every such store: a code is consumed exactly once,
-/// however many requests race for it, by one `DELETE ... RETURNING` where
-/// the database has it ([`Dialect::delete_returning`](super::Dialect::delete_returning)),
-/// and otherwise by [`take_locked`](SqlCodeTable::take_locked).
+/// implemented for every such store.
+///
+/// # The table
+///
+/// | column           | type                       | holds                                 |
+/// |------------------|----------------------------|---------------------------------------|
+/// | `code_hash`      | `VARCHAR(64)`, primary key | the code's SHA-256, lowercase hex     |
+/// | `host_user_id`   | `VARCHAR(255)`             | the host user key as text             |
+/// | `host_user_kind` | `CHAR(1)`                  | `i` (integer key) or `t` (text key)   |
+/// | `expires_at`     | `BIGINT`, indexed          | Unix time in seconds                  |
+///
+/// Only the hash of a code is stored ([`CodeHash`](crate::magic_link::CodeHash)):
+/// whoever reads the table cannot log anyone in. A consumed code is
+/// deleted; expired codes stay until
+/// [`purge_expired`](CodeStore::purge_expired) runs. The table does not
+/// refer to the users table: a text key is kept as given, an integer key in
+/// decimal, and the kind column brings each back as it went in. Text keys
+/// longer than 255 characters are refused with [`StoreError::Config`].
+/// Expiry times are kept in whole seconds, rounded down, so a code never
+/// works past its `expires_at`.
+///
+/// # Consuming exactly once
+///
+/// However many requests race for a code, one gets it: on PostgreSQL and
+/// SQLite ([`Dialect::delete_returning`](super::Dialect::delete_returning))
+/// by one `DELETE ... WHERE code_hash = ? AND expires_at > ? RETURNING ...`;
+/// on MySQL and MariaDB by [`take_locked`](SqlCodeTable::take_locked), a
+/// transaction that reads the row `FOR UPDATE` (the others wait for its
+/// lock, then find the row gone) and deletes it, run again when chosen as
+/// a deadlock victim.
 #[async_trait]
 pub trait SqlCodeTable: Send + Sync + fmt::Debug {
     /// The statements of the store's code table (and the table:
