@@ -121,8 +121,8 @@ pub use host_users::PgHostUsers;
 #[cfg(feature = "_sqlite")]
 pub use host_users::SqliteHostUsers;
 pub use mattermost_tokens::store::schema::{
-    CODES_MIGRATION_NAME, DEFAULT_CODES_TABLE, DEFAULT_EXPIRY_COLUMN, EXPIRY_MIGRATION_NAME,
-    KeyType, MIGRATION_NAME, UNIQUE_INDEX_MIGRATION_NAME,
+    CLAIM_MIGRATION_NAME, CODES_MIGRATION_NAME, DEFAULT_CODES_TABLE, DEFAULT_EXPIRY_COLUMN,
+    EXPIRY_MIGRATION_NAME, KeyType, MIGRATION_NAME, UNIQUE_INDEX_MIGRATION_NAME,
 };
 pub use migration::{CodeMigrations, MigrationBackend, TokenMigrations};
 #[cfg(feature = "mysql")]

@@ -246,7 +246,10 @@ impl TokenMigrations {
 
     /// All versions, in the order the migrations run.
     pub fn versions(&self) -> Vec<String> {
-        vec![self.version(), self.index_version(), self.expiry_version()]
+        Step::USERS_TABLE
+            .iter()
+            .map(|s| s.tag(self.table_name()))
+            .collect()
     }
 
     /// The name of the unique index on `mattermost_user_id`, the sqlx
@@ -274,9 +277,9 @@ impl TokenMigrations {
         /// says how many ids and how to find them), or when the table has a
         /// column of one of the names whose type cannot hold the value.
         ///
-        /// The expiry column does not need the index: when the index migration
-        /// fails with [`StoreError::Schema`] after the token columns are in
-        /// place, the expiry column migration is still applied (and recorded)
+        /// The expiry and claim columns do not need the index: when the index
+        /// migration fails with [`StoreError::Schema`] after the token columns
+        /// are in place, their migrations are still applied (and recorded)
         /// before the error is returned, so that the store keeps working while
         /// the duplicates are resolved. (diesel's own
         /// `run_pending_migrations` with this source stops at the index.)
@@ -469,14 +472,16 @@ mod steps {
                 && self.list.contains(&Step::UserIdIndex)
                 && has(Step::TokenColumns)
                 && !has(Step::UserIdIndex)
-                && !has(Step::ExpiryColumn)
-                && let Err(e) = harness.run_migration(&self.step(Step::ExpiryColumn))
             {
-                tracing::warn!(
-                    table,
-                    error = %err(e),
-                    "the token expiry column could not be added either"
-                );
+                for step in [Step::ExpiryColumn, Step::ClaimColumns] {
+                    if has(step) {
+                        continue;
+                    }
+                    if let Err(e) = harness.run_migration(&self.step(step)) {
+                        tracing::warn!(table, error = %err(e), "{} could not run either", step.name());
+                        break;
+                    }
+                }
             }
             Err(refused)
         }
@@ -549,6 +554,7 @@ impl StepMigration {
                 plan::expiry_column(d, dir, table, name, found, true)?
             }
             Step::UserIdIndex => self.index::<DB>(conn, dir, &columns)?,
+            Step::ClaimColumns => plan::claim_columns(d, dir, table, &columns, true)?,
         };
         for statement in &change.statements {
             conn.batch_execute(statement).map_err(|e| match e {

@@ -2,7 +2,7 @@
 //!
 //! The steps ([`Step`]), what each checks and what it changes are the
 //! schema's, in [`mattermost_tokens::store::schema`]; the diesel adapter
-//! runs the same ones. Here: the users table's three steps
+//! runs the same ones. Here: the users table's four steps
 //! ([`SqlxTokenStore::migrate`](crate::SqlxTokenStore::migrate), undone by
 //! [`undo_migration`](crate::SqlxTokenStore::undo_migration)):
 //!
@@ -13,6 +13,9 @@
 //!   link one Mattermost account to two host users;
 //! - `add_mattermost_token_expires_at_column` ([`EXPIRY_MIGRATION_NAME`](crate::EXPIRY_MIGRATION_NAME))
 //!   adds the nullable token expiry column;
+//! - `add_mattermost_claim_columns` ([`CLAIM_MIGRATION_NAME`](crate::CLAIM_MIGRATION_NAME))
+//!   adds the nullable columns with which syncs in several processes
+//!   coordinate (see [`Lease`](mattermost_tokens::store::Lease));
 //!
 //! and the code table's, `create_mattermost_magic_link_codes_table`
 //! ([`SqlxCodeStore::migrate`](crate::SqlxCodeStore::migrate)).
@@ -62,7 +65,8 @@ use mattermost_tokens::store::schema::plan::{
     self, CODE_COLUMNS, Change, Direction, ExistingColumn, ExistingIndex, IndexPlan,
 };
 use mattermost_tokens::store::schema::{
-    Dialect, MIGRATIONS_TABLE, Step, TOKEN_COLUMN, TOKEN_ID_COLUMN, USER_ID_COLUMN, UsersTable, sql,
+    CLAIM_COLUMNS, Dialect, MIGRATIONS_TABLE, Step, TOKEN_COLUMN, TOKEN_ID_COLUMN, USER_ID_COLUMN,
+    UsersTable, sql,
 };
 use sqlx::{Connection, Pool};
 
@@ -72,7 +76,7 @@ use crate::error::{from_sqlx, redacted};
 /// Which steps a run applies or undoes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Job<'a> {
-    /// The users table's three steps.
+    /// The users table's four steps.
     UsersTable(&'a UsersTable),
     /// The code table's step, on a validated table name.
     CodeTable(&'a str),
@@ -201,13 +205,16 @@ async fn steps<DB: Backend>(
     }
     let found = plan::find(&columns, t.expiry_column());
     let expiry = plan::expiry_column(d, dir, table, t.expiry_column(), found, false)?;
+    let claims = plan::claim_columns(d, dir, table, &columns, false)?;
     match dir {
         Direction::Up => {
             apply::<DB>(conn, dir, table, Step::TokenColumns, token_columns).await?;
             apply_index::<DB>(conn, t, dir, index).await?;
-            apply::<DB>(conn, dir, table, Step::ExpiryColumn, expiry).await
+            apply::<DB>(conn, dir, table, Step::ExpiryColumn, expiry).await?;
+            apply::<DB>(conn, dir, table, Step::ClaimColumns, claims).await
         }
         Direction::Down => {
+            apply::<DB>(conn, dir, table, Step::ClaimColumns, claims).await?;
             apply::<DB>(conn, dir, table, Step::ExpiryColumn, expiry).await?;
             apply_index::<DB>(conn, t, dir, index).await?;
             apply::<DB>(conn, dir, table, Step::TokenColumns, token_columns).await
@@ -331,12 +338,15 @@ async fn applied<DB: Backend>(
     let (steps, names): (&[Step], Vec<&str>) = match job {
         Job::UsersTable(t) => (
             &Step::USERS_TABLE,
-            vec![
+            [
                 USER_ID_COLUMN,
                 TOKEN_COLUMN,
                 TOKEN_ID_COLUMN,
                 t.expiry_column(),
-            ],
+            ]
+            .into_iter()
+            .chain(CLAIM_COLUMNS)
+            .collect(),
         ),
         Job::CodeTable(_) => (&[Step::CodeTable], CODE_COLUMNS.to_vec()),
     };

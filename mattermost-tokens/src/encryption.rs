@@ -39,7 +39,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 use sha2::{Digest, Sha256};
 
 use crate::ids::{AccessToken, HostUserId, TokenId, UserId};
-use crate::store::{MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
+use crate::store::{Claimed, Lease, MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
 use crate::sync::push_bounded;
 
 /// The environment variable the examples read the keyring from
@@ -762,6 +762,18 @@ impl<S: TokenStore> TokenStore for EncryptedStore<S> {
         limit: u32,
     ) -> Result<MissingPage, StoreError> {
         self.inner.list_missing(after, limit).await
+    }
+
+    async fn claim(&self, users: &[HostUserId], lease: &Lease) -> Result<Vec<Claimed>, StoreError> {
+        self.inner.claim(users, lease).await
+    }
+
+    async fn record_intent(&self, u: &HostUserId, l: &Lease, n: &str) -> Result<bool, StoreError> {
+        self.inner.record_intent(u, l, n).await
+    }
+
+    async fn release(&self, u: &HostUserId, l: &Lease, settled: bool) -> Result<(), StoreError> {
+        self.inner.release(u, l, settled).await
     }
 }
 

@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+pub use crate::claim_conformance::{claims_exclude, concurrent_claims, dead_claims_and_intents};
 use mattermost_tokens::{
     AccessToken, HostUserId, NewToken, StoreError, TokenId, TokenRecord, TokenStore, UserId,
 };
@@ -419,6 +421,11 @@ macro_rules! conformance_tests {
                 one_account_per_user_text,
                 c::text_keys(2)
             );
+            case!(claims_exclude, claims_exclude_int, c::int_keys(3));
+            case!(claims_exclude, claims_exclude_text, c::text_keys(3));
+            case!(dead_claims_and_intents, dead_claims_int, c::int_keys(2));
+            case!(dead_claims_and_intents, dead_claims_text, c::text_keys(2));
+            case!(concurrent_claims, concurrent_claims, c::int_keys(40));
         }
     };
 }

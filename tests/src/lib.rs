@@ -8,6 +8,7 @@
 //! their keys and values from [`encryption`].
 #![deny(missing_docs)]
 
+pub mod claim_conformance;
 pub mod code_conformance;
 pub mod conformance;
 pub mod db;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use mattermost_tokens::store::schema::{
-    DEFAULT_EXPIRY_COLUMN, Dialect, KeyType, MIGRATIONS_TABLE, Step,
+    CLAIM_COLUMNS, DEFAULT_EXPIRY_COLUMN, Dialect, KeyType, MIGRATIONS_TABLE, Step,
 };
 use mattermost_tokens::{
     AccessToken, HostUserId, NewToken, StoreError, TokenId, TokenStore, UserId,
@@ -384,7 +384,7 @@ fn names(rows: Rows) -> Vec<String> {
 // Helpers of the cases.
 
 /// The users table's steps, all recorded.
-pub const ALL: [Step; 3] = Step::USERS_TABLE;
+pub const ALL: [Step; 4] = Step::USERS_TABLE;
 
 /// 2100-01-01 and 2300-01-01, in milliseconds since the Unix epoch: past
 /// 2^31 seconds, so only a 64-bit column holds them.
@@ -489,11 +489,14 @@ pub fn assert_expiry_column(kind: Kind, def: &[Option<String>], column: &str) {
 
 /// The token columns in the order the migration adds them, then the
 /// expiry column.
-pub const ADDED: [&str; 4] = [
+pub const ADDED: [&str; 7] = [
     "mattermost_user_id",
     "mattermost_token",
     "mattermost_token_id",
     DEFAULT_EXPIRY_COLUMN,
+    CLAIM_COLUMNS[0],
+    CLAIM_COLUMNS[1],
+    CLAIM_COLUMNS[2],
 ];
 
 mod cases;

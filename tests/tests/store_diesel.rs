@@ -485,7 +485,7 @@ where
     let original = C::columns(&pool, &t).await;
     store.migrate().await.unwrap();
     let migrated = C::columns(&pool, &t).await;
-    assert_eq!(migrated.len(), original.len() + 4);
+    assert_eq!(migrated.len(), original.len() + 7);
     store
         .put_token(&u, &expiring(1, "kept", Some(EXPIRES)))
         .await
@@ -533,20 +533,27 @@ where
     );
     assert_eq!(C::columns(&pool, &t).await, migrated);
 
-    // The newest step alone: the expiry column goes, the index and the
-    // token columns (and the token) stay.
+    // The newest two steps alone: the claim columns and the expiry column
+    // go, the index and the token columns (and the token) stay.
     store.put_token(&u, &token(1, "tok")).await.unwrap();
     {
         let mut h = harness().await;
         let steps = MigrationSource::<C::Backend>::migrations(&migrations).unwrap();
         assert_eq!(
-            steps.last().unwrap().name().to_string(),
+            steps[2].name().to_string(),
             format!(
                 "{}_add_mattermost_token_expires_at_column",
                 migrations.expiry_version()
             )
         );
-        h.revert_migration(&**steps.last().unwrap()).unwrap();
+        assert!(
+            steps[3]
+                .name()
+                .to_string()
+                .ends_with("add_mattermost_claim_columns")
+        );
+        h.revert_migration(&*steps[3]).unwrap();
+        h.revert_migration(&*steps[2]).unwrap();
     }
     assert_eq!(
         applied_versions::<C>(&pool, &migrations).await,
@@ -554,7 +561,7 @@ where
     );
     assert_eq!(
         C::columns(&pool, &t).await[..],
-        migrated[..migrated.len() - 1]
+        migrated[..migrated.len() - 4]
     );
     assert!(C::indexes(&pool, &t).await.contains(&index));
     let kept = C::rows(
@@ -610,7 +617,11 @@ where
         other => panic!("{}: expected Schema, got {other:?}", C::NAME),
     }
     drop(h);
-    let mut expected = vec![migrations.version(), migrations.expiry_version()];
+    let mut expected = vec![
+        migrations.version(),
+        migrations.expiry_version(),
+        migrations.versions()[3].clone(),
+    ];
     expected.sort();
     assert_eq!(applied_versions::<C>(&pool, &migrations).await, expected);
     assert!(!C::indexes(&pool, &t).await.contains(&index));
@@ -1275,7 +1286,12 @@ fn migration_versions_and_names() {
     );
     assert_eq!(
         m.versions(),
-        [m.version(), m.index_version(), m.expiry_version()]
+        [
+            m.version(),
+            m.index_version(),
+            m.expiry_version(),
+            "00000000000000_mattermost_tokens_5_users".to_owned()
+        ]
     );
     assert!(m.version() < m.index_version() && m.index_version() < m.expiry_version());
     assert!(m.expiry_version().as_str() < "00000000000001");
@@ -1302,6 +1318,7 @@ fn migration_versions_and_names() {
             "00000000000000_mattermost_tokens_1_users_add_mattermost_token_to_users_table",
             "00000000000000_mattermost_tokens_3_users_add_unique_mattermost_user_id_index",
             "00000000000000_mattermost_tokens_4_users_add_mattermost_token_expires_at_column",
+            "00000000000000_mattermost_tokens_5_users_add_mattermost_claim_columns",
         ]
     );
 

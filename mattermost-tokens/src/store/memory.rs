@@ -4,8 +4,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
+use super::{Claimed, Lease, MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
 use crate::ids::{HostUserId, TokenId, UserId};
+use crate::time::unix_now_ms;
 
 /// A [`TokenStore`] in process memory: for tests, examples and hosts that keep
 /// their users in memory. Users must be added with [`MemoryStore::add_user`]
@@ -21,6 +22,10 @@ struct Rows {
     /// Which host user each Mattermost id is linked to: the unique index of
     /// the database stores, without a scan per write.
     links: HashMap<UserId, HostUserId>,
+    /// The claim columns: (owner, until) per claimed user, and the users
+    /// with an unsettled mint intent.
+    claims: HashMap<HostUserId, (String, i64)>,
+    intents: HashMap<HostUserId, String>,
 }
 
 impl Rows {
@@ -97,7 +102,7 @@ impl MemoryStore {
         f: impl FnOnce(&mut TokenRecord) -> T,
     ) -> Result<T, StoreError> {
         let mut rows = self.lock();
-        let Rows { by_user, links } = &mut *rows;
+        let Rows { by_user, links, .. } = &mut *rows;
         let Some(row) = by_user.get_mut(user) else {
             return Err(StoreError::UnknownUser(user.clone()));
         };
@@ -222,5 +227,66 @@ impl TokenStore for MemoryStore {
             .map(|(k, _)| k.clone())
             .collect();
         Ok(MissingPage::of(users, limit))
+    }
+
+    async fn claim(&self, users: &[HostUserId], lease: &Lease) -> Result<Vec<Claimed>, StoreError> {
+        let now = unix_now_ms();
+        let mut rows = self.lock();
+        let mut out = Vec::new();
+        for user in users {
+            if !rows.by_user.contains_key(user) {
+                continue;
+            }
+            let free = rows
+                .claims
+                .get(user)
+                .is_none_or(|(owner, until)| *until < now || *owner == lease.owner);
+            if free {
+                rows.claims
+                    .insert(user.clone(), (lease.owner.clone(), lease.until_ms));
+                out.push(Claimed {
+                    user: user.clone(),
+                    pending_intent: rows.intents.contains_key(user),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn record_intent(
+        &self,
+        user: &HostUserId,
+        lease: &Lease,
+        nonce: &str,
+    ) -> Result<bool, StoreError> {
+        let mut rows = self.lock();
+        match rows.claims.get_mut(user) {
+            Some((owner, until)) if *owner == lease.owner => {
+                *until = lease.until_ms;
+                rows.intents.insert(user.clone(), nonce.to_owned());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(
+        &self,
+        user: &HostUserId,
+        lease: &Lease,
+        settled: bool,
+    ) -> Result<(), StoreError> {
+        let mut rows = self.lock();
+        if rows
+            .claims
+            .get(user)
+            .is_some_and(|(o, _)| *o == lease.owner)
+        {
+            rows.claims.remove(user);
+            if settled {
+                rows.intents.remove(user);
+            }
+        }
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@
 //! creates or deletes host users: it only reads and writes those values on
 //! users the host already has.
 
+mod claims;
 pub mod group_commit;
 mod memory;
 pub mod schema;
@@ -17,6 +18,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+pub use claims::{Claimed, Lease, mint_nonce};
 pub use memory::MemoryStore;
 
 use crate::ids::{AccessToken, HostUserId, TokenId, UserId};
@@ -331,6 +333,55 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
         after: Option<&HostUserId>,
         limit: u32,
     ) -> Result<MissingPage, StoreError>;
+
+    /// Claims those of `users` that no other live lease holds, for
+    /// `lease` (see [`Lease`] and the [`claims`](crate::store::Lease) rules):
+    /// one conditional write that only takes rows whose claim is absent or
+    /// has run out. Returns the users `lease` now holds, each with whether a
+    /// previous holder left a mint intent unsettled. Users the host does not
+    /// have are not returned.
+    ///
+    /// The default takes every user and reports no intent: a store that
+    /// keeps it serves syncs in one process only. The database adapters
+    /// and [`MemoryStore`] implement it.
+    async fn claim(&self, users: &[HostUserId], lease: &Lease) -> Result<Vec<Claimed>, StoreError> {
+        let _ = lease;
+        Ok(users
+            .iter()
+            .map(|u| Claimed {
+                user: u.clone(),
+                pending_intent: false,
+            })
+            .collect())
+    }
+
+    /// Records, while `lease` still holds `user`, the nonce of the token its
+    /// holder is about to mint, and extends the lease to `lease.until_ms`.
+    /// `false` when the lease no longer holds the user (it ran out and
+    /// another sync took the user over): the holder must not mint then.
+    async fn record_intent(
+        &self,
+        user: &HostUserId,
+        lease: &Lease,
+        nonce: &str,
+    ) -> Result<bool, StoreError> {
+        let _ = (user, lease, nonce);
+        Ok(true)
+    }
+
+    /// Ends `lease`'s claim on `user` (nothing when it no longer holds it).
+    /// With `settled`, the mint intent is cleared too: the token it named
+    /// was stored or revoked. Without, it stays for the next holder to
+    /// settle.
+    async fn release(
+        &self,
+        user: &HostUserId,
+        lease: &Lease,
+        settled: bool,
+    ) -> Result<(), StoreError> {
+        let _ = (user, lease, settled);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -380,6 +431,25 @@ impl<S: TokenStore + ?Sized> TokenStore for std::sync::Arc<S> {
         limit: u32,
     ) -> Result<MissingPage, StoreError> {
         (**self).list_missing(after, limit).await
+    }
+    async fn claim(&self, users: &[HostUserId], lease: &Lease) -> Result<Vec<Claimed>, StoreError> {
+        (**self).claim(users, lease).await
+    }
+    async fn record_intent(
+        &self,
+        user: &HostUserId,
+        lease: &Lease,
+        nonce: &str,
+    ) -> Result<bool, StoreError> {
+        (**self).record_intent(user, lease, nonce).await
+    }
+    async fn release(
+        &self,
+        user: &HostUserId,
+        lease: &Lease,
+        settled: bool,
+    ) -> Result<(), StoreError> {
+        (**self).release(user, lease, settled).await
     }
 }
 

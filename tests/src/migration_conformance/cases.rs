@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use mattermost_tokens::store::schema::{
-    DEFAULT_EXPIRY_COLUMN, EXPIRY_MIGRATION_NAME, KeyType, MIGRATION_NAME, Step,
+    CLAIM_COLUMNS, DEFAULT_EXPIRY_COLUMN, EXPIRY_MIGRATION_NAME, KeyType, MIGRATION_NAME, Step,
     UNIQUE_INDEX_MIGRATION_NAME, sql,
 };
 use mattermost_tokens::{
@@ -434,10 +434,11 @@ pub async fn duplicate_links_refused(db: &MigrationDb) {
     if db.steps_apart() {
         assert_eq!(now[..columns.len()], columns[..], "the host's columns kept");
         let added = names(now[columns.len()..].to_vec());
-        assert_eq!(added, ["mattermost_token_id", DEFAULT_EXPIRY_COLUMN]);
+        assert_eq!(added[..2], ["mattermost_token_id", DEFAULT_EXPIRY_COLUMN]);
+        assert_eq!(added[2..], CLAIM_COLUMNS);
         assert_eq!(
             db.recorded(&t).await,
-            [Step::TokenColumns, Step::ExpiryColumn]
+            [Step::TokenColumns, Step::ExpiryColumn, Step::ClaimColumns]
         );
         // The store works meanwhile (without the guarantee).
         assert!(store.get(&HostUserId::Int(1)).await.unwrap().is_some());
@@ -510,7 +511,7 @@ pub async fn upgrade_adds_unique_index(db: &MigrationDb) {
     db.forget(&t, Step::UserIdIndex).await;
     assert_eq!(
         db.recorded(&t).await,
-        [Step::TokenColumns, Step::ExpiryColumn]
+        [Step::TokenColumns, Step::ExpiryColumn, Step::ClaimColumns]
     );
     let id = mm("shared");
     store.set_mattermost_user_id(&users[0], &id).await.unwrap();
@@ -524,7 +525,7 @@ pub async fn upgrade_adds_unique_index(db: &MigrationDb) {
     assert!(!db.index_names(&t).await.contains(&index));
     assert_eq!(
         db.recorded(&t).await,
-        [Step::TokenColumns, Step::ExpiryColumn]
+        [Step::TokenColumns, Step::ExpiryColumn, Step::ClaimColumns]
     );
     // ... until they are fixed.
     db.exec(&format!(
@@ -652,10 +653,9 @@ pub async fn existing_unique_index_kept(db: &MigrationDb) {
     if db.steps_apart() {
         // The expiry column, which does not need the index, went ahead.
         assert_eq!(now[..columns.len()], columns[..]);
-        assert_eq!(
-            names(now[columns.len()..].to_vec()),
-            [DEFAULT_EXPIRY_COLUMN]
-        );
+        let added = names(now[columns.len()..].to_vec());
+        assert_eq!(added[..1], [DEFAULT_EXPIRY_COLUMN]);
+        assert_eq!(added[1..], CLAIM_COLUMNS);
     } else {
         assert_eq!(now, columns);
     }
@@ -947,8 +947,11 @@ pub async fn qualified_and_long_table_names(db: &MigrationDb) {
 /// it: the first two steps' columns, index and records, no expiry column
 /// and no record of its step.
 async fn as_before_expiry(db: &MigrationDb, table: &str, column: &str) {
-    db.exec(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
-        .await;
+    for column in std::iter::once(column).chain(CLAIM_COLUMNS) {
+        db.exec(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
+            .await;
+    }
+    db.forget(table, Step::ClaimColumns).await;
     db.forget(table, Step::ExpiryColumn).await;
     assert_eq!(
         db.recorded(table).await,
@@ -999,7 +1002,7 @@ pub async fn upgrade_adds_expiry_column(db: &MigrationDb) {
     store.migrate().await.unwrap();
     let migrated = db.columns(&t).await;
     assert_eq!(migrated[..columns.len()], columns[..], "other columns kept");
-    assert_eq!(migrated.len(), columns.len() + 1, "{migrated:?}");
+    assert_eq!(migrated.len(), columns.len() + 4, "{migrated:?}");
     assert_expiry_column(db.kind(), &migrated[columns.len()], DEFAULT_EXPIRY_COLUMN);
     assert_eq!(db.index_names(&t).await, indexes);
     assert_eq!(db.rows(&dump).await, rows, "no row lost or changed");
@@ -1161,7 +1164,10 @@ pub async fn custom_expiry_column(db: &MigrationDb) {
             "mattermost_user_id",
             "mattermost_token",
             "mattermost_token_id",
-            column
+            column,
+            CLAIM_COLUMNS[0],
+            CLAIM_COLUMNS[1],
+            CLAIM_COLUMNS[2],
         ]
     );
     assert!(!names(migrated.clone()).contains(&DEFAULT_EXPIRY_COLUMN.to_owned()));
@@ -1277,7 +1283,10 @@ pub async fn expiry_migration_is_idempotent(db: &MigrationDb) {
             DEFAULT_EXPIRY_COLUMN,
             "mattermost_user_id",
             "mattermost_token",
-            "mattermost_token_id"
+            "mattermost_token_id",
+            CLAIM_COLUMNS[0],
+            CLAIM_COLUMNS[1],
+            CLAIM_COLUMNS[2],
         ]
     );
     assert_eq!(db.recorded(&t).await, ALL);

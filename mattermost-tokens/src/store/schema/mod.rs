@@ -37,10 +37,10 @@ pub use keys::{
 };
 pub use statements::{CodeStatements, IN_LIST_MAX, StoreStatements};
 pub use steps::{
-    CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION, EXPIRY_MIGRATION_NAME, EXPIRY_MIGRATION_VERSION,
-    MIGRATION_LOCK_ID, MIGRATION_LOCK_NAME, MIGRATION_NAME, MIGRATION_VERSION, MIGRATIONS_TABLE,
-    Step, UNIQUE_INDEX_MIGRATION_NAME, UNIQUE_INDEX_MIGRATION_VERSION, code_index_name,
-    is_user_id_index_name, user_id_index_name,
+    CLAIM_MIGRATION_NAME, CLAIM_MIGRATION_VERSION, CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION,
+    EXPIRY_MIGRATION_NAME, EXPIRY_MIGRATION_VERSION, MIGRATION_LOCK_ID, MIGRATION_LOCK_NAME,
+    MIGRATION_NAME, MIGRATION_VERSION, MIGRATIONS_TABLE, Step, UNIQUE_INDEX_MIGRATION_NAME,
+    UNIQUE_INDEX_MIGRATION_VERSION, code_index_name, is_user_id_index_name, user_id_index_name,
 };
 pub use tables::{KeyPolicy, SqlCodeTable, SqlTokenTable, Value, Written};
 pub use types::{ColumnKind, Dialect, SqlType};
@@ -57,6 +57,21 @@ pub const TOKEN_COLUMN: &str = "mattermost_token";
 
 /// The column holding the id of that token.
 pub const TOKEN_ID_COLUMN: &str = "mattermost_token_id";
+
+/// The column naming the sync that holds a claim on the user (see
+/// [`TokenStore::claim`](crate::TokenStore::claim)).
+pub const CLAIMED_BY_COLUMN: &str = "mattermost_claimed_by";
+
+/// The column holding until when that claim holds, in milliseconds since
+/// the Unix epoch.
+pub const CLAIMED_UNTIL_COLUMN: &str = "mattermost_claimed_until";
+
+/// The column holding the nonce of the token a claim holder is about to
+/// mint, until the token is stored (or revoked).
+pub const MINT_INTENT_COLUMN: &str = "mattermost_mint_intent";
+
+/// The claim columns, added by [`Step::ClaimColumns`].
+pub const CLAIM_COLUMNS: [&str; 3] = [CLAIMED_BY_COLUMN, CLAIMED_UNTIL_COLUMN, MINT_INTENT_COLUMN];
 
 /// The default name of the column holding when a user's token expires
 /// (milliseconds since the Unix epoch, NULL for a token that does not
@@ -178,12 +193,13 @@ impl UsersTable {
 }
 
 /// Checks a configured expiry column name: a plain column name (no
-/// `table.` prefix) that is not one of the three token columns, or
+/// `table.` prefix) that is not one of the token or claim columns, or
 /// [`StoreError::Config`].
 pub fn validate_expiry_column(name: &str) -> Result<(), StoreError> {
     validate_column_name(name)?;
     if [USER_ID_COLUMN, TOKEN_COLUMN, TOKEN_ID_COLUMN]
         .iter()
+        .chain(CLAIM_COLUMNS.iter())
         .any(|c| c.eq_ignore_ascii_case(name))
     {
         return Err(StoreError::Config(format!(

@@ -6,7 +6,10 @@
 //! [`validate_identifier`](crate::store::validate_identifier) (letters,
 //! digits, `_`). Every value is a bound parameter.
 
-use super::{Dialect, TOKEN_COLUMN, TOKEN_ID_COLUMN, USER_ID_COLUMN, UsersTable};
+use super::{
+    CLAIMED_BY_COLUMN, CLAIMED_UNTIL_COLUMN, Dialect, MINT_INTENT_COLUMN, TOKEN_COLUMN,
+    TOKEN_ID_COLUMN, USER_ID_COLUMN, UsersTable,
+};
 
 /// Keys per `IN (...)` list of a `get_many`: far below every database's
 /// bind limit, small enough for a quick plan.
@@ -50,6 +53,13 @@ pub struct StoreStatements {
     /// The keys (`mmt_key`) of the users other than (2) holding the
     /// Mattermost user id (1).
     pub linked_elsewhere: String,
+    /// Records a mint intent while the claim is (4)'s: (1) nonce, (2) new
+    /// claim end, (3) key, (4) owner.
+    pub intent: String,
+    /// Ends (2)'s claim and clears the intent: (1) key, (2) owner.
+    pub release: String,
+    /// Ends (2)'s claim, keeping the intent: (1) key, (2) owner.
+    pub release_keep_intent: String,
 }
 
 impl StoreStatements {
@@ -110,8 +120,68 @@ impl StoreStatements {
                 p(1),
                 kp(2)
             ),
+            intent: format!(
+                "UPDATE {table} SET {MINT_INTENT_COLUMN} = {}, {CLAIMED_UNTIL_COLUMN} = {} \
+                 WHERE {key} = {} AND {CLAIMED_BY_COLUMN} = {}",
+                p(1),
+                p(2),
+                kp(3),
+                p(4)
+            ),
+            release: format!(
+                "UPDATE {table} SET {CLAIMED_BY_COLUMN} = NULL, {CLAIMED_UNTIL_COLUMN} = NULL, \
+                 {MINT_INTENT_COLUMN} = NULL WHERE {key} = {} AND {CLAIMED_BY_COLUMN} = {}",
+                kp(1),
+                p(2)
+            ),
+            release_keep_intent: format!(
+                "UPDATE {table} SET {CLAIMED_BY_COLUMN} = NULL, {CLAIMED_UNTIL_COLUMN} = NULL \
+                 WHERE {key} = {} AND {CLAIMED_BY_COLUMN} = {}",
+                kp(1),
+                p(2)
+            ),
             select_prefix,
         }
+    }
+
+    /// Claims the rows of `n` users whose claim is absent or ran out:
+    /// (1) owner, (2) claim end, (3) now, (4) to (`n` + 3) the keys.
+    pub fn claim_in(&self, n: usize) -> String {
+        let (table, key) = (self.table.table(), self.table.key_column());
+        let p = |i| self.dialect.placeholder(i);
+        format!(
+            "UPDATE {table} SET {CLAIMED_BY_COLUMN} = {}, {CLAIMED_UNTIL_COLUMN} = {} \
+             WHERE ({CLAIMED_UNTIL_COLUMN} IS NULL OR {CLAIMED_UNTIL_COLUMN} < {}) AND {key} IN ({})",
+            p(1),
+            p(2),
+            p(3),
+            self.key_list(4, n)
+        )
+    }
+
+    /// The keys (`mmt_key`) of those of `n` users that (1) holds, with
+    /// `pending` only those with a mint intent: (1) owner, (2) to
+    /// (`n` + 1) the keys.
+    pub fn held_in(&self, n: usize, pending: bool) -> String {
+        let (table, key) = (self.table.table(), self.table.key_column());
+        let intent = match pending {
+            true => format!(" AND {MINT_INTENT_COLUMN} IS NOT NULL"),
+            false => String::new(),
+        };
+        format!(
+            "SELECT {} AS mmt_key FROM {table} WHERE {CLAIMED_BY_COLUMN} = {}{intent} AND {key} IN ({})",
+            self.dialect.as_text(key),
+            self.dialect.placeholder(1),
+            self.key_list(2, n)
+        )
+    }
+
+    /// Key placeholders `first` to `first + n - 1`, comma-separated.
+    fn key_list(&self, first: usize, n: usize) -> String {
+        let list: Vec<String> = (first..first + n)
+            .map(|i| self.dialect.key_param(i, self.table.key_type()))
+            .collect();
+        list.join(", ")
     }
 
     /// The table the statements are for.
@@ -132,10 +202,7 @@ impl StoreStatements {
     /// The rows of `n` users (`get`'s columns): `SELECT ... WHERE key IN
     /// (...)` with placeholders (1) to (`n`).
     pub fn get_in(&self, n: usize) -> String {
-        let list: Vec<String> = (1..=n)
-            .map(|i| self.dialect.key_param(i, self.table.key_type()))
-            .collect();
-        format!("{} IN ({})", self.select_prefix, list.join(", "))
+        format!("{} IN ({})", self.select_prefix, self.key_list(1, n))
     }
 }
 

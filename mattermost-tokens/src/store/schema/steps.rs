@@ -31,6 +31,14 @@ pub const EXPIRY_MIGRATION_NAME: &str = "add_mattermost_token_expires_at_column"
 /// The version of [`EXPIRY_MIGRATION_NAME`] in [`MIGRATIONS_TABLE`].
 pub const EXPIRY_MIGRATION_VERSION: i64 = 20260126000006;
 
+/// The name of the users table's fourth step: the nullable columns with
+/// which syncs running in several processes coordinate (a claim on each
+/// user, and the token a claim holder is about to mint).
+pub const CLAIM_MIGRATION_NAME: &str = "add_mattermost_claim_columns";
+
+/// The version of [`CLAIM_MIGRATION_NAME`] in [`MIGRATIONS_TABLE`].
+pub const CLAIM_MIGRATION_VERSION: i64 = 20260126000007;
+
 /// The table in which an adapter without a migrator of its own (the sqlx
 /// one) records which steps have been applied to which tables: one row per
 /// (table, version). diesel records its steps in its own
@@ -60,11 +68,19 @@ pub enum Step {
     ExpiryColumn,
     /// [`CODES_MIGRATION_NAME`]: the magic-link code table.
     CodeTable,
+    /// [`CLAIM_MIGRATION_NAME`]: the claim and mint intent columns
+    /// ([`CLAIM_COLUMNS`](super::CLAIM_COLUMNS)).
+    ClaimColumns,
 }
 
 impl Step {
     /// The users table's steps, in the order they run.
-    pub const USERS_TABLE: [Step; 3] = [Step::TokenColumns, Step::UserIdIndex, Step::ExpiryColumn];
+    pub const USERS_TABLE: [Step; 4] = [
+        Step::TokenColumns,
+        Step::UserIdIndex,
+        Step::ExpiryColumn,
+        Step::ClaimColumns,
+    ];
 
     /// The step's name.
     pub const fn name(self) -> &'static str {
@@ -73,6 +89,7 @@ impl Step {
             Step::UserIdIndex => UNIQUE_INDEX_MIGRATION_NAME,
             Step::ExpiryColumn => EXPIRY_MIGRATION_NAME,
             Step::CodeTable => CODES_MIGRATION_NAME,
+            Step::ClaimColumns => CLAIM_MIGRATION_NAME,
         }
     }
 
@@ -83,6 +100,7 @@ impl Step {
             Step::CodeTable => CODES_MIGRATION_VERSION,
             Step::UserIdIndex => UNIQUE_INDEX_MIGRATION_VERSION,
             Step::ExpiryColumn => EXPIRY_MIGRATION_VERSION,
+            Step::ClaimColumns => CLAIM_MIGRATION_VERSION,
         }
     }
 
@@ -93,6 +111,7 @@ impl Step {
             Step::UserIdIndex,
             Step::ExpiryColumn,
             Step::CodeTable,
+            Step::ClaimColumns,
         ]
         .into_iter()
         .find(|s| s.version() == version)
@@ -111,6 +130,7 @@ impl Step {
             Step::CodeTable => {
                 "mattermost-tokens: added by create_mattermost_magic_link_codes_table"
             }
+            Step::ClaimColumns => "mattermost-tokens: added by add_mattermost_claim_columns",
         }
     }
 
@@ -118,7 +138,7 @@ impl Step {
     /// `__diesel_schema_migrations`, `VARCHAR(50)`), for `table`:
     /// `00000000000000_mattermost_tokens_<n>_<table>`, `n` numbering the
     /// steps in the order they were written (1 the token columns, 2 the
-    /// code table, 3 the index, 4 the expiry column). The table is
+    /// code table, 3 the index, 4 the expiry column, 5 the claim columns). The table is
     /// lowercased; a name that would make it longer than 50 characters is
     /// replaced by `#` and a hash of it. The code table's step on the
     /// default table is `00000000000000_mattermost_tokens_2`.
@@ -132,6 +152,7 @@ impl Step {
             Step::CodeTable => 2,
             Step::UserIdIndex => 3,
             Step::ExpiryColumn => 4,
+            Step::ClaimColumns => 5,
         };
         let prefix = format!("00000000000000_mattermost_tokens_{n}");
         if self == Step::CodeTable && table == super::DEFAULT_CODES_TABLE {

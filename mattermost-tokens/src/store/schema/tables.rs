@@ -3,7 +3,7 @@
 //! running the schema's statements through its driver, and gets
 //! [`TokenStore`] (or [`CodeStore`]) from here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use async_trait::async_trait;
@@ -15,7 +15,8 @@ use super::{
 };
 use crate::ids::{HostUserId, TokenId, UserId};
 use crate::magic_link::{CodeHash, CodeStore};
-use crate::store::{MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
+use crate::store::{Claimed, Lease, MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
+use crate::time::unix_now_ms;
 
 /// A value bound to a statement parameter. Text may be a token: `Debug`
 /// shows no text.
@@ -411,6 +412,91 @@ impl<S: SqlTokenTable> TokenStore for S {
             .map(|k| parse_key(t, k))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(MissingPage::of(users, limit))
+    }
+
+    async fn claim(&self, users: &[HostUserId], lease: &Lease) -> Result<Vec<Claimed>, StoreError> {
+        const WHAT: &str = "claiming users";
+        let mut wanted = Wanted::new(self.statements().users_table().key_type());
+        let mut keys = Vec::new();
+        for u in users {
+            if let Ok(Some(k)) = self.key(u)
+                && wanted.insert(&k, u)
+            {
+                keys.push(Value::from(k));
+            }
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        let now = Value::Int(unix_now_ms());
+        let owner = Value::Text(lease.owner.clone());
+        for chunk in keys.chunks(IN_LIST_MAX) {
+            let n = chunk.len().next_power_of_two();
+            let mut list = chunk.to_vec();
+            list.resize(n, chunk[chunk.len() - 1].clone());
+            let mut values = vec![owner.clone(), Value::Int(lease.until_ms), now.clone()];
+            values.extend(list.iter().cloned());
+            let sql = self.statements().claim_in(n);
+            self.write(WHAT, &sql, &values).await?;
+            let mut values = vec![owner.clone()];
+            values.extend(list);
+            let held = self.statements().held_in(n, false);
+            let pending = self.statements().held_in(n, true);
+            let pending: HashSet<String> = self
+                .read_keys(WHAT, &pending, &values)
+                .await?
+                .into_iter()
+                .collect();
+            for key in self.read_keys(WHAT, &held, &values).await? {
+                for user in wanted.matches(&key) {
+                    out.push(Claimed {
+                        user,
+                        pending_intent: pending.contains(&key),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn record_intent(
+        &self,
+        user: &HostUserId,
+        lease: &Lease,
+        nonce: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(key) = self.key(user)? else {
+            return Ok(false);
+        };
+        let values = [
+            Value::Text(nonce.to_owned()),
+            Value::Int(lease.until_ms),
+            key.into(),
+            Value::Text(lease.owner.clone()),
+        ];
+        let sql = &self.statements().intent;
+        match self.write("recording a mint intent", sql, &values).await? {
+            Written::Rows(n) => Ok(n > 0),
+            Written::UniqueViolation(_) => Ok(false),
+        }
+    }
+
+    async fn release(
+        &self,
+        user: &HostUserId,
+        lease: &Lease,
+        settled: bool,
+    ) -> Result<(), StoreError> {
+        let Some(key) = self.key(user)? else {
+            return Ok(());
+        };
+        let st = self.statements();
+        let sql = if settled {
+            &st.release
+        } else {
+            &st.release_keep_intent
+        };
+        let values = [key.into(), Value::Text(lease.owner.clone())];
+        self.write("releasing a claim", sql, &values).await?;
+        Ok(())
     }
 }
 

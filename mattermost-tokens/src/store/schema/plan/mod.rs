@@ -25,6 +25,9 @@
 //! - The expiry column: one of its name is kept when it is a nullable
 //!   signed 64-bit integer (`BIGINT`; any integer type on SQLite, whose
 //!   integers are all 64-bit).
+//! - The claim columns: ones of their names are kept when nullable and of
+//!   a type that holds the value (text of 64 characters or more; a signed
+//!   64-bit integer for the time).
 //! - The code table: a table of its name is kept when it has the code
 //!   table's columns, and is otherwise neither taken over nor dropped.
 
@@ -35,7 +38,9 @@ use super::{
 };
 use crate::store::{StoreError, validate_identifier};
 
+mod claims;
 mod index;
+pub use claims::{CLAIM_TEXT_LEN, claim_columns};
 pub use index::{
     IndexPlan, check_room_for_index, duplicate_links, index_name_taken, user_id_index,
 };
