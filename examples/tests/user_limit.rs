@@ -5,39 +5,18 @@
 
 use std::process::{Command, Output};
 
+use common::count;
 use mattermost_tokens::DESCRIPTION_PREFIX;
 use mattermost_tokens_examples::demo_db::HostDb;
 use mattermost_tokens_stand_in::StandIn;
 use mattermost_tokens_tests::db::{MYSQL_ENV, POSTGRES_ENV, url_or_skip};
 use mattermost_tokens_tests::scratch::{Kind, Namespace};
 
+mod common;
+
 const USERS: i64 = 300;
 const CONCURRENCY: &str = "8";
 const CREATE: &str = "POST /api/v4/users";
-
-/// The users table (the demo's shape) with `USERS` users.
-async fn host_with_users(url: &str) {
-    let host = HostDb::connect(url).await.unwrap();
-    host.ensure_demo_users().await.unwrap();
-    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(host.pool())
-        .await
-        .unwrap();
-    let values: Vec<String> = (existing + 1..=USERS)
-        .map(|i| {
-            format!(
-                "('User {i}', 'user{i}@example.com', 'x', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            )
-        })
-        .collect();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users (name, email, password, created_at, updated_at) VALUES {}",
-        values.join(", ")
-    )))
-    .execute(host.pool())
-    .await
-    .unwrap();
-}
 
 fn run(dir: &std::path::Path, url: &str, server: &StandIn, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sync_users"))
@@ -53,21 +32,8 @@ fn run(dir: &std::path::Path, url: &str, server: &StandIn, args: &[&str]) -> Out
         .unwrap()
 }
 
-fn count(out: &Output, label: &str) -> u64 {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix(label)
-                .filter(|rest| rest.starts_with(' '))
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no {label:?} in:\n{stdout}"))
-}
-
 async fn a_full_server_then_a_raised_limit(name: &str, url: &str) {
-    host_with_users(url).await;
+    common::host_with_users(url, USERS).await;
     let dir = std::env::temp_dir().join(format!("mmt-limit-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // Room for 200 more: 201 active users, the admin is one.

@@ -775,6 +775,10 @@ impl<S: TokenStore> TokenStore for EncryptedStore<S> {
     async fn release(&self, u: &HostUserId, l: &Lease, settled: bool) -> Result<(), StoreError> {
         self.inner.release(u, l, settled).await
     }
+
+    fn claims_shared(&self) -> bool {
+        self.inner.claims_shared()
+    }
 }
 
 #[cfg(test)]

@@ -288,6 +288,14 @@ pub enum Error {
         /// The host user.
         user: crate::ids::HostUserId,
     },
+    /// Another sync (in this or another process) holds a claim on the user
+    /// and did not finish within [`SyncOptions::claim_wait`](crate::SyncOptions::claim_wait).
+    /// Nothing was changed; try again later.
+    #[error("host user {user} is being synced by another process; try again later")]
+    UserBusy {
+        /// The host user.
+        user: crate::ids::HostUserId,
+    },
     /// A magic-link code cannot be redeemed: malformed, unknown, expired or
     /// already used. Answer every reason alike (see
     /// [`crate::magic_link`]); the reason carries nothing of the code.

@@ -90,6 +90,7 @@ impl UserSync {
                     None => Replacing::UnknownId,
                 },
                 &RunState::default(),
+                None,
             )
             .await?;
         let mut o = UserOutcome::new(
@@ -139,7 +140,14 @@ impl UserSync {
                 self.revoke_quietly(id).await?;
             }
             let minted = self
-                .mint_and_store(user, &mm, false, Replacing::Nothing, &RunState::default())
+                .mint_and_store(
+                    user,
+                    &mm,
+                    false,
+                    Replacing::Nothing,
+                    &RunState::default(),
+                    None,
+                )
                 .await?;
             if minted.outcome == TokenOutcome::Minted {
                 return Ok(Verification::Reminted);

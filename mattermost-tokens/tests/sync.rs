@@ -12,70 +12,8 @@ use httpmock::{HttpMockRequest, HttpMockResponse, MockServer};
 use mattermost_tokens::*;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "adminadminadminadminadmin1";
-
-fn id(prefix: &str, n: usize) -> String {
-    let s = format!("{prefix}{n}");
-    format!("{}{s}", "a".repeat(26 - s.len()))
-}
-
-fn user_json(mm: &str, username: &str, email: &str, first: &str, last: &str) -> Value {
-    json!({"id": mm, "username": username, "email": email, "first_name": first,
-           "last_name": last, "nickname": "", "roles": "system_user", "delete_at": 0,
-           "create_at": 1, "update_at": 1, "unknown_field": {"x": 1}})
-}
-
-fn client(server: &MockServer) -> MattermostClient {
-    MattermostClient::builder(&server.base_url(), ADMIN)
-        .retry_policy(RetryPolicy::none())
-        .build()
-        .unwrap()
-}
-
-fn sync_over(server: &MockServer, store: Arc<dyn TokenStore>, opts: SyncOptions) -> UserSync {
-    UserSync::new(client(server), store, opts).unwrap()
-}
-
-fn opts() -> SyncOptions {
-    SyncOptions::new("shop")
-}
-
-/// Answers token creation with a fresh id and value per call.
-fn minting(
-    counter: Arc<AtomicUsize>,
-) -> impl Fn(&HttpMockRequest) -> HttpMockResponse + Send + Sync + 'static {
-    move |req: &HttpMockRequest| {
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        let path = req.uri().path().to_owned();
-        let user = path.split('/').nth(4).unwrap_or_default().to_owned();
-        let body: Value = serde_json::from_slice(req.body().as_ref()).unwrap_or(Value::Null);
-        let resp = json!({"id": id("t", n), "token": format!("secrettokenvalue{n:010}"),
-            "user_id": user, "description": body["description"], "is_active": true});
-        HttpMockResponse::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .body(resp.to_string())
-            .build()
-    }
-}
-
-async fn ok_revoke<'a>(server: &'a MockServer, token_id: &str) -> httpmock::Mock<'a> {
-    let token_id = token_id.to_owned();
-    server
-        .mock_async(|when, then| {
-            when.method(POST)
-                .path("/api/v4/users/tokens/revoke")
-                .json_body(json!({"token_id": token_id}));
-            then.status(200).json_body(json!({"status": "OK"}));
-        })
-        .await
-}
-
-fn stored(store: &MemoryStore, user: i64) -> TokenRecord {
-    futures::executor::block_on(store.get(&HostUserId::Int(user)))
-        .unwrap()
-        .unwrap()
-}
+mod sync_support;
+use sync_support::*;
 
 #[tokio::test]
 async fn new_user_is_created_minted_and_stored() {
@@ -505,7 +443,7 @@ async fn losing_the_compare_and_set_revokes_the_minted_token() {
 }
 
 #[tokio::test]
-async fn two_concurrent_syncs_store_one_token_and_revoke_the_other() {
+async fn without_shared_claims_two_concurrent_syncs_store_one_token_and_revoke_the_other() {
     let server = MockServer::start_async().await;
     let mm = id("u", 1);
     server
@@ -551,8 +489,8 @@ async fn two_concurrent_syncs_store_one_token_and_revoke_the_other() {
         .set_mattermost_user_id(&1.into(), &UserId::new(mm.clone()))
         .await
         .unwrap();
-    let a = sync_over(&server, store.clone(), opts());
-    let b = sync_over(&server, store.clone(), opts());
+    let a = sync_over(&server, unshared(&store), opts());
+    let b = sync_over(&server, unshared(&store), opts());
     let u = HostUser::new(1, "ana@example.com", "Ana");
     let (ra, rb) = tokio::join!(a.sync_user(&u), b.sync_user(&u));
     let outcomes = [ra.unwrap().token, rb.unwrap().token];
@@ -609,7 +547,7 @@ async fn old_orphan_is_revoked_before_the_mint_and_foreign_tokens_are_left() {
         .set_mattermost_user_id(&1.into(), &UserId::new(mm.clone()))
         .await
         .unwrap();
-    let e = sync_over(&server, store, opts())
+    let e = sync_over(&server, unshared(&store), opts())
         .sync_user(&HostUser::new(1, "ana@example.com", "Ana"))
         .await
         .unwrap_err();
@@ -654,7 +592,7 @@ async fn young_library_token_is_revoked_only_after_the_new_one_is_stored() {
         .set_mattermost_user_id(&1.into(), &UserId::new(mm.clone()))
         .await
         .unwrap();
-    let out = sync_over(&server, store.clone(), opts())
+    let out = sync_over(&server, unshared(&store), opts())
         .sync_user(&HostUser::new(1, "ana@example.com", "Ana"))
         .await
         .unwrap();

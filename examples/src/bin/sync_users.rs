@@ -90,6 +90,10 @@ struct Args {
     /// do not expire.
     #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     token_lifetime_days: Option<u32>,
+    /// How long this run's claims on users last (other instances leave the
+    /// users it holds alone; a killed run's claims run out after this).
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    claim_ttl: u32,
 }
 
 /// `--prune-leavers`.
@@ -156,6 +160,7 @@ async fn run(args: Args) -> Result<Ended, Fatal> {
         let mut o = SyncOptions::new(args.app_name.clone())
             .concurrency(usize::from(args.concurrency))
             .dry_run(args.dry_run)
+            .claim_ttl(std::time::Duration::from_secs(u64::from(args.claim_ttl)))
             .link_policy(args.link_policy.into())
             .leavers(match args.prune_leavers {
                 None => LeaverPolicy::Keep,
@@ -393,6 +398,7 @@ fn print_summary(r: &SyncReport, dry_run: bool) {
         ("minted", s.minted),
         ("kept", s.kept),
         ("skipped", s.skipped),
+        ("held elsewhere", s.held_elsewhere),
         ("orphans revoked", s.orphans_revoked),
         ("left out", s.left_out),
         ("failed", s.failed),

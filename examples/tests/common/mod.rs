@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use mattermost_tokens::DESCRIPTION_PREFIX;
+use mattermost_tokens_examples::demo_db::HostDb;
 use mattermost_tokens_stand_in::StandIn;
 use sqlx::sqlite::SqlitePoolOptions;
 
@@ -97,4 +98,33 @@ pub fn live_library_tokens(s: &StandIn) -> usize {
         .iter()
         .filter(|t| t.description.starts_with(DESCRIPTION_PREFIX))
         .count()
+}
+
+/// The demo's users table at `url` (any of the three databases), filled to
+/// `n` users.
+pub async fn host_with_users(url: &str, n: i64) {
+    let host = HostDb::connect(url).await.unwrap();
+    host.ensure_demo_users().await.unwrap();
+    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(host.pool())
+        .await
+        .unwrap();
+    let ids: Vec<i64> = (existing + 1..=n).collect();
+    for chunk in ids.chunks(500) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                format!(
+                    "('User {i}', 'user{i}@example.com', 'x', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            })
+            .collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO users (name, email, password, created_at, updated_at) VALUES {}",
+            values.join(", ")
+        )))
+        .execute(host.pool())
+        .await
+        .unwrap();
+    }
 }

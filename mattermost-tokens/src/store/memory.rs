@@ -253,6 +253,10 @@ impl TokenStore for MemoryStore {
         Ok(out)
     }
 
+    fn claims_shared(&self) -> bool {
+        true
+    }
+
     async fn record_intent(
         &self,
         user: &HostUserId,

@@ -335,11 +335,11 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     ) -> Result<MissingPage, StoreError>;
 
     /// Claims those of `users` that no other live lease holds, for
-    /// `lease` (see [`Lease`] and the [`claims`](crate::store::Lease) rules):
-    /// one conditional write that only takes rows whose claim is absent or
-    /// has run out. Returns the users `lease` now holds, each with whether a
-    /// previous holder left a mint intent unsettled. Users the host does not
-    /// have are not returned.
+    /// `lease` (see [`Lease`]): one conditional write that only takes rows
+    /// whose claim is absent, has run out, or is `lease`'s already (it is
+    /// extended to `lease.until_ms`). Returns the users `lease` now holds,
+    /// each with whether a previous holder left a mint intent unsettled.
+    /// Users the host does not have are not returned.
     ///
     /// The default takes every user and reports no intent: a store that
     /// keeps it serves syncs in one process only. The database adapters
@@ -381,6 +381,14 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     ) -> Result<(), StoreError> {
         let _ = (user, lease, settled);
         Ok(())
+    }
+
+    /// Whether [`claim`](TokenStore::claim) keeps other processes out
+    /// (`false` for the defaults above). A sync over a store that does not
+    /// assumes other syncs may be minting at the same time, and leaves
+    /// recent unstored tokens alone for [`SyncOptions::orphan_grace`](crate::SyncOptions::orphan_grace).
+    fn claims_shared(&self) -> bool {
+        false
     }
 }
 
@@ -450,6 +458,9 @@ impl<S: TokenStore + ?Sized> TokenStore for std::sync::Arc<S> {
         settled: bool,
     ) -> Result<(), StoreError> {
         (**self).release(user, lease, settled).await
+    }
+    fn claims_shared(&self) -> bool {
+        (**self).claims_shared()
     }
 }
 

@@ -130,6 +130,14 @@ impl UserSync {
 
         // 2. The token. A token of the previous account is never kept.
         let replacing = record.token.is_some() && !relinked;
+        // A dead sync's mint on this account that was never stored.
+        let settled = match &p.hold {
+            Some(h) if !self.opts.dry_run => {
+                let stored = record.token_id.as_ref().filter(|_| !relinked);
+                self.settle_dead_intent(h, &account.id, stored).await?
+            }
+            _ => 0,
+        };
         let mut o = UserOutcome::new(
             user.id.clone(),
             Some(account.id.clone()),
@@ -150,12 +158,20 @@ impl UserSync {
                 (true, None) => Replacing::UnknownId,
             };
             let minted = self
-                .mint_and_store(&user.id, &account.id, created_now, prior, run)
+                .mint_and_store(
+                    &user.id,
+                    &account.id,
+                    created_now,
+                    prior,
+                    run,
+                    p.hold.as_deref(),
+                )
                 .await?;
             o.token = minted.outcome;
             o.orphans_revoked = minted.orphans;
             warnings.extend(minted.warnings);
         }
+        o.orphans_revoked += settled;
         o.warnings = warnings;
         Ok(o)
     }

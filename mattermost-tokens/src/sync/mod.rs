@@ -2,6 +2,7 @@
 
 mod account;
 mod capacity;
+mod claims;
 mod leavers;
 mod options;
 mod reconcile;
@@ -168,6 +169,13 @@ impl Seen {
     }
 }
 
+/// What a batch's claim took, and what another sync holds.
+#[derive(Default)]
+struct Holds {
+    held: HashMap<HostUserId, claims::Hold>,
+    elsewhere: std::collections::HashSet<HostUserId>,
+}
+
 impl fmt::Debug for UserSync {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UserSync")
@@ -183,6 +191,23 @@ struct Prepared {
     record: Option<TokenRecord>,
     /// The account fetched in bulk: `Some(None)` = asked and absent.
     account: Option<Option<User>>,
+    /// The claim the batch took on the user, if it took one; released by
+    /// the run when the user is done.
+    hold: Option<Arc<claims::Hold>>,
+    /// Another sync holds the user: nothing is done for it.
+    held_elsewhere: bool,
+}
+
+impl Prepared {
+    fn new(user: HostUser, record: Option<TokenRecord>) -> Self {
+        Prepared {
+            user,
+            record,
+            account: None,
+            hold: None,
+            held_elsewhere: false,
+        }
+    }
 }
 
 impl UserSync {
@@ -297,18 +322,28 @@ impl UserSync {
     /// Syncs one user: creates the account if needed (or finds it by email),
     /// patches details that differ, and mints and stores a token if none is
     /// stored.
+    ///
+    /// Over a store that shares claims it first claims the user, waiting up
+    /// to [`SyncOptions::claim_wait`] while another sync (a sign-up hook on
+    /// another web server, a bulk run) works on it, then reads what that
+    /// one stored: concurrent calls for one user mint once.
     pub async fn sync_user(&self, user: &HostUser) -> Result<UserOutcome, Error> {
-        let record = self.record(&user.id).await?;
-        self.retry_unrevoked(Some(&user.id)).await;
-        self.sync_prepared(
-            Prepared {
-                user: user.clone(),
-                record: Some(record),
-                account: None,
-            },
-            &RunState::default(),
-        )
-        .await
+        let hold = match self.opts.dry_run {
+            true => None,
+            false => Some(Arc::new(self.hold_one(&user.id).await?)),
+        };
+        let result = async {
+            let record = self.record(&user.id).await?;
+            self.retry_unrevoked(Some(&user.id)).await;
+            let mut p = Prepared::new(user.clone(), Some(record));
+            p.hold = hold.clone();
+            self.sync_prepared(p, &RunState::default()).await
+        }
+        .await;
+        if let Some(h) = &hold {
+            self.let_go(h).await;
+        }
+        result
     }
 
     /// Syncs every user of `users` with bounded concurrency. Checks the
@@ -367,7 +402,18 @@ impl UserSync {
                 );
                 async move {
                     let id = p.user.id.clone();
+                    let hold = p.hold.clone();
                     let r = match p {
+                        Prepared {
+                            held_elsewhere: true,
+                            ref record,
+                            ..
+                        } => Ok(UserOutcome::new(
+                            id,
+                            record.as_ref().and_then(|r| r.mattermost_user_id.clone()),
+                            AccountOutcome::Unchanged,
+                            TokenOutcome::HeldElsewhere,
+                        )),
                         Prepared {
                             record: Some(ref r),
                             ..
@@ -377,11 +423,21 @@ impl UserSync {
                             AccountOutcome::Unchanged,
                             TokenOutcome::Skipped,
                         )),
-                        p => self
-                            .sync_prepared(p, run)
-                            .await
-                            .map_err(|error| UserFailure { user: id, error }),
+                        p => match self.sync_prepared(p, run).await {
+                            // The claim ran out and another sync took the
+                            // user over before this one minted.
+                            Err(Error::UserBusy { .. }) => Ok(UserOutcome::new(
+                                id,
+                                None,
+                                AccountOutcome::Unchanged,
+                                TokenOutcome::HeldElsewhere,
+                            )),
+                            r => r.map_err(|error| UserFailure { user: id, error }),
+                        },
                     };
+                    if let Some(h) = &hold {
+                        self.let_go(h).await;
+                    }
                     let outcome = match &r {
                         Ok(o) => o.token.name(),
                         Err(_) => "failed",
@@ -439,6 +495,10 @@ impl UserSync {
                 None
             }
         };
+        let mut holds = match records.as_mut() {
+            Some(records) => self.hold_batch(records, only_missing).await,
+            None => Holds::default(),
+        };
         // In batch order, so the request is the same on every run.
         let wanted: Vec<UserId> = match &records {
             Some(m) => batch
@@ -478,11 +538,65 @@ impl UserSync {
                     None => (None, None),
                 };
                 Prepared {
+                    held_elsewhere: holds.elsewhere.contains(&user.id),
+                    hold: holds.held.remove(&user.id).map(Arc::new),
                     user,
                     record,
                     account,
                 }
             })
             .collect()
+    }
+
+    /// Claims the users of a batch that may need a token written (none
+    /// stored, or one to replace), then reads their rows again: a row read
+    /// before the claim may predate another sync's store. The users
+    /// another sync holds are left out of `records`.
+    async fn hold_batch(
+        &self,
+        records: &mut HashMap<HostUserId, TokenRecord>,
+        only_missing: bool,
+    ) -> Holds {
+        let mut holds = Holds::default();
+        if self.opts.dry_run || !self.store.claims_shared() {
+            return holds;
+        }
+        let wanted: Vec<HostUserId> = records
+            .iter()
+            .filter(|(_, r)| {
+                r.token.is_none()
+                    || (!only_missing && (self.opts.replace_tokens || self.expiring(r)))
+            })
+            .map(|(u, _)| u.clone())
+            .collect();
+        if wanted.is_empty() {
+            return holds;
+        }
+        let got = match self.hold_many(&wanted).await {
+            Ok(got) => got,
+            Err(e) => {
+                // Each user then claims for itself before it mints.
+                tracing::warn!(error = %e, "claiming a batch failed; claiming users one by one");
+                return holds;
+            }
+        };
+        holds.held = got.into_iter().map(|h| (h.user.clone(), h)).collect();
+        for u in wanted {
+            if !holds.held.contains_key(&u) {
+                records.remove(&u);
+                holds.elsewhere.insert(u);
+            }
+        }
+        let mine: Vec<HostUserId> = holds.held.keys().cloned().collect();
+        match self.store.get_many(&mine).await {
+            Ok(fresh) => records.extend(fresh),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading claimed users failed; reading them one by one");
+                for u in &mine {
+                    records.remove(u);
+                }
+            }
+        }
+        holds
     }
 }

@@ -81,10 +81,24 @@ pub struct SyncOptions {
     pub replace_tokens: bool,
     /// Report what would happen without changing Mattermost or the store.
     pub dry_run: bool,
-    /// Library tokens younger than this, found on a user who has no stored
+    /// Only over a store without shared claims
+    /// ([`TokenStore::claims_shared`](crate::TokenStore::claims_shared) is
+    /// `false`, such as a host's own store that keeps the trait's defaults):
+    /// library tokens younger than this, found on a user who has no stored
     /// token, may belong to a sync running elsewhere right now; they are
     /// revoked only after this sync has stored its own (default 2 minutes).
+    /// The adapters' stores and [`MemoryStore`](crate::MemoryStore) share
+    /// claims, and their syncs revoke such tokens whatever their age.
     pub orphan_grace: Duration,
+    /// How long a claim on a user lasts ([`Lease`](crate::store::Lease);
+    /// default 60 s). A sync extends its claim while it works on the user;
+    /// the claims of a process that died run out after this long, and
+    /// another sync may then take its users over.
+    pub claim_ttl: Duration,
+    /// How long [`UserSync::sync_user`] (and the other single-user
+    /// operations) wait for another sync that holds the user to finish
+    /// (default 10 s). After that they fail with [`Error::UserBusy`](crate::Error::UserBusy).
+    pub claim_wait: Duration,
     /// Mint tokens that expire this long after they are minted (servers with
     /// token expiry; a server whose lifetime policy requires expiry refuses
     /// tokens without it). `None` (the default): tokens do not expire. A
@@ -220,6 +234,18 @@ impl SyncOptions {
         self
     }
 
+    /// Sets [`claim_ttl`](Self::claim_ttl).
+    pub fn claim_ttl(mut self, ttl: Duration) -> Self {
+        self.claim_ttl = ttl;
+        self
+    }
+
+    /// Sets [`claim_wait`](Self::claim_wait).
+    pub fn claim_wait(mut self, wait: Duration) -> Self {
+        self.claim_wait = wait;
+        self
+    }
+
     /// Sets [`dry_run`](Self::dry_run).
     pub fn dry_run(mut self, on: bool) -> Self {
         self.dry_run = on;
@@ -264,6 +290,8 @@ impl SyncOptions {
             replace_tokens: false,
             dry_run: false,
             orphan_grace: Duration::from_secs(120),
+            claim_ttl: Duration::from_secs(60),
+            claim_wait: Duration::from_secs(10),
             token_lifetime: None,
             renew_before: None,
             max_failures_kept: DEFAULT_REPORT_LIMIT,

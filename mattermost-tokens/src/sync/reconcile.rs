@@ -268,11 +268,18 @@ impl UserSync {
             .chunks(self.opts.batch_size)
             .then(|batch| self.prepare_batch(batch, false))
             .flat_map(stream::iter)
+            .filter(|p| std::future::ready(!p.held_elsewhere))
             .map(|p| async move {
                 let id = p.user.id.clone();
-                self.reconcile_user(p, listing, run)
+                let hold = p.hold.clone();
+                let r = self
+                    .reconcile_user(p, listing, run)
                     .await
-                    .map_err(|error| UserFailure { user: id, error })
+                    .map_err(|error| UserFailure { user: id, error });
+                if let Some(h) = &hold {
+                    self.let_go(h).await;
+                }
+                r
             })
             .buffer_unordered(self.opts.concurrency);
         let mut results = std::pin::pin!(results);
@@ -379,6 +386,8 @@ impl UserSync {
                         user: user.clone(),
                         record: Some(record.clone()),
                         account,
+                        hold: p.hold.clone(),
+                        held_elsewhere: false,
                     },
                     run,
                 )
@@ -399,7 +408,7 @@ impl UserSync {
                         DeadToken::Revoked => Replacing::Gone(id),
                         _ => Replacing::Token(id),
                     };
-                    self.mint_and_store(&user.id, &account.id, true, prior, run)
+                    self.mint_and_store(&user.id, &account.id, true, prior, run, p.hold.as_deref())
                         .await?;
                 }
                 repairs.push(Repair::Reminted {
@@ -421,14 +430,33 @@ impl UserSync {
                 Repair::Minted { .. } | Repair::Reminted { .. } | Repair::Relinked { .. }
             )
         }) && !self.opts.dry_run;
+        let tokens = listing.by_key.get(&self.host_key(&user.id));
+        // Over a store with shared claims, a user this pass holds has no
+        // mint in flight elsewhere: its unstored tokens are orphans whatever
+        // their age. Without a hold, one is taken for the revokes.
+        let mut own_hold = None;
+        let claimed = self.store.claims_shared()
+            && !self.opts.dry_run
+            && (p.hold.is_some()
+                || tokens
+                    .is_none_or(|t| t.iter().all(|(id, _)| Some(id) == record.token_id.as_ref()))
+                || match self.hold_many(std::slice::from_ref(&user.id)).await?.pop() {
+                    Some(h) => {
+                        own_hold = Some(h);
+                        true
+                    }
+                    None => false,
+                });
         let stored = self.store.get(&user.id).await?.and_then(|r| r.token_id);
         let grace = self.opts.orphan_grace.as_secs();
         let now = unix_now();
-        if let Some(tokens) = listing.by_key.get(&self.host_key(&user.id)) {
-            for (id, minted) in tokens {
+        let young_kept = !claimed && !stored_now;
+        for (id, minted) in tokens.into_iter().flatten() {
+            {
                 if Some(id) == stored.as_ref()
                     || Some(id) == record.token_id.as_ref()
-                    || (!stored_now && now.saturating_sub(*minted) < grace)
+                    || (young_kept && now.saturating_sub(*minted) < grace)
+                    || (self.store.claims_shared() && !claimed && !self.opts.dry_run)
                 {
                     continue;
                 }
@@ -444,6 +472,9 @@ impl UserSync {
                     account: t.user_id.clone(),
                 });
             }
+        }
+        if let Some(h) = &own_hold {
+            self.let_go(h).await;
         }
         Ok((user.id, stored.into_iter().collect(), repairs))
     }
@@ -520,14 +551,30 @@ impl UserSync {
         let mut repairs = Vec::new();
         let deactivate =
             self.opts.absent_are_leavers && self.opts.leavers == LeaverPolicy::RevokeAndDeactivate;
+        // With shared claims: users with a row are claimed first (a sync
+        // holding one may be about to store its token), then read again;
+        // their unstored tokens, and those of users without a row, are
+        // orphans whatever their age.
+        let shared = self.store.claims_shared() && !self.opts.dry_run;
         for chunk in unseen.chunks(crate::api::MAX_PER_PAGE as usize) {
             let ids: Vec<HostUserId> = chunk.iter().map(|(u, _)| u.clone()).collect();
-            let records = self.store.get_many(&ids).await?;
+            let mut records = self.store.get_many(&ids).await?;
+            let mut holds = Vec::new();
+            if shared && !records.is_empty() {
+                let with_rows: Vec<HostUserId> = records.keys().cloned().collect();
+                holds = self.hold_many(&with_rows).await?;
+                records = self.store.get_many(&ids).await?;
+            }
+            let mine: HashSet<&HostUserId> = holds.iter().map(|h| &h.user).collect();
             for (user, tokens) in chunk {
                 let record = records.get(user);
                 for (id, minted) in tokens.iter() {
                     let stored = record.and_then(|r| r.token_id.as_ref()) == Some(id);
-                    if stored || held.contains(id) || now.saturating_sub(*minted) < grace {
+                    let wait = match shared {
+                        true => record.is_some() && !mine.contains(user),
+                        false => now.saturating_sub(*minted) < grace,
+                    };
+                    if stored || held.contains(id) || wait {
                         continue;
                     }
                     let Some(t) = listing.by_id.get(id) else {
@@ -549,6 +596,9 @@ impl UserSync {
                         account: t.user_id.clone(),
                     });
                 }
+            }
+            for h in &holds {
+                self.let_go(h).await;
             }
         }
         Ok(repairs)

@@ -68,6 +68,9 @@ pub enum TokenOutcome {
     Revoked,
     /// Dry run: the token would be revoked and cleared.
     WouldRevoke,
+    /// Another sync (in this or another process) holds a claim on the
+    /// user and is working on it: this run left it alone.
+    HeldElsewhere,
 }
 
 impl TokenOutcome {
@@ -83,6 +86,7 @@ impl TokenOutcome {
             TokenOutcome::Skipped => "skipped",
             TokenOutcome::Revoked => "revoked",
             TokenOutcome::WouldRevoke => "would_revoke",
+            TokenOutcome::HeldElsewhere => "held_elsewhere",
         }
     }
 }
@@ -209,6 +213,9 @@ pub struct SyncSummary {
     pub skipped: u64,
     /// Users that failed.
     pub failed: u64,
+    /// Users another sync was working on, left to it
+    /// ([`TokenOutcome::HeldElsewhere`]).
+    pub held_elsewhere: u64,
     /// Orphaned library tokens revoked.
     pub orphans_revoked: u64,
     /// Tokens of leavers revoked (or, in a dry run, to be revoked).
@@ -293,6 +300,10 @@ impl SyncReport {
                     s.skipped += 1;
                     return;
                 }
+                if o.token == TokenOutcome::HeldElsewhere {
+                    s.held_elsewhere += 1;
+                    return;
+                }
                 match o.account {
                     AccountOutcome::Created => s.created += 1,
                     AccountOutcome::Updated => s.updated += 1,
@@ -306,7 +317,7 @@ impl SyncReport {
                     }
                     TokenOutcome::Kept | TokenOutcome::LostRace => s.kept += 1,
                     TokenOutcome::Revoked | TokenOutcome::WouldRevoke => s.revoked += 1,
-                    TokenOutcome::Skipped => {}
+                    TokenOutcome::Skipped | TokenOutcome::HeldElsewhere => {}
                 }
                 s.orphans_revoked += u64::from(o.orphans_revoked);
                 if !o.warnings.is_empty() {

@@ -10,7 +10,9 @@ use crate::store::{NewToken, StoreError, TokenRecord, TokenStore};
 use crate::time::{millis, unix_now, unix_now_ms};
 
 use super::account::{hex_sha256, shared_account_error};
+use super::claims::Hold;
 use super::{RunState, SyncWarning, TokenOutcome, UserSync};
+use crate::store::mint_nonce;
 
 /// The prefix of every token description the library writes.
 pub const DESCRIPTION_PREFIX: &str = "Minted by mattermost-tokens for ";
@@ -66,6 +68,11 @@ impl UserSync {
         )
     }
 
+    /// The description of a token minted under the intent `nonce`.
+    fn intent_description(&self, user: &HostUserId, nonce: &str) -> String {
+        format!("{} intent {nonce}", self.token_description(user))
+    }
+
     /// Whether `description` is one this sync writes for `user`, and if so
     /// when the token was minted (seconds since the epoch; 0 when unreadable).
     pub fn parse_description(&self, description: &str, user: &HostUserId) -> Option<u64> {
@@ -82,6 +89,7 @@ impl UserSync {
             .strip_prefix(DESCRIPTION_PREFIX)?
             .strip_prefix(self.opts.app_name.as_str())?
             .strip_prefix(" user ")?;
+        let rest = rest.rsplit_once(" intent ").map_or(rest, |(r, _)| r);
         let (key, at) = rest.rsplit_once(" at ")?;
         Some((key, at.parse().unwrap_or(0)))
     }
@@ -142,8 +150,10 @@ impl UserSync {
         }
     }
 
-    /// Mints a token and stores it; see the crate docs for the crash and race
-    /// rules this keeps.
+    /// Mints a token and stores it, under `hold` (or a claim taken here,
+    /// after which the row is read again: another sync may have stored a
+    /// token meanwhile); see the crate docs for the crash and race rules
+    /// this keeps.
     pub(crate) async fn mint_and_store(
         &self,
         user: &HostUserId,
@@ -151,14 +161,66 @@ impl UserSync {
         created_now: bool,
         prior: Replacing<'_>,
         run: &RunState,
+        hold: Option<&Hold>,
+    ) -> Result<Minted, Error> {
+        if let Some(hold) = hold {
+            return self
+                .mint_held(user, mattermost_user, created_now, prior, run, hold)
+                .await;
+        }
+        let hold = self.hold_one(user).await?;
+        let record = self.record(user).await;
+        let unchanged = record.as_ref().is_ok_and(|r| match prior {
+            Replacing::Nothing => r.token.is_none(),
+            Replacing::Token(old) | Replacing::Gone(old) => r.token_id.as_ref() == Some(old),
+            Replacing::UnknownId => r.token.is_some() && r.token_id.is_none(),
+        });
+        let result = match record {
+            Err(e) => Err(e),
+            // Another sync stored (or replaced) the token meanwhile.
+            Ok(_) if !unchanged => Ok(Minted {
+                outcome: TokenOutcome::Kept,
+                orphans: 0,
+                warnings: Vec::new(),
+            }),
+            Ok(_) => {
+                self.mint_held(user, mattermost_user, created_now, prior, run, &hold)
+                    .await
+            }
+        };
+        self.let_go(&hold).await;
+        result
+    }
+
+    async fn mint_held(
+        &self,
+        user: &HostUserId,
+        mattermost_user: &UserId,
+        created_now: bool,
+        prior: Replacing<'_>,
+        run: &RunState,
+        hold: &Hold,
     ) -> Result<Minted, Error> {
         let replacing = !matches!(prior, Replacing::Nothing);
-        let mut orphans = 0u32;
+        let stored = match prior {
+            Replacing::Token(id) | Replacing::Gone(id) => Some(id),
+            Replacing::Nothing | Replacing::UnknownId => None,
+        };
+        // A dead holder's intent: its token may be live and unstored.
+        let mut orphans = self
+            .settle_dead_intent(hold, mattermost_user, stored)
+            .await?;
+        let listed = hold.swept();
         let mut young_left = false;
-        if !created_now && !replacing && !run.orphans_listed {
-            // Orphans of a crash (minted, never stored). Young ones may be a
-            // concurrent sync's, about to be stored: leave those until this
-            // sync has stored its own.
+        if !listed && !created_now && !replacing && !run.orphans_listed {
+            // An account without a stored token may carry library tokens
+            // the store lost track of: minted by a crash before intents, a
+            // row restored from a backup or cleared by hand. With shared
+            // claims no other sync is minting for this user now: every one
+            // of them is an orphan. Without, young ones may be a concurrent
+            // sync's, about to be stored: those wait until this sync has
+            // stored its own.
+            let shared = self.store.claims_shared();
             let now = unix_now();
             let tokens = self.linked_tokens(user, mattermost_user).await?;
             if let Some((_, Some(other), _)) = tokens.iter().find(|(_, o, _)| o.is_some()) {
@@ -167,7 +229,7 @@ impl UserSync {
                 return Err(shared_account_error(user, mattermost_user, Some(other)));
             }
             for (id, _, minted) in tokens {
-                if now.saturating_sub(minted) >= self.opts.orphan_grace.as_secs() {
+                if shared || now.saturating_sub(minted) >= self.opts.orphan_grace.as_secs() {
                     self.revoke_quietly(&id).await?;
                     tracing::info!(host_user = %user, token_id = %id, "revoked orphaned token");
                     orphans += 1;
@@ -176,6 +238,8 @@ impl UserSync {
                 }
             }
         }
+        let nonce = mint_nonce();
+        self.record_intent(hold, &nonce).await?;
         let asked_expiry = self
             .opts
             .token_lifetime
@@ -185,18 +249,26 @@ impl UserSync {
             .create_token(
                 mattermost_user,
                 &CreateToken {
-                    description: self.token_description(user),
+                    description: self.intent_description(user, &nonce),
                     expires_at: asked_expiry,
                 },
             )
             .await
         {
             Ok(t) => t,
-            Err(Error::TokenExpiryPolicy { rule, error }) => {
-                run.expiry_refusal(rule, &error);
-                return Err(Error::TokenExpiryPolicy { rule, error });
+            Err(e) => {
+                // A refusal created nothing: the intent is settled. Without
+                // an answer (a timeout, a dropped connection, a gateway's
+                // 5xx) the token may exist: the intent stays for the next
+                // holder, which lists the user's tokens.
+                if e.status().is_some_and(|s| (400..500).contains(&s)) {
+                    hold.set_unsettled(false);
+                }
+                if let Error::TokenExpiryPolicy { rule, error } = &e {
+                    run.expiry_refusal(*rule, error);
+                }
+                return Err(e);
             }
-            Err(e) => return Err(e),
         };
         if asked_expiry.is_some()
             && minted.expires_at.is_none()
@@ -215,8 +287,10 @@ impl UserSync {
             // cannot work and that every later sync keeps. Revoke what can
             // be named; a token without a usable id is found by its
             // description at the user's next sync.
-            if is_valid_mattermost_id(minted.id.as_str()) {
-                self.revoke_after_failure(user, &minted.id).await;
+            if is_valid_mattermost_id(minted.id.as_str())
+                && self.revoke_after_failure(user, &minted.id).await
+            {
+                hold.set_unsettled(false);
             }
             return Err(Error::BadResponse {
                 status: 200,
@@ -244,10 +318,12 @@ impl UserSync {
             Replacing::UnknownId => self.store.put_token(user, &new).await.map(|()| true),
         };
         match stored {
-            Ok(true) => {}
+            Ok(true) => hold.set_unsettled(false),
             Ok(false) => {
                 tracing::info!(host_user = %user, token_id = %minted.id, "another sync stored a token first; revoking this one");
-                self.revoke_after_failure(user, &minted.id).await;
+                if self.revoke_after_failure(user, &minted.id).await {
+                    hold.set_unsettled(false);
+                }
                 return Ok(Minted {
                     outcome: TokenOutcome::LostRace,
                     orphans,
@@ -255,7 +331,9 @@ impl UserSync {
                 });
             }
             Err(e) => {
-                self.revoke_after_failure(user, &minted.id).await;
+                if self.revoke_after_failure(user, &minted.id).await {
+                    hold.set_unsettled(false);
+                }
                 return Err(e.into());
             }
         }
@@ -375,7 +453,9 @@ impl UserSync {
             return;
         }
         match self.store.clear_token(user).await {
-            Ok(_) => self.revoke_after_failure(user, id).await,
+            Ok(_) => {
+                self.revoke_after_failure(user, id).await;
+            }
             Err(e) => tracing::error!(
                 host_user = %user, token_id = %id, error = %e,
                 "could not clear a token whose orphans were not revoked; revoke_orphans revokes them"
@@ -383,14 +463,19 @@ impl UserSync {
         }
     }
 
-    /// A minted token that is not stored must not stay live.
-    pub(super) async fn revoke_after_failure(&self, user: &HostUserId, id: &TokenId) {
-        if let Err(e) = self.revoke_quietly(id).await {
-            // The next sync of this user finds it by its description.
-            tracing::error!(
-                host_user = %user, token_id = %id, error = %e,
-                "could not revoke a token that was not stored; the next sync of this user revokes it"
-            );
+    /// A minted token that is not stored must not stay live. `true` when
+    /// it was revoked.
+    pub(super) async fn revoke_after_failure(&self, user: &HostUserId, id: &TokenId) -> bool {
+        match self.revoke_quietly(id).await {
+            Ok(()) => true,
+            Err(e) => {
+                // The next sync of this user finds it by its description.
+                tracing::error!(
+                    host_user = %user, token_id = %id, error = %e,
+                    "could not revoke a token that was not stored; the next sync of this user revokes it"
+                );
+                false
+            }
         }
     }
 }

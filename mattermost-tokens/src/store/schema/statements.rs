@@ -144,18 +144,21 @@ impl StoreStatements {
         }
     }
 
-    /// Claims the rows of `n` users whose claim is absent or ran out:
-    /// (1) owner, (2) claim end, (3) now, (4) to (`n` + 3) the keys.
+    /// Claims the rows of `n` users whose claim is absent, ran out, or is
+    /// (4)'s already (which it extends): (1) owner, (2) claim end, (3) now,
+    /// (4) owner again, (5) to (`n` + 4) the keys.
     pub fn claim_in(&self, n: usize) -> String {
         let (table, key) = (self.table.table(), self.table.key_column());
         let p = |i| self.dialect.placeholder(i);
         format!(
             "UPDATE {table} SET {CLAIMED_BY_COLUMN} = {}, {CLAIMED_UNTIL_COLUMN} = {} \
-             WHERE ({CLAIMED_UNTIL_COLUMN} IS NULL OR {CLAIMED_UNTIL_COLUMN} < {}) AND {key} IN ({})",
+             WHERE ({CLAIMED_UNTIL_COLUMN} IS NULL OR {CLAIMED_UNTIL_COLUMN} < {} \
+             OR {CLAIMED_BY_COLUMN} = {}) AND {key} IN ({})",
             p(1),
             p(2),
             p(3),
-            self.key_list(4, n)
+            p(4),
+            self.key_list(5, n)
         )
     }
 

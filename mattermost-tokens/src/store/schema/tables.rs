@@ -432,7 +432,12 @@ impl<S: SqlTokenTable> TokenStore for S {
             let n = chunk.len().next_power_of_two();
             let mut list = chunk.to_vec();
             list.resize(n, chunk[chunk.len() - 1].clone());
-            let mut values = vec![owner.clone(), Value::Int(lease.until_ms), now.clone()];
+            let mut values = vec![
+                owner.clone(),
+                Value::Int(lease.until_ms),
+                now.clone(),
+                owner.clone(),
+            ];
             values.extend(list.iter().cloned());
             let sql = self.statements().claim_in(n);
             self.write(WHAT, &sql, &values).await?;
@@ -455,6 +460,10 @@ impl<S: SqlTokenTable> TokenStore for S {
             }
         }
         Ok(out)
+    }
+
+    fn claims_shared(&self) -> bool {
+        true
     }
 
     async fn record_intent(

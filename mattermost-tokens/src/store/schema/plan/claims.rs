@@ -101,7 +101,7 @@ mod tests {
         ExistingColumn::from_row([
             Some(name.into()),
             Some(ty.into()),
-            Some(if nullable { "YES" } else { "NO" }.into()),
+            Some(if nullable { "1" } else { "0" }.into()),
             None,
         ])
     }
