@@ -411,3 +411,53 @@ async fn twenty_kills_across_four_workers_then_one_clean_run() {
     assert_eq!(server.users().len(), N as usize + 1, "duplicate accounts");
     db.finish().await;
 }
+
+/// Four workers against a server rate-limited at 10/s with a burst of 100
+/// (Mattermost's defaults when the limiter is on), over 300 fresh users:
+/// they share the one budget, each pacing itself from the server's
+/// `X-RateLimit-*` headers, so few requests are answered 429. (The time is
+/// printed, compared with one worker's ideal; the benchmark reports it too.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_share_one_rate_limit() {
+    const N: i64 = 300;
+    let (rate, burst) = (10u32, 100u32);
+    let db = Db::open(Kind::Sqlite, "instances::four_workers_share_one_rate_limit")
+        .await
+        .unwrap();
+    let url = db.url();
+    common::host_with_users(&url, N).await;
+    let store = store_of(&url).await;
+    let server = StandIn::builder()
+        .rate_limit(rate, burst)
+        .start()
+        .await
+        .unwrap();
+    let dir = Dir::new("rate");
+    let started = Instant::now();
+    let mut procs: Vec<Proc> = (0..4)
+        .map(|i| Proc::start(&dir.0, &format!("w{i}"), &url, &server, &["--all"]))
+        .collect();
+    for p in &mut procs {
+        let status = p.wait().await;
+        assert!(status.success(), "{status}\n{}", p.output());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // One worker alone: 3 checks, a limits read, and create and mint for
+    // each user.
+    let one_worker = 4 + 2 * N as u64;
+    let ideal = (one_worker - u64::from(burst)) as f64 / f64::from(rate);
+    println!(
+        "4 workers, {rate}/s burst {burst}, {N} users: {} requests, {} answered 429, {elapsed:.1} s, one worker's ideal {ideal:.1} s: {:.3} x",
+        server.total_requests(),
+        server.rate_limited_count(),
+        elapsed / ideal
+    );
+    assert!(
+        server.rate_limited_count() <= 20,
+        "{} answered 429",
+        server.rate_limited_count()
+    );
+    assert_eq!(server.request_count(REVOKE), 0, "nothing minted twice");
+    assert_promise(&server, store.as_ref(), &ids(N)).await;
+    db.finish().await;
+}

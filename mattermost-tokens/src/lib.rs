@@ -11,6 +11,8 @@
 //!   [`EncryptedStore`] encrypts any of them at rest.
 //! - [`UserSync`]: creates or updates users, mints ONE token per user with the
 //!   admin token, stores it; revokes what it cannot store; finds orphans.
+//!   Syncs in several processes coordinate through claims in the host's
+//!   database ([`store::Lease`]): one mint per user however many run.
 //!   [`UserSync::revoke`], [`UserSync::rotate`] and [`UserSync::verify`] cover
 //!   the rest of a token's life.
 //! - [`TokenSelector`]: user-scoped calls with the user's token, admin calls

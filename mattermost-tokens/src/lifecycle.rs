@@ -188,7 +188,21 @@ impl UserSync {
 
     /// Revokes every token this library minted for `user` other than the
     /// stored one (tokens left by crashes). Returns how many were revoked.
+    /// Over a store that shares claims it holds the user's claim meanwhile,
+    /// so a mint in flight elsewhere is not taken for an orphan.
     pub async fn revoke_orphans(&self, user: &HostUserId) -> Result<u32, Error> {
+        let hold = match self.store().claims_shared() {
+            true => Some(self.hold_one(user).await?),
+            false => None,
+        };
+        let result = self.revoke_orphans_held(user).await;
+        if let Some(h) = &hold {
+            self.let_go(h).await;
+        }
+        result
+    }
+
+    async fn revoke_orphans_held(&self, user: &HostUserId) -> Result<u32, Error> {
         let rec = self.record(user).await?;
         let Some(mm) = rec.mattermost_user_id else {
             return Ok(0);

@@ -11,6 +11,15 @@
 //! still in flight) and makes each request reserve a token, sleeping until it
 //! refills. Bulk work then runs at the server's rate without a storm of 429s.
 //!
+//! The bucket is the server's, not this client's: other processes of the
+//! app (several instances of a job, every web server) spend from it too,
+//! and the server's `remaining` shows it. Where an answer's `remaining` is
+//! below what the mirror predicted by more than rounding, the difference
+//! over the time since the previous comparison is what the others spent;
+//! the pacer keeps a smoothed estimate of that rate and refills its mirror
+//! only with what is left of the rate, so N clients share the budget
+//! instead of each spending all of it.
+//!
 //! A server with no burst (bucket of one) only ever answers `reset = 1`,
 //! which bounds the rate from below by 1/s and not at all from above. Then
 //! the pacer probes: while requests wait on it and no 429 comes, it doubles
@@ -51,6 +60,14 @@ struct State {
     last: Option<Instant>,
     in_flight: u32,
     known: bool,
+    /// What other clients of the same bucket spend, tokens per second
+    /// (smoothed).
+    others: f64,
+    /// When the server's level was last taken in for `others`, that level,
+    /// and `sent` then.
+    compared: Option<(Instant, f64, f64)>,
+    /// Requests this client let go so far.
+    sent: f64,
 }
 
 impl State {
@@ -64,6 +81,13 @@ impl State {
         })
     }
 
+    /// The rate this client's mirror refills at: the bucket's, less what
+    /// the other clients spend (never below a twentieth of it).
+    fn spend_rate(&self) -> Option<f64> {
+        self.effective_rate()
+            .map(|r| (r - self.others).max(r / 20.0))
+    }
+
     fn level(&self) -> f64 {
         self.supplied - self.consumed
     }
@@ -72,8 +96,32 @@ impl State {
         self.supplied = self.consumed + level;
     }
 
+    /// Measures, at most once a second (a shorter window would be mostly
+    /// rounding), what other clients spent: the bucket refilled
+    /// `rate * dt`, this client sent `mine`, and its level moved by
+    /// `server_level - before`; the rest was theirs. Not while the bucket
+    /// is (nearly) full, where refill is lost and says nothing.
+    fn learn_others(&mut self, now: Instant, server_level: f64) {
+        const WINDOW: Duration = Duration::from_secs(1);
+        let rate = self.effective_rate().unwrap_or(0.0);
+        let full = |level: f64| level >= self.capacity - 1.0;
+        if let Some((since, before, sent_before)) = self.compared {
+            let dt = now.saturating_duration_since(since);
+            if dt < WINDOW {
+                return;
+            }
+            if !full(before) && !full(server_level) {
+                let mine = self.sent - sent_before;
+                let theirs = rate * dt.as_secs_f64() - mine - (server_level - before);
+                let observed = (theirs / dt.as_secs_f64()).max(0.0);
+                self.others = (0.5 * self.others + 0.5 * observed).clamp(0.0, rate);
+            }
+        }
+        self.compared = Some((now, server_level, self.sent));
+    }
+
     fn refill(&mut self, now: Instant) {
-        if let (Some(rate), Some(last)) = (self.effective_rate(), self.last) {
+        if let (Some(rate), Some(last)) = (self.spend_rate(), self.last) {
             let dt = now.saturating_duration_since(last).as_secs_f64();
             self.supplied = (self.supplied + rate * dt).min(self.consumed + self.capacity);
         }
@@ -107,6 +155,7 @@ impl Pacer {
         let ticket = {
             let mut s = self.lock();
             s.in_flight += 1;
+            s.sent += 1.0;
             let Some(rate) = s.effective_rate().filter(|r| *r > 0.0 && s.known) else {
                 return (InFlight(self), Duration::ZERO);
             };
@@ -139,7 +188,7 @@ impl Pacer {
             let wait = {
                 let mut s = self.lock();
                 s.refill(Instant::now());
-                match s.effective_rate() {
+                match s.spend_rate() {
                     // (The epsilon keeps a rounding remainder from becoming a
                     // zero-length sleep that never lets time pass; an absurd
                     // estimate cannot overflow the duration.)
@@ -179,6 +228,9 @@ impl Pacer {
         // not counted in this answer. Reservations already made stay made.
         let others = f64::from(s.in_flight.saturating_sub(1));
         let server_level = f64::from(st.remaining) - others;
+        if s.known && s.bounded {
+            s.learn_others(now, server_level);
+        }
         if !s.known || server_level < s.level() {
             s.set_level(server_level);
         }
@@ -188,6 +240,8 @@ impl Pacer {
     /// A 429 means the bucket is empty now, and a probing rate too high.
     pub(crate) fn on_rate_limited(&self, _retry_after: Duration) {
         let mut s = self.lock();
+        // The refused request took no token.
+        s.sent -= 1.0;
         let now = Instant::now();
         s.refill(now);
         if s.level() > 0.0 {
@@ -264,6 +318,39 @@ mod tests {
             drop(p.before_request(Duration::from_secs(60)).await.0);
         }
         assert_eq!(t.elapsed(), Duration::ZERO);
+    }
+
+    /// A bucket of 100 refilled at 10/s, from which another client takes
+    /// 5/s: this pacer learns the others' share from `remaining` and sends
+    /// about 5/s, instead of 10/s and a stream of 429s.
+    #[tokio::test(start_paused = true)]
+    async fn shares_the_bucket_with_other_clients() {
+        let p = Pacer::default();
+        let start = tokio::time::Instant::now();
+        let (mut level, mut last, mut sent, mut refused) = (100.0f64, start, 0u32, 0u32);
+        while start.elapsed() < Duration::from_secs(60) {
+            drop(p.before_request(Duration::from_secs(60)).await.0);
+            let now = tokio::time::Instant::now();
+            let dt = (now - last).as_secs_f64();
+            last = now;
+            level = (level + 10.0 * dt - 5.0 * dt).min(100.0);
+            if level >= 1.0 {
+                level -= 1.0;
+                sent += 1;
+            } else {
+                refused += 1;
+                p.on_rate_limited(Duration::from_secs(1));
+            }
+            let missing = (100.0 - level).max(0.0);
+            p.observe(&status(
+                100,
+                level.max(0.0) as u32,
+                (missing / 10.0).ceil() as u64,
+            ));
+        }
+        // 100 of burst, then about 5/s for the rest of the minute.
+        assert!((350..=430).contains(&sent), "sent {sent}");
+        assert!(refused <= 20, "{refused} answered 429");
     }
 
     #[tokio::test(start_paused = true)]

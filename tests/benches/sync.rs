@@ -34,6 +34,9 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--memory") {
         return child_memory(&args[2..]);
     }
+    if args.get(1).map(String::as_str) == Some("--worker") {
+        return child_worker(&args[2..]);
+    }
     if args.iter().any(|a| a == "--list") {
         // `cargo bench -- --list` and test-harness probes: nothing to list.
         return;
@@ -210,6 +213,7 @@ const PATCH: &str = "PUT /api/v4/users/{user_id}/patch";
 const LIST_TOKENS: &str = "GET /api/v4/users/{user_id}/tokens";
 const LIST_ALL_TOKENS: &str = "GET /api/v4/users/tokens";
 const LIMITS: &str = "GET /api/v4/limits/server";
+const REVOKE: &str = "POST /api/v4/users/tokens/revoke";
 
 fn host_users(n: usize, prefix: &str) -> impl futures::Stream<Item = HostUser> + Send {
     let prefix = prefix.to_owned();
@@ -225,10 +229,17 @@ fn host_users(n: usize, prefix: &str) -> impl futures::Stream<Item = HostUser> +
 }
 
 fn sync_over(client: MattermostClient, store: Arc<dyn TokenStore>) -> UserSync {
+    sync_named(client, store, "bench")
+}
+
+/// A sync for app `app`: each round of the throughput part is an app of its
+/// own, so the later rounds' reconcile finds the earlier rounds' tokens on
+/// the server (they count in its listing) but not as its orphans.
+fn sync_named(client: MattermostClient, store: Arc<dyn TokenStore>, app: &str) -> UserSync {
     UserSync::new(
         client,
         store,
-        SyncOptions::new("bench").concurrency(CONCURRENCY),
+        SyncOptions::new(app).concurrency(CONCURRENCY),
     )
     .unwrap()
 }
@@ -313,7 +324,7 @@ async fn run(parts: &[String]) {
         for round in 0..ROUNDS {
             server.ask("reset");
             let store = Arc::new(MemoryStore::with_users((1..=n as i64).map(HostUserId::Int)));
-            let sync = sync_over(client.clone(), store);
+            let sync = sync_named(client.clone(), store, &format!("bench-{round}"));
             let prefix = format!("u{round}x");
             let cpu = CpuMeter::start(&server);
             let t = Instant::now();
@@ -453,6 +464,36 @@ async fn run(parts: &[String]) {
         );
     }
 
+    // Several instances of the app over one users table.
+    if wanted("processes") {
+        let n = 2_000usize;
+        let mut line = format!("\nProcesses syncing {n} fresh users of one SQLite file together:");
+        let mut one = 0.0;
+        for workers in [1usize, 2, 4] {
+            let (el, c, failed) = processes(workers, n, None).await;
+            if workers == 1 {
+                one = el;
+            }
+            line.push_str(&format!(
+                " {workers}: {el:.2} s ({:.2} x one; {} mints, {} revokes, {failed} failed);",
+                el / one,
+                c.get(MINT),
+                c.get(REVOKE)
+            ));
+        }
+        println!("{}", line.trim_end_matches(';'));
+        let (rate, burst, n) = (10u32, 100u32, 300usize);
+        let (el, c, failed) = processes(4, n, Some((rate, burst))).await;
+        let ideal = (c.total() as f64 - f64::from(burst)) / f64::from(rate);
+        println!(
+            "Rate limited ({rate}/s, burst {burst}), 4 processes, {n} fresh users: {} requests, {} answered 429, {} mints, {failed} failed | {el:.1} s, ideal for one process (requests - burst) / rate = {ideal:.1} s | {:.3} x ideal",
+            c.total(),
+            c.rate_limited(),
+            c.get(MINT),
+            el / ideal
+        );
+    }
+
     // Peak memory, each size in its own process (stand-in in another).
     if wanted("memory") {
         let mut line = String::from(
@@ -504,32 +545,10 @@ fn child_memory(args: &[String]) {
     let admin = AccessToken::new(args[2].clone());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        use mattermost_tokens_sqlx::SqliteTokenStore;
-        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-        let path = std::env::temp_dir().join(format!("mmt-bench-{}-{n}.sqlite", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let opts = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.unwrap();
-        sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        let mut tx = pool.begin().await.unwrap();
-        for i in 1..=n as i64 {
-            sqlx::query("INSERT INTO users (id, name, email) VALUES (?, ?, ?)")
-                .bind(i)
-                .bind(format!("User m{}", i - 1))
-                .bind(format!("m{}@example.com", i - 1))
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-        tx.commit().await.unwrap();
-        let store = SqliteTokenStore::new(pool.clone());
+        let path =
+            std::env::temp_dir().join(format!("mmt-bench-{}-{n}.sqlite", std::process::id()));
+        let pool = sqlite_host(&path, n).await;
+        let store = mattermost_tokens_sqlx::SqliteTokenStore::new(pool.clone());
         store.migrate().await.unwrap();
         // The host users come from the table, a page at a time, as the
         // examples read them.
@@ -553,4 +572,124 @@ fn child_memory(args: &[String]) {
         println!("SECONDS {:.1}", t.elapsed().as_secs_f64());
         let _ = std::fs::remove_file(&path);
     });
+}
+
+/// A SQLite file (WAL) at `path` with a users table of `n` users
+/// (`m0@example.com`, ...), migrated; its pool.
+async fn sqlite_host(path: &std::path::Path, n: usize) -> sqlx::SqlitePool {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let _ = std::fs::remove_file(path);
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    for i in 1..=n as i64 {
+        sqlx::query("INSERT INTO users (id, name, email) VALUES (?, ?, ?)")
+            .bind(i)
+            .bind(format!("User m{}", i - 1))
+            .bind(format!("m{}@example.com", i - 1))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    mattermost_tokens_sqlx::SqliteTokenStore::new(pool.clone())
+        .migrate()
+        .await
+        .unwrap();
+    pool
+}
+
+// ---- a worker process of the multi-process part ----
+
+/// `--worker <sqlite file> <url> <admin token>`: one instance of the app
+/// syncing every user of the file's users table.
+fn child_worker(args: &[String]) {
+    let (path, url, admin) = (&args[0], &args[1], AccessToken::new(args[2].clone()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        let store = mattermost_tokens_sqlx::SqliteTokenStore::new(pool.clone());
+        let table = mattermost_tokens::HostUserTable::laravel()
+            .with_email_verified_column(None)
+            .unwrap();
+        let source = mattermost_tokens_sqlx::SqliteHostUsers::new(pool, table);
+        let users = source.stream().map(|r| r.expect("host users readable"));
+        let client = MattermostClient::new(url, admin).unwrap();
+        let r = sync_over(client, Arc::new(store))
+            .sync_all(users, |_| {})
+            .await
+            .unwrap();
+        println!(
+            "MINTED {} HELD {} FAILED {}",
+            r.summary.minted, r.summary.held_elsewhere, r.summary.failed
+        );
+    });
+}
+
+/// `workers` processes syncing `n` fresh users of one SQLite file against
+/// one stand-in: wall time, mints, revokes and 429s.
+async fn processes(workers: usize, n: usize, rate_limit: Option<(u32, u32)>) -> (f64, Counts, u64) {
+    let mut server = Server::start(rate_limit);
+    let path = std::env::temp_dir().join(format!(
+        "mmt-bench-procs-{}-{workers}.sqlite",
+        std::process::id()
+    ));
+    sqlite_host(&path, n).await.close().await;
+    let t = Instant::now();
+    let children: Vec<Child> = (0..workers)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--worker",
+                    path.to_str().unwrap(),
+                    &server.url,
+                    server.admin.expose_secret(),
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut failed = 0;
+    for c in children {
+        let out = tokio::task::spawn_blocking(move || c.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        failed += text
+            .split_whitespace()
+            .skip_while(|w| *w != "FAILED")
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("worker failed: {text}"));
+    }
+    let el = t.elapsed().as_secs_f64();
+    let c = server.counts();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    (el, c, failed)
 }

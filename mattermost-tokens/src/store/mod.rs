@@ -270,7 +270,11 @@ impl StoreError {
 /// - token values are stored and returned byte for byte (unicode included);
 /// - a Mattermost user id is linked to at most one host user: a write that
 ///   would link it to a second one fails with [`StoreError::AlreadyLinked`]
-///   and changes nothing.
+///   and changes nothing;
+/// - a store that shares claims ([`claims_shared`](TokenStore::claims_shared))
+///   gives each user to one live [`Lease`] at a time, however many claim it
+///   at once, keeps a recorded mint intent until a release settles it, and
+///   lets a lease that ran out be taken over.
 #[async_trait]
 pub trait TokenStore: Send + Sync + fmt::Debug {
     /// Reads one host user's record. `Ok(None)` when the host has no such user.
