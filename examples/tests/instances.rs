@@ -165,6 +165,20 @@ impl Proc {
     }
 }
 
+/// Four `sync_users --all` started together; each must succeed. The
+/// processes (for their summaries) and the wall time.
+async fn four_syncs(dir: &Dir, url: &str, server: &StandIn) -> (Vec<Proc>, Duration) {
+    let started = Instant::now();
+    let mut procs: Vec<Proc> = (0..4)
+        .map(|i| Proc::start(&dir.0, &format!("w{i}"), url, server, &["--all"]))
+        .collect();
+    for p in &mut procs {
+        let status = p.wait().await;
+        assert!(status.success(), "{status}\n{}", p.output());
+    }
+    (procs, started.elapsed())
+}
+
 fn ids(n: i64) -> Vec<HostUserId> {
     (1..=n).map(HostUserId::Int).collect()
 }
@@ -186,15 +200,7 @@ async fn four_processes_mint_once(kind: Kind, test: &str) {
         .await
         .unwrap();
     let dir = Dir::new(test);
-    let started = Instant::now();
-    let mut procs: Vec<Proc> = (0..4)
-        .map(|i| Proc::start(&dir.0, &format!("w{i}"), &url, &server, &["--all"]))
-        .collect();
-    for p in &mut procs {
-        let status = p.wait().await;
-        assert!(status.success(), "{status}\n{}", p.output());
-    }
-    let elapsed = started.elapsed();
+    let (procs, elapsed) = four_syncs(&dir, &url, &server).await;
     let minted: u64 = procs.iter().map(|p| p.count("minted")).sum();
     let held: u64 = procs.iter().map(|p| p.count("held elsewhere")).sum();
     let failed: u64 = procs.iter().map(|p| p.count("failed")).sum();
@@ -433,15 +439,8 @@ async fn four_workers_share_one_rate_limit() {
         .await
         .unwrap();
     let dir = Dir::new("rate");
-    let started = Instant::now();
-    let mut procs: Vec<Proc> = (0..4)
-        .map(|i| Proc::start(&dir.0, &format!("w{i}"), &url, &server, &["--all"]))
-        .collect();
-    for p in &mut procs {
-        let status = p.wait().await;
-        assert!(status.success(), "{status}\n{}", p.output());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let (_, elapsed) = four_syncs(&dir, &url, &server).await;
+    let elapsed = elapsed.as_secs_f64();
     // One worker alone: 3 checks, a limits read, and create and mint for
     // each user.
     let one_worker = 4 + 2 * N as u64;

@@ -1,5 +1,6 @@
 //! Bulk-sync benchmark: request budgets, throughput against the stand-in's raw
-//! capacity, pacing under Mattermost's rate limiter, and peak memory.
+//! capacity, pacing under Mattermost's rate limiter, several instances of
+//! the app at once (this binary again, `--worker`), and peak memory.
 //!
 //! `cargo bench -p mattermost-tokens-tests --bench sync`
 //!
@@ -548,19 +549,8 @@ fn child_memory(args: &[String]) {
         let path =
             std::env::temp_dir().join(format!("mmt-bench-{}-{n}.sqlite", std::process::id()));
         let pool = sqlite_host(&path, n).await;
-        let store = mattermost_tokens_sqlx::SqliteTokenStore::new(pool.clone());
-        store.migrate().await.unwrap();
-        // The host users come from the table, a page at a time, as the
-        // examples read them.
-        let table = mattermost_tokens::HostUserTable::laravel()
-            .with_email_verified_column(None)
-            .unwrap();
-        let source = mattermost_tokens_sqlx::SqliteHostUsers::new(pool, table);
-        let users = source.stream().map(|r| r.expect("host users readable"));
-        let client = MattermostClient::new(&url, admin).unwrap();
-        let sync = sync_over(client, Arc::new(store));
         let t = Instant::now();
-        let r = sync.sync_all(users, |_| {}).await.unwrap();
+        let r = sync_table(pool, &url, admin).await;
         assert_eq!(r.summary.minted, n as u64, "{:?}", r.failures.first());
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let hwm = status
@@ -574,21 +564,45 @@ fn child_memory(args: &[String]) {
     });
 }
 
-/// A SQLite file (WAL) at `path` with a users table of `n` users
-/// (`m0@example.com`, ...), migrated; its pool.
-async fn sqlite_host(path: &std::path::Path, n: usize) -> sqlx::SqlitePool {
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-    let _ = std::fs::remove_file(path);
-    let opts = SqliteConnectOptions::new()
+/// A pool on the SQLite file at `path` (with `create`: made, in WAL mode).
+async fn sqlite_pool(path: &std::path::Path, create: bool) -> sqlx::SqlitePool {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    let mut opts = SqliteConnectOptions::new()
         .filename(path)
-        .create_if_missing(true)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(30));
-    let pool = SqlitePoolOptions::new()
+    if create {
+        opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+    }
+    SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(opts)
         .await
+        .unwrap()
+}
+
+/// Syncs every user of the users table behind `pool`, read a page at a
+/// time as the examples read them, into the same table.
+async fn sync_table(pool: sqlx::SqlitePool, url: &str, admin: AccessToken) -> SyncReport {
+    let store = mattermost_tokens_sqlx::SqliteTokenStore::new(pool.clone());
+    let table = mattermost_tokens::HostUserTable::laravel()
+        .with_email_verified_column(None)
         .unwrap();
+    let source = mattermost_tokens_sqlx::SqliteHostUsers::new(pool, table);
+    let users = source.stream().map(|r| r.expect("host users readable"));
+    let client = MattermostClient::new(url, admin).unwrap();
+    sync_over(client, Arc::new(store))
+        .sync_all(users, |_| {})
+        .await
+        .unwrap()
+}
+
+/// A SQLite file (WAL) at `path` with a users table of `n` users
+/// (`m0@example.com`, ...), migrated; its pool.
+async fn sqlite_host(path: &std::path::Path, n: usize) -> sqlx::SqlitePool {
+    let _ = std::fs::remove_file(path);
+    let pool = sqlite_pool(path, true).await;
     sqlx::query("CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE)")
         .execute(&pool)
         .await
@@ -622,26 +636,8 @@ fn child_worker(args: &[String]) {
         .build()
         .unwrap();
     rt.block_on(async move {
-        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .unwrap();
-        let store = mattermost_tokens_sqlx::SqliteTokenStore::new(pool.clone());
-        let table = mattermost_tokens::HostUserTable::laravel()
-            .with_email_verified_column(None)
-            .unwrap();
-        let source = mattermost_tokens_sqlx::SqliteHostUsers::new(pool, table);
-        let users = source.stream().map(|r| r.expect("host users readable"));
-        let client = MattermostClient::new(url, admin).unwrap();
-        let r = sync_over(client, Arc::new(store))
-            .sync_all(users, |_| {})
-            .await
-            .unwrap();
+        let pool = sqlite_pool(std::path::Path::new(path), false).await;
+        let r = sync_table(pool, url, admin).await;
         println!(
             "MINTED {} HELD {} FAILED {}",
             r.summary.minted, r.summary.held_elsewhere, r.summary.failed

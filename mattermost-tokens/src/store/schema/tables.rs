@@ -174,6 +174,34 @@ trait Rows: SqlTokenTable {
         }
     }
 
+    /// The keys of `users` that can name a row, in `IN` lists of at most
+    /// [`IN_LIST_MAX`], each padded to a power of two with its last key (a
+    /// repeated `IN` value changes nothing) so that a statement cache holds
+    /// few shapes; and how to map the keys read back to the users asked.
+    fn key_lists(&self, users: &[HostUserId]) -> (Wanted, Vec<Vec<Value>>) {
+        let mut wanted = Wanted::new(self.statements().users_table().key_type());
+        let mut keys = Vec::new();
+        for u in users {
+            if let Ok(Some(k)) = self.key(u)
+                && wanted.insert(&k, u)
+            {
+                keys.push(Value::from(k));
+            }
+        }
+        let lists = keys
+            .chunks(IN_LIST_MAX)
+            .map(|chunk| {
+                let mut list = chunk.to_vec();
+                list.resize(
+                    chunk.len().next_power_of_two(),
+                    chunk[chunk.len() - 1].clone(),
+                );
+                list
+            })
+            .collect();
+        (wanted, lists)
+    }
+
     /// The key a write binds: a user that cannot exist is unknown.
     fn write_key(&self, user: &HostUserId) -> Result<KeyValue, StoreError> {
         self.key(user)?
@@ -295,22 +323,10 @@ impl<S: SqlTokenTable> TokenStore for S {
         &self,
         users: &[HostUserId],
     ) -> Result<HashMap<HostUserId, TokenRecord>, StoreError> {
-        let mut wanted = Wanted::new(self.statements().users_table().key_type());
-        let mut keys = Vec::new();
-        for u in users {
-            if let Ok(Some(k)) = self.key(u)
-                && wanted.insert(&k, u)
-            {
-                keys.push(Value::from(k));
-            }
-        }
-        let mut out = HashMap::with_capacity(keys.len());
-        for chunk in keys.chunks(IN_LIST_MAX) {
-            let n = chunk.len().next_power_of_two();
-            let mut values = chunk.to_vec();
-            // Pad with the last key: a repeated IN value changes nothing.
-            values.resize(n, chunk[chunk.len() - 1].clone());
-            let sql = self.statements().get_in(n);
+        let (wanted, lists) = self.key_lists(users);
+        let mut out = HashMap::with_capacity(users.len());
+        for values in lists {
+            let sql = self.statements().get_in(values.len());
             for (key, record) in self.read("reading users' tokens", &sql, &values).await? {
                 for asked in wanted.matches(&key) {
                     out.entry(asked).or_insert_with(|| record.clone());
@@ -416,22 +432,12 @@ impl<S: SqlTokenTable> TokenStore for S {
 
     async fn claim(&self, users: &[HostUserId], lease: &Lease) -> Result<Vec<Claimed>, StoreError> {
         const WHAT: &str = "claiming users";
-        let mut wanted = Wanted::new(self.statements().users_table().key_type());
-        let mut keys = Vec::new();
-        for u in users {
-            if let Ok(Some(k)) = self.key(u)
-                && wanted.insert(&k, u)
-            {
-                keys.push(Value::from(k));
-            }
-        }
-        let mut out = Vec::with_capacity(keys.len());
+        let (wanted, lists) = self.key_lists(users);
+        let mut out = Vec::with_capacity(users.len());
         let now = Value::Int(unix_now_ms());
         let owner = Value::Text(lease.owner.clone());
-        for chunk in keys.chunks(IN_LIST_MAX) {
-            let n = chunk.len().next_power_of_two();
-            let mut list = chunk.to_vec();
-            list.resize(n, chunk[chunk.len() - 1].clone());
+        for list in lists {
+            let n = list.len();
             let mut values = vec![
                 owner.clone(),
                 Value::Int(lease.until_ms),
