@@ -97,6 +97,38 @@ async fn store_of(url: &str) -> Arc<dyn TokenStore> {
         .tokens
 }
 
+/// What each test starts from: a database of `kind` with `n` users in the
+/// demo's users table (migrated), its token store, and a stand-in built by
+/// `server`. `None` when the database is not configured (skipped).
+struct Scene {
+    db: Db,
+    url: String,
+    store: Arc<dyn TokenStore>,
+    server: StandIn,
+}
+
+impl Scene {
+    async fn open(
+        kind: Kind,
+        test: &str,
+        n: i64,
+        server: mattermost_tokens_stand_in::StandInBuilder,
+    ) -> Option<Scene> {
+        let db = Db::open(kind, test).await?;
+        let url = db.url();
+        common::host_with_users(&url, n).await;
+        // The schema first, as a deployment migrates before it scales out.
+        let store = store_of(&url).await;
+        let server = server.start().await.unwrap();
+        Some(Scene {
+            db,
+            url,
+            store,
+            server,
+        })
+    }
+}
+
 /// One `sync_users` process, its output in files.
 struct Proc {
     child: Child,
@@ -187,18 +219,16 @@ fn ids(n: i64) -> Vec<HostUserId> {
 /// `n` mints and no revoke; every user holds one live token, the stored one.
 async fn four_processes_mint_once(kind: Kind, test: &str) {
     const N: i64 = 2_000;
-    let Some(db) = Db::open(kind, test).await else {
+    let builder = StandIn::builder().latency(Duration::from_millis(1));
+    let Some(Scene {
+        db,
+        url,
+        store,
+        server,
+    }) = Scene::open(kind, test, N, builder).await
+    else {
         return;
     };
-    let url = db.url();
-    common::host_with_users(&url, N).await;
-    // The schema first, as a deployment migrates before it scales out.
-    let store = store_of(&url).await;
-    let server = StandIn::builder()
-        .latency(Duration::from_millis(1))
-        .start()
-        .await
-        .unwrap();
     let dir = Dir::new(test);
     let (procs, elapsed) = four_syncs(&dir, &url, &server).await;
     let minted: u64 = procs.iter().map(|p| p.count("minted")).sum();
@@ -247,22 +277,17 @@ async fn four_processes_mint_once_mariadb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signups_on_four_servers_mint_once_per_user() {
     const N: i64 = 50;
-    let Some(db) = Db::open(
-        Kind::Postgres,
-        "instances::signups_on_four_servers_mint_once_per_user",
-    )
-    .await
+    let test = "instances::signups_on_four_servers_mint_once_per_user";
+    let builder = StandIn::builder().latency(Duration::from_millis(2));
+    let Some(Scene {
+        db,
+        url,
+        store,
+        server,
+    }) = Scene::open(Kind::Postgres, test, N, builder).await
     else {
         return;
     };
-    let url = db.url();
-    common::host_with_users(&url, N).await;
-    let store = store_of(&url).await;
-    let server = StandIn::builder()
-        .latency(Duration::from_millis(2))
-        .start()
-        .await
-        .unwrap();
     let exe = std::env::current_exe().unwrap();
     let workers: Vec<Child> = (0..4)
         .map(|_| {
@@ -355,22 +380,17 @@ async fn signup_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_kills_across_four_workers_then_one_clean_run() {
     const N: i64 = 600;
-    let Some(db) = Db::open(
-        Kind::Postgres,
-        "instances::twenty_kills_across_four_workers_then_one_clean_run",
-    )
-    .await
+    let test = "instances::twenty_kills_across_four_workers_then_one_clean_run";
+    let builder = StandIn::builder().latency(Duration::from_millis(3));
+    let Some(Scene {
+        db,
+        url,
+        store,
+        server,
+    }) = Scene::open(Kind::Postgres, test, N, builder).await
     else {
         return;
     };
-    let url = db.url();
-    common::host_with_users(&url, N).await;
-    let store = store_of(&url).await;
-    let server = StandIn::builder()
-        .latency(Duration::from_millis(3))
-        .start()
-        .await
-        .unwrap();
     let dir = Dir::new("kills");
     let args = ["--all", "--claim-ttl", "1"];
     let mut rng: u64 = 0x5eed_cafe;
@@ -427,17 +447,14 @@ async fn twenty_kills_across_four_workers_then_one_clean_run() {
 async fn four_workers_share_one_rate_limit() {
     const N: i64 = 300;
     let (rate, burst) = (10u32, 100u32);
-    let db = Db::open(Kind::Sqlite, "instances::four_workers_share_one_rate_limit")
-        .await
-        .unwrap();
-    let url = db.url();
-    common::host_with_users(&url, N).await;
-    let store = store_of(&url).await;
-    let server = StandIn::builder()
-        .rate_limit(rate, burst)
-        .start()
-        .await
-        .unwrap();
+    let test = "instances::four_workers_share_one_rate_limit";
+    let builder = StandIn::builder().rate_limit(rate, burst);
+    let Scene {
+        db,
+        url,
+        store,
+        server,
+    } = Scene::open(Kind::Sqlite, test, N, builder).await.unwrap();
     let dir = Dir::new("rate");
     let (_, elapsed) = four_syncs(&dir, &url, &server).await;
     let elapsed = elapsed.as_secs_f64();
