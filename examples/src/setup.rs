@@ -44,6 +44,14 @@ pub struct Env {
     /// `HOST_INACTIVE_COLUMN`: a users column whose non-NULL value means the
     /// user left the app (Laravel's soft-delete `deleted_at`).
     pub inactive_column: Option<String>,
+    /// `MATTERMOST_ALLOW_HTTP=1`: accept a plain `http://` `MATTERMOST_URL`
+    /// on another host (a private container network); tokens then cross it
+    /// in clear.
+    pub allow_http: bool,
+    /// `MATTERMOST_TOKENS_ALLOW_PLAINTEXT=1`: with a key, still read
+    /// plaintext tokens (rows from before encryption was turned on) during a
+    /// migration window.
+    pub allow_plaintext: bool,
 }
 
 impl std::fmt::Debug for Env {
@@ -61,6 +69,8 @@ impl std::fmt::Debug for Env {
             )
             .field("sqlite_busy_timeout", &self.sqlite_busy_timeout)
             .field("inactive_column", &self.inactive_column)
+            .field("allow_http", &self.allow_http)
+            .field("allow_plaintext", &self.allow_plaintext)
             .finish()
     }
 }
@@ -80,6 +90,9 @@ impl Env {
                     .unwrap_or(5_000),
             ),
             inactive_column: get("HOST_INACTIVE_COLUMN"),
+            allow_http: get("MATTERMOST_ALLOW_HTTP").is_some_and(|v| v == "1" || v == "true"),
+            allow_plaintext: get("MATTERMOST_TOKENS_ALLOW_PLAINTEXT")
+                .is_some_and(|v| v == "1" || v == "true"),
         }
     }
 }
@@ -195,7 +208,11 @@ pub async fn mattermost(env: &Env) -> Result<Server, Fatal> {
             let token = env.mattermost_token.clone().ok_or_else(|| {
                 anyhow!("MATTERMOST_URL is set but MATTERMOST_TOKEN is not: set it to the admin's personal access token")
             })?;
-            let client = MattermostClient::new(url, token).map_err(explain)?;
+            let mut builder = MattermostClient::builder(url, token);
+            if env.allow_http {
+                builder = builder.allow_insecure_http();
+            }
+            let client = builder.build().map_err(explain)?;
             Ok(Server {
                 client,
                 stand_in: None,
@@ -362,7 +379,10 @@ pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores,
         Some(config) => {
             let keys = EncryptionKeys::from_config(config)
                 .context("MATTERMOST_TOKENS_KEY is not a valid key (32 bytes, base64)")?;
-            Arc::new(EncryptedStore::new(tokens, keys)) as Arc<dyn TokenStore>
+            // Plaintext rows are refused unless the host opens a migration
+            // window for the rows written before encryption was turned on.
+            let store = EncryptedStore::new(tokens, keys).allow_plaintext(env.allow_plaintext);
+            Arc::new(store) as Arc<dyn TokenStore>
         }
         None => tokens,
     };

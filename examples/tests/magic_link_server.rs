@@ -141,6 +141,15 @@ async fn magic_link_flow(store: &str) {
         assert!(body["error"].is_string());
     }
 
+    // The scheme is case-insensitive: `bearer` works as `Bearer` does.
+    let resp = http
+        .get(&endpoint)
+        .header("authorization", format!("bearer {app_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+
     // A valid app token: the seed's JSON shape.
     let before = chrono::Utc::now();
     let resp = http

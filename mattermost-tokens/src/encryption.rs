@@ -21,9 +21,15 @@
 //! - **Only the token value is encrypted.** The token id and Mattermost user
 //!   id stay plain: they are not secrets, and the database adapters
 //!   compare-and-set on them.
-//! - **Plaintext rows stay readable** (rows written by the Laravel
-//!   integration this library ports, or before encryption was turned on),
-//!   unless [`EncryptedStore::allow_plaintext`] is set to `false`.
+//! - **Plaintext rows are refused** ([`StoreError::PlaintextNotAllowed`]):
+//!   whoever can write the table could otherwise plant a token of their own
+//!   in a victim's row. Rows written before encryption was turned on (or by
+//!   the Laravel integration this library ports) are read during a
+//!   migration window the host opens with
+//!   [`EncryptedStore::allow_plaintext`], and sealed by
+//!   [`EncryptedStore::reencrypt_all`] only when
+//!   [`seal_plaintext`](EncryptedStore::seal_plaintext) says so; otherwise
+//!   re-encryption reports them (`ReencryptReport::plaintext`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -440,6 +446,7 @@ pub struct EncryptedStore<S: TokenStore> {
     inner: S,
     keys: EncryptionKeys,
     allow_plaintext: bool,
+    seal_plaintext: bool,
     report_limit: usize,
 }
 
@@ -449,6 +456,7 @@ impl<S: TokenStore> fmt::Debug for EncryptedStore<S> {
             .field("inner", &self.inner)
             .field("keys", &self.keys)
             .field("allow_plaintext", &self.allow_plaintext)
+            .field("seal_plaintext", &self.seal_plaintext)
             .field("report_limit", &self.report_limit)
             .finish()
     }
@@ -484,6 +492,10 @@ pub enum SkipReason {
     /// The token changed between the read and the write (a rotation ran
     /// meanwhile); the newer value was left in place.
     ChangedConcurrently,
+    /// The value is plaintext and [`EncryptedStore::seal_plaintext`] is
+    /// off: it may have been planted by someone who can write the table.
+    /// Check the row, then seal it on purpose (or rotate the user's token).
+    Plaintext,
 }
 
 /// Totals of [`EncryptedStore::reencrypt_all`].
@@ -497,6 +509,10 @@ pub struct ReencryptReport {
     pub skipped: u64,
     /// Rows that could not be read or written.
     pub failed: u64,
+    /// Rows found holding a plaintext token (sealed, with
+    /// [`EncryptedStore::seal_plaintext`]; otherwise also counted in
+    /// `skipped`).
+    pub plaintext: u64,
     /// The first failures, by user (errors never hold token values), up
     /// to [`DEFAULT_REPORT_LIMIT`](crate::DEFAULT_REPORT_LIMIT) or the
     /// store's [`with_report_limit`](EncryptedStore::with_report_limit);
@@ -509,13 +525,14 @@ pub struct ReencryptReport {
 
 impl<S: TokenStore> EncryptedStore<S> {
     /// Wraps `inner`, encrypting with the newest key of `keys`. Plaintext
-    /// rows are read as they are until [`allow_plaintext`](Self::allow_plaintext)
-    /// turns that off.
+    /// rows are refused unless [`allow_plaintext`](Self::allow_plaintext)
+    /// opens a migration window.
     pub fn new(inner: S, keys: EncryptionKeys) -> Self {
         EncryptedStore {
             inner,
             keys,
-            allow_plaintext: true,
+            allow_plaintext: false,
+            seal_plaintext: false,
             report_limit: crate::DEFAULT_REPORT_LIMIT,
         }
     }
@@ -529,12 +546,26 @@ impl<S: TokenStore> EncryptedStore<S> {
     }
 
     /// Whether values without the `mmt1:` prefix are returned as plaintext
-    /// tokens (`true`, the default) or refused with
-    /// [`StoreError::PlaintextNotAllowed`]. Turn it off once
-    /// [`reencrypt_all`](Self::reencrypt_all) has run, so a plaintext value
-    /// written into the table by someone without the key is not used.
+    /// tokens (`true`) or refused with [`StoreError::PlaintextNotAllowed`]
+    /// (`false`, the default). Open it only for the migration window after
+    /// turning encryption on over existing rows, and close it once
+    /// [`reencrypt_all`](Self::reencrypt_all) (with
+    /// [`seal_plaintext`](Self::seal_plaintext)) has run: while it is open,
+    /// a plaintext value written into the table by someone without the key
+    /// is used as the user's token.
     pub fn allow_plaintext(mut self, allow: bool) -> Self {
         self.allow_plaintext = allow;
+        self
+    }
+
+    /// Whether [`reencrypt`](Self::reencrypt) and
+    /// [`reencrypt_all`](Self::reencrypt_all) encrypt plaintext rows
+    /// (`true`) or only report them (`false`, the default:
+    /// [`SkipReason::Plaintext`], counted in `ReencryptReport::plaintext`).
+    /// Sealing a planted value would make it look genuine: seal only rows
+    /// known to come from before encryption was turned on.
+    pub fn seal_plaintext(mut self, seal: bool) -> Self {
+        self.seal_plaintext = seal;
         self
     }
 
@@ -613,8 +644,15 @@ impl<S: TokenStore> EncryptedStore<S> {
             return Ok(ReencryptOutcome::Skipped(SkipReason::NoToken));
         };
         // Decrypting first proves the value is readable (and authentic)
-        // before anything is written.
-        let token = self.decrypt(user, stored)?;
+        // before anything is written. A plaintext value is sealed only when
+        // asked to.
+        let token = match form(stored.expose_secret()) {
+            Form::Plaintext if !self.seal_plaintext => {
+                return Ok(ReencryptOutcome::Skipped(SkipReason::Plaintext));
+            }
+            Form::Plaintext => stored.clone(),
+            _ => self.decrypt(user, stored)?,
+        };
         if let Form::Encrypted { kid: Some(kid) } = form(stored.expose_secret())
             && kid == self.keys.current_kid()
         {
@@ -663,9 +701,24 @@ impl<S: TokenStore> EncryptedStore<S> {
                 }
             };
             for user in batch {
-                let result = match rows.remove(&user) {
-                    Some(raw) => self.reencrypt_record(&user, raw).await,
-                    None => self.reencrypt(&user).await,
+                let raw = match rows.remove(&user) {
+                    Some(raw) => Ok(raw),
+                    None => self
+                        .inner
+                        .get(&user)
+                        .await
+                        .and_then(|r| r.ok_or_else(|| StoreError::UnknownUser(user.clone()))),
+                };
+                let result = match raw {
+                    Ok(raw) => {
+                        let plain = raw
+                            .token
+                            .as_ref()
+                            .is_some_and(|t| matches!(form(t.expose_secret()), Form::Plaintext));
+                        report.plaintext += u64::from(plain);
+                        self.reencrypt_record(&user, raw).await
+                    }
+                    Err(e) => Err(e),
                 };
                 match result {
                     Ok(ReencryptOutcome::Reencrypted) => report.reencrypted += 1,
@@ -687,6 +740,7 @@ impl<S: TokenStore> EncryptedStore<S> {
             already_current = report.already_current,
             skipped = report.skipped,
             failed = report.failed,
+            plaintext = report.plaintext,
             kid = self.keys.current_kid(),
             "re-encryption finished"
         );

@@ -322,8 +322,10 @@ where
     );
 }
 
-/// Plaintext rows (the Laravel integration's) read as they are, get
-/// re-encrypted, and can be refused.
+/// Plaintext rows (written before encryption was turned on, by the Laravel
+/// integration, or planted by someone who can write the table but not read
+/// the key): refused by default, reported and not sealed by re-encryption;
+/// read in a migration window and sealed only on purpose.
 pub async fn check_plaintext_rows<F, Fut>(make: &F)
 where
     F: Fn(Vec<HostUserId>) -> Fut,
@@ -332,30 +334,44 @@ where
     let inner = make(vec![user(1), user(2)]).await;
     inner.put_token(&user(1), &new_token(1)).await.unwrap();
     let store = encrypted(&inner, &format!("k1:{K1}"));
-    assert_eq!(
-        read_token(&store, &user(1)).await.unwrap(),
-        mm_value('t', 1)
-    );
-
-    let strict = encrypted(&inner, &format!("k1:{K1}")).allow_plaintext(false);
-    let err = strict.get(&user(1)).await.unwrap_err();
+    let err = store.get(&user(1)).await.unwrap_err();
     assert!(
         matches!(err, StoreError::PlaintextNotAllowed { .. }),
         "{err:?}"
     );
     assert_quiet(&err, &[&mm_value('t', 1)]);
-    // Strict re-encryption refuses plaintext too: it would launder a value
-    // written by someone without the key.
-    assert!(strict.reencrypt(&user(1)).await.is_err());
-
+    // Re-encryption reports the row and does not seal it: sealing a planted
+    // value would make it look genuine.
     assert_eq!(
         store.reencrypt(&user(1)).await.unwrap(),
+        ReencryptOutcome::Skipped(SkipReason::Plaintext)
+    );
+    let report = store
+        .reencrypt_all(futures::stream::iter([user(1), user(2)]))
+        .await;
+    assert_eq!(
+        (report.plaintext, report.reencrypted, report.skipped),
+        (1, 0, 2),
+        "{report:?}"
+    );
+    assert_eq!(report.skips[0], (user(1), SkipReason::Plaintext));
+    assert_eq!(raw_token(&inner, &user(1)).await, mm_value('t', 1));
+
+    // The migration window reads it; sealing is asked for explicitly.
+    let window = encrypted(&inner, &format!("k1:{K1}")).allow_plaintext(true);
+    assert_eq!(
+        read_token(&window, &user(1)).await.unwrap(),
+        mm_value('t', 1)
+    );
+    let sealing = encrypted(&inner, &format!("k1:{K1}")).seal_plaintext(true);
+    assert_eq!(
+        sealing.reencrypt(&user(1)).await.unwrap(),
         ReencryptOutcome::Reencrypted
     );
     let raw = raw_token(&inner, &user(1)).await;
     assert!(raw.starts_with("mmt1:k1:") && !raw.contains(&mm_value('t', 1)));
     assert_eq!(
-        read_token(&strict, &user(1)).await.unwrap(),
+        read_token(&store, &user(1)).await.unwrap(),
         mm_value('t', 1)
     );
     assert_eq!(
@@ -600,7 +616,11 @@ impl TokenStore for WithoutTokenIds {
 async fn rows_without_token_id_stay_readable_and_are_skipped() {
     let inner = WithoutTokenIds(MemoryStore::with_users([user(1)]));
     inner.0.put_token(&user(1), &new_token(1)).await.unwrap();
-    let store = EncryptedStore::new(inner, keys(&format!("k1:{K1}")));
+    // The Laravel integration's rows: plaintext, read in the migration
+    // window and sealed on purpose, except that without an id they cannot be.
+    let store = EncryptedStore::new(inner, keys(&format!("k1:{K1}")))
+        .allow_plaintext(true)
+        .seal_plaintext(true);
     assert_eq!(
         read_token(&store, &user(1)).await.unwrap(),
         mm_value('t', 1)
@@ -623,7 +643,9 @@ async fn reencryption_reports_stay_bounded() {
     for (i, u) in ids.iter().enumerate() {
         inner.0.put_token(u, &new_token(i + 1)).await.unwrap();
     }
-    let store = EncryptedStore::new(inner, keys(&format!("k1:{K1}"))).with_report_limit(3);
+    let store = EncryptedStore::new(inner, keys(&format!("k1:{K1}")))
+        .seal_plaintext(true)
+        .with_report_limit(3);
     let report = store.reencrypt_all(futures::stream::iter(ids)).await;
     assert_eq!(report.skipped, 7);
     assert_eq!(

@@ -65,7 +65,12 @@ async fn fixture_with(server: &str, config: MagicLinkConfig) -> Result<Fixture, 
     let store = users().await;
     let codes = Arc::new(MemoryCodeStore::new());
     let clock = Arc::new(ManualClock::new(t0()));
-    let client = MattermostClient::new(server, ADMIN_TOKEN).unwrap();
+    // (Plain http to a real host is refused by the client unless allowed:
+    // allowed here, so that the magic-link checks themselves are tested.)
+    let client = MattermostClient::builder(server, ADMIN_TOKEN)
+        .allow_insecure_http()
+        .build()
+        .unwrap();
     let links = MagicLinks::new(
         client,
         store.clone(),
@@ -377,6 +382,19 @@ async fn configuration_is_checked() {
         (
             "http://chat.example.com",
             MagicLinkConfig::one_time_code("http://app.example.com/r").cookie_domain("example.com"),
+        ),
+        // Cookies without Secure for a real host: only a local demo may.
+        (
+            "http://chat.example.com",
+            MagicLinkConfig::one_time_code("http://app.example.com/r")
+                .cookie_domain("example.com")
+                .insecure_cookies(),
+        ),
+        (
+            SERVER,
+            MagicLinkConfig::one_time_code(REDEEM)
+                .cookie_domain("example.com")
+                .insecure_cookies(),
         ),
         // Not a URL, or not http(s).
         (

@@ -265,28 +265,39 @@ pub async fn plaintext_rows(adapter: &dyn Adapter, kind: Kind) {
     ))
     .await;
     let inner = t.store();
-    let store = EncryptedStore::new(inner.clone(), keys_k1());
-    assert_eq!(
-        read_token(&store, &user(1)).await.unwrap(),
-        "laravelplaintokenvalue0001"
-    );
-    let many = store.get_many(&[user(1), user(2), user(3)]).await.unwrap();
-    assert_eq!(
-        many[&user(2)].token.as_ref().unwrap().expose_secret(),
-        "laravelplaintokenvalue0002"
-    );
-    assert!(many[&user(3)].token.is_none());
-
-    let strict = EncryptedStore::new(inner.clone(), keys_k1()).allow_plaintext(false);
+    // By default plaintext is refused: a value planted by someone who can
+    // write the table but not read the key is not used.
+    let strict = EncryptedStore::new(inner.clone(), keys_k1());
     let err = strict.get(&user(2)).await.unwrap_err();
     assert!(
         matches!(err, StoreError::PlaintextNotAllowed { .. }),
         "{err:?}"
     );
     assert_quiet(&err, &["laravelplaintokenvalue0002"]);
-
     assert_eq!(
-        store.reencrypt(&user(2)).await.unwrap(),
+        strict.reencrypt(&user(2)).await.unwrap(),
+        ReencryptOutcome::Skipped(SkipReason::Plaintext),
+        "reported, not sealed"
+    );
+    assert_eq!(t.raw_token(2).await, "laravelplaintokenvalue0002");
+
+    // The migration window: the Laravel rows read as they are ...
+    let window = EncryptedStore::new(inner.clone(), keys_k1()).allow_plaintext(true);
+    assert_eq!(
+        read_token(&window, &user(1)).await.unwrap(),
+        "laravelplaintokenvalue0001"
+    );
+    let many = window.get_many(&[user(1), user(2), user(3)]).await.unwrap();
+    assert_eq!(
+        many[&user(2)].token.as_ref().unwrap().expose_secret(),
+        "laravelplaintokenvalue0002"
+    );
+    assert!(many[&user(3)].token.is_none());
+
+    // ... and are sealed on purpose.
+    let sealing = EncryptedStore::new(inner.clone(), keys_k1()).seal_plaintext(true);
+    assert_eq!(
+        sealing.reencrypt(&user(2)).await.unwrap(),
         ReencryptOutcome::Reencrypted
     );
     let raw = t.raw_token(2).await;
@@ -300,7 +311,7 @@ pub async fn plaintext_rows(adapter: &dyn Adapter, kind: Kind) {
     );
     // No token id: left as it is (re-encrypting is a compare-and-set on it).
     assert_eq!(
-        store.reencrypt(&user(1)).await.unwrap(),
+        sealing.reencrypt(&user(1)).await.unwrap(),
         ReencryptOutcome::Skipped(SkipReason::NoTokenId)
     );
     assert_eq!(t.raw_token(1).await, "laravelplaintokenvalue0001");

@@ -198,8 +198,10 @@ async fn magic_link(State(state): State<AppState>, headers: HeaderMap) -> Respon
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.trim().split_once(' '))
+        // The scheme is case-insensitive (RFC 9110, section 11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty());
     let Some(bearer) = bearer else {
         return json_error(StatusCode::UNAUTHORIZED, "missing bearer token");

@@ -31,7 +31,9 @@ use mattermost_tokens_examples::setup::{self, Env, Fatal, StoreKind};
 /// tokens at rest), SQLITE_BUSY_TIMEOUT_MS (how long a SQLite write waits
 /// for another connection's lock; default 5000), RUST_LOG (log filter, e.g.
 /// mattermost_tokens=debug), HOST_INACTIVE_COLUMN (a users column whose
-/// non-NULL value means the user left the app, e.g. deleted_at).
+/// non-NULL value means the user left the app, e.g. deleted_at),
+/// MATTERMOST_ALLOW_HTTP=1 (accept a plain http:// MATTERMOST_URL on another
+/// host; tokens then cross the network in clear).
 ///
 /// Exit codes: 0 all users synced, 1 some users failed, 2 configuration or
 /// server error, 3 users left out because the Mattermost server is at its

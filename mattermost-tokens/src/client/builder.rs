@@ -25,6 +25,7 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     max_response_bytes: usize,
     pacing: bool,
+    allow_http: bool,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -53,6 +54,7 @@ impl ClientBuilder {
             http: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             pacing: true,
+            allow_http: false,
         }
     }
 
@@ -106,9 +108,33 @@ impl ClientBuilder {
         self
     }
 
+    /// Accepts a plain `http://` Mattermost URL on a host other than this
+    /// machine. Off by default: the admin token (which can create users and
+    /// mint tokens for anyone) and every user token would cross the network
+    /// in clear. Only for a private network that nobody else can read, such
+    /// as a container network between the app and Mattermost.
+    pub fn allow_insecure_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
     /// Validates the configuration and builds the client.
     pub fn build(self) -> Result<MattermostClient, Error> {
         let base = parse_base_url(&self.url)?;
+        if base.scheme() == "http" && !is_loopback_host(base.host_str().unwrap_or_default()) {
+            if !self.allow_http {
+                return Err(Error::InvalidConfig(format!(
+                    "the Mattermost URL is http:// on {}: the admin token would cross the network \
+                     in clear; use https://, or ClientBuilder::allow_insecure_http() on a private \
+                     network",
+                    base.host_str().unwrap_or_default()
+                )));
+            }
+            tracing::warn!(
+                host = base.host_str().unwrap_or_default(),
+                "plain http:// to Mattermost: tokens cross the network in clear"
+            );
+        }
         if self.admin_token.expose_secret().trim().is_empty() {
             return Err(Error::InvalidConfig("the admin token is empty".into()));
         }
@@ -150,6 +176,15 @@ impl ClientBuilder {
     }
 }
 
+/// Whether a URL's host is this machine: `localhost` (and `*.localhost`),
+/// `127.0.0.0/8` or `[::1]`.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "[::1]"
+        || host.starts_with("127.")
+}
+
 pub(super) fn parse_base_url(raw: &str) -> Result<Url, Error> {
     let mut url = Url::parse(raw.trim()).map_err(|e| {
         Error::InvalidConfig(format!(
@@ -187,6 +222,29 @@ pub(super) fn parse_base_url(raw: &str) -> Result<Url, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_to_another_host_is_refused_unless_allowed() {
+        let refused =
+            MattermostClient::new("http://chat.example.com", "s3cr3tadminvalue").unwrap_err();
+        match &refused {
+            Error::InvalidConfig(m) => assert!(m.contains("in clear"), "{m}"),
+            e => panic!("{e:?}"),
+        }
+        assert!(!refused.to_string().contains("s3cr3tadminvalue"));
+        for local in [
+            "http://127.0.0.1:8065",
+            "http://localhost",
+            "http://[::1]:8065",
+        ] {
+            assert!(MattermostClient::new(local, "tok").is_ok(), "{local}");
+        }
+        assert!(MattermostClient::new("https://chat.example.com", "tok").is_ok());
+        let allowed = MattermostClient::builder("http://mattermost:8065", "tok")
+            .allow_insecure_http()
+            .build();
+        assert!(allowed.is_ok());
+    }
 
     #[test]
     fn base_url_forms() {

@@ -21,6 +21,7 @@ mod request;
 mod response;
 
 pub use builder::ClientBuilder;
+pub(crate) use builder::is_loopback_host;
 pub(crate) use request::Request;
 use response::*;
 

@@ -84,7 +84,7 @@ pub use config::{
 pub use cookie;
 pub use page::{ConfirmPage, INVALID_LINK_PAGE, PAGE_HEADERS, RESPONSE_HEADERS};
 
-use crate::client::MattermostClient;
+use crate::client::{MattermostClient, is_loopback_host};
 use crate::error::Error;
 use crate::ids::{AccessToken, HostUserId, UserId};
 use crate::store::{StoreError, TokenStore};
@@ -298,13 +298,6 @@ fn invalid(reason: InvalidLinkReason) -> Error {
     Error::InvalidMagicLink { reason }
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host == "[::1]"
-        || host.starts_with("127.")
-}
-
 /// Whether a cookie for `domain` reaches `host`.
 fn domain_matches(host: &str, domain: &str) -> bool {
     host == domain
@@ -470,17 +463,23 @@ impl MagicLinks {
                 )));
             }
         };
-        if config.secure_cookies {
-            for (what, url) in [("redeem URL", &redeem), ("Mattermost URL", server)] {
-                let host = url.host_str().unwrap_or_default();
-                if url.scheme() == "http" && !is_loopback(host) {
-                    return Err(config_error(format!(
-                        "the {what} is http://, where browsers neither set nor send Secure \
-                         cookies; use https, or insecure_cookies() for a local demo"
-                    )));
-                }
+        for (what, url) in [("redeem URL", &redeem), ("Mattermost URL", server)] {
+            let host = url.host_str().unwrap_or_default();
+            if config.secure_cookies && url.scheme() == "http" && !is_loopback_host(host) {
+                return Err(config_error(format!(
+                    "the {what} is http://, where browsers neither set nor send Secure \
+                     cookies; use https, or insecure_cookies() for a local demo"
+                )));
             }
-        } else {
+            if !config.secure_cookies && !is_loopback_host(host) {
+                // The session cookie carries the user's token.
+                return Err(config_error(format!(
+                    "insecure_cookies() is for a local demo only, and the {what} is on {host}, \
+                     not this machine: serve the app and Mattermost over https"
+                )));
+            }
+        }
+        if !config.secure_cookies {
             tracing::warn!(
                 "magic-link cookies are set without the Secure attribute: the Mattermost \
                  session cookie (the user's token) may travel unencrypted; only for local demos"
