@@ -197,6 +197,8 @@ async fn magic_link_flow(store: &str) {
     let resp = http
         .post(&redeem_url)
         .header("content-type", "application/x-www-form-urlencoded")
+        // As the confirm page's form sends it.
+        .header("origin", format!("http://127.0.0.1:{port}"))
         .body(format!("code={code}"))
         .send()
         .await
@@ -234,6 +236,7 @@ async fn magic_link_flow(store: &str) {
         let resp = http
             .post(&redeem_url)
             .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", format!("http://127.0.0.1:{port}"))
             .body(format!("code={c}"))
             .send()
             .await

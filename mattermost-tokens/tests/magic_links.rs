@@ -303,7 +303,11 @@ async fn cookies_carry_the_right_attributes() {
         assert_eq!(c.same_site(), Some(SameSite::Lax), "{}", c.name());
         assert_eq!(c.domain(), Some("example.com"), "{}", c.name());
         assert_eq!(c.path(), Some("/"), "{}", c.name());
-        assert!(c.max_age().is_none(), "session cookie: {header}");
+        assert_eq!(
+            c.max_age(),
+            Some(cookie_duration(12 * 3600)),
+            "a short life by default: {header}"
+        );
         let http_only = c.name() == AUTH_COOKIE;
         assert_eq!(c.http_only().unwrap_or(false), http_only, "{header}");
         assert_eq!(header.contains("HttpOnly"), http_only, "{header}");
@@ -742,14 +746,20 @@ mod router {
             self.http.get(url).send().await.unwrap()
         }
 
-        async fn post(&self, body: String, cross_site: bool) -> reqwest::Response {
+        /// A POST as the confirm page sends it (its own `Origin`).
+        async fn post(&self, body: String) -> reqwest::Response {
+            let origin = self.base.clone();
+            self.post_with(body, &[("origin", &origin)]).await
+        }
+
+        async fn post_with(&self, body: String, headers: &[(&str, &str)]) -> reqwest::Response {
             let mut req = self
                 .http
                 .post(format!("{}{REDEEM_PATH}", self.base))
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body);
-            if cross_site {
-                req = req.header("sec-fetch-site", "cross-site");
+            for (name, value) in headers {
+                req = req.header(*name, *value);
             }
             req.send().await.unwrap()
         }
@@ -785,14 +795,24 @@ mod router {
             }
             assert_eq!(s.f.codes.len(), 1);
 
-            // A cross-site POST is refused and uses nothing up.
-            let r = s.post(format!("code={code}"), true).await;
-            assert_eq!(r.status(), 403);
-            assert_common_headers(&r);
+            // A POST from anywhere but the confirm page is refused and uses
+            // nothing up: another site, a sibling host of the cookie domain,
+            // a request that names no origin at all (login CSRF).
+            for headers in [
+                vec![("origin", "https://evil.test")],
+                vec![("origin", "http://127.0.0.1:1")],
+                vec![("sec-fetch-site", "cross-site")],
+                vec![("sec-fetch-site", "same-site")],
+                vec![],
+            ] {
+                let r = s.post_with(format!("code={code}"), &headers).await;
+                assert_eq!(r.status(), 403, "{headers:?}");
+                assert_common_headers(&r);
+            }
             assert_eq!(s.f.codes.len(), 1);
 
             // POST: cookies, headers, 303 into Mattermost.
-            let r = s.post(format!("other=1&code={code}"), false).await;
+            let r = s.post(format!("other=1&code={code}")).await;
             assert_eq!(r.status(), 303);
             assert_common_headers(&r);
             assert_eq!(r.headers()["location"], "http://127.0.0.1:8065/");
@@ -811,15 +831,21 @@ mod router {
             assert!(set.iter().all(|c| c.secure() == Some(true)
                 && c.path() == Some("/")
                 && c.same_site() == Some(SameSite::Lax)));
+            // Not a session cookie kept until the browser closes: 12 hours.
+            assert!(
+                set.iter()
+                    .all(|c| c.max_age() == Some(cookie_duration(12 * 3600))),
+                "{set:?}"
+            );
 
             // Replayed, unknown, garbled, missing: all 400 with the same page.
             let mut pages = Vec::new();
             for r in [
-                s.post(format!("code={code}"), false).await,
+                s.post(format!("code={code}")).await,
                 s.get(&code).await,
                 s.get("garbled").await,
-                s.post("code=%FF%FE".into(), false).await,
-                s.post(String::new(), false).await,
+                s.post("code=%FF%FE".into()).await,
+                s.post(String::new()).await,
                 s.http
                     .get(format!("{}{REDEEM_PATH}", s.base))
                     .send()
@@ -840,6 +866,43 @@ mod router {
         assert!(log.contains("magic link redeemed"), "{log}");
     }
 
+    /// A way out: the logout route expires the three cookies with the
+    /// Domain and Path they were set with (a browser matches a removal on
+    /// both), and sends the browser to Mattermost's sign-in.
+    #[tokio::test]
+    async fn logout_expires_the_cookies_a_redeem_set() {
+        let s = serve().await;
+        let code = code_of(s.f.links.issue(&SYNCED).await.unwrap().url());
+        let set = s.post(format!("code={code}")).await;
+        let parse = |r: &reqwest::Response| -> Vec<Cookie<'static>> {
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| Cookie::parse(v.to_str().unwrap().to_owned()).unwrap())
+                .collect()
+        };
+        let set = parse(&set);
+        for post in [false, true] {
+            let url = format!("{}{}", s.base, mattermost_tokens::magic_link::LOGOUT_PATH);
+            let r = match post {
+                true => s.http.post(url).send().await.unwrap(),
+                false => s.http.get(url).send().await.unwrap(),
+            };
+            assert_eq!(r.status(), 303);
+            assert_common_headers(&r);
+            assert_eq!(r.headers()["location"], "http://127.0.0.1:8065/");
+            let gone = parse(&r);
+            assert_eq!(gone.len(), 3);
+            for (old, new) in set.iter().zip(&gone) {
+                assert_eq!(new.name(), old.name());
+                assert_eq!(new.value(), "");
+                assert_eq!(new.max_age(), Some(cookie_duration(0)));
+                assert_eq!((new.domain(), new.path()), (old.domain(), old.path()));
+                assert_eq!(new.secure(), old.secure());
+            }
+        }
+    }
+
     #[tokio::test]
     async fn expired_codes_get_the_invalid_page() {
         let s = serve().await;
@@ -847,7 +910,7 @@ mod router {
         s.f.clock.advance(Duration::from_secs(301));
         let r = s.get(&code).await;
         assert_eq!(r.status(), 400);
-        let r = s.post(format!("code={code}"), false).await;
+        let r = s.post(format!("code={code}")).await;
         assert_eq!(r.status(), 400);
         assert_common_headers(&r);
         assert!(r.headers().get("set-cookie").is_none());

@@ -12,6 +12,17 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 /// one-time login code is meant to be used right away.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// How long the browser keeps the Mattermost cookies unless configured
+/// otherwise ([`MagicLinkConfig::cookie_max_age`]): 12 hours. The session
+/// cookie holds the user's personal access token, which does not expire by
+/// itself; on a shared computer a short life limits who comes after.
+pub const DEFAULT_COOKIE_MAX_AGE: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// The path of the logout route served by `MagicLinks::router` (feature
+/// `axum`): it expires the cookies a redeem set (see
+/// `MagicLinks::logout_cookies`).
+pub const LOGOUT_PATH: &str = "/mattermost/magic-link/logout";
+
 /// The path of the redeem route served by
 /// `MagicLinks::router` (feature `axum`): configure the redeem
 /// URL as the app's origin followed by this path.
@@ -56,7 +67,7 @@ pub struct MagicLinkConfig {
     pub(super) cookie_domain: Option<String>,
     pub(super) redirect_url: Option<String>,
     pub(super) secure_cookies: bool,
-    pub(super) cookie_max_age: Option<Duration>,
+    pub(super) cookie_max_age: Duration,
     pub(super) check_token: bool,
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -69,7 +80,7 @@ impl MagicLinkConfig {
             cookie_domain: None,
             redirect_url: None,
             secure_cookies: true,
-            cookie_max_age: None,
+            cookie_max_age: DEFAULT_COOKIE_MAX_AGE,
             check_token: false,
             clock: Arc::new(SystemClock),
         }
@@ -142,10 +153,12 @@ impl MagicLinkConfig {
         self
     }
 
-    /// How long the browser keeps the Mattermost cookies (`Max-Age`). By
-    /// default they are session cookies, gone when the browser closes.
+    /// How long the browser keeps the Mattermost cookies (`Max-Age`;
+    /// default [`DEFAULT_COOKIE_MAX_AGE`], 12 hours). The session cookie
+    /// holds the user's token: keep it short, and offer the logout route
+    /// (`MagicLinks::logout_cookies`).
     pub fn cookie_max_age(mut self, max_age: Duration) -> Self {
-        self.cookie_max_age = Some(max_age);
+        self.cookie_max_age = max_age;
         self
     }
 

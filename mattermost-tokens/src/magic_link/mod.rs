@@ -58,6 +58,7 @@
 mod clock;
 mod code_store;
 mod config;
+mod logout;
 mod page;
 #[cfg(feature = "axum")]
 mod router;
@@ -77,7 +78,8 @@ use url::Url;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use code_store::{CodeHash, CodeStore, MemoryCodeStore, StoredCode};
 pub use config::{
-    DEFAULT_TTL, DEFAULT_URL_TEMPLATE, LinkMode, MAX_TTL, MagicLinkConfig, REDEEM_PATH,
+    DEFAULT_COOKIE_MAX_AGE, DEFAULT_TTL, DEFAULT_URL_TEMPLATE, LOGOUT_PATH, LinkMode, MAX_TTL,
+    MagicLinkConfig, REDEEM_PATH,
 };
 /// The `cookie` crate, whose [`Cookie`](cookie::Cookie) type
 /// [`Redemption::cookies`] returns.
@@ -226,7 +228,7 @@ struct CodeMode {
     cookie_domain: Option<String>,
     redirect_url: Url,
     secure: bool,
-    max_age: Option<Duration>,
+    max_age: Duration,
 }
 
 enum Mode {
@@ -709,11 +711,9 @@ impl CodeMode {
         if let Some(d) = &self.cookie_domain {
             b = b.domain(d.clone());
         }
-        if let Some(age) = self.max_age {
-            b = b.max_age(cookie::time::Duration::seconds(
-                i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
-            ));
-        }
+        b = b.max_age(cookie::time::Duration::seconds(
+            i64::try_from(self.max_age.as_secs()).unwrap_or(i64::MAX),
+        ));
         b.build()
     }
 }

@@ -10,7 +10,8 @@ use axum::routing::get;
 
 use super::page::ERROR_PAGE;
 use super::{
-    INVALID_LINK_PAGE, MagicLinks, PAGE_HEADERS, REDEEM_PATH, RESPONSE_HEADERS, Redemption,
+    INVALID_LINK_PAGE, LOGOUT_PATH, MagicLinks, PAGE_HEADERS, REDEEM_PATH, RESPONSE_HEADERS,
+    Redemption,
 };
 use crate::error::Error;
 
@@ -20,17 +21,25 @@ impl MagicLinks {
     /// - `POST` with the form field `code`: redeems it, sets the Mattermost
     ///   cookies and answers `303 See Other` into Mattermost.
     ///
+    /// And at [`LOGOUT_PATH`] (`GET` or `POST`): expires the cookies
+    /// ([`logout_cookies`](Self::logout_cookies)) and answers `303 See
+    /// Other` to Mattermost's sign-in.
+    ///
     /// Every answer carries [`RESPONSE_HEADERS`]. Invalid, expired and used
-    /// codes all get `400` and the same page ([`INVALID_LINK_PAGE`]). A POST
-    /// a browser marks as cross-site (`Sec-Fetch-Site: cross-site`) is
-    /// refused with `403`: another site must not sign the user in to an
-    /// account of its choosing.
+    /// codes all get `400` and the same page ([`INVALID_LINK_PAGE`]). A
+    /// redeem `POST` must come from the confirm page itself: its `Origin`
+    /// must be the redeem URL's, or, without `Origin`, `Sec-Fetch-Site`
+    /// must say `same-origin`; anything else (a page on a sibling host or
+    /// another site, a request without either header) is refused with
+    /// `403`, so no page can sign the user in to an account of its
+    /// choosing (login CSRF).
     ///
     /// Merge it into the host's router: `app.merge(links.router())`. The
     /// route issuing links belongs to the host, behind its login.
     pub fn router(&self) -> Router {
         Router::new()
             .route(REDEEM_PATH, get(confirm).post(redeem))
+            .route(LOGOUT_PATH, get(logout).post(logout))
             .with_state(self.clone())
     }
 }
@@ -52,12 +61,22 @@ async fn confirm(State(links): State<MagicLinks>, RawQuery(query): RawQuery) -> 
     }
 }
 
+/// Whether a redeem POST comes from the confirm page's own origin.
+fn same_origin(links: &MagicLinks, headers: &HeaderMap) -> bool {
+    let Some(redeem) = links.redeem_url() else {
+        return false;
+    };
+    match headers.get("origin").map(|v| v.as_bytes()) {
+        Some(origin) => origin == redeem.origin().ascii_serialization().as_bytes(),
+        None => headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin")),
+    }
+}
+
 async fn redeem(State(links): State<MagicLinks>, headers: HeaderMap, body: Bytes) -> Response {
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-    if cross_site {
-        tracing::info!("cross-site magic link redemption refused");
+    if !same_origin(&links, &headers) {
+        tracing::info!("magic link redemption from another origin refused");
         return page_response(StatusCode::FORBIDDEN, INVALID_LINK_PAGE.to_owned());
     }
     let code = code_field(&body);
@@ -122,5 +141,23 @@ fn redirect_response(r: &Redemption) -> Response {
             }
         }
     }
+    with_headers(response, RESPONSE_HEADERS)
+}
+
+async fn logout(State(links): State<MagicLinks>) -> Response {
+    let (Ok(cookies), Ok(to)) = (links.logout_cookies(), links.logout_redirect()) else {
+        return page_response(StatusCode::NOT_FOUND, ERROR_PAGE.to_owned());
+    };
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(to.as_str()) {
+        response.headers_mut().insert(LOCATION, v);
+    }
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            response.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    tracing::info!("magic link session cookies expired");
     with_headers(response, RESPONSE_HEADERS)
 }
