@@ -160,6 +160,13 @@ async fn magic_link_flow(store: &str) {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["cache-control"], "no-store");
+    // The browser that asked gets the link's binding cookie.
+    let binding = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        binding.starts_with("mmt_link_binding=") && binding.contains("HttpOnly"),
+        "{binding}"
+    );
+    let binding = binding.split(';').next().unwrap().to_owned();
     let body: Value = resp.json().await.unwrap();
     let obj = body.as_object().unwrap();
     assert_eq!(obj.len(), 2, "{body}");
@@ -183,9 +190,18 @@ async fn magic_link_flow(store: &str) {
     };
     assert!(!url.contains(user_token.expose_secret()));
 
+    // In another browser (without the cookie) the link is worth nothing.
+    let elsewhere = http.get(&url).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 400);
+
     // Opening the link shows the confirm page and uses nothing up.
     for _ in 0..2 {
-        let page = http.get(&url).send().await.unwrap();
+        let page = http
+            .get(&url)
+            .header("cookie", &binding)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(page.status(), 200);
         assert_eq!(page.headers()["referrer-policy"], "no-referrer");
         assert_eq!(page.headers()["cache-control"], "no-store");
@@ -199,6 +215,7 @@ async fn magic_link_flow(store: &str) {
         .header("content-type", "application/x-www-form-urlencoded")
         // As the confirm page's form sends it.
         .header("origin", format!("http://127.0.0.1:{port}"))
+        .header("cookie", &binding)
         .body(format!("code={code}"))
         .send()
         .await
@@ -237,6 +254,7 @@ async fn magic_link_flow(store: &str) {
             .post(&redeem_url)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("origin", format!("http://127.0.0.1:{port}"))
+            .header("cookie", &binding)
             .body(format!("code={c}"))
             .send()
             .await

@@ -61,7 +61,15 @@ async fn users() -> Arc<MemoryStore> {
     store
 }
 
+/// A fixture whose links are not bound to a browser: most cases here are
+/// about codes (lifetime, single use, cookies), and pass no binding;
+/// binding has cases of its own ([`fixture_bound`]).
 async fn fixture_with(server: &str, config: MagicLinkConfig) -> Result<Fixture, Error> {
+    fixture_bound(server, config.browser_binding(false)).await
+}
+
+/// A fixture with `config` as given (links bound by default).
+async fn fixture_bound(server: &str, config: MagicLinkConfig) -> Result<Fixture, Error> {
     let store = users().await;
     let codes = Arc::new(MemoryCodeStore::new());
     let clock = Arc::new(ManualClock::new(t0()));
@@ -170,12 +178,12 @@ async fn codes_expire() {
     let code = code_of(link.url());
 
     f.clock.set(t0() + chrono::Duration::seconds(299));
-    f.links.confirm_page(&code).await.unwrap();
+    f.links.confirm_page(&code, None).await.unwrap();
 
     f.clock.set(t0() + chrono::Duration::seconds(300));
-    let e = f.links.confirm_page(&code).await.unwrap_err();
+    let e = f.links.confirm_page(&code, None).await.unwrap_err();
     assert_eq!(invalid_reason(e), InvalidLinkReason::NotRedeemable);
-    let e = f.links.redeem(&code).await.unwrap_err();
+    let e = f.links.redeem(&code, None).await.unwrap_err();
     assert_eq!(invalid_reason(e), InvalidLinkReason::NotRedeemable);
 
     // An expired code stays in the store until purged.
@@ -185,7 +193,7 @@ async fn codes_expire() {
 
     // A fresh link still works at the later time.
     let link = f.links.issue(&SYNCED).await.unwrap();
-    f.links.redeem(&code_of(link.url())).await.unwrap();
+    f.links.redeem(&code_of(link.url()), None).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -196,7 +204,7 @@ async fn a_code_is_redeemed_once_under_concurrency() {
         .map(|_| {
             let links = f.links.clone();
             let code = code.clone();
-            tokio::spawn(async move { links.redeem(&code).await })
+            tokio::spawn(async move { links.redeem(&code, None).await })
         })
         .collect();
     let mut ok = 0;
@@ -220,8 +228,8 @@ async fn unknown_garbled_and_replayed_codes_are_refused_alike() {
     // Unknown: the right shape, never issued.
     let unknown = code_of(fixture().await.links.issue(&SYNCED).await.unwrap().url());
     for e in [
-        f.links.redeem(&unknown).await.unwrap_err(),
-        f.links.confirm_page(&unknown).await.unwrap_err(),
+        f.links.redeem(&unknown, None).await.unwrap_err(),
+        f.links.confirm_page(&unknown, None).await.unwrap_err(),
     ] {
         assert_eq!(invalid_reason(e), InvalidLinkReason::NotRedeemable);
     }
@@ -239,8 +247,8 @@ async fn unknown_garbled_and_replayed_codes_are_refused_alike() {
         code.replace(|c: char| c.is_ascii_lowercase(), "é"),
     ] {
         for e in [
-            f.links.redeem(&garbled).await.unwrap_err(),
-            f.links.confirm_page(&garbled).await.unwrap_err(),
+            f.links.redeem(&garbled, None).await.unwrap_err(),
+            f.links.confirm_page(&garbled, None).await.unwrap_err(),
         ] {
             assert_eq!(
                 invalid_reason(e),
@@ -251,8 +259,8 @@ async fn unknown_garbled_and_replayed_codes_are_refused_alike() {
     }
 
     // Replayed.
-    f.links.redeem(&code).await.unwrap();
-    let e = f.links.redeem(&code).await.unwrap_err();
+    f.links.redeem(&code, None).await.unwrap();
+    let e = f.links.redeem(&code, None).await.unwrap_err();
     let shown = format!("{e} {e:?}");
     assert!(!shown.contains(&code), "{shown}");
     assert_eq!(invalid_reason(e), InvalidLinkReason::NotRedeemable);
@@ -263,7 +271,7 @@ async fn the_confirm_page_consumes_nothing() {
     let f = fixture().await;
     let code = code_of(f.links.issue(&SYNCED).await.unwrap().url());
     for _ in 0..3 {
-        let page = f.links.confirm_page(&code).await.unwrap();
+        let page = f.links.confirm_page(&code, None).await.unwrap();
         let html = page.html();
         assert!(html.contains(r#"<form method="post" action="/mattermost/magic-link/redeem">"#));
         assert!(html.contains(&format!(r#"name="code" value="{code}""#)));
@@ -271,8 +279,8 @@ async fn the_confirm_page_consumes_nothing() {
         assert!(!format!("{page:?}").contains(&code));
     }
     assert_eq!(f.codes.len(), 1);
-    f.links.redeem(&code).await.unwrap();
-    assert!(f.links.confirm_page(&code).await.is_err());
+    f.links.redeem(&code, None).await.unwrap();
+    assert!(f.links.confirm_page(&code, None).await.is_err());
 }
 
 fn cookies(r: &mattermost_tokens::Redemption) -> Vec<(String, Cookie<'static>)> {
@@ -289,7 +297,7 @@ fn cookies(r: &mattermost_tokens::Redemption) -> Vec<(String, Cookie<'static>)> 
 async fn cookies_carry_the_right_attributes() {
     let f = fixture().await;
     let code = code_of(f.links.issue(&SYNCED).await.unwrap().url());
-    let r = f.links.redeem(&code).await.unwrap();
+    let r = f.links.redeem(&code, None).await.unwrap();
     assert_eq!(r.user(), &SYNCED);
     assert_eq!(r.mattermost_user_id().as_str(), MM_ID);
     assert_eq!(r.redirect_url().as_str(), "https://chat.example.com/");
@@ -323,7 +331,7 @@ async fn cookies_carry_the_right_attributes() {
 
     // A second redemption gets a different CSRF value.
     let code = code_of(f.links.issue(&SYNCED).await.unwrap().url());
-    let again = f.links.redeem(&code).await.unwrap();
+    let again = f.links.redeem(&code, None).await.unwrap();
     assert_ne!(again.cookies()[2].value(), csrf);
 }
 
@@ -339,7 +347,7 @@ async fn cookie_and_redirect_options() {
     .await
     .unwrap();
     let code = code_of(f.links.issue(&SYNCED).await.unwrap().url());
-    let r = f.links.redeem(&code).await.unwrap();
+    let r = f.links.redeem(&code, None).await.unwrap();
     assert_eq!(r.redirect_url().as_str(), "https://chat.example.com/myteam");
     for (_, c) in cookies(&r) {
         assert_eq!(c.domain(), Some("example.com"));
@@ -355,7 +363,7 @@ async fn cookie_and_redirect_options() {
     .await
     .unwrap();
     let code = code_of(f.links.issue(&SYNCED).await.unwrap().url());
-    let r = f.links.redeem(&code).await.unwrap();
+    let r = f.links.redeem(&code, None).await.unwrap();
     for (header, c) in cookies(&r) {
         assert_eq!(c.secure(), None, "{header}");
         assert_eq!(c.domain(), None, "host-only: {header}");
@@ -364,6 +372,57 @@ async fn cookie_and_redirect_options() {
 
 fn cookie_duration(secs: i64) -> mattermost_tokens::magic_link::cookie::time::Duration {
     mattermost_tokens::magic_link::cookie::time::Duration::seconds(secs)
+}
+
+/// A link works only in the browser that asked for it: forwarded, logged
+/// or read over a shoulder, it signs in nobody, and trying uses nothing up.
+#[tokio::test]
+async fn a_link_works_only_in_the_browser_that_asked_for_it() {
+    let f = fixture_bound(
+        SERVER,
+        MagicLinkConfig::one_time_code(REDEEM).cookie_domain("example.com"),
+    )
+    .await
+    .unwrap();
+    let link = f.links.issue(&SYNCED).await.unwrap();
+    let code = code_of(link.url());
+    let set = Cookie::parse(link.binding_cookie().unwrap().to_owned()).unwrap();
+    assert_eq!(set.name(), mattermost_tokens::magic_link::BINDING_COOKIE);
+    assert_eq!(set.http_only(), Some(true));
+    assert_eq!(set.secure(), Some(true));
+    assert_eq!(set.max_age(), Some(cookie_duration(300)));
+    assert!(
+        !format!("{link:?}").contains(set.value()),
+        "Debug shows the binding"
+    );
+    let other = mattermost_tokens::magic_link::binding_from_cookie_header(
+        "theme=dark; mmt_link_binding=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    );
+    for binding in [None, Some(""), other] {
+        assert_eq!(
+            invalid_reason(f.links.confirm_page(&code, binding).await.unwrap_err()),
+            InvalidLinkReason::NotRedeemable
+        );
+        assert_eq!(
+            invalid_reason(f.links.redeem(&code, binding).await.unwrap_err()),
+            InvalidLinkReason::NotRedeemable
+        );
+    }
+    assert_eq!(f.codes.len(), 1, "nothing used up");
+    let header = format!("a=1; {}={}", set.name(), set.value());
+    let mine = mattermost_tokens::magic_link::binding_from_cookie_header(&header);
+    f.links.confirm_page(&code, mine).await.unwrap();
+    f.links.redeem(&code, mine).await.unwrap();
+    // Unbound links are an explicit choice.
+    let f = fixture_with(
+        SERVER,
+        MagicLinkConfig::one_time_code(REDEEM).cookie_domain("example.com"),
+    )
+    .await
+    .unwrap();
+    let link = f.links.issue(&SYNCED).await.unwrap();
+    assert!(link.binding_cookie().is_none());
+    f.links.redeem(&code_of(link.url()), None).await.unwrap();
 }
 
 #[tokio::test]
@@ -512,7 +571,7 @@ async fn token_in_url_mode_is_opt_in_and_builds_the_seed_url() {
     assert!(f.codes.is_empty());
     // Nothing to redeem in this mode.
     assert!(matches!(
-        f.links.redeem("x").await,
+        f.links.redeem("x", None).await,
         Err(Error::InvalidConfig(_))
     ));
 
@@ -564,10 +623,10 @@ async fn never_the_admin_token() {
     let code = code_of(f.links.issue(&SYNCED).await.unwrap().url());
     f.store.clear_token(&SYNCED).await.unwrap();
     assert!(matches!(
-        f.links.redeem(&code).await,
+        f.links.redeem(&code, None).await,
         Err(Error::NoUserToken { .. })
     ));
-    assert!(f.links.redeem(&code).await.is_err());
+    assert!(f.links.redeem(&code, None).await.is_err());
 }
 
 #[tokio::test]
@@ -583,13 +642,13 @@ async fn an_expired_token_signs_nobody_in() {
     f.store.put_token(&SYNCED, &expiring).await.unwrap();
     let code = code_of(f.links.issue(&SYNCED).await.unwrap().url());
     f.clock.set(t0() + chrono::Duration::minutes(3));
-    assert!(f.links.redeem(&code).await.is_ok(), "still valid");
+    assert!(f.links.redeem(&code, None).await.is_ok(), "still valid");
 
     f.clock.set(t0() + chrono::Duration::minutes(6));
     let code = code_of(f.links.issue(&SYNCED).await.unwrap().url());
     // The code is good for five minutes; the token ends before it does.
     f.clock.set(t0() + chrono::Duration::minutes(10));
-    let err = f.links.redeem(&code).await.unwrap_err();
+    let err = f.links.redeem(&code, None).await.unwrap_err();
     assert!(
         matches!(&err, Error::UserTokenExpired { user } if *user == SYNCED),
         "{err:?}"
@@ -614,7 +673,7 @@ async fn debug_hides_codes_and_tokens() {
     );
     assert_eq!(link.redacted_url(), format!("{REDEEM}?code=REDACTED"));
 
-    let r = f.links.redeem(&code).await.unwrap();
+    let r = f.links.redeem(&code, None).await.unwrap();
     let csrf = r.cookies()[2].value().to_owned();
     let shown = format!("{r:?} {r:#?} {:?}", f.links);
     for secret in [TOKEN, &code, &csrf, ADMIN_TOKEN] {
@@ -668,10 +727,10 @@ async fn logs_at_trace_hold_neither_code_nor_token() {
         let f = fixture().await;
         let link = f.links.issue(&SYNCED).await.unwrap();
         let code = code_of(link.url());
-        f.links.confirm_page(&code).await.unwrap();
-        let r = f.links.redeem(&code).await.unwrap();
-        let _ = f.links.redeem(&code).await.unwrap_err();
-        let _ = f.links.redeem("garbled").await.unwrap_err();
+        f.links.confirm_page(&code, None).await.unwrap();
+        let r = f.links.redeem(&code, None).await.unwrap();
+        let _ = f.links.redeem(&code, None).await.unwrap_err();
+        let _ = f.links.redeem("garbled", None).await.unwrap_err();
         let _ = f.links.issue(&NO_TOKEN).await.unwrap_err();
         let csrf = r.cookies()[2].value().to_owned();
         let seed = fixture_with(SERVER, MagicLinkConfig::token_in_url())
@@ -702,19 +761,22 @@ async fn logs_at_trace_hold_neither_code_nor_token() {
 #[cfg(feature = "axum")]
 mod router {
     use super::*;
-    use mattermost_tokens::magic_link::REDEEM_PATH;
+    use mattermost_tokens::magic_link::{BINDING_COOKIE, REDEEM_PATH};
 
     struct Served {
         f: Fixture,
         base: String,
         http: reqwest::Client,
+        /// The browser's link binding cookie (`name=value`), once a link
+        /// was issued to it.
+        binding: std::sync::Mutex<Option<String>>,
     }
 
     async fn serve() -> Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let base = format!("http://127.0.0.1:{port}");
-        let f = fixture_with(
+        let f = fixture_bound(
             "http://127.0.0.1:8065",
             MagicLinkConfig::one_time_code(format!("{base}{REDEEM_PATH}")),
         )
@@ -726,7 +788,12 @@ mod router {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        Served { f, base, http }
+        Served {
+            f,
+            base,
+            http,
+            binding: std::sync::Mutex::new(None),
+        }
     }
 
     fn assert_common_headers(r: &reqwest::Response) {
@@ -741,9 +808,27 @@ mod router {
     }
 
     impl Served {
+        /// A link for this browser, as the app's front end gets it: the
+        /// binding cookie comes with it and is kept.
+        async fn issue(&self) -> mattermost_tokens::magic_link::MagicLink {
+            let link = self.f.links.issue(&SYNCED).await.unwrap();
+            let set = Cookie::parse(link.binding_cookie().unwrap().to_owned()).unwrap();
+            assert_eq!(set.http_only(), Some(true));
+            assert_eq!(set.path(), Some(REDEEM_PATH));
+            *self.binding.lock().unwrap() = Some(format!("{}={}", set.name(), set.value()));
+            link
+        }
+
+        fn with_binding(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+            match self.binding.lock().unwrap().clone() {
+                Some(c) => req.header("cookie", c),
+                None => req,
+            }
+        }
+
         async fn get(&self, code: &str) -> reqwest::Response {
             let url = format!("{}{REDEEM_PATH}?code={code}", self.base);
-            self.http.get(url).send().await.unwrap()
+            self.with_binding(self.http.get(url)).send().await.unwrap()
         }
 
         /// A POST as the confirm page sends it (its own `Origin`).
@@ -753,11 +838,12 @@ mod router {
         }
 
         async fn post_with(&self, body: String, headers: &[(&str, &str)]) -> reqwest::Response {
-            let mut req = self
-                .http
-                .post(format!("{}{REDEEM_PATH}", self.base))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body);
+            let mut req = self.with_binding(
+                self.http
+                    .post(format!("{}{REDEEM_PATH}", self.base))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body),
+            );
             for (name, value) in headers {
                 req = req.header(*name, *value);
             }
@@ -769,7 +855,7 @@ mod router {
     async fn get_confirms_post_redeems_with_cookies_and_303() {
         let (log, (code, csrf)) = with_captured_logs(|| async {
             let s = serve().await;
-            let link = s.f.links.issue(&SYNCED).await.unwrap();
+            let link = s.issue().await;
             let code = code_of(link.url());
             assert!(link.url().starts_with(&s.base));
 
@@ -816,14 +902,21 @@ mod router {
             assert_eq!(r.status(), 303);
             assert_common_headers(&r);
             assert_eq!(r.headers()["location"], "http://127.0.0.1:8065/");
-            let set: Vec<Cookie<'static>> = r
+            let mut set: Vec<Cookie<'static>> = r
                 .headers()
                 .get_all("set-cookie")
                 .iter()
                 .map(|v| Cookie::parse(v.to_str().unwrap().to_owned()).unwrap())
                 .collect();
             let names: Vec<_> = set.iter().map(|c| c.name()).collect();
-            assert_eq!(names, [AUTH_COOKIE, USER_ID_COOKIE, CSRF_COOKIE]);
+            assert_eq!(
+                names,
+                [AUTH_COOKIE, USER_ID_COOKIE, CSRF_COOKIE, BINDING_COOKIE]
+            );
+            // The used link's binding goes with it.
+            let binding = set.pop().unwrap();
+            assert_eq!(binding.max_age(), Some(cookie_duration(0)));
+            assert_eq!(binding.path(), Some(REDEEM_PATH));
             assert_eq!(set[0].value(), TOKEN);
             assert_eq!(set[0].http_only(), Some(true));
             assert_eq!(set[1].value(), MM_ID);
@@ -872,7 +965,7 @@ mod router {
     #[tokio::test]
     async fn logout_expires_the_cookies_a_redeem_set() {
         let s = serve().await;
-        let code = code_of(s.f.links.issue(&SYNCED).await.unwrap().url());
+        let code = code_of(s.issue().await.url());
         let set = s.post(format!("code={code}")).await;
         let parse = |r: &reqwest::Response| -> Vec<Cookie<'static>> {
             r.headers()
@@ -906,7 +999,7 @@ mod router {
     #[tokio::test]
     async fn expired_codes_get_the_invalid_page() {
         let s = serve().await;
-        let code = code_of(s.f.links.issue(&SYNCED).await.unwrap().url());
+        let code = code_of(s.issue().await.url());
         s.f.clock.advance(Duration::from_secs(301));
         let r = s.get(&code).await;
         assert_eq!(r.status(), 400);

@@ -422,6 +422,13 @@ pub async fn read_only(f: &dyn CodeStoreFactory) {
 
 /// The `code` query parameter of a link (a base64url code needs no
 /// percent-decoding).
+/// The binding a link's cookie carries.
+fn binding_of(link: &mattermost_tokens::magic_link::MagicLink) -> String {
+    let header = link.binding_cookie().expect("links are bound by default");
+    let (pair, _) = header.split_once(';').unwrap_or((header, ""));
+    pair.split_once('=').unwrap().1.to_owned()
+}
+
 fn code_of(url: &str) -> String {
     let (_, query) = url.split_once('?').expect("a query string");
     query
@@ -486,12 +493,17 @@ pub async fn magic_links_end_to_end(tokens: Arc<dyn TokenStore>, db: &dyn CodeDb
         "{link:?}"
     );
     let code = code_of(link.url());
+    // The browser's binding cookie, which it sends to whichever instance
+    // serves the redeem route.
+    let bind = binding_of(&link);
 
     // Only the hash is in the database, with the user and the link's expiry.
     let (_, rows) = db.table().await;
     assert_eq!(rows.len(), 1);
     assert!(rows[0].iter().flatten().all(|v| !v.contains(&code)));
-    assert_eq!(rows[0][0].as_deref(), Some(hash(&code).to_hex().as_str()));
+    let stored = CodeHash::of_bound_code(&code, &bind);
+    assert_eq!(rows[0][0].as_deref(), Some(stored.to_hex().as_str()));
+    assert!(rows[0].iter().flatten().all(|v| !v.contains(&bind)));
     assert_eq!(rows[0][1].as_deref(), Some("1"));
     assert_eq!(rows[0][2].as_deref(), Some("i"));
     assert_eq!(
@@ -500,10 +512,10 @@ pub async fn magic_links_end_to_end(tokens: Arc<dyn TokenStore>, db: &dyn CodeDb
     );
 
     // The confirm page (GET) uses nothing up.
-    b.confirm_page(&code).await.unwrap();
-    b.confirm_page(&code).await.unwrap();
+    b.confirm_page(&code, Some(&bind)).await.unwrap();
+    b.confirm_page(&code, Some(&bind)).await.unwrap();
 
-    let redemption = b.redeem(&code).await.unwrap();
+    let redemption = b.redeem(&code, Some(&bind)).await.unwrap();
     assert_eq!(redemption.user(), &ada);
     assert_eq!(redemption.mattermost_user_id(), &mm_id);
     let cookies: HashMap<&str, &str> = redemption
@@ -518,13 +530,13 @@ pub async fn magic_links_end_to_end(tokens: Arc<dyn TokenStore>, db: &dyn CodeDb
 
     // Once only, on either instance.
     for links in [&a, &b] {
-        let again = links.redeem(&code).await;
+        let again = links.redeem(&code, Some(&bind)).await;
         assert!(
             matches!(again, Err(Error::InvalidMagicLink { .. })),
             "second redeem must fail: {again:?}"
         );
         assert!(matches!(
-            links.confirm_page(&code).await,
+            links.confirm_page(&code, Some(&bind)).await,
             Err(Error::InvalidMagicLink { .. })
         ));
     }
@@ -535,9 +547,10 @@ pub async fn magic_links_end_to_end(tokens: Arc<dyn TokenStore>, db: &dyn CodeDb
     // confirming and redeeming never call Mattermost.
     let (server, calls) = counting_listener().await;
     let watched = links(&server);
-    let code = code_of(watched.issue(&ada).await.unwrap().url());
-    watched.confirm_page(&code).await.unwrap();
-    let redemption = watched.redeem(&code).await.unwrap();
+    let link = watched.issue(&ada).await.unwrap();
+    let (code, bind) = (code_of(link.url()), binding_of(&link));
+    watched.confirm_page(&code, Some(&bind)).await.unwrap();
+    let redemption = watched.redeem(&code, Some(&bind)).await.unwrap();
     assert_eq!(
         redemption
             .cookies()
@@ -547,7 +560,7 @@ pub async fn magic_links_end_to_end(tokens: Arc<dyn TokenStore>, db: &dyn CodeDb
         Some(secret)
     );
     assert!(matches!(
-        watched.redeem(&code).await,
+        watched.redeem(&code, Some(&bind)).await,
         Err(Error::InvalidMagicLink { .. })
     ));
     assert_eq!(watched.purge_expired().await.unwrap(), 0);

@@ -137,7 +137,9 @@ async fn a_magic_link_for_a_dead_token_signs_nobody_in_and_forgets_it() {
             f.store.clone(),
             Arc::new(MemoryCodeStore::new()),
             MagicLinkConfig::one_time_code("http://127.0.0.1:8080/mattermost/magic-link/redeem")
-                .check_token(check),
+                .check_token(check)
+                // The case is about the token; browser binding has its own.
+                .browser_binding(false),
         )
         .unwrap()
     };
@@ -149,12 +151,12 @@ async fn a_magic_link_for_a_dead_token_signs_nobody_in_and_forgets_it() {
     // A live token: signed in, one request to check it.
     let link = checked.issue(&1.into()).await.unwrap();
     f.server.reset_counts();
-    checked.redeem(&code(&link)).await.unwrap();
+    checked.redeem(&code(&link), None).await.unwrap();
     assert_eq!(f.server.total_requests(), 1);
 
     assert!(f.server.revoke_token_directly(&token_id(&f).await.unwrap()));
     let link = checked.issue(&1.into()).await.unwrap();
-    let e = checked.redeem(&code(&link)).await.unwrap_err();
+    let e = checked.redeem(&code(&link), None).await.unwrap_err();
     assert!(matches!(e, Error::NoUserToken { .. }), "{e}");
     assert_eq!(token_id(&f).await, None);
     // Without the check, nothing is asked of Mattermost at all.
@@ -165,6 +167,6 @@ async fn a_magic_link_for_a_dead_token_signs_nobody_in_and_forgets_it() {
         .unwrap();
     let link = unchecked.issue(&1.into()).await.unwrap();
     f.server.reset_counts();
-    unchecked.redeem(&code(&link)).await.unwrap();
+    unchecked.redeem(&code(&link), None).await.unwrap();
     assert_eq!(f.server.total_requests(), 0);
 }

@@ -469,11 +469,11 @@ async fn store_turns_read_only_mid_sync(
         failures.get("ReadOnly").copied().unwrap_or(0) > 0,
         "{name}: {failures:?}"
     );
-    // Minted for a user whose store write then failed: revoked at once.
-    assert!(
-        mints as usize > stored.len(),
-        "{name}: no user failed after its mint"
-    );
+    // A user whose claim or intent can no longer be written fails before
+    // its mint (nothing to clean up); one whose intent was recorded before
+    // the switch and whose store write then failed has its token revoked
+    // at once (checked below: every live library token is a stored one).
+    assert!(mints as usize >= stored.len(), "{name}");
     assert_eq!(
         live_library_token_ids(&server),
         stored,

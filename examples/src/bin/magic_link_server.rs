@@ -224,7 +224,18 @@ async fn magic_link(State(state): State<AppState>, headers: HeaderMap) -> Respon
         return json_error(StatusCode::UNAUTHORIZED, "invalid bearer token");
     };
     match state.links.issue(&HostUserId::Int(user)).await {
-        Ok(link) => ([(header::CACHE_CONTROL, "no-store")], Json(link)).into_response(),
+        Ok(link) => {
+            let mut response = ([(header::CACHE_CONTROL, "no-store")], Json(&link)).into_response();
+            // The link works only in the browser that holds this cookie:
+            // the front end's fetch of this route receives it.
+            if let Some(v) = link
+                .binding_cookie()
+                .and_then(|c| header::HeaderValue::from_str(c).ok())
+            {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
+            response
+        }
         Err(Error::NoUserToken { .. } | Error::NotSynced { .. }) => json_error(
             StatusCode::CONFLICT,
             "this user has no Mattermost token yet; run sync_users --missing",

@@ -28,6 +28,17 @@ impl CodeHash {
         CodeHash(Sha256::digest(code.as_bytes()).into())
     }
 
+    /// The hash of `code` bound to the browser that holds `binding` (see
+    /// `MagicLinkConfig::browser_binding`): SHA-256 of the code, a `.` and
+    /// the binding. Without the binding the stored hash cannot be found.
+    pub fn of_bound_code(code: &str, binding: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(code.as_bytes());
+        h.update(b".");
+        h.update(binding.as_bytes());
+        CodeHash(h.finalize().into())
+    }
+
     /// A hash read back from storage.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         CodeHash(bytes)

@@ -69,6 +69,7 @@ pub struct MagicLinkConfig {
     pub(super) secure_cookies: bool,
     pub(super) cookie_max_age: Duration,
     pub(super) check_token: bool,
+    pub(super) bind_browser: bool,
     pub(super) clock: Arc<dyn Clock>,
 }
 
@@ -82,6 +83,7 @@ impl MagicLinkConfig {
             secure_cookies: true,
             cookie_max_age: DEFAULT_COOKIE_MAX_AGE,
             check_token: false,
+            bind_browser: true,
             clock: Arc::new(SystemClock),
         }
     }
@@ -159,6 +161,19 @@ impl MagicLinkConfig {
     /// (`MagicLinks::logout_cookies`).
     pub fn cookie_max_age(mut self, max_age: Duration) -> Self {
         self.cookie_max_age = max_age;
+        self
+    }
+
+    /// Bind each link to the browser that asked for it (on by default): the
+    /// host sends [`MagicLink::binding_cookie`](super::MagicLink::binding_cookie)
+    /// with the answer that hands out the link, and only a browser holding
+    /// that cookie can use the link, so a forwarded or logged link signs in
+    /// nobody. Turn it off only for clients that cannot keep a cookie between
+    /// asking for a link and opening it (a native app that opens links in
+    /// the system browser), accepting that whoever holds the link can use
+    /// it until it expires.
+    pub fn browser_binding(mut self, on: bool) -> Self {
+        self.bind_browser = on;
         self
     }
 

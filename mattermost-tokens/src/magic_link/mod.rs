@@ -4,7 +4,9 @@
 //! # How a link works (one-time code, the default)
 //! 1. The host app's own authenticated route calls [`MagicLinks::issue`] and
 //!    answers with the [`MagicLink`] as JSON, the shape the Laravel
-//!    integration returns: `{"url": "...", "expires_at": "2026-01-26T12:05:00Z"}`.
+//!    integration returns: `{"url": "...", "expires_at": "2026-01-26T12:05:00Z"}`,
+//!    and with its [`binding_cookie`](MagicLink::binding_cookie): the link
+//!    works only in the browser holding that cookie (see `binding`).
 //! 2. The URL points at the host app's redeem route with a single-use code
 //!    (`?code=`). Opening it (GET) shows a confirm page
 //!    ([`MagicLinks::confirm_page`]) and uses nothing up.
@@ -55,6 +57,7 @@
 //! Codes, tokens and the links that hold them are never logged, at any
 //! level; log lines name the host user and the outcome only.
 
+mod binding;
 mod clock;
 mod code_store;
 mod config;
@@ -75,6 +78,7 @@ use serde::Serialize;
 use serde::ser::SerializeStruct;
 use url::Url;
 
+pub use binding::{BINDING_COOKIE, binding_from_cookie_header};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use code_store::{CodeHash, CodeStore, MemoryCodeStore, StoredCode};
 pub use config::{
@@ -121,6 +125,7 @@ pub struct MagicLink {
     url: SecretString,
     redacted_url: String,
     expires_at: DateTime<Utc>,
+    binding_cookie: Option<SecretString>,
 }
 
 impl MagicLink {
@@ -133,6 +138,15 @@ impl MagicLink {
     /// The URL with its code or token replaced by `REDACTED`, for logs.
     pub fn redacted_url(&self) -> &str {
         &self.redacted_url
+    }
+
+    /// The `Set-Cookie` value binding the link to the browser that asked
+    /// for it (`None` when links are not bound, or in token-in-URL mode).
+    /// Send it with the answer that hands the link to that browser (the
+    /// host's own route, called by its front end): without the cookie the
+    /// link works nowhere. It is a secret, like the link.
+    pub fn binding_cookie(&self) -> Option<&str> {
+        self.binding_cookie.as_ref().map(|c| c.expose_secret())
     }
 
     /// When the link stops working (whole seconds).
@@ -174,6 +188,8 @@ pub struct Redemption {
     user: HostUserId,
     mattermost_user_id: UserId,
     cookies: Vec<cookie::Cookie<'static>>,
+    /// Removes the used link's binding cookie (bound links).
+    binding_removal: Option<String>,
     redirect_url: Url,
 }
 
@@ -210,9 +226,12 @@ impl Redemption {
         &self.cookies
     }
 
-    /// The cookies as `Set-Cookie` header values (they hold the token).
+    /// The cookies as `Set-Cookie` header values (they hold the token),
+    /// and, for a bound link, the removal of its binding cookie.
     pub fn set_cookie_headers(&self) -> Vec<String> {
-        self.cookies.iter().map(|c| c.to_string()).collect()
+        let mut out: Vec<String> = self.cookies.iter().map(|c| c.to_string()).collect();
+        out.extend(self.binding_removal.clone());
+        out
     }
 
     /// Where to redirect the browser.
@@ -222,6 +241,8 @@ impl Redemption {
 }
 
 struct CodeMode {
+    /// Links are bound to the browser that asked ([`binding`]).
+    bind: bool,
     redeem_url: Url,
     /// The redeem URL's path and query, the confirm form's target.
     form_action: String,
@@ -335,12 +356,26 @@ fn new_code() -> SecretString {
 }
 
 /// The hash of a code of the issued shape, or `None` for anything else.
-fn parse_code(code: &str) -> Option<CodeHash> {
-    let ok = code.len() == CODE_CHARS
+/// The stored hash a well-formed code stands for (with the browser's
+/// binding, for bound links): a malformed code, or a bound link without
+/// its binding (it cannot be redeemed here), is refused.
+fn parse_code(
+    mode: &CodeMode,
+    code: &str,
+    binding: Option<&str>,
+) -> Result<CodeHash, InvalidLinkReason> {
+    if !well_formed(code) {
+        return Err(InvalidLinkReason::Malformed);
+    }
+    binding::stored_hash(mode, code, binding).ok_or(InvalidLinkReason::NotRedeemable)
+}
+
+/// Whether `code` has the shape of the codes this module issues.
+fn well_formed(code: &str) -> bool {
+    code.len() == CODE_CHARS
         && URL_SAFE_NO_PAD
             .decode(code)
-            .is_ok_and(|b| b.len() == CODE_BYTES);
-    ok.then(|| CodeHash::of_code(code))
+            .is_ok_and(|b| b.len() == CODE_BYTES)
 }
 
 fn new_csrf() -> String {
@@ -493,6 +528,7 @@ impl MagicLinks {
             form_action.push_str(q);
         }
         Ok(CodeMode {
+            bind: config.bind_browser,
             redeem_url: redeem,
             form_action,
             cookie_domain,
@@ -549,14 +585,19 @@ impl MagicLinks {
             Mode::OneTimeCode(c) => {
                 drop(token);
                 let code = new_code();
-                let hash = CodeHash::of_code(code.expose_secret());
+                let binding = c.bind.then(binding::new_binding);
+                let b = binding.as_ref().map(|b| b.expose_secret());
+                let hash = binding::stored_hash(c, code.expose_secret(), b)
+                    .expect("a bound link has its binding");
                 self.inner.codes.insert(&hash, user, expires_at).await?;
+                let ttl = self.inner.ttl.num_seconds();
                 Ok(MagicLink {
                     url: with_code(&c.redeem_url, code.expose_secret())
                         .to_string()
                         .into(),
                     redacted_url: with_code(&c.redeem_url, "REDACTED").to_string(),
                     expires_at,
+                    binding_cookie: b.map(|b| binding::binding_cookie(c, b, ttl).into()),
                 })
             }
             Mode::TokenInUrl { template } => {
@@ -565,6 +606,7 @@ impl MagicLinks {
                     url: fill_template(template, server, token.expose_secret()).into(),
                     redacted_url: fill_template(template, server, "REDACTED"),
                     expires_at,
+                    binding_cookie: None,
                 })
             }
         }
@@ -629,13 +671,20 @@ impl MagicLinks {
 
     /// The confirm page for `code` (answer to the GET of the link). Checks
     /// the code without using it up: mail scanners and link previewers open
-    /// links too. An invalid code gives [`Error::InvalidMagicLink`].
-    pub async fn confirm_page(&self, code: &str) -> Result<ConfirmPage, Error> {
+    /// links too. `binding` is the request's [`BINDING_COOKIE`] (see
+    /// [`binding_from_cookie_header`]); a bound link without it, or with
+    /// another browser's, is an invalid code. An invalid code gives
+    /// [`Error::InvalidMagicLink`].
+    pub async fn confirm_page(
+        &self,
+        code: &str,
+        binding: Option<&str>,
+    ) -> Result<ConfirmPage, Error> {
         let mode = self.code_mode()?;
-        let Some(hash) = parse_code(code) else {
-            tracing::info!(reason = %InvalidLinkReason::Malformed, "magic link confirm refused");
-            return Err(invalid(InvalidLinkReason::Malformed));
-        };
+        let hash = parse_code(mode, code, binding).map_err(|reason| {
+            tracing::info!(%reason, "magic link confirm refused");
+            invalid(reason)
+        })?;
         if !self.inner.codes.peek(&hash, self.inner.clock.now()).await? {
             tracing::info!(reason = %InvalidLinkReason::NotRedeemable, "magic link confirm refused");
             return Err(invalid(InvalidLinkReason::NotRedeemable));
@@ -644,22 +693,23 @@ impl MagicLinks {
         Ok(ConfirmPage::new(&mode.form_action, code))
     }
 
-    /// Redeems `code` (answer to the POST of the confirm form): uses it up,
-    /// atomically and once, and returns the cookies and redirect that sign
-    /// the user in to Mattermost. Serve the answer with
-    /// [`RESPONSE_HEADERS`].
+    /// Redeems `code` (answer to the POST of the confirm form), with the
+    /// request's [`BINDING_COOKIE`] as `binding`: uses it up, atomically
+    /// and once, and returns the cookies and redirect that sign the user in
+    /// to Mattermost (and the removal of the binding cookie). Serve the
+    /// answer with [`RESPONSE_HEADERS`].
     ///
     /// Errors: [`Error::InvalidMagicLink`] for a malformed, unknown, expired
     /// or used code; [`Error::NotSynced`], [`Error::NoUserToken`] or
     /// [`Error::UserTokenExpired`] when the user's record lost its
     /// Mattermost id or token (or the token expired) since the link was
     /// issued (the code is used up all the same).
-    pub async fn redeem(&self, code: &str) -> Result<Redemption, Error> {
+    pub async fn redeem(&self, code: &str, binding: Option<&str>) -> Result<Redemption, Error> {
         let mode = self.code_mode()?;
-        let Some(hash) = parse_code(code) else {
-            tracing::info!(reason = %InvalidLinkReason::Malformed, "magic link refused");
-            return Err(invalid(InvalidLinkReason::Malformed));
-        };
+        let hash = parse_code(mode, code, binding).map_err(|reason| {
+            tracing::info!(%reason, "magic link refused");
+            invalid(reason)
+        })?;
         let now = self.inner.clock.now();
         let Some(user) = self.inner.codes.consume(&hash, now).await? else {
             tracing::info!(reason = %InvalidLinkReason::NotRedeemable, "magic link refused");
@@ -681,6 +731,7 @@ impl MagicLinks {
             user,
             mattermost_user_id: mm,
             cookies,
+            binding_removal: mode.bind.then(|| binding::binding_removal(mode)),
             redirect_url: mode.redirect_url.clone(),
         })
     }
@@ -726,10 +777,10 @@ mod tests {
     fn codes_have_the_issued_shape() {
         let c = new_code();
         assert_eq!(c.expose_secret().len(), CODE_CHARS);
-        assert!(parse_code(c.expose_secret()).is_some());
-        assert!(parse_code(&c.expose_secret()[1..]).is_none());
-        assert!(parse_code(&format!("{}=", &c.expose_secret()[1..])).is_none());
-        assert!(parse_code("").is_none());
+        assert!(well_formed(c.expose_secret()));
+        assert!(!well_formed(&c.expose_secret()[1..]));
+        assert!(!well_formed(&format!("{}=", &c.expose_secret()[1..])));
+        assert!(!well_formed(""));
     }
 
     #[test]

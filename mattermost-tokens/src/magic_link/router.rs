@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
-use axum::http::header::{HeaderName, HeaderValue, LOCATION, SET_COOKIE};
+use axum::http::header::{COOKIE, HeaderName, HeaderValue, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -11,7 +11,7 @@ use axum::routing::get;
 use super::page::ERROR_PAGE;
 use super::{
     INVALID_LINK_PAGE, LOGOUT_PATH, MagicLinks, PAGE_HEADERS, REDEEM_PATH, RESPONSE_HEADERS,
-    Redemption,
+    Redemption, binding_from_cookie_header,
 };
 use crate::error::Error;
 
@@ -53,9 +53,22 @@ fn code_field(input: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-async fn confirm(State(links): State<MagicLinks>, RawQuery(query): RawQuery) -> Response {
+/// The request's link binding cookie, if any.
+fn binding(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(binding_from_cookie_header)
+}
+
+async fn confirm(
+    State(links): State<MagicLinks>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let code = code_field(query.as_deref().unwrap_or_default().as_bytes());
-    match links.confirm_page(&code).await {
+    match links.confirm_page(&code, binding(&headers)).await {
         Ok(page) => page_response(StatusCode::OK, page.into_html()),
         Err(e) => error_response(&e),
     }
@@ -80,7 +93,7 @@ async fn redeem(State(links): State<MagicLinks>, headers: HeaderMap, body: Bytes
         return page_response(StatusCode::FORBIDDEN, INVALID_LINK_PAGE.to_owned());
     }
     let code = code_field(&body);
-    match links.redeem(&code).await {
+    match links.redeem(&code, binding(&headers)).await {
         Ok(r) => redirect_response(&r),
         Err(e) => error_response(&e),
     }
