@@ -105,3 +105,27 @@ impl Request {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A create-user body carries a password, a create-token answer a token:
+    /// `Debug` shows the body's size, never its bytes, nor ids in the path.
+    #[test]
+    fn debug_leaves_out_the_body_and_path_values() {
+        let req = Request::post(&["users", "8xqpzj5f1bnbmgzuyb4hs7rwxa", "tokens"])
+            .json(&serde_json::json!({"password": "hunter2-s3cret", "email": "ana@example.com"}))
+            .unwrap();
+        let shown = format!("{req:?}");
+        for secret in [
+            "hunter2-s3cret",
+            "ana@example.com",
+            "8xqpzj5f1bnbmgzuyb4hs7rwxa",
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("body_bytes"), "{shown}");
+        assert!(shown.contains("/api/v4/users/{}/tokens"), "{shown}");
+    }
+}
