@@ -40,10 +40,16 @@ proptest! {
         first in "[А-яα-ω一-龥]{2,12}",
         id in any::<i64>(),
     ) {
-        let u = HostUser::with_names(id, "1234@example.com", first, "");
+        let u = HostUser::with_names(id, "1234@example.com", first.clone(), "");
         let c = u.username_candidates().unwrap();
         prop_assert!(validate_username(&c[0]).is_ok(), "{:?}", c[0]);
-        prop_assert!(!c[0].starts_with("user"), "{:?} kept nothing of the name", c[0]);
+        // (`υςэρ` does spell `user`.)
+        let spelled = deunicode::deunicode(&first).to_ascii_lowercase();
+        prop_assert!(
+            !c[0].starts_with("user") || spelled.starts_with("user"),
+            "{:?} kept nothing of the name",
+            c[0]
+        );
     }
 
     #[test]
