@@ -25,29 +25,29 @@ pub(super) fn new_binding() -> SecretString {
     URL_SAFE_NO_PAD.encode(bytes).into()
 }
 
-/// The `Set-Cookie` value carrying `binding` to the browser: `HttpOnly`,
-/// only for the redeem route's path, `SameSite=Lax` (the link is opened by
-/// a top-level navigation, from a mail or a chat), `Secure` as the session
-/// cookies are, and gone when the link expires.
-pub(super) fn binding_cookie(mode: &CodeMode, binding: &str, ttl_secs: i64) -> String {
-    cookie::Cookie::build((BINDING_COOKIE, binding.to_owned()))
+/// The binding cookie with `value`: `HttpOnly`, only for the redeem
+/// route's path, `SameSite=Lax` (the link is opened by a top-level
+/// navigation, from a mail or a chat), `Secure` as the session cookies are.
+fn cookie_of(mode: &CodeMode, value: &str) -> cookie::Cookie<'static> {
+    cookie::Cookie::build((BINDING_COOKIE, value.to_owned()))
         .path(mode.redeem_url.path().to_owned())
         .http_only(true)
         .secure(mode.secure)
         .same_site(cookie::SameSite::Lax)
-        .max_age(cookie::time::Duration::seconds(ttl_secs))
         .build()
-        .to_string()
+}
+
+/// The `Set-Cookie` value carrying `binding` to the browser, gone when the
+/// link expires.
+pub(super) fn binding_cookie(mode: &CodeMode, binding: &str, ttl_secs: i64) -> String {
+    let mut c = cookie_of(mode, binding);
+    c.set_max_age(cookie::time::Duration::seconds(ttl_secs));
+    c.to_string()
 }
 
 /// The `Set-Cookie` value removing the binding once it was used.
 pub(super) fn binding_removal(mode: &CodeMode) -> String {
-    let mut c = cookie::Cookie::build((BINDING_COOKIE, ""))
-        .path(mode.redeem_url.path().to_owned())
-        .http_only(true)
-        .secure(mode.secure)
-        .same_site(cookie::SameSite::Lax)
-        .build();
+    let mut c = cookie_of(mode, "");
     c.make_removal();
     c.to_string()
 }

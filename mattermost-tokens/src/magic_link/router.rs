@@ -131,16 +131,21 @@ fn error_response(e: &Error) -> Response {
 }
 
 fn redirect_response(r: &Redemption) -> Response {
+    see_other(r.redirect_url(), r.set_cookie_headers())
+}
+
+/// `303 See Other` to `to`, setting `cookies`, with [`RESPONSE_HEADERS`].
+fn see_other(to: &url::Url, cookies: Vec<String>) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SEE_OTHER;
     let headers = response.headers_mut();
-    match HeaderValue::from_str(r.redirect_url().as_str()) {
+    match HeaderValue::from_str(to.as_str()) {
         Ok(v) => {
             headers.insert(LOCATION, v);
         }
         Err(_) => return error_response(&Error::InvalidConfig("bad redirect URL".into())),
     }
-    for cookie in r.set_cookie_headers() {
+    for cookie in cookies {
         match HeaderValue::from_str(&cookie) {
             Ok(v) => {
                 headers.append(SET_COOKIE, v);
@@ -161,16 +166,6 @@ async fn logout(State(links): State<MagicLinks>) -> Response {
     let (Ok(cookies), Ok(to)) = (links.logout_cookies(), links.logout_redirect()) else {
         return page_response(StatusCode::NOT_FOUND, ERROR_PAGE.to_owned());
     };
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(to.as_str()) {
-        response.headers_mut().insert(LOCATION, v);
-    }
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            response.headers_mut().append(SET_COOKIE, v);
-        }
-    }
     tracing::info!("magic link session cookies expired");
-    with_headers(response, RESPONSE_HEADERS)
+    see_other(to, cookies)
 }

@@ -76,5 +76,5 @@ pub fn mint_nonce() -> String {
 
 fn random_hex() -> String {
     let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::ids::hex_lower(&bytes)
 }
