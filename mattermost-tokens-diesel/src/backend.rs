@@ -11,6 +11,27 @@ pub(crate) fn built<P>(pool: Result<P, BuildError>, dialect: Dialect) -> Result<
     pool.map_err(|e| StoreError::Config(format!("cannot build the {} pool: {e}", dialect.name())))
 }
 
+/// Rows of nullable text columns, named as the core's queries name them,
+/// and read back as an array in that order.
+macro_rules! text_rows {
+    ($($(#[$doc:meta])* $row:ident { $($column:ident),+ })+) => {$(
+        $(#[$doc])*
+        #[derive(diesel::QueryableByName, Debug)]
+        pub struct $row {
+            $(#[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            $column: Option<String>,)+
+        }
+
+        impl $row {
+            /// The columns, in order.
+            pub fn into_array(self) -> [Option<String>; [$(stringify!($column)),+].len()] {
+                [$(self.$column),+]
+            }
+        }
+    )+};
+}
+pub(crate) use text_rows;
+
 /// Declares a backend: `$db` (diesel's backend type), reached through
 /// connections of type `$conn` speaking `$dialect`, whose store and code
 /// store are `$store` and `$codes` over the deadpool pool `$pool`, made by
@@ -21,8 +42,8 @@ pub(crate) fn built<P>(pool: Result<P, BuildError>, dialect: Dialect) -> Result<
 /// connection, a deadpool object or a bb8 one, or `$also`.
 macro_rules! backend {
     (
-        $db:ty, $conn:ty, $dialect:expr, $name:literal,
-        store: $store:ident, codes: $codes:ident, pool: $pool:ident, size: $size:literal,
+        $db:ty, $conn:ty, $dialect:expr, $name:literal, size: $size:literal,
+        store: $store:ident, codes: $codes:ident, users: $users:ident, pool: $pool:ident,
         url: $url_doc:literal, manager: |$url:ident| $manager:expr,
         $(also: $also:ty,)?
     ) => {
@@ -46,6 +67,9 @@ macro_rules! backend {
         #[doc = concat!("(see [`DieselCodeStore`](crate::DieselCodeStore)). `P` is the pool ([`", stringify!($pool), "`]")]
         /// unless the host brings another [`ConnectionPool`](crate::ConnectionPool)).
         pub type $codes<P = $pool> = $crate::DieselCodeStore<$conn, P>;
+
+        #[doc = concat!("The host's users in a ", $name, " table (see [`DieselHostUsers`](crate::DieselHostUsers)).")]
+        pub type $users<P = $pool> = $crate::DieselHostUsers<$conn, P>;
 
         impl $store {
             #[doc = concat!("A store over a new pool of ", $size, " connections to `url` (see [`pool`]),")]
@@ -92,7 +116,7 @@ macro_rules! backend {
             async fn load_keys(&mut self, sql: $crate::store::Sql) -> diesel::QueryResult<Vec<String>> {
                 let q = sql.into_query::<$db>();
                 let rows: Vec<$crate::store::KeyRow> = diesel_async::RunQueryDsl::load(q, self).await?;
-                Ok(rows.into_iter().map(|r| r.mmt_key).collect())
+                Ok(rows.into_iter().map(|r| { let [key] = r.into_array(); key.unwrap_or_default() }).collect())
             }
 
             async fn load_host_users(
@@ -109,7 +133,7 @@ macro_rules! backend {
                 let q = sql.into_query::<$db>();
                 let rows: Vec<$crate::code_store::CodeUserRow> =
                     diesel_async::RunQueryDsl::load(q, self).await?;
-                Ok(rows.into_iter().map($crate::code_store::CodeUserRow::into_user).collect())
+                Ok(rows.into_iter().map(|r| { let [id, kind] = r.into_array(); (id, kind) }).collect())
             }
 
             fn run_migrations(
@@ -191,15 +215,9 @@ macro_rules! backend {
                 }
                 break None;
             };
-            let supported = concat!(
-                "AsyncConnectionWrapper<", stringify!($conn), "> and diesel-async's ",
-                "AsyncMigrationHarness over a ", stringify!($conn),
-                " or a deadpool or bb8 pooled connection of one",
-                $(", or ", stringify!($also),)?
-            );
             match loaded {
                 Some(rows) => Ok(rows?),
-                None => Err($crate::migration::unsupported_connection($dialect, table, supported)),
+                None => Err($crate::migration::unsupported_connection($dialect, table)),
             }
         }
     };

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use diesel::QueryableByName;
-use diesel::sql_types::Text;
 use mattermost_tokens::StoreError;
-use mattermost_tokens::store::schema::{CodeStatements, DEFAULT_CODES_TABLE, SqlCodeTable, Value};
+use mattermost_tokens::store::schema::{
+    CodeStatements, DEFAULT_CODES_TABLE, SqlCodeTable, Take, Value,
+};
 use mattermost_tokens::store::validate_identifier;
 #[cfg(doc)]
 use mattermost_tokens::{
@@ -23,23 +23,9 @@ use crate::migration::CodeMigrations;
 use crate::pool::ConnectionPool;
 use crate::store::{DEFAULT_ACQUIRE_TIMEOUT, Sql, StoreConnection};
 
-/// How many times a consuming transaction chosen as a deadlock victim is run
-/// again (MySQL/MariaDB).
-const DEADLOCK_RETRIES: u32 = 3;
-
-/// The user a code logs in, as stored.
-#[derive(QueryableByName)]
-pub(crate) struct CodeUserRow {
-    #[diesel(sql_type = Text)]
-    host_user_id: String,
-    #[diesel(sql_type = Text)]
-    host_user_kind: String,
-}
-
-impl CodeUserRow {
-    pub(crate) fn into_user(self) -> (Option<String>, Option<String>) {
-        (Some(self.host_user_id), Some(self.host_user_kind))
-    }
+crate::backend::text_rows! {
+    /// The user a code logs in, as stored.
+    CodeUserRow { host_user_id, host_user_kind }
 }
 
 /// ER_LOCK_DEADLOCK (1213): "Deadlock found when trying to get lock".
@@ -125,30 +111,25 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselCodeStore<C, P> {
         CodeMigrations::new(self.table_name()).expect("a validated table name")
     }
 
-    /// Creates the code table and its index on `expires_at` unless present
-    /// (the migration
-    /// [`create_mattermost_magic_link_codes_table`](crate::CODES_MIGRATION_NAME),
-    /// recorded in diesel's `__diesel_schema_migrations`, see
-    /// [`CodeMigrations`]). Call it once at start-up; running it again does
-    /// nothing. Works on any tokio runtime.
-    ///
-    /// Errors: [`StoreError::Schema`], changing nothing, when a table of
-    /// that name exists without the code table's columns;
-    /// [`StoreError::Unavailable`] when the database cannot be reached;
-    /// [`StoreError::ReadOnly`] when it refuses writes.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.run_migrations(false).await
+    crate::pool::pooled_store_methods! {
+        /// Creates the code table and its index on `expires_at` unless present
+        /// (the migration
+        /// [`create_mattermost_magic_link_codes_table`](crate::CODES_MIGRATION_NAME),
+        /// recorded in diesel's `__diesel_schema_migrations`, see
+        /// [`CodeMigrations`]). Call it once at start-up; running it again does
+        /// nothing. Works on any tokio runtime.
+        ///
+        /// Errors: [`StoreError::Schema`], changing nothing, when a table of
+        /// that name exists without the code table's columns;
+        /// [`StoreError::Unavailable`] when the database cannot be reached;
+        /// [`StoreError::ReadOnly`] when it refuses writes.
+        migrate,
+        /// Reverts [`migrate`](Self::migrate): drops the code table (every
+        /// outstanding link stops working) and forgets the migration. Does
+        /// nothing when it was not applied; a table of that name without the
+        /// code table's columns is not dropped ([`StoreError::Schema`]).
+        undo
     }
-
-    /// Reverts [`migrate`](Self::migrate): drops the code table (every
-    /// outstanding link stops working) and forgets the migration. Does
-    /// nothing when it was not applied; a table of that name without the
-    /// code table's columns is not dropped ([`StoreError::Schema`]).
-    pub async fn undo_migration(&self) -> Result<(), StoreError> {
-        self.run_migrations(true).await
-    }
-
-    crate::pool::pooled_store_methods!();
 }
 
 #[async_trait]
@@ -182,36 +163,22 @@ impl<C: StoreConnection, P: ConnectionPool<C>> SqlCodeTable for DieselCodeStore<
             .map_err(|e| query_error(e, self.cx()))
     }
 
-    async fn take_locked(
-        &self,
-        _what: &'static str,
-        params: &[Value],
-    ) -> Result<Option<(Option<String>, Option<String>)>, StoreError> {
+    async fn take_locked(&self, _what: &'static str, params: &[Value]) -> Result<Take, StoreError> {
         let mut conn = self.connection().await?;
-        let mut attempt = 0;
-        loop {
-            let lock = Sql::new(self.statements.lock.as_str(), params);
-            let delete = Sql::new(self.statements.delete.as_str(), &params[..1]);
-            let result = (*conn)
-                .transaction(async move |conn: &mut C| {
-                    let Some(row) = conn.load_code_users(lock).await?.pop() else {
-                        return Ok(None);
-                    };
-                    conn.execute_sql(delete).await?;
-                    Ok(Some(row))
-                })
-                .await;
-            match result {
-                // A deadlock victim was rolled back, nothing consumed: again.
-                Err(e) if attempt < DEADLOCK_RETRIES && is_deadlock(&e) => {
-                    attempt += 1;
-                    tracing::debug!(
-                        attempt,
-                        "magic-link code consumption hit a deadlock; retrying"
-                    );
-                }
-                other => return other.map_err(|e| query_error(e, self.cx())),
-            }
+        let lock = Sql::new(self.statements.lock.as_str(), params);
+        let delete = Sql::new(self.statements.delete.as_str(), &params[..1]);
+        let result = (*conn)
+            .transaction(async move |conn: &mut C| {
+                let Some(row) = conn.load_code_users(lock).await?.pop() else {
+                    return Ok(None);
+                };
+                conn.execute_sql(delete).await?;
+                Ok(Some(row))
+            })
+            .await;
+        match result {
+            Err(e) if is_deadlock(&e) => Ok(Take::Deadlock),
+            other => other.map(Take::Done).map_err(|e| query_error(e, self.cx())),
         }
     }
 }

@@ -7,47 +7,17 @@ use std::time::Duration;
 
 use diesel::result::Error as DieselError;
 use futures::future::BoxFuture;
-use mattermost_tokens::StoreError;
-use mattermost_tokens::store::group_commit::{Batch, BatchFuture, GroupCommit};
+use mattermost_tokens::store::group_commit::{
+    Batch, BatchConnection, BatchFuture, GroupCommit, all_failed, in_transaction,
+};
 use mattermost_tokens::store::schema::Value;
+use mattermost_tokens::store::schema::errors::ErrorClass;
 
-use crate::pool::ConnectionPool;
+use crate::pool::{ConnectionPool, timed};
 use crate::store::{Sql, StoreConnection};
 
 /// Why a grouped write failed.
-pub(crate) enum Failure {
-    /// The statement itself failed (the rest of the batch went on).
-    Statement(DieselError),
-    /// The batch failed as a whole (no connection, `BEGIN` or `COMMIT`
-    /// refused): nothing of it was written. Whether the lock was the
-    /// cause, and what was said (never a value).
-    Batch { locked: bool, message: String },
-}
-
-impl Failure {
-    /// The store's error for a write whose batch failed.
-    pub(crate) fn into_store_error(
-        self,
-        backend: &str,
-        table: &str,
-    ) -> Result<DieselError, StoreError> {
-        match self {
-            Failure::Statement(e) => Ok(e),
-            Failure::Batch {
-                locked: true,
-                message,
-            } => Err(StoreError::locked(
-                &format!("using table {table}"),
-                backend,
-                crate::error::Internal(message),
-            )),
-            Failure::Batch { message, .. } => Err(StoreError::Unavailable {
-                message: format!("{backend}: {message}"),
-                source: None,
-            }),
-        }
-    }
-}
+pub(crate) type Failure = mattermost_tokens::store::group_commit::Failure<DieselError>;
 
 /// Runs a batch on one pooled connection, in one `BEGIN IMMEDIATE`
 /// transaction.
@@ -57,72 +27,46 @@ pub(crate) struct DieselBatch<C, P> {
     pub(crate) _conn: PhantomData<fn() -> C>,
 }
 
-/// Whether a `BEGIN` or `COMMIT` failed for the lock, and what was said.
-fn batch_failure(e: &DieselError) -> (bool, String) {
-    let message = e.to_string();
-    let lower = message.to_ascii_lowercase();
-    let locked = lower.contains("database is locked") || lower.contains("database is busy");
-    (locked, message)
-}
-
 impl<C: StoreConnection, P: ConnectionPool<C>> Batch for DieselBatch<C, P> {
     type Write = (String, Vec<Value>);
     type Error = Failure;
 
     fn run(&self, writes: Vec<Self::Write>) -> BatchFuture<'_, Failure> {
         Box::pin(async move {
-            let n = writes.len();
-            let all = |f: &dyn Fn() -> Failure| (0..n).map(|_| Err(f())).collect::<Vec<_>>();
-            let conn = tokio::time::timeout(self.acquire_timeout, self.pool.connection()).await;
-            let mut conn = match conn {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    let message = e.to_string();
-                    return all(&|| Failure::Batch {
-                        locked: false,
-                        message: message.clone(),
-                    });
-                }
-                Err(_) => {
-                    let message =
-                        format!("no database connection within {:?}", self.acquire_timeout);
-                    return all(&|| Failure::Batch {
-                        locked: false,
-                        message: message.clone(),
-                    });
-                }
+            let timeout = self.acquire_timeout;
+            let backend = C::DIALECT.name();
+            let mut conn = match timed(timeout, backend, self.pool.connection()).await {
+                Ok(c) => c,
+                Err(e) => return all_failed(writes.len(), ErrorClass::Unavailable, &e.to_string()),
             };
-            if let Err(e) = C::execute_sql(&mut conn, Sql::new("BEGIN IMMEDIATE", &[])).await {
-                let (locked, message) = batch_failure(&e);
-                return all(&|| Failure::Batch {
-                    locked,
-                    message: message.clone(),
-                });
-            }
-            let mut results = Vec::with_capacity(n);
-            for (sql, values) in writes {
-                let r = C::execute_sql(&mut conn, Sql::new(sql, &values)).await;
-                results.push(r.map(|n| n as u64).map_err(Failure::Statement));
-            }
-            if let Err(e) = C::execute_sql(&mut conn, Sql::new("COMMIT", &[])).await {
-                // A failed COMMIT leaves the transaction open: end it before
-                // the connection goes back to the pool.
-                let _ = C::execute_sql(&mut conn, Sql::new("ROLLBACK", &[])).await;
-                let (locked, message) = batch_failure(&e);
-                return all(&|| Failure::Batch {
-                    locked,
-                    message: message.clone(),
-                });
-            }
-            results
+            // After a failed COMMIT the core rolls back; on SQLite that
+            // ROLLBACK fails only when no transaction is left open.
+            in_transaction(&mut Conn(&mut *conn), "BEGIN IMMEDIATE", writes)
+                .await
+                .0
         })
     }
 
     fn abandoned(&self) -> Failure {
-        Failure::Batch {
-            locked: false,
-            message: "the write batch ended without an answer".into(),
-        }
+        Failure::Batch(
+            ErrorClass::Unavailable,
+            "the write batch ended without an answer".into(),
+        )
+    }
+}
+
+/// A checked-out connection, as the core's batch runs on it.
+struct Conn<'a, C>(&'a mut C);
+
+impl<C: StoreConnection> BatchConnection for Conn<'_, C> {
+    type Error = DieselError;
+
+    async fn exec(&mut self, sql: String, values: Vec<Value>) -> Result<u64, DieselError> {
+        Ok(C::execute_sql(self.0, Sql::new(sql, &values)).await? as u64)
+    }
+
+    fn class(e: &DieselError) -> ErrorClass {
+        ErrorClass::of_message(&e.to_string())
     }
 }
 

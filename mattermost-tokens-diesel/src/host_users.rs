@@ -1,55 +1,23 @@
 //! [`DieselHostUsers`]: the host's users, read in keyset pages.
 
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::QueryableByName;
-use diesel::sql_types::{Nullable, Text};
-use futures::Stream;
+use mattermost_tokens::StoreError;
 use mattermost_tokens::host_table::{
-    HostColumns, HostUserQueries, HostUserSource, HostUserTable, paged,
+    HostColumns, HostUserQueries, HostUserTable, SqlHostUserTable,
 };
 use mattermost_tokens::store::schema::{KeyType, Value};
-use mattermost_tokens::{HostUser, HostUserId, StoreError};
 
 use crate::error::{ErrorContext, query_error};
 use crate::pool::ConnectionPool;
 use crate::store::{DEFAULT_ACQUIRE_TIMEOUT, Sql, StoreConnection};
 
-/// One row of the core's host-user statements, every column as text.
-#[derive(QueryableByName, Debug)]
-pub struct HostRow {
-    #[diesel(sql_type = Nullable<Text>)]
-    mmt_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    mmt_email: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    mmt_name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    mmt_first: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    mmt_last: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    mmt_verified: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    mmt_active: Option<String>,
-}
-
-impl HostRow {
-    pub(crate) fn columns(self) -> HostColumns {
-        [
-            self.mmt_id,
-            self.mmt_email,
-            self.mmt_name,
-            self.mmt_first,
-            self.mmt_last,
-            self.mmt_verified,
-            self.mmt_active,
-        ]
-    }
+crate::backend::text_rows! {
+    /// One row of the core's host-user statements, every column as text.
+    HostRow { mmt_id, mmt_email, mmt_name, mmt_first, mmt_last, mmt_verified, mmt_active }
 }
 
 /// The host's users, read from its own users table in keyset pages
@@ -121,12 +89,7 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselHostUsers<C, P> {
         }
     }
 
-    /// Sets the key column's type (integer by default), as for the token
-    /// store.
-    pub fn with_key_type(mut self, key_type: KeyType) -> Self {
-        self.sql = Arc::new(self.table.queries(C::DIALECT, key_type));
-        self
-    }
+    mattermost_tokens::host_users_methods!(C::DIALECT);
 
     /// How long to wait for a pooled connection (default
     /// [`DEFAULT_ACQUIRE_TIMEOUT`]).
@@ -134,87 +97,30 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselHostUsers<C, P> {
         self.acquire_timeout = timeout;
         self
     }
+}
 
-    /// The table description.
-    pub fn table(&self) -> &HostUserTable {
-        &self.table
-    }
-
-    /// Every user, in key order, a page at a time (see
-    /// [`paged`](mattermost_tokens::host_table::paged)).
-    pub fn stream(&self) -> impl Stream<Item = Result<HostUser, StoreError>> + Send + 'static {
-        let this = self.clone();
-        paged(self.table.page_size(), move |after, limit| {
-            let this = this.clone();
-            async move { this.page(after.as_ref(), limit).await }
-        })
+#[async_trait::async_trait]
+impl<C: StoreConnection, P: ConnectionPool<C>> SqlHostUserTable for DieselHostUsers<C, P> {
+    fn host_queries(&self) -> &HostUserQueries {
+        &self.sql
     }
 
     /// The six text columns of each row `sql` returns.
-    async fn rows(&self, sql: String, params: Vec<Value>) -> Result<Vec<HostColumns>, StoreError> {
+    async fn host_rows(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<Vec<HostColumns>, StoreError> {
         let cx = ErrorContext {
             backend: C::DIALECT.name(),
             table: self.table.table(),
         };
-        let mut conn = timed(
-            self.acquire_timeout,
-            C::DIALECT.name(),
-            self.pool.connection(),
-        )
-        .await?;
+        let timeout = self.acquire_timeout;
+        let mut conn =
+            crate::pool::timed(timeout, C::DIALECT.name(), self.pool.connection()).await?;
         let rows = C::load_host_users(&mut conn, Sql::new(sql, &params))
             .await
             .map_err(|e| query_error(e, cx))?;
-        Ok(rows.into_iter().map(HostRow::columns).collect())
+        Ok(rows.into_iter().map(HostRow::into_array).collect())
     }
 }
-
-/// `fut` (getting a connection), failing with [`StoreError::Unavailable`]
-/// after `timeout`.
-async fn timed<T>(
-    timeout: Duration,
-    backend: &str,
-    fut: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(timeout, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(StoreError::Unavailable {
-            message: format!("{backend}: no database connection within {timeout:?}"),
-            source: None,
-        }),
-    }
-}
-
-#[async_trait::async_trait]
-impl<C: StoreConnection, P: ConnectionPool<C>> HostUserSource for DieselHostUsers<C, P> {
-    async fn page(
-        &self,
-        after: Option<&HostUserId>,
-        limit: u32,
-    ) -> Result<Vec<HostUser>, StoreError> {
-        self.sql
-            .page(after, limit, |sql, p| self.rows(sql, p))
-            .await
-    }
-
-    async fn by_ids(&self, ids: &[HostUserId]) -> Result<Vec<HostUser>, StoreError> {
-        self.sql.by_ids(ids, |sql, p| self.rows(sql, p)).await
-    }
-
-    fn page_size(&self) -> u32 {
-        self.table.page_size()
-    }
-}
-
-/// The host's users in a PostgreSQL table; see [`DieselHostUsers`].
-#[cfg(feature = "postgres")]
-pub type PgHostUsers<P = crate::postgres::PgPool> =
-    DieselHostUsers<diesel_async::AsyncPgConnection, P>;
-/// The host's users in a MySQL or MariaDB table; see [`DieselHostUsers`].
-#[cfg(feature = "mysql")]
-pub type MySqlHostUsers<P = crate::mysql::MySqlPool> =
-    DieselHostUsers<diesel_async::AsyncMysqlConnection, P>;
-/// The host's users in a SQLite table; see [`DieselHostUsers`].
-#[cfg(feature = "_sqlite")]
-pub type SqliteHostUsers<P = crate::sqlite::SqlitePool> =
-    DieselHostUsers<crate::sqlite::AsyncSqliteConnection, P>;

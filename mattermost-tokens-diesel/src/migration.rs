@@ -1,61 +1,26 @@
-//! The migration steps as diesel migrations: [`TokenMigrations`] for the
-//! host's users table (the token columns, a unique index on
-//! `mattermost_user_id`, then the token expiry column) and
-//! [`CodeMigrations`] for the magic-link code table.
+//! The schema's migration steps as diesel migrations: [`TokenMigrations`]
+//! for the host's users table and [`CodeMigrations`] for the magic-link
+//! code table. What each step checks and changes is the core's
+//! ([`mattermost_tokens::store::schema::plan`]); here is how the steps
+//! become a diesel [`MigrationSource`] and are recorded and run.
 //!
-//! What each step checks and changes is the schema's, in
-//! [`mattermost_tokens::store::schema`], shared with the sqlx adapter: a
-//! database migrated through either adapter opens and migrates through the
-//! other. Here: how the steps become a diesel [`MigrationSource`],
-//! rendered for a configured table, and how they are recorded and run.
+//! What a step adds carries a mark ([`Step::marker`]: a column or index
+//! comment, an SQL comment in the definition on SQLite), and reverting
+//! removes only what carries it: a host's own `mattermost_token` column or
+//! unique index on `mattermost_user_id` survives a revert.
 //!
-//! # Marks
+//! The steps are recorded in diesel's `__diesel_schema_migrations` under
+//! [`Step::tag`]s (`00000000000000_mattermost_tokens_<n>_<table>`), which
+//! cannot collide with a host's digits-only versions and sort before them:
+//! the host's `diesel migration revert` and `redo` never pick them, and
+//! `diesel migration run` ignores them. (`diesel migration revert --all`
+//! stops at them: revert them first with [`TokenMigrations::revert`].)
 //!
-//! What a step adds carries a mark (a column or index comment on
-//! PostgreSQL and MySQL, an SQL comment in its definition on SQLite), and
-//! reverting removes only what carries it: a `mattermost_token` column
-//! that the host had before the migration (and its tokens) survives a
-//! revert, and so does a host's own unique index on `mattermost_user_id`.
-//!
-//! # Versions next to the host's own
-//!
-//! diesel records applied migrations by version in
-//! `__diesel_schema_migrations(version VARCHAR(50))`, the table the host's
-//! own migrations (and the `diesel` CLI) use too. The steps' versions are
-//! [`Step::tag`]s: `00000000000000_mattermost_tokens_1_<table>` for the
-//! columns, `..._3_<table>` for the index and `..._4_<table>` for the expiry
-//! column (`2` is the code table's):
-//!
-//! - they cannot collide with a host's version, which diesel derives from a
-//!   migration directory name and is digits only (`20261126103000`); with
-//!   the table in them, stores on two tables each get their migrations;
-//! - a table's steps sort in their order, so diesel (which runs pending
-//!   migrations in version order) runs them in that order;
-//! - they sort before every host version, so the host's
-//!   `diesel migration revert` and `redo`, which act on the latest applied
-//!   version, never pick them. Only diesel's own
-//!   `00000000000000_diesel_initial_setup` sorts before them;
-//! - `diesel migration run` ignores applied versions it does not know, so
-//!   host tooling keeps working. `diesel migration revert --all` would stop
-//!   at these versions: revert them first with [`TokenMigrations::revert`]
-//!   or the store's `undo_migration()`.
-//!
-//! # Running it
-//!
-//! - From the store: `store.migrate().await` (any tokio runtime; it runs
-//!   diesel's blocking harness on tokio's blocking pool, under the
-//!   database's migration lock), reverted by `store.undo_migration().await`.
-//! - Through diesel-async's `AsyncMigrationHarness` (which uses
-//!   `block_in_place`: multi-thread tokio runtime only) over an owned
-//!   connection or a deadpool object: `migrations.run(&mut harness)`.
-//! - On a plain sync diesel connection: `migrations.run(&mut conn)` with a
-//!   `diesel::SqliteConnection`. diesel's sync `PgConnection` and
-//!   `MysqlConnection` need libpq and libmysqlclient, which this crate does
-//!   not link; on those databases use an
-//!   `AsyncConnectionWrapper<AsyncPgConnection>` where a sync connection is
-//!   needed.
-//! - With any other diesel harness: it is an ordinary [`MigrationSource`],
-//!   e.g. `harness.run_pending_migrations(migrations)`.
+//! Run them with the store's `migrate()` (any tokio runtime; under the
+//! database's migration lock), through diesel-async's
+//! `AsyncMigrationHarness` (multi-thread runtime), on a plain
+//! `diesel::SqliteConnection` or an `AsyncConnectionWrapper`, or with any
+//! diesel harness: `harness.run_pending_migrations(migrations)`.
 
 use std::fmt;
 
@@ -82,21 +47,10 @@ pub(crate) mod sealed {
     use diesel::QueryableByName;
     use diesel::connection::BoxableConnection;
     use diesel::migration::Result;
-    use diesel::sql_types::{BigInt, Nullable, Text};
+    use diesel::sql_types::BigInt;
     use mattermost_tokens::store::schema::{Dialect, sql};
 
-    /// Rows of text columns, named as the schema's queries name them.
-    macro_rules! text_rows {
-        ($($(#[$doc:meta])* $row:ident { $($column:ident),+ })+) => {$(
-            $(#[$doc])*
-            #[derive(QueryableByName, Debug)]
-            pub struct $row {
-                $(#[diesel(sql_type = Nullable<Text>)] pub $column: Option<String>,)+
-            }
-        )+};
-    }
-
-    text_rows! {
+    crate::backend::text_rows! {
         /// A row of [`sql::columns`].
         ColumnRow { name, sql_type, nullable, comment }
         /// A row of [`sql::indexes`].
@@ -223,25 +177,10 @@ impl TokenMigrations {
         self.steps.table.expiry_column()
     }
 
-    /// The version the column migration
-    /// ([`MIGRATION_NAME`](crate::MIGRATION_NAME)) is recorded under in
-    /// `__diesel_schema_migrations` ([`Step::tag`]).
-    pub fn version(&self) -> String {
-        Step::TokenColumns.tag(self.table_name())
-    }
-
-    /// The version the unique index migration
-    /// ([`UNIQUE_INDEX_MIGRATION_NAME`](crate::UNIQUE_INDEX_MIGRATION_NAME))
-    /// is recorded under, after [`version`](Self::version).
-    pub fn index_version(&self) -> String {
-        Step::UserIdIndex.tag(self.table_name())
-    }
-
-    /// The version the expiry column migration
-    /// ([`EXPIRY_MIGRATION_NAME`](crate::EXPIRY_MIGRATION_NAME)) is recorded
-    /// under, after [`index_version`](Self::index_version).
-    pub fn expiry_version(&self) -> String {
-        Step::ExpiryColumn.tag(self.table_name())
+    /// The version `step` is recorded under in `__diesel_schema_migrations`
+    /// for this table ([`Step::tag`]).
+    pub fn step_version(&self, step: Step) -> String {
+        step.tag(self.table_name())
     }
 
     /// All versions, in the order the migrations run.
@@ -259,29 +198,21 @@ impl TokenMigrations {
         self.steps.table.user_id_index_name()
     }
 
-    /// The name of the unique index on `mattermost_user_id`.
-    #[deprecated(note = "renamed to `user_id_index_name`, as in the sqlx adapter")]
-    pub fn index_name(&self) -> String {
-        self.user_id_index_name()
-    }
-
     through_harness! {
-        /// Runs the migrations that `harness` has not applied yet (none when
-        /// they all were), in order: the token columns, the unique index, then
-        /// the expiry column. `harness` is a diesel connection with migration
-        /// support (`diesel::SqliteConnection`, diesel-async's
+        /// Runs the migrations that `harness` has not applied yet, in order:
+        /// the token columns, the unique index, the expiry column, the claim
+        /// columns. `harness` is a diesel connection with migration support
+        /// (`diesel::SqliteConnection`, diesel-async's
         /// `AsyncConnectionWrapper`) or diesel-async's `AsyncMigrationHarness`.
         ///
-        /// Fails with [`StoreError::Schema`] when rows already share a
-        /// `mattermost_user_id` (the index is not created then; the message
-        /// says how many ids and how to find them), or when the table has a
-        /// column of one of the names whose type cannot hold the value.
-        ///
-        /// The expiry and claim columns do not need the index: when the index
-        /// migration fails with [`StoreError::Schema`] after the token columns
-        /// are in place, their migrations are still applied (and recorded)
-        /// before the error is returned, so that the store keeps working while
-        /// the duplicates are resolved. (diesel's own
+        /// Fails with [`StoreError::Schema`] when the table does not exist,
+        /// its key column does not suit the key type (a store's
+        /// migrations), it has a column of one of the names that cannot
+        /// hold the value or is `NOT NULL`, or rows already share a
+        /// `mattermost_user_id`: the index is not created then (the message
+        /// says how many ids and how to find them), but the expiry and claim
+        /// columns, which do not need it, still are, so that the store keeps
+        /// working while the duplicates are resolved. (diesel's own
         /// `run_pending_migrations` with this source stops at the index.)
         run,
         /// Reverts the applied migrations of this table, newest first (none when
@@ -303,18 +234,9 @@ impl<DB: MigrationBackend> MigrationSource<DB> for TokenMigrations {
 /// name; a diesel [`MigrationSource`] for PostgreSQL, MySQL and SQLite
 /// alike, run the same ways as [`TokenMigrations`].
 ///
-/// One migration, [`CODES_MIGRATION_NAME`](crate::CODES_MIGRATION_NAME).
-/// Running it creates the table and an index on `expires_at`; a table of
-/// that name that already has the code table's columns (made by an earlier
-/// run, or by the sqlx adapter) is kept as it is, and one without them (a
-/// table of the host's) stops it with [`StoreError::Schema`], changing
-/// nothing. Reverting drops the table (every outstanding link stops
-/// working), again only when it has the code table's columns.
-///
-/// Its version is `00000000000000_mattermost_tokens_2` for the default table
-/// `mattermost_magic_link_codes`, and
-/// `00000000000000_mattermost_tokens_2_<table>` for another (see
-/// [`Step::tag`]).
+/// One migration, [`CODES_MIGRATION_NAME`](crate::CODES_MIGRATION_NAME),
+/// recorded as [`Step::tag`] names it; what it does is
+/// [`DieselCodeStore::migrate`](crate::DieselCodeStore::migrate)'s.
 ///
 /// ```
 /// use mattermost_tokens_diesel::CodeMigrations;
@@ -537,7 +459,7 @@ impl StepMigration {
         let rows = DB::columns(conn, (table, &sql::columns(d, table)))?;
         let columns: Vec<ExistingColumn> = rows
             .into_iter()
-            .map(|r| ExistingColumn::from_row([r.name, r.sql_type, r.nullable, r.comment]))
+            .map(|r| ExistingColumn::from_row(r.into_array()))
             .collect();
         let change = match self.step {
             Step::CodeTable => plan::code_table(d, dir, table, &columns)?,
@@ -546,7 +468,7 @@ impl StepMigration {
                 if self.check_key && dir == Direction::Up {
                     plan::check_key_column(d, &self.table, &columns)?;
                 }
-                plan::token_columns(d, dir, table, &columns, true)?
+                plan::ColumnGroup::tokens(d).plan(dir, table, &columns, true)?
             }
             Step::ExpiryColumn => {
                 let name = self.table.expiry_column();
@@ -554,7 +476,7 @@ impl StepMigration {
                 plan::expiry_column(d, dir, table, name, found, true)?
             }
             Step::UserIdIndex => self.index::<DB>(conn, dir, &columns)?,
-            Step::ClaimColumns => plan::claim_columns(d, dir, table, &columns, true)?,
+            Step::ClaimColumns => plan::ColumnGroup::claims(d).plan(dir, table, &columns, true)?,
         };
         for statement in &change.statements {
             conn.batch_execute(statement).map_err(|e| match e {
@@ -591,17 +513,7 @@ impl StepMigration {
         let rows = DB::indexes(conn, (table, &sql::indexes(d, table)))?;
         let indexes: Vec<ExistingIndex> = rows
             .into_iter()
-            .map(|r| {
-                ExistingIndex::from_row([
-                    r.name,
-                    r.is_unique,
-                    r.key_columns,
-                    r.complete,
-                    r.is_constraint,
-                    r.schema_name,
-                    r.comment,
-                ])
-            })
+            .map(|r| ExistingIndex::from_row(r.into_array()))
             .collect();
         let column = plan::find(columns, USER_ID_COLUMN);
         Ok(
@@ -708,12 +620,12 @@ impl Steps {
 pub(crate) fn unsupported_connection(
     dialect: Dialect,
     table: &str,
-    supported: &str,
 ) -> Box<dyn std::error::Error + Send + Sync> {
     Box::new(StoreError::Schema {
         message: format!(
             "the {} migration cannot read table {table} through this connection type; run it \
-             through the store's migrate() or on one of: {supported}",
+             through the store's migrate(), an AsyncConnectionWrapper over the backend's \
+             connection (or a deadpool or bb8 one), or diesel-async's AsyncMigrationHarness",
             dialect.name()
         ),
         source: None,

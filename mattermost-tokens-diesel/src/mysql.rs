@@ -27,20 +27,8 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use mattermost_tokens::store::schema::Dialect;
 
 crate::backend::backend!(
-    Mysql, AsyncMysqlConnection, Dialect::MySql, "MySQL or MariaDB",
-    store: MySqlTokenStore, codes: MySqlCodeStore, pool: MySqlPool, size: 10,
+    Mysql, AsyncMysqlConnection, Dialect::MySql, "MySQL or MariaDB", size: 10,
+    store: MySqlTokenStore, codes: MySqlCodeStore, users: MySqlHostUsers, pool: MySqlPool,
     url: "`mysql://user:password@host:port/database`",
     manager: |url| AsyncDieselConnectionManager::<AsyncMysqlConnection>::new(url),
 );
-
-/// The MySQL token store, as earlier releases spelled it.
-#[deprecated(note = "renamed to `MySqlTokenStore`, as in the sqlx adapter")]
-pub type MysqlTokenStore<P = MySqlPool> = MySqlTokenStore<P>;
-
-/// The MySQL code store, as earlier releases spelled it.
-#[deprecated(note = "renamed to `MySqlCodeStore`, as in the sqlx adapter")]
-pub type MysqlCodeStore<P = MySqlPool> = MySqlCodeStore<P>;
-
-/// The MySQL pool, as earlier releases spelled it.
-#[deprecated(note = "renamed to `MySqlPool`")]
-pub type MysqlPool = MySqlPool;

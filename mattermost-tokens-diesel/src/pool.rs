@@ -124,11 +124,38 @@ pub(crate) fn manager_error(
     }
 }
 
+/// `fut` (getting a connection), failing with [`StoreError::Unavailable`]
+/// after `timeout`.
+pub(crate) async fn timed<T>(
+    timeout: std::time::Duration,
+    backend: &str,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Unavailable {
+            message: format!("{backend}: no database connection within {timeout:?}"),
+            source: None,
+        }),
+    }
+}
+
 /// The methods a store over a [`ConnectionPool`] has, whatever it stores:
-/// expands inside the inherent `impl` of a store with fields `pool` and
-/// `acquire_timeout`, a `table_name()` and `migrations()`.
+/// `migrate` and `undo_migration` (documented as given) and the pool's
+/// accessors. Expands inside the inherent `impl` of a store with fields
+/// `pool` and `acquire_timeout`, a `table_name()` and `migrations()`.
 macro_rules! pooled_store_methods {
-    () => {
+    ($(#[$migrate:meta])* migrate, $(#[$undo:meta])* undo) => {
+        $(#[$migrate])*
+        pub async fn migrate(&self) -> Result<(), StoreError> {
+            self.run_migrations(false).await
+        }
+
+        $(#[$undo])*
+        pub async fn undo_migration(&self) -> Result<(), StoreError> {
+            self.run_migrations(true).await
+        }
+
         /// How long an operation waits for a connection before failing with
         /// [`StoreError::Unavailable`] (default
         /// [`DEFAULT_ACQUIRE_TIMEOUT`](crate::DEFAULT_ACQUIRE_TIMEOUT)).
@@ -140,12 +167,6 @@ macro_rules! pooled_store_methods {
         /// The pool the store takes its connections from.
         pub fn pool(&self) -> &P {
             &self.pool
-        }
-
-        /// Reverts [`migrate`](Self::migrate).
-        #[deprecated(note = "renamed to `undo_migration`, as in the sqlx adapter")]
-        pub async fn revert_migration(&self) -> Result<(), StoreError> {
-            self.undo_migration().await
         }
 
         /// Runs (or reverts) the store's migrations with a connection of
@@ -176,23 +197,11 @@ macro_rules! pooled_store_methods {
             self.timed(self.pool.connection()).await
         }
 
-        /// `fut` (getting a connection), failing with
-        /// [`StoreError::Unavailable`] after the acquire timeout.
         async fn timed<T>(
             &self,
             fut: impl Future<Output = Result<T, StoreError>>,
         ) -> Result<T, StoreError> {
-            let timeout = self.acquire_timeout;
-            match tokio::time::timeout(timeout, fut).await {
-                Ok(r) => r,
-                Err(_) => Err(StoreError::Unavailable {
-                    message: format!(
-                        "{}: no database connection within {timeout:?}",
-                        C::DIALECT.name()
-                    ),
-                    source: None,
-                }),
-            }
+            $crate::pool::timed(self.acquire_timeout, C::DIALECT.name(), fut).await
         }
     };
 }

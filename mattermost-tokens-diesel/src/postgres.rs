@@ -26,8 +26,8 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use mattermost_tokens::store::schema::Dialect;
 
 crate::backend::backend!(
-    Pg, AsyncPgConnection, Dialect::Postgres, "PostgreSQL",
-    store: PgTokenStore, codes: PgCodeStore, pool: PgPool, size: 10,
+    Pg, AsyncPgConnection, Dialect::Postgres, "PostgreSQL", size: 10,
+    store: PgTokenStore, codes: PgCodeStore, users: PgHostUsers, pool: PgPool,
     url: "`postgres://user:password@host:port/database`",
     manager: |url| AsyncDieselConnectionManager::<AsyncPgConnection>::new(url),
 );

@@ -79,8 +79,8 @@ fn manager(
 }
 
 crate::backend::backend!(
-    Sqlite, AsyncSqliteConnection, Dialect::Sqlite, "SQLite",
-    store: SqliteTokenStore, codes: SqliteCodeStore, pool: SqlitePool, size: 8,
+    Sqlite, AsyncSqliteConnection, Dialect::Sqlite, "SQLite", size: 8,
+    store: SqliteTokenStore, codes: SqliteCodeStore, users: SqliteHostUsers, pool: SqlitePool,
     url: "a file path, or a `file:` URI; each connection opened with [`establish`]",
     manager: |url| manager(url, Duration::from_millis(BUSY_TIMEOUT_MS.into())),
     also: diesel::SqliteConnection,

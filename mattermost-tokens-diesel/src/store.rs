@@ -1,11 +1,7 @@
 //! The store itself, written once for every backend: [`DieselTokenStore`].
-//!
-//! The table, its key column and the token expiry column are configurable,
-//! so every statement is SQL text built when the store is configured (from
-//! validated identifiers only, by the schema's [`StoreStatements`]) and run
-//! with `diesel::sql_query` and bound values. What differs between
-//! databases (how a statement reaches the driver) is the
-//! [`StoreConnection`] implementation of each backend.
+//! Its statements are the schema's ([`StoreStatements`]), run with
+//! `diesel::sql_query` and bound values through each backend's
+//! [`StoreConnection`].
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -91,20 +87,12 @@ pub(crate) mod sealed {
     }
 }
 
-/// A statement and its bound values, in placeholder order.
+/// A statement and its bound values, in placeholder order (`Value`'s
+/// `Debug` shows no text: a value may be a token).
+#[derive(Debug)]
 pub struct Sql {
     text: String,
     binds: Vec<Value>,
-}
-
-impl fmt::Debug for Sql {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The bound values may include a token.
-        f.debug_struct("Sql")
-            .field("text", &self.text)
-            .field("binds", &self.binds.len())
-            .finish()
-    }
 }
 
 impl Sql {
@@ -162,11 +150,9 @@ impl RecordRow {
     }
 }
 
-/// A key read as text.
-#[derive(QueryableByName)]
-pub(crate) struct KeyRow {
-    #[diesel(sql_type = Text)]
-    pub(crate) mmt_key: String,
+crate::backend::text_rows! {
+    /// A key read as text.
+    KeyRow { mmt_key }
 }
 
 /// A [`TokenStore`] over the host's own users table, on any backend this
@@ -179,15 +165,11 @@ pub(crate) struct KeyRow {
 /// deadpool pool by default; any [`ConnectionPool`] works).
 ///
 /// By default the table is `users`, its key column `id`, of type
-/// [`KeyType::Integer`](crate::KeyType::Integer). The store reads and writes four nullable columns
-/// that [`migrate`](Self::migrate) adds: `mattermost_user_id`,
-/// `mattermost_token`, `mattermost_token_id` and the token's expiry in
-/// milliseconds since the Unix epoch, `mattermost_token_expires_at`
-/// (another name with [`with_expiry_column`](Self::with_expiry_column)),
-/// and relies on the unique index on `mattermost_user_id` that it also
-/// adds: a write that would link a Mattermost user to a second host user
-/// fails with [`StoreError::AlreadyLinked`]. It never inserts or deletes
-/// rows.
+/// [`KeyType::Integer`](crate::KeyType::Integer). The store reads and
+/// writes the nullable columns [`migrate`](Self::migrate) adds (see
+/// [`schema`](mattermost_tokens::store::schema)); a write that would link a
+/// Mattermost user to a second host user fails with
+/// [`StoreError::AlreadyLinked`]. It never inserts or deletes rows.
 pub struct DieselTokenStore<
     C: StoreConnection,
     P = diesel_async::pooled_connection::deadpool::Pool<C>,
@@ -215,13 +197,9 @@ impl<C: StoreConnection, P> Clone for DieselTokenStore<C, P> {
 impl<C: StoreConnection, P> fmt::Debug for DieselTokenStore<C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The pool is left out: its configuration may hold a connection URL.
-        let t = self.sql.users_table();
         f.debug_struct("DieselTokenStore")
             .field("backend", &C::DIALECT.name())
-            .field("table", &t.table())
-            .field("key_column", &t.key_column())
-            .field("key_type", &t.key_type())
-            .field("expiry_column", &t.expiry_column())
+            .field("table", self.sql.users_table())
             .field("acquire_timeout", &self.acquire_timeout)
             .finish_non_exhaustive()
     }
@@ -263,39 +241,21 @@ impl<C: StoreConnection, P: ConnectionPool<C>> DieselTokenStore<C, P> {
         TokenMigrations::for_store(self.users_table())
     }
 
-    /// Adds the token columns to the users table unless present, then the
-    /// unique index on `mattermost_user_id`, then the token expiry column
-    /// (the migrations are recorded in diesel's
-    /// `__diesel_schema_migrations`, see [`TokenMigrations`]). Call it once
-    /// at start-up; running it again does nothing. A table migrated by an
-    /// earlier version of this crate, or by the sqlx adapter, gets the
-    /// migrations it lacks.
-    ///
-    /// Works on any tokio runtime: the blocking migration harness runs on
-    /// tokio's blocking pool with a connection of its own.
-    ///
-    /// Errors: [`StoreError::Schema`] when the table does not exist, its key
-    /// column does not suit the [`KeyType`](crate::KeyType), it has a column of one of
-    /// those names whose type cannot hold the value (or that is
-    /// `NOT NULL`), or it has rows sharing a `mattermost_user_id` (the index
-    /// is not created then, the expiry column still is; the message says
-    /// how many ids and how to find them); [`StoreError::Unavailable`] when
-    /// the database cannot be reached; [`StoreError::ReadOnly`] when it
-    /// refuses writes.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        self.run_migrations(false).await
+    crate::pool::pooled_store_methods! {
+        /// Runs the [`migrations`](Self::migrations) this table lacks (see
+        /// [`TokenMigrations::run`] for what each does and how it fails),
+        /// under the database's migration lock, with a connection of its own
+        /// on tokio's blocking pool (any tokio runtime). Call it once at
+        /// start-up; running it again does nothing. A table migrated by an
+        /// earlier version, or by the sqlx adapter, gets only what it lacks.
+        /// Also [`StoreError::Unavailable`] when the database cannot be
+        /// reached and [`StoreError::ReadOnly`] when it refuses writes.
+        migrate,
+        /// Reverts [`migrate`](Self::migrate) (see
+        /// [`TokenMigrations::revert`]): columns that were there before it
+        /// ran, such as a Laravel `mattermost_token`, are kept.
+        undo
     }
-
-    /// Reverts [`migrate`](Self::migrate): drops the expiry column and the
-    /// unique index if the migrations created them, then the token columns
-    /// that the migration added (columns that were there before it ran,
-    /// such as a Laravel `mattermost_token`, are kept) and forgets the
-    /// migrations.
-    pub async fn undo_migration(&self) -> Result<(), StoreError> {
-        self.run_migrations(true).await
-    }
-
-    crate::pool::pooled_store_methods!();
 }
 
 #[async_trait]
@@ -313,14 +273,14 @@ impl<C: StoreConnection, P: ConnectionPool<C>> SqlTokenTable for DieselTokenStor
 
     async fn write(
         &self,
-        _what: &'static str,
+        what: &'static str,
         sql: &str,
         params: &[Value],
     ) -> Result<Written, StoreError> {
         let result = match &self.group {
             Some(group) => match group((sql.to_owned(), params.to_vec())).await {
                 Ok(n) => Ok(n),
-                Err(f) => Err(f.into_store_error(C::DIALECT.name(), self.table_name())?),
+                Err(f) => Err(f.statement_error(what, C::DIALECT.name(), self.table_name())?),
             },
             None => {
                 let mut conn = self.connection().await?;

@@ -31,23 +31,7 @@ pub enum Bind<'a> {
     NullInt,
 }
 
-/// How an error reported by the database should be surfaced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[doc(hidden)]
-pub enum ErrorClass {
-    /// The server cannot be reached, refuses connections or went away.
-    Unavailable,
-    /// The database's lock could not be had within the busy timeout.
-    Locked,
-    /// A table or column is missing or of the wrong kind.
-    Schema,
-    /// The database refuses writes.
-    ReadOnly,
-    /// The driver's message may quote a stored value: keep it out of errors.
-    Redact,
-    /// Anything else.
-    Other,
-}
+pub use mattermost_tokens::store::schema::errors::ErrorClass;
 
 /// The parameters of a schema statement.
 pub(crate) fn binds(values: &[Value]) -> Vec<Bind<'_>> {

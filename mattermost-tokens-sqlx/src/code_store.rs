@@ -10,7 +10,9 @@ use mattermost_tokens::StoreError;
 #[cfg(doc)]
 use mattermost_tokens::magic_link::{CodeHash, CodeStore};
 use mattermost_tokens::store::schema::plan::Direction;
-use mattermost_tokens::store::schema::{CodeStatements, DEFAULT_CODES_TABLE, SqlCodeTable, Value};
+use mattermost_tokens::store::schema::{
+    CodeStatements, DEFAULT_CODES_TABLE, SqlCodeTable, Take, Value,
+};
 use mattermost_tokens::store::validate_identifier;
 use sqlx::error::DatabaseError;
 use sqlx::{Connection, Pool};
@@ -18,11 +20,6 @@ use sqlx::{Connection, Pool};
 use crate::backend::{Backend, PoolSize, binds, built_sql};
 use crate::error::from_sqlx;
 use crate::migration::{self, Job};
-
-/// How many times a consuming transaction chosen as a deadlock victim is
-/// run again (MySQL/MariaDB only; it was rolled back, so nothing was
-/// consumed).
-const DEADLOCK_RETRIES: u32 = 3;
 
 /// A user as the code table holds it.
 type CodeUser = (Option<String>, Option<String>);
@@ -183,27 +180,13 @@ impl<DB: Backend> SqlCodeTable for SqlxCodeStore<DB> {
             .map_err(self.err(what))
     }
 
-    async fn take_locked(
-        &self,
-        what: &'static str,
-        params: &[Value],
-    ) -> Result<Option<CodeUser>, StoreError> {
+    async fn take_locked(&self, what: &'static str, params: &[Value]) -> Result<Take, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(self.err(what))?;
-        let mut attempt = 0;
-        loop {
-            match self.lock_and_delete(&mut conn, params).await {
-                Err(sqlx::Error::Database(e))
-                    if attempt < DEADLOCK_RETRIES
-                        && DB::is_deadlock(e.as_ref() as &dyn DatabaseError) =>
-                {
-                    attempt += 1;
-                    tracing::debug!(
-                        attempt,
-                        "magic-link code consumption hit a deadlock; retrying"
-                    );
-                }
-                other => return other.map_err(self.err(what)),
+        match self.lock_and_delete(&mut conn, params).await {
+            Err(sqlx::Error::Database(e)) if DB::is_deadlock(e.as_ref() as &dyn DatabaseError) => {
+                Ok(Take::Deadlock)
             }
+            other => other.map(Take::Done).map_err(self.err(what)),
         }
     }
 }

@@ -9,7 +9,9 @@
 
 use mattermost_tokens::StoreError;
 
-use crate::backend::{Backend, ErrorClass};
+use mattermost_tokens::store::schema::errors::ErrorClass;
+
+use crate::backend::Backend;
 
 /// Stands in for a driver error whose message may quote a stored value (and
 /// so possibly a token): only the database and its error code are kept.
@@ -29,93 +31,42 @@ impl RedactedDriverError {
 
 /// Maps a sqlx error met while doing `what` on `table`.
 pub(crate) fn from_sqlx<DB: Backend>(what: &str, table: &str, e: sqlx::Error) -> StoreError {
-    let db = DB::NAME;
-    let class = match &e {
-        sqlx::Error::Database(d) => DB::classify(d.as_ref()),
+    let (class, detail) = match &e {
+        // Schema errors name tables and columns only, so the driver's
+        // message is safe to show; others are kept as the source only.
+        sqlx::Error::Database(d) => match DB::classify(d.as_ref()) {
+            ErrorClass::Schema => (ErrorClass::Schema, d.message()),
+            ErrorClass::Unavailable => (
+                ErrorClass::Unavailable,
+                "the server refused the connection or is shutting down",
+            ),
+            class => (class, ""),
+        },
+        sqlx::Error::PoolTimedOut => (
+            ErrorClass::Unavailable,
+            "timed out waiting for a database connection",
+        ),
+        sqlx::Error::PoolClosed => (ErrorClass::Unavailable, "the connection pool is closed"),
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => ErrorClass::Unavailable,
+        | sqlx::Error::WorkerCrashed => (ErrorClass::Unavailable, ""),
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::ColumnNotFound(_)
         | sqlx::Error::ColumnIndexOutOfBounds { .. }
-        | sqlx::Error::TypeNotFound { .. } => {
-            return StoreError::schema(
-                format!(
-                    "{what}: a column of table `{table}` does not have the type the store expects \
-                     (check the key type setting and that migrate() ran)"
-                ),
-                e,
-            );
-        }
-        _ => ErrorClass::Other,
+        | sqlx::Error::TypeNotFound { .. } => (
+            ErrorClass::Schema,
+            "a column does not have the type the store expects (check the key type setting)",
+        ),
+        _ => (ErrorClass::Other, ""),
     };
-    match class {
-        ErrorClass::Locked => StoreError::locked(what, db, e),
-        ErrorClass::Unavailable => {
-            let why = match &e {
-                sqlx::Error::PoolTimedOut => "timed out waiting for a database connection",
-                sqlx::Error::PoolClosed => "the connection pool is closed",
-                sqlx::Error::Database(_) => "the server refused the connection or is shutting down",
-                _ => "the database cannot be reached or the connection broke",
-            };
-            StoreError::unavailable(format!("{what}: {db}: {why}"), e)
-        }
-        ErrorClass::Schema => {
-            // Schema errors name tables and columns only, so the driver's
-            // message is safe to show and is the useful part.
-            let detail = match &e {
-                sqlx::Error::Database(d) => d.message().to_owned(),
-                _ => e.to_string(),
-            };
-            StoreError::schema(
-                format!(
-                    "{what}: {db}: {detail} (table `{table}`; run the store's migrate() once at start-up)"
-                ),
-                e,
-            )
-        }
-        ErrorClass::ReadOnly => StoreError::ReadOnly {
-            message: format!("{what}: the {db} database is read-only and refused the write"),
-            source: Some(Box::new(e)),
-        },
-        ErrorClass::Redact => StoreError::database(
-            format!("{what}: {db} rejected the statement"),
-            redacted::<DB>(&e),
-        ),
-        ErrorClass::Other => StoreError::database(format!("{what}: {db} error"), e),
+    let detail = detail.to_owned();
+    if class == ErrorClass::Redact {
+        let source = redacted::<DB>(&e);
+        return class.error(what, DB::NAME, table, "", source);
     }
+    class.error(what, DB::NAME, table, &detail, e)
 }
-
-/// Maps a group-commit batch that failed as a whole (see
-/// `group_commit`), from its class and the driver's message.
-pub(crate) fn from_batch<DB: Backend>(
-    what: &str,
-    class: ErrorClass,
-    message: String,
-) -> StoreError {
-    let db = DB::NAME;
-    let source = BatchFailed(message);
-    match class {
-        ErrorClass::Locked => StoreError::locked(what, db, source),
-        ErrorClass::Unavailable => StoreError::unavailable(
-            format!("{what}: {db}: the database cannot be reached or the connection broke"),
-            source,
-        ),
-        ErrorClass::ReadOnly => StoreError::ReadOnly {
-            message: format!("{what}: the {db} database is read-only and refused the write"),
-            source: Some(Box::new(source)),
-        },
-        _ => StoreError::database(format!("{what}: {db} error"), source),
-    }
-}
-
-/// The driver's message for a write batch that failed as a whole.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct BatchFailed(String);
 
 /// `e` with only its database and error code: for driver messages that may
 /// quote a stored value.

@@ -1,21 +1,19 @@
 //! SQLite's writes, batched through the core's
 //! [`GroupCommit`](mattermost_tokens::store::group_commit) (see there why).
 
-use mattermost_tokens::store::group_commit::{Batch, BatchFuture};
-use sqlx::{Pool, SqlStr};
+use mattermost_tokens::store::group_commit::{
+    Batch, BatchConnection, BatchFuture, all_failed, in_transaction,
+};
+use sqlx::Pool;
 
 use mattermost_tokens::store::schema::Value;
 
-use crate::backend::{Backend, ErrorClass, binds, built_sql};
+use mattermost_tokens::store::schema::errors::ErrorClass;
+
+use crate::backend::{Backend, binds, built_sql};
 
 /// Why a grouped write failed.
-pub(crate) enum Failure {
-    /// The statement itself failed (the rest of the batch went on).
-    Statement(sqlx::Error),
-    /// The batch failed as a whole (no connection, `BEGIN` or `COMMIT`
-    /// refused): nothing of it was written.
-    Batch(ErrorClass, String),
-}
+pub(crate) type Failure = mattermost_tokens::store::group_commit::Failure<sqlx::Error>;
 
 /// Runs a batch on one connection of the pool, in one transaction opened
 /// with `begin`.
@@ -30,35 +28,16 @@ impl<DB: Backend> Batch for SqlxBatch<DB> {
 
     fn run(&self, writes: Vec<Self::Write>) -> BatchFuture<'_, Failure> {
         Box::pin(async move {
-            let n = writes.len();
-            let all = |class, e: &sqlx::Error| {
-                let text = e.to_string();
-                (0..n)
-                    .map(|_| Err(Failure::Batch(class, text.clone())))
-                    .collect()
-            };
             let mut conn = match self.pool.acquire().await {
                 Ok(c) => c,
-                Err(e) => return all(ErrorClass::Unavailable, &e),
+                Err(e) => return all_failed(writes.len(), ErrorClass::Unavailable, &e.to_string()),
             };
-            if let Err(e) = DB::execute_on(&mut conn, SqlStr::from_static(self.begin), &[]).await {
-                return all(class_of::<DB>(&e), &e);
-            }
-            let mut results = Vec::with_capacity(n);
-            for (sql, values) in writes {
-                let r = DB::execute_on(&mut conn, built_sql(sql), &binds(&values)).await;
-                results.push(r.map(|r| DB::rows_affected(&r)).map_err(Failure::Statement));
-            }
-            if let Err(e) = DB::execute_on(&mut conn, SqlStr::from_static("COMMIT"), &[]).await {
-                if DB::execute_on(&mut conn, SqlStr::from_static("ROLLBACK"), &[])
-                    .await
-                    .is_err()
-                {
-                    // A connection in an unknown transaction state must not
-                    // go back to the pool.
-                    drop(conn.detach());
-                }
-                return all(class_of::<DB>(&e), &e);
+            let (results, broken) =
+                in_transaction(&mut Conn::<DB>(&mut conn), self.begin, writes).await;
+            if broken {
+                // A connection in an unknown transaction state must not go
+                // back to the pool.
+                drop(conn.detach());
             }
             results
         })
@@ -72,9 +51,21 @@ impl<DB: Backend> Batch for SqlxBatch<DB> {
     }
 }
 
-fn class_of<DB: Backend>(e: &sqlx::Error) -> ErrorClass {
-    match e {
-        sqlx::Error::Database(d) => DB::classify(d.as_ref()),
-        _ => ErrorClass::Unavailable,
+/// A checked-out connection, as the core's batch runs on it.
+struct Conn<'a, DB: Backend>(&'a mut DB::Connection);
+
+impl<DB: Backend> BatchConnection for Conn<'_, DB> {
+    type Error = sqlx::Error;
+
+    async fn exec(&mut self, sql: String, values: Vec<Value>) -> Result<u64, sqlx::Error> {
+        let r = DB::execute_on(self.0, built_sql(sql), &binds(&values)).await?;
+        Ok(DB::rows_affected(&r))
+    }
+
+    fn class(e: &sqlx::Error) -> ErrorClass {
+        match e {
+            sqlx::Error::Database(d) => DB::classify(d.as_ref()),
+            _ => ErrorClass::Unavailable,
+        }
     }
 }

@@ -3,12 +3,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use futures::Stream;
+use mattermost_tokens::StoreError;
 use mattermost_tokens::host_table::{
-    HostColumns, HostUserQueries, HostUserSource, HostUserTable, paged,
+    HostColumns, HostUserQueries, HostUserTable, SqlHostUserTable,
 };
 use mattermost_tokens::store::schema::{KeyType, Value};
-use mattermost_tokens::{HostUser, HostUserId, StoreError};
 use sqlx::Pool;
 
 use crate::backend::{Backend, binds, built_sql};
@@ -86,30 +85,21 @@ impl<DB: Backend> SqlxHostUsers<DB> {
         }
     }
 
-    /// Sets the key column's type (integer by default), as for the token
-    /// store.
-    pub fn with_key_type(mut self, key_type: KeyType) -> Self {
-        self.sql = Arc::new(self.table.queries(DB::DIALECT, key_type));
-        self
-    }
+    mattermost_tokens::host_users_methods!(DB::DIALECT);
+}
 
-    /// The table description.
-    pub fn table(&self) -> &HostUserTable {
-        &self.table
-    }
-
-    /// Every user, in key order, a page at a time (see
-    /// [`paged`](mattermost_tokens::host_table::paged)).
-    pub fn stream(&self) -> impl Stream<Item = Result<HostUser, StoreError>> + Send + 'static {
-        let this = self.clone();
-        paged(self.table.page_size(), move |after, limit| {
-            let this = this.clone();
-            async move { this.page(after.as_ref(), limit).await }
-        })
+#[async_trait::async_trait]
+impl<DB: Backend> SqlHostUserTable for SqlxHostUsers<DB> {
+    fn host_queries(&self) -> &HostUserQueries {
+        &self.sql
     }
 
     /// The text columns of each row `sql` returns.
-    async fn rows(&self, sql: String, params: Vec<Value>) -> Result<Vec<HostColumns>, StoreError> {
+    async fn host_rows(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<Vec<HostColumns>, StoreError> {
         let err = |e| from_sqlx::<DB>("reading host users", self.table.table(), e);
         let rows = {
             let mut conn = self.pool.acquire().await.map_err(err)?;
@@ -131,27 +121,6 @@ impl<DB: Backend> SqlxHostUsers<DB> {
                 ])
             })
             .collect()
-    }
-}
-
-#[async_trait::async_trait]
-impl<DB: Backend> HostUserSource for SqlxHostUsers<DB> {
-    async fn page(
-        &self,
-        after: Option<&HostUserId>,
-        limit: u32,
-    ) -> Result<Vec<HostUser>, StoreError> {
-        self.sql
-            .page(after, limit, |sql, p| self.rows(sql, p))
-            .await
-    }
-
-    async fn by_ids(&self, ids: &[HostUserId]) -> Result<Vec<HostUser>, StoreError> {
-        self.sql.by_ids(ids, |sql, p| self.rows(sql, p)).await
-    }
-
-    fn page_size(&self) -> u32 {
-        self.table.page_size()
     }
 }
 

@@ -205,12 +205,6 @@ mod sqlite_store;
 pub use backend::Backend;
 pub use code_store::SqlxCodeStore;
 pub use error::RedactedDriverError;
-#[cfg(feature = "mysql")]
-pub use host_users::MySqlHostUsers;
-#[cfg(feature = "postgres")]
-pub use host_users::PgHostUsers;
-#[cfg(feature = "_sqlite")]
-pub use host_users::SqliteHostUsers;
 pub use host_users::SqlxHostUsers;
 pub use mattermost_tokens::store::schema::{
     CLAIM_MIGRATION_NAME, CODES_MIGRATION_NAME, CODES_MIGRATION_VERSION, DEFAULT_CODES_TABLE,
@@ -218,13 +212,22 @@ pub use mattermost_tokens::store::schema::{
     MIGRATION_NAME, MIGRATION_VERSION, MIGRATIONS_TABLE, UNIQUE_INDEX_MIGRATION_NAME,
     UNIQUE_INDEX_MIGRATION_VERSION,
 };
-#[cfg(feature = "mysql")]
-pub use mysql_store::{MySqlCodeStore, MySqlTokenStore};
-#[cfg(feature = "postgres")]
-pub use postgres_store::{PgCodeStore, PgTokenStore};
-#[cfg(feature = "_sqlite")]
-pub use sqlite_store::{SqliteCodeStore, SqliteTokenStore};
 pub use store::SqlxTokenStore;
+#[cfg(feature = "mysql")]
+pub use {
+    host_users::MySqlHostUsers,
+    mysql_store::{MySqlCodeStore, MySqlTokenStore},
+};
+#[cfg(feature = "postgres")]
+pub use {
+    host_users::PgHostUsers,
+    postgres_store::{PgCodeStore, PgTokenStore},
+};
+#[cfg(feature = "_sqlite")]
+pub use {
+    host_users::SqliteHostUsers,
+    sqlite_store::{SqliteCodeStore, SqliteTokenStore},
+};
 
 /// The README's code, compiled as doctests.
 #[cfg(doctest)]

@@ -186,7 +186,7 @@ async fn steps<DB: Backend>(
     if dir == Direction::Up {
         plan::check_key_column(d, t, &columns)?;
     }
-    let token_columns = plan::token_columns(d, dir, table, &columns, false)?;
+    let token_columns = plan::ColumnGroup::tokens(d).plan(dir, table, &columns, false)?;
     let user_id = plan::find(&columns, USER_ID_COLUMN);
     let indexes = catalog::<DB, 7, _>(conn, sql::indexes(d, table), ExistingIndex::from_row)
         .await
@@ -205,7 +205,7 @@ async fn steps<DB: Backend>(
     }
     let found = plan::find(&columns, t.expiry_column());
     let expiry = plan::expiry_column(d, dir, table, t.expiry_column(), found, false)?;
-    let claims = plan::claim_columns(d, dir, table, &columns, false)?;
+    let claims = plan::ColumnGroup::claims(d).plan(dir, table, &columns, false)?;
     match dir {
         Direction::Up => {
             apply::<DB>(conn, dir, table, Step::TokenColumns, token_columns).await?;

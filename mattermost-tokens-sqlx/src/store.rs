@@ -16,8 +16,8 @@ use mattermost_tokens::{HostUserId, TokenStore};
 use sqlx::Pool;
 
 use crate::backend::{Backend, binds, built_sql};
-use crate::error::{from_batch, from_sqlx};
-use crate::group_commit::{Failure, SqlxBatch};
+use crate::error::from_sqlx;
+use crate::group_commit::SqlxBatch;
 use crate::migration::{self, Job};
 use mattermost_tokens::store::group_commit::GroupCommit;
 use mattermost_tokens::store::schema::Dialect;
@@ -211,10 +211,7 @@ impl<DB: Backend> SqlTokenTable for SqlxTokenStore<DB> {
         let result = match &self.group {
             Some(group) => match group.execute((sql.to_owned(), params.to_vec())).await {
                 Ok(n) => Ok(n),
-                Err(Failure::Statement(e)) => Err(e),
-                Err(Failure::Batch(class, message)) => {
-                    return Err(from_batch::<DB>(what, class, message));
-                }
+                Err(f) => Err(f.statement_error(what, DB::NAME, self.table_name())?),
             },
             None => {
                 let mut conn = self.pool.acquire().await.map_err(err)?;

@@ -252,6 +252,7 @@ pub struct HostUserQueries {
     key_type: KeyType,
     table: String,
     key: String,
+    page_size: u32,
 }
 
 impl HostUserTable {
@@ -276,6 +277,7 @@ impl HostUserTable {
             key_type,
             table: self.table.clone(),
             key: key.clone(),
+            page_size: self.page_size,
         }
     }
 }
@@ -436,6 +438,75 @@ pub trait HostUserSource: Send + Sync + fmt::Debug {
     fn page_size(&self) -> u32 {
         DEFAULT_PAGE_SIZE
     }
+}
+
+/// What a database adapter gives a [`HostUserTable`] to be a
+/// [`HostUserSource`]: the table, its queries, and a way to run one; the
+/// paging is the core's.
+#[async_trait]
+pub trait SqlHostUserTable: Send + Sync + fmt::Debug {
+    /// The table's statements, for the adapter's dialect and key type.
+    fn host_queries(&self) -> &HostUserQueries;
+
+    /// The seven text columns of each row `sql` returns.
+    async fn host_rows(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+    ) -> Result<Vec<HostColumns>, StoreError>;
+}
+
+#[async_trait]
+impl<T: SqlHostUserTable> HostUserSource for T {
+    async fn page(
+        &self,
+        after: Option<&HostUserId>,
+        limit: u32,
+    ) -> Result<Vec<HostUser>, StoreError> {
+        let run = |sql, p| self.host_rows(sql, p);
+        self.host_queries().page(after, limit, run).await
+    }
+
+    async fn by_ids(&self, ids: &[HostUserId]) -> Result<Vec<HostUser>, StoreError> {
+        let run = |sql, p| self.host_rows(sql, p);
+        self.host_queries().by_ids(ids, run).await
+    }
+
+    fn page_size(&self) -> u32 {
+        self.host_queries().page_size
+    }
+}
+
+/// The inherent methods of a SQL adapter's host-user reader, written once
+/// so that both adapters have the same ones: `with_key_type`, `table` and
+/// `stream`. Expands inside the `impl` of a `Clone` [`SqlHostUserTable`]
+/// with fields `table: Arc<HostUserTable>` and `sql: Arc<HostUserQueries>`,
+/// given its dialect.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! host_users_methods {
+    ($dialect:expr) => {
+        /// Sets the key column's type (integer by default), as for the token
+        /// store.
+        pub fn with_key_type(mut self, key_type: $crate::store::schema::KeyType) -> Self {
+            self.sql = std::sync::Arc::new(self.table.queries($dialect, key_type));
+            self
+        }
+
+        /// The table description.
+        pub fn table(&self) -> &$crate::HostUserTable {
+            &self.table
+        }
+
+        /// Every user, in key order, a page at a time (see
+        /// [`paged`]($crate::host_table::paged)).
+        pub fn stream(
+            &self,
+        ) -> impl futures::Stream<Item = Result<$crate::HostUser, $crate::StoreError>> + Send + 'static
+        {
+            $crate::host_table::stream(std::sync::Arc::new(self.clone()))
+        }
+    };
 }
 
 /// Every user of `source`, in key order, a page at a time (see [`paged`]).

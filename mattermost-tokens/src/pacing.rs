@@ -269,37 +269,57 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_epoch_style_reset_neither_stalls_nor_panics_and_the_rate_recovers() {
-        let p = Pacer::default();
-        drop(p.before_request(Duration::from_secs(60)).await.0);
-        // A proxy's epoch time, then garbage at the top of the range.
-        p.observe(&status(101, 1, 1_764_780_000));
-        p.observe(&status(101, 0, u64::MAX / 2));
-        let t = tokio::time::Instant::now();
-        for _ in 0..5 {
-            drop(p.before_request(Duration::from_secs(60)).await.0);
-        }
-        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        // A sane answer afterwards paces as usual.
+    /// Told that 100 of 101 requests are used and the bucket is full again
+    /// in 10 s (10/s), `p` spreads the next eleven requests (one left, then
+    /// ten) over a second, give or take `slack_ms`.
+    async fn assert_paces_ten_per_second(p: &Pacer, slack_ms: u64) {
         p.observe(&status(101, 1, 10));
-        let t = tokio::time::Instant::now();
-        for _ in 0..11 {
-            drop(p.before_request(Duration::from_secs(60)).await.0);
-        }
-        let e = t.elapsed();
+        let e = time_of(p, 11).await;
+        let (lo, hi) = (1_000 - slack_ms, 1_000 + slack_ms);
         assert!(
-            e >= Duration::from_millis(900) && e <= Duration::from_millis(1200),
+            e >= Duration::from_millis(lo) && e <= Duration::from_millis(hi),
             "{e:?}"
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_wait_never_exceeds_the_requests_budget() {
+    /// A pacer that has let one request through.
+    async fn started() -> Pacer {
         let p = Pacer::default();
         drop(p.before_request(Duration::from_secs(60)).await.0);
+        p
+    }
+
+    /// A pacer whose one request was answered with `first`.
+    async fn answered(first: RateLimitStatus) -> Pacer {
+        let p = started().await;
+        p.observe(&first);
+        p
+    }
+
+    /// How long `n` requests take through `p` (virtual time).
+    async fn time_of(p: &Pacer, n: usize) -> Duration {
+        let t = tokio::time::Instant::now();
+        for _ in 0..n {
+            drop(p.before_request(Duration::from_secs(60)).await.0);
+        }
+        t.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_epoch_style_reset_neither_stalls_nor_panics_and_the_rate_recovers() {
+        // A proxy's epoch time, then garbage at the top of the range.
+        let p = answered(status(101, 1, 1_764_780_000)).await;
+        p.observe(&status(101, 0, u64::MAX / 2));
+        let e = time_of(&p, 5).await;
+        assert!(e < Duration::from_secs(2), "{e:?}");
+        // A sane answer afterwards paces as usual.
+        assert_paces_ten_per_second(&p, 100).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_never_exceeds_the_requests_budget() {
         // Two requests an hour: the next would wait half an hour.
-        p.observe(&status(2, 0, 3600));
+        let p = answered(status(2, 0, 3600)).await;
         let t = tokio::time::Instant::now();
         let (_slot, waited) = p.before_request(Duration::from_secs(5)).await;
         assert!(
@@ -313,11 +333,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_headers_no_wait() {
         let p = Pacer::default();
-        let t = tokio::time::Instant::now();
-        for _ in 0..100 {
-            drop(p.before_request(Duration::from_secs(60)).await.0);
-        }
-        assert_eq!(t.elapsed(), Duration::ZERO);
+        let e = time_of(&p, 100).await;
+        assert_eq!(e, Duration::ZERO);
     }
 
     /// A bucket of 100 refilled at 10/s, from which another client takes
@@ -355,28 +372,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn learns_rate_and_waits_when_empty() {
-        let p = Pacer::default();
-        // 100 of 101 tokens used, full again in 10 s: rate >= 10/s.
-        drop(p.before_request(Duration::from_secs(60)).await.0);
-        p.observe(&status(101, 1, 10));
-        let t = tokio::time::Instant::now();
-        // One token left; the next ten must be spread at 10/s.
-        for _ in 0..11 {
-            drop(p.before_request(Duration::from_secs(60)).await.0);
-        }
-        let e = t.elapsed();
-        assert!(
-            e >= Duration::from_millis(990) && e <= Duration::from_millis(1100),
-            "{e:?}"
-        );
+        let p = started().await;
+        assert_paces_ten_per_second(&p, 10).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn no_burst_probes_up_and_backs_off_on_429() {
-        let p = Pacer::default();
-        drop(p.before_request(Duration::from_secs(60)).await.0);
         // A bucket of one: every answer says 0 left, full again within 1 s.
-        p.observe(&status(1, 0, 1));
+        let p = answered(status(1, 0, 1)).await;
         let t = tokio::time::Instant::now();
         let mut n = 0;
         while t.elapsed() < Duration::from_secs(5) {
@@ -397,13 +400,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn full_bucket_goes_at_once() {
-        let p = Pacer::default();
-        drop(p.before_request(Duration::from_secs(60)).await.0);
-        p.observe(&status(101, 100, 1));
-        let t = tokio::time::Instant::now();
-        for _ in 0..50 {
-            drop(p.before_request(Duration::from_secs(60)).await.0);
-        }
-        assert_eq!(t.elapsed(), Duration::ZERO);
+        let p = answered(status(101, 100, 1)).await;
+        let e = time_of(&p, 50).await;
+        assert_eq!(e, Duration::ZERO);
     }
 }

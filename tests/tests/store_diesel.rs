@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use mattermost_tokens::store::schema::Step;
 use mattermost_tokens::{HostUserId, StoreError, TokenStore};
 use mattermost_tokens_diesel::diesel::QueryableByName;
 use mattermost_tokens_diesel::diesel::migration::MigrationSource;
@@ -522,7 +523,10 @@ where
     }
     assert_eq!(
         applied_versions::<C>(&pool, &migrations).await,
-        [migrations.version(), migrations.index_version()]
+        [
+            migrations.step_version(Step::TokenColumns),
+            migrations.step_version(Step::UserIdIndex)
+        ]
     );
     let index = migrations.user_id_index_name();
     assert!(C::indexes(&pool, &t).await.contains(&index));
@@ -543,7 +547,7 @@ where
             steps[2].name().to_string(),
             format!(
                 "{}_add_mattermost_token_expires_at_column",
-                migrations.expiry_version()
+                migrations.step_version(Step::ExpiryColumn)
             )
         );
         assert!(
@@ -557,7 +561,10 @@ where
     }
     assert_eq!(
         applied_versions::<C>(&pool, &migrations).await,
-        [migrations.version(), migrations.index_version()]
+        [
+            migrations.step_version(Step::TokenColumns),
+            migrations.step_version(Step::UserIdIndex)
+        ]
     );
     assert_eq!(
         C::columns(&pool, &t).await[..],
@@ -618,8 +625,8 @@ where
     }
     drop(h);
     let mut expected = vec![
-        migrations.version(),
-        migrations.expiry_version(),
+        migrations.step_version(Step::TokenColumns),
+        migrations.step_version(Step::ExpiryColumn),
         migrations.versions()[3].clone(),
     ];
     expected.sort();
@@ -1264,7 +1271,11 @@ async fn closed_port() -> u16 {
 fn migration_versions_and_names() {
     use mattermost_tokens_diesel::CodeMigrations;
 
-    let v = |t: &str| TokenMigrations::new(t).unwrap().version();
+    let v = |t: &str| {
+        TokenMigrations::new(t)
+            .unwrap()
+            .step_version(Step::TokenColumns)
+    };
     assert_eq!(v("users"), "00000000000000_mattermost_tokens_1_users");
     assert_eq!(v("Users"), "00000000000000_mattermost_tokens_1_users");
     let long = v("a_rather_long_schema.with_a_long_users_table");
@@ -1277,31 +1288,37 @@ fn migration_versions_and_names() {
 
     let m = TokenMigrations::new("users").unwrap();
     assert_eq!(
-        m.index_version(),
+        m.step_version(Step::UserIdIndex),
         "00000000000000_mattermost_tokens_3_users"
     );
     assert_eq!(
-        m.expiry_version(),
+        m.step_version(Step::ExpiryColumn),
         "00000000000000_mattermost_tokens_4_users"
     );
     assert_eq!(
         m.versions(),
         [
-            m.version(),
-            m.index_version(),
-            m.expiry_version(),
+            m.step_version(Step::TokenColumns),
+            m.step_version(Step::UserIdIndex),
+            m.step_version(Step::ExpiryColumn),
             "00000000000000_mattermost_tokens_5_users".to_owned()
         ]
     );
-    assert!(m.version() < m.index_version() && m.index_version() < m.expiry_version());
-    assert!(m.expiry_version().as_str() < "00000000000001");
+    assert!(
+        m.step_version(Step::TokenColumns) < m.step_version(Step::UserIdIndex)
+            && m.step_version(Step::UserIdIndex) < m.step_version(Step::ExpiryColumn)
+    );
+    assert!(m.step_version(Step::ExpiryColumn).as_str() < "00000000000001");
     assert_ne!(
-        m.index_version(),
+        m.step_version(Step::UserIdIndex),
         CodeMigrations::new("users").unwrap().version()
     );
     let long = TokenMigrations::new("a_rather_long_schema.with_a_long_users_table").unwrap();
     assert!(long.versions().iter().all(|v| v.len() <= 50));
-    assert!(long.version() < long.index_version() && long.index_version() < long.expiry_version());
+    assert!(
+        long.step_version(Step::TokenColumns) < long.step_version(Step::UserIdIndex)
+            && long.step_version(Step::UserIdIndex) < long.step_version(Step::ExpiryColumn)
+    );
     // The expiry column's name does not change them.
     let custom = m.clone().with_expiry_column("token_expiry").unwrap();
     assert_eq!(custom.expiry_column(), "token_expiry");

@@ -28,6 +28,36 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::oneshot;
 
+use crate::store::StoreError;
+use crate::store::schema::Value;
+use crate::store::schema::errors::{DriverMessage, ErrorClass};
+
+/// Why a grouped write failed.
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// The statement itself failed (the rest of the batch went on).
+    Statement(E),
+    /// The batch failed as a whole (no connection, `BEGIN` or `COMMIT`
+    /// refused): nothing of it was written. How, and what the driver said
+    /// (never a value: no statement of the batch had run, or all had).
+    Batch(ErrorClass, String),
+}
+
+impl<E> Failure<E> {
+    /// The statement's own error, or the store's error for a batch that
+    /// failed as a whole while doing `what` on `table` of a `backend`
+    /// database.
+    pub fn statement_error(self, what: &str, backend: &str, table: &str) -> Result<E, StoreError> {
+        match self {
+            Failure::Statement(e) => Ok(e),
+            Failure::Batch(class, message) => {
+                let source = DriverMessage(message.clone());
+                Err(class.error(what, backend, table, &message, source))
+            }
+        }
+    }
+}
+
 /// What [`Batch::run`] returns: one result per write, in order.
 pub type BatchFuture<'a, E> = Pin<Box<dyn Future<Output = Vec<Result<u64, E>>> + Send + 'a>>;
 
@@ -122,6 +152,57 @@ impl<B: Batch> GroupCommit<B> {
             }
         }
     }
+}
+
+/// A connection a batch runs on, for [`in_transaction`].
+pub trait BatchConnection: Send {
+    /// A statement's failure.
+    type Error: std::fmt::Display + Send;
+
+    /// Runs a statement with its values, returning the rows it matched.
+    fn exec(
+        &mut self,
+        sql: String,
+        values: Vec<Value>,
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// How a failed `BEGIN` or `COMMIT` is surfaced.
+    fn class(e: &Self::Error) -> ErrorClass;
+}
+
+/// The writes of a batch, run in one transaction on `conn`: `begin`, each
+/// write (keeping its own result), `COMMIT`. When `BEGIN` or `COMMIT`
+/// fails, every write gets that failure and none is made: a failed
+/// `COMMIT` is followed by `ROLLBACK`. The flag says whether that
+/// `ROLLBACK` failed too, leaving the connection in a transaction: it must
+/// not go back to a pool.
+pub async fn in_transaction<C: BatchConnection>(
+    conn: &mut C,
+    begin: &str,
+    writes: Vec<(String, Vec<Value>)>,
+) -> (Vec<Result<u64, Failure<C::Error>>>, bool) {
+    let n = writes.len();
+    let all = |e: &C::Error| all_failed(n, C::class(e), &e.to_string());
+    if let Err(e) = conn.exec(begin.to_owned(), Vec::new()).await {
+        return (all(&e), false);
+    }
+    let mut results = Vec::with_capacity(n);
+    for (sql, values) in writes {
+        results.push(conn.exec(sql, values).await.map_err(Failure::Statement));
+    }
+    if let Err(e) = conn.exec("COMMIT".into(), Vec::new()).await {
+        let broken = conn.exec("ROLLBACK".into(), Vec::new()).await.is_err();
+        return (all(&e), broken);
+    }
+    (results, false)
+}
+
+/// Every write of a batch failing with `class` and `message` (no
+/// connection for it, say).
+pub fn all_failed<E>(n: usize, class: ErrorClass, message: &str) -> Vec<Result<u64, Failure<E>>> {
+    (0..n)
+        .map(|_| Err(Failure::Batch(class, message.to_owned())))
+        .collect()
 }
 
 #[cfg(test)]

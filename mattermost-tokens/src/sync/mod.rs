@@ -369,16 +369,12 @@ impl UserSync {
         self.run(users, true, on_result).await
     }
 
-    async fn run<S, F>(
+    async fn run(
         &self,
-        users: S,
+        users: impl Stream<Item = HostUser> + Send,
         only_missing: bool,
-        mut on_result: F,
-    ) -> Result<SyncReport, Error>
-    where
-        S: Stream<Item = HostUser> + Send,
-        F: FnMut(&UserResult) + Send,
-    {
+        mut on_result: impl FnMut(&UserResult) + Send,
+    ) -> Result<SyncReport, Error> {
         let started = Instant::now();
         self.check_server().await?;
         self.retry_unrevoked(None).await;

@@ -31,6 +31,16 @@ pub(crate) enum Replacing<'a> {
     Gone(&'a TokenId),
 }
 
+/// Who a mint is for, and what it replaces.
+#[derive(Clone, Copy)]
+struct MintFor<'a> {
+    user: &'a HostUserId,
+    mattermost_user: &'a UserId,
+    created_now: bool,
+    prior: Replacing<'a>,
+    run: &'a RunState,
+}
+
 /// What [`UserSync::mint_and_store`] did.
 #[derive(Debug)]
 pub(crate) struct Minted {
@@ -163,10 +173,15 @@ impl UserSync {
         run: &RunState,
         hold: Option<&Hold>,
     ) -> Result<Minted, Error> {
+        let job = MintFor {
+            user,
+            mattermost_user,
+            created_now,
+            prior,
+            run,
+        };
         if let Some(hold) = hold {
-            return self
-                .mint_held(user, mattermost_user, created_now, prior, run, hold)
-                .await;
+            return self.mint_held(job, hold).await;
         }
         let hold = self.hold_one(user).await?;
         let record = self.record(user).await;
@@ -183,24 +198,20 @@ impl UserSync {
                 orphans: 0,
                 warnings: Vec::new(),
             }),
-            Ok(_) => {
-                self.mint_held(user, mattermost_user, created_now, prior, run, &hold)
-                    .await
-            }
+            Ok(_) => self.mint_held(job, &hold).await,
         };
         self.let_go(&hold).await;
         result
     }
 
-    async fn mint_held(
-        &self,
-        user: &HostUserId,
-        mattermost_user: &UserId,
-        created_now: bool,
-        prior: Replacing<'_>,
-        run: &RunState,
-        hold: &Hold,
-    ) -> Result<Minted, Error> {
+    async fn mint_held(&self, job: MintFor<'_>, hold: &Hold) -> Result<Minted, Error> {
+        let MintFor {
+            user,
+            mattermost_user,
+            created_now,
+            prior,
+            run,
+        } = job;
         let replacing = !matches!(prior, Replacing::Nothing);
         let stored = match prior {
             Replacing::Token(id) | Replacing::Gone(id) => Some(id),

@@ -23,6 +23,7 @@
 //! a host uses it through an adapter, which re-exports what a host names
 //! ([`KeyType`], the default names, the step names).
 
+pub mod errors;
 mod keys;
 pub mod plan;
 pub mod sql;
@@ -42,7 +43,7 @@ pub use steps::{
     MIGRATION_NAME, MIGRATION_VERSION, MIGRATIONS_TABLE, Step, UNIQUE_INDEX_MIGRATION_NAME,
     UNIQUE_INDEX_MIGRATION_VERSION, code_index_name, is_user_id_index_name, user_id_index_name,
 };
-pub use tables::{KeyPolicy, SqlCodeTable, SqlTokenTable, Value, Written};
+pub use tables::{KeyPolicy, SqlCodeTable, SqlTokenTable, Take, Value, Written};
 pub use types::{ColumnKind, Dialect, SqlType};
 
 use crate::store::{StoreError, validate_column_name, validate_identifier};

@@ -572,14 +572,25 @@ pub trait SqlCodeTable: Send + Sync + fmt::Debug {
     /// In one transaction, reads the user of the live code with `params`
     /// (hash, now) with [`CodeStatements::lock`], which locks its row, and
     /// deletes it with [`CodeStatements::delete`]; concurrent calls wait for
-    /// the lock and then find no row. A transaction rolled back as a
-    /// deadlock victim (nothing consumed) is run again, a few times.
-    async fn take_locked(
-        &self,
-        what: &'static str,
-        params: &[Value],
-    ) -> Result<Option<(Option<String>, Option<String>)>, StoreError>;
+    /// the lock and then find no row. A transaction the database rolled back
+    /// as a deadlock victim (nothing consumed) is [`Take::Deadlock`]: the
+    /// caller runs it again, a few times.
+    async fn take_locked(&self, what: &'static str, params: &[Value]) -> Result<Take, StoreError>;
 }
+
+/// What one [`SqlCodeTable::take_locked`] transaction did.
+#[derive(Debug)]
+pub enum Take {
+    /// It committed: the code's user (`host_user_id`, `host_user_kind`),
+    /// now consumed, or `None` when no live code matched.
+    Done(Option<(Option<String>, Option<String>)>),
+    /// The database chose it as a deadlock victim and rolled it back.
+    Deadlock,
+}
+
+/// How many times a consuming transaction chosen as a deadlock victim is
+/// run again (MySQL/MariaDB).
+const DEADLOCK_RETRIES: u32 = 3;
 
 #[async_trait]
 impl<S: SqlCodeTable> CodeStore for S {
@@ -613,7 +624,29 @@ impl<S: SqlCodeTable> CodeStore for S {
             let sql = &self.code_statements().consume;
             self.code_users(WHAT, sql, &values).await?.pop()
         } else {
-            self.take_locked(WHAT, &values).await?
+            let mut attempt = 0;
+            loop {
+                match self.take_locked(WHAT, &values).await? {
+                    Take::Done(row) => break row,
+                    Take::Deadlock if attempt < DEADLOCK_RETRIES => {
+                        attempt += 1;
+                        tracing::debug!(
+                            attempt,
+                            "magic-link code consumption hit a deadlock; retrying"
+                        );
+                    }
+                    Take::Deadlock => {
+                        return Err(StoreError::Database {
+                            message: format!(
+                                "{WHAT}: the database chose the transaction as a deadlock victim \
+                                 {} times; nothing was consumed, try again",
+                                attempt + 1
+                            ),
+                            source: None,
+                        });
+                    }
+                }
+            }
         };
         let table = self.code_statements().table();
         row.map(|(id, kind)| decode_code_user(table, id, kind.as_deref()))

@@ -40,7 +40,7 @@ use crate::store::{StoreError, validate_identifier};
 
 mod claims;
 mod index;
-pub use claims::{CLAIM_TEXT_LEN, claim_columns};
+pub use claims::CLAIM_TEXT_LEN;
 pub use index::{
     IndexPlan, check_room_for_index, duplicate_links, index_name_taken, user_id_index,
 };
@@ -279,73 +279,108 @@ impl Change {
     }
 }
 
-/// [`Step::TokenColumns`] on a table with `columns`: going up, the columns
-/// it lacks are added (and those it has checked); going down, the ones the
-/// step added are dropped. `marked`: the adapter marks what it adds.
-pub fn token_columns(
+/// The columns a step adds together ([`Step::TokenColumns`],
+/// [`Step::ClaimColumns`]), each with the SQL type it is added with, and
+/// what an existing column of such a name must be.
+#[derive(Clone, Debug)]
+pub struct ColumnGroup {
+    step: Step,
     dialect: Dialect,
-    dir: Direction,
-    table: &str,
-    columns: &[ExistingColumn],
-    marked: bool,
-) -> Result<Change, StoreError> {
-    let marker = Step::TokenColumns.marker();
-    let mut change = Vec::new();
-    for spec in &COLUMNS {
-        let Some(found) = find(columns, spec.name) else {
-            if dir == Direction::Up {
-                change.push(spec);
-            }
-            continue;
-        };
-        let ty = SqlType::parse(&found.sql_type, dialect.type_affinity());
-        if dir == Direction::Down && marked {
-            let ours = found.carries(marker, |n| {
-                format!(
-                    "{n} {} /* {marker} */",
-                    sql::column_type(dialect, spec.kind)
-                )
-            });
-            if ours {
-                change.push(spec);
-            }
-            continue;
-        }
-        if !token_column_fits(spec.kind, ty) {
-            let wanted = match spec.kind {
-                ColumnKind::Id => "a text column of at least 26 characters, such as VARCHAR(26)",
-                ColumnKind::Token => "a text column of at least 26 characters, such as TEXT",
-            };
-            let remedy = "Rename or convert that column, or use another table";
-            return Err(clash(dir, table, found, wanted, remedy));
-        }
-        if dir == Direction::Down {
-            change.push(spec);
-            continue;
-        }
-        not_null(table, found, "use another table")?;
-        if let (ColumnKind::Token, SqlType::Text(Some(n))) = (spec.kind, ty)
-            && n < ENVELOPE_LEN
-        {
-            tracing::warn!(
-                table,
-                "column {TOKEN_COLUMN} is {}: plain tokens fit, encrypted ones (about 100 characters) may not",
-                found.sql_type
-            );
+    columns: Vec<(&'static str, &'static str)>,
+    /// What an existing column of that name would have to be, when it
+    /// cannot serve.
+    misfit: fn(Dialect, &str, &ExistingColumn) -> Option<&'static str>,
+    /// What to do about a column that cannot serve, and about one that is
+    /// `NOT NULL`.
+    remedies: (&'static str, &'static str),
+}
+
+impl ColumnGroup {
+    /// The token columns ([`COLUMNS`]).
+    pub fn tokens(dialect: Dialect) -> Self {
+        ColumnGroup {
+            step: Step::TokenColumns,
+            dialect,
+            columns: COLUMNS
+                .map(|c| (c.name, sql::column_type(dialect, c.kind)))
+                .to_vec(),
+            misfit: |dialect, name, found| {
+                let kind = COLUMNS.iter().find(|c| c.name == name)?.kind;
+                let ty = SqlType::parse(&found.sql_type, dialect.type_affinity());
+                (!token_column_fits(kind, ty)).then_some(match kind {
+                    ColumnKind::Id => {
+                        "a text column of at least 26 characters, such as VARCHAR(26)"
+                    }
+                    ColumnKind::Token => "a text column of at least 26 characters, such as TEXT",
+                })
+            },
+            remedies: (
+                "Rename or convert that column, or use another table",
+                "use another table",
+            ),
         }
     }
-    let names: Vec<String> = change.iter().map(|s| s.name.to_owned()).collect();
-    let statements = match dir {
-        Direction::Up => {
-            let add: Vec<(&str, &str)> = change
-                .iter()
-                .map(|s| (s.name, sql::column_type(dialect, s.kind)))
-                .collect();
-            sql::add_columns(dialect, table, &add, marked.then_some(marker))
+
+    /// Going up, the columns the table lacks are added (those it has are
+    /// checked: nullable, of a type that holds the value); going down, the
+    /// ones the step added are dropped (`marked`: the adapter marks what it
+    /// adds, and only what carries the step's mark is dropped).
+    pub fn plan(
+        &self,
+        dir: Direction,
+        table: &str,
+        columns: &[ExistingColumn],
+        marked: bool,
+    ) -> Result<Change, StoreError> {
+        let (dialect, marker) = (self.dialect, self.step.marker());
+        let mut change = Vec::new();
+        for &(name, ty) in &self.columns {
+            let Some(found) = find(columns, name) else {
+                if dir == Direction::Up {
+                    change.push((name, ty));
+                }
+                continue;
+            };
+            if dir == Direction::Down && marked {
+                if found.carries(marker, |n| format!("{n} {ty} /* {marker} */")) {
+                    change.push((name, ty));
+                }
+                continue;
+            }
+            if let Some(wanted) = (self.misfit)(dialect, name, found) {
+                return Err(clash(dir, table, found, wanted, self.remedies.0));
+            }
+            match dir {
+                Direction::Down => change.push((name, ty)),
+                Direction::Up => {
+                    not_null(table, found, self.remedies.1)?;
+                    if name == TOKEN_COLUMN {
+                        warn_if_short(dialect, table, found);
+                    }
+                }
+            }
         }
-        Direction::Down => sql::drop_columns(dialect, table, &names),
-    };
-    Ok(Change { names, statements })
+        let names: Vec<String> = change.iter().map(|(n, _)| (*n).to_owned()).collect();
+        let statements = match dir {
+            Direction::Up => sql::add_columns(dialect, table, &change, marked.then_some(marker)),
+            Direction::Down => sql::drop_columns(dialect, table, &names),
+        };
+        Ok(Change { names, statements })
+    }
+}
+
+/// Warns when the host's token column holds plain tokens but not
+/// encrypted ones.
+fn warn_if_short(dialect: Dialect, table: &str, found: &ExistingColumn) {
+    if let SqlType::Text(Some(n)) = SqlType::parse(&found.sql_type, dialect.type_affinity())
+        && n < ENVELOPE_LEN
+    {
+        tracing::warn!(
+            table,
+            "column {TOKEN_COLUMN} is {}: plain tokens fit, encrypted ones (about 100 characters) may not",
+            found.sql_type
+        );
+    }
 }
 
 fn token_column_fits(kind: ColumnKind, ty: SqlType) -> bool {
@@ -617,19 +652,29 @@ mod tests {
     fn columns_step() {
         let d = Dialect::Postgres;
         let present = [col("id", "bigint", false), col(TOKEN_COLUMN, "text", true)];
-        let up = token_columns(d, Direction::Up, "users", &present, false).unwrap();
+        let up = ColumnGroup::tokens(d)
+            .plan(Direction::Up, "users", &present, false)
+            .unwrap();
         assert_eq!(up.names, [USER_ID_COLUMN, TOKEN_ID_COLUMN]);
         assert_eq!(up.statements.len(), 1);
-        let down = token_columns(d, Direction::Down, "users", &present, false).unwrap();
+        let down = ColumnGroup::tokens(d)
+            .plan(Direction::Down, "users", &present, false)
+            .unwrap();
         assert_eq!(down.names, [TOKEN_COLUMN]);
         // Marked: only what carries the mark goes.
-        let down = token_columns(d, Direction::Down, "users", &present, true).unwrap();
+        let down = ColumnGroup::tokens(d)
+            .plan(Direction::Down, "users", &present, true)
+            .unwrap();
         assert!(down.is_empty());
         let not_null = [col(TOKEN_COLUMN, "text", false)];
-        let e = token_columns(d, Direction::Up, "users", &not_null, false).unwrap_err();
+        let e = ColumnGroup::tokens(d)
+            .plan(Direction::Up, "users", &not_null, false)
+            .unwrap_err();
         assert!(e.to_string().contains("NOT NULL"), "{e}");
         let clash = [col(TOKEN_COLUMN, "integer", true)];
-        let e = token_columns(d, Direction::Down, "users", &clash, false).unwrap_err();
+        let e = ColumnGroup::tokens(d)
+            .plan(Direction::Down, "users", &clash, false)
+            .unwrap_err();
         assert!(e.to_string().contains("nothing was dropped"), "{e}");
         // SQLite: the mark is in the table's definition.
         let create = format!(
@@ -640,7 +685,9 @@ mod tests {
             comment: Some(create),
             ..col(TOKEN_COLUMN, "TEXT", true)
         }];
-        let down = token_columns(Dialect::Sqlite, Direction::Down, "users", &marked, true).unwrap();
+        let down = ColumnGroup::tokens(Dialect::Sqlite)
+            .plan(Direction::Down, "users", &marked, true)
+            .unwrap();
         assert_eq!(down.names, [TOKEN_COLUMN]);
     }
 
