@@ -138,7 +138,7 @@ macro_rules! backend {
 
             fn run_migrations(
                 self,
-                job: $crate::migration::Steps,
+                job: $crate::migration::TokenMigrations,
                 revert: bool,
             ) -> Result<(), mattermost_tokens::StoreError> {
                 job.apply_locked::<$db, _>(self, revert)

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mattermost_tokens::StoreError;
+use mattermost_tokens::store::schema::errors::ErrorClass;
 use mattermost_tokens::store::schema::{
     CodeStatements, DEFAULT_CODES_TABLE, SqlCodeTable, Take, Value,
 };
@@ -28,24 +29,12 @@ crate::backend::text_rows! {
     CodeUserRow { host_user_id, host_user_kind }
 }
 
-/// ER_LOCK_DEADLOCK (1213): "Deadlock found when trying to get lock".
-fn is_deadlock(e: &diesel::result::Error) -> bool {
-    matches!(e, diesel::result::Error::DatabaseError(_, info)
-        if info.message().to_ascii_lowercase().contains("deadlock"))
-}
-
 /// A [`CodeStore`] for one-time magic-link codes in a table of the host's
 /// database (`mattermost_magic_link_codes` by default), so that a link
-/// issued by one instance of the app can be redeemed on another. Use it
-/// through its backend's name, [`PgCodeStore`](crate::PgCodeStore),
-/// [`MySqlCodeStore`](crate::MySqlCodeStore) or
-/// [`SqliteCodeStore`](crate::SqliteCodeStore), over the same pool
-/// as the token store; create the table once at start-up with
-/// [`migrate`](Self::migrate). Cheap to clone.
-///
-/// The table, its columns and how a code is consumed exactly once are the
-/// schema's ([`SqlCodeTable`]); it is the other adapter's table too, so a
-/// host moving between the adapters keeps its outstanding links.
+/// issued by one instance of the app can be redeemed on another; the
+/// schema's table ([`SqlCodeTable`]), the sqlx adapter's too. Use it as
+/// `PgCodeStore`, `MySqlCodeStore` or `SqliteCodeStore` over the token
+/// store's pool; [`migrate`](Self::migrate) once at start-up.
 pub struct DieselCodeStore<
     C: StoreConnection,
     P = diesel_async::pooled_connection::deadpool::Pool<C>,
@@ -167,7 +156,7 @@ impl<C: StoreConnection, P: ConnectionPool<C>> SqlCodeTable for DieselCodeStore<
         let mut conn = self.connection().await?;
         let lock = Sql::new(self.statements.lock.as_str(), params);
         let delete = Sql::new(self.statements.delete.as_str(), &params[..1]);
-        let result = (*conn)
+        let result: diesel::QueryResult<_> = (*conn)
             .transaction(async move |conn: &mut C| {
                 let Some(row) = conn.load_code_users(lock).await?.pop() else {
                     return Ok(None);
@@ -177,7 +166,9 @@ impl<C: StoreConnection, P: ConnectionPool<C>> SqlCodeTable for DieselCodeStore<
             })
             .await;
         match result {
-            Err(e) if is_deadlock(&e) => Ok(Take::Deadlock),
+            Err(e) if ErrorClass::of_message(&e.to_string()) == ErrorClass::Deadlock => {
+                Ok(Take::Deadlock)
+            }
             other => other.map(Take::Done).map_err(|e| query_error(e, self.cx())),
         }
     }

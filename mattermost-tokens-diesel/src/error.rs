@@ -1,12 +1,6 @@
-//! Turning diesel, pool and migration failures into [`StoreError`].
-//!
-//! Callers branch on the variant: a database that cannot be reached is
-//! [`StoreError::Unavailable`], one that refuses writes
-//! [`StoreError::ReadOnly`], a schema that does not fit [`StoreError::Schema`],
-//! everything else [`StoreError::Database`].
-//! Messages carry the database's own words but never a connection URL's
-//! password (connection errors are scrubbed) nor a bound value (diesel's
-//! errors do not include binds, and no message here formats one).
+//! Turning diesel, pool and migration failures into [`StoreError`]s, as
+//! the core's [`ErrorClass`] says: never with a connection URL's password
+//! (scrubbed) or a bound value (diesel's errors include no binds).
 
 use std::error::Error as StdError;
 
@@ -15,7 +9,7 @@ use mattermost_tokens::StoreError;
 pub(crate) use mattermost_tokens::store::schema::errors::DriverMessage as Internal;
 use mattermost_tokens::store::schema::errors::{ErrorClass, scrub_credentials as scrub};
 
-/// The context an error message needs: which backend, which table.
+/// Which backend, which table: what an error message names.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ErrorContext<'a> {
     pub backend: &'static str,
@@ -46,13 +40,12 @@ pub(crate) fn query_error(e: DieselError, cx: ErrorContext<'_>) -> StoreError {
         other => (ErrorClass::Other, scrub(&other.to_string())),
     };
     let what = format!("using table {table}");
-    if class == ErrorClass::Redact {
+    match class {
         // The message may quote part of a stored value (a token): keep
         // neither it nor the driver error.
-        let withheld = Internal(format!("{backend}: driver message withheld"));
-        return class.error(&what, backend, table, "", withheld);
+        ErrorClass::Redact => class.error(&what, backend, table, "", Internal(what.clone())),
+        _ => class.error(&what, backend, table, &detail, e),
     }
-    class.error(&what, backend, table, &detail, e)
 }
 
 /// Maps a failure to establish a connection.
@@ -83,15 +76,8 @@ pub(crate) fn migration_error(
         Ok(d) => return query_error(*d, cx),
         Err(e) => e,
     };
-    let e = match e.downcast::<diesel_migrations::MigrationError>() {
-        Ok(m) => {
-            return StoreError::Database {
-                message: format!("{}: migration failed: {m}", cx.backend),
-                source: Some(m),
-            };
-        }
-        Err(e) => e,
-    };
+    // diesel_migrations' own errors (a version it cannot record), or a
+    // harness's: the text only, scrubbed.
     let text = scrub(&e.to_string());
     StoreError::Database {
         message: format!("{}: migration failed: {text}", cx.backend),

@@ -105,7 +105,6 @@ impl<C: StoreConnection, P: ConnectionPool<C>> SqlHostUserTable for DieselHostUs
         &self.sql
     }
 
-    /// The six text columns of each row `sql` returns.
     async fn host_rows(
         &self,
         sql: String,

@@ -25,9 +25,7 @@ pub mod postgres;
 #[cfg(feature = "_sqlite")]
 pub mod sqlite;
 
-pub use diesel;
-pub use diesel_async;
-pub use diesel_migrations;
+pub use {diesel, diesel_async, diesel_migrations};
 
 pub use code_store::DieselCodeStore;
 pub use host_users::DieselHostUsers;

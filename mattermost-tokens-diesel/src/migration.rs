@@ -15,27 +15,19 @@
 //! the host's `diesel migration revert` and `redo` never pick them, and
 //! `diesel migration run` ignores them. (`diesel migration revert --all`
 //! stops at them: revert them first with [`TokenMigrations::revert`].)
-//!
-//! Run them with the store's `migrate()` (any tokio runtime; under the
-//! database's migration lock), through diesel-async's
-//! `AsyncMigrationHarness` (multi-thread runtime), on a plain
-//! `diesel::SqliteConnection` or an `AsyncConnectionWrapper`, or with any
-//! diesel harness: `harness.run_pending_migrations(migrations)`.
 
 use std::fmt;
 
 use diesel::connection::BoxableConnection;
+use diesel::connection::SimpleConnection;
 use diesel::migration::{
     Migration, MigrationMetadata, MigrationName, MigrationSource, MigrationVersion,
 };
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_migrations::MigrationHarness;
 use mattermost_tokens::StoreError;
-use mattermost_tokens::store::schema::plan::{
-    self, Change, Direction, ExistingColumn, ExistingIndex, IndexPlan,
-};
-use mattermost_tokens::store::schema::{
-    DEFAULT_CODES_TABLE, Dialect, Step, USER_ID_COLUMN, UsersTable, sql,
-};
+use mattermost_tokens::store::schema::plan::{self, Direction};
+use mattermost_tokens::store::schema::{DEFAULT_CODES_TABLE, Dialect, Step, UsersTable, sql};
 
 use crate::error::{ErrorContext, migration_error};
 
@@ -85,16 +77,16 @@ pub(crate) mod sealed {
 }
 
 /// `run` and `revert` through a diesel harness, documented as given, for
-/// a type holding its `steps`.
+/// a type whose method `$steps` gives its [`TokenMigrations`].
 macro_rules! through_harness {
-    ($(#[$run:meta])* run, $(#[$revert:meta])* revert) => {
+    ($steps:ident, $(#[$run:meta])* run, $(#[$revert:meta])* revert) => {
         $(#[$run])*
         pub fn run<DB, H>(&self, harness: &mut H) -> Result<(), StoreError>
         where
             DB: MigrationBackend,
             H: MigrationHarness<DB> + ?Sized,
         {
-            self.steps.apply(harness, false)
+            self.$steps().apply(harness, false)
         }
 
         $(#[$revert])*
@@ -103,16 +95,14 @@ macro_rules! through_harness {
             DB: MigrationBackend,
             H: MigrationHarness<DB> + ?Sized,
         {
-            self.steps.apply(harness, true)
+            self.$steps().apply(harness, true)
         }
     };
 }
 
 /// The migrations this crate ships, rendered for one users table; a diesel
-/// [`MigrationSource`] for PostgreSQL, MySQL and SQLite alike.
-///
-/// See the [module documentation](self) for how versions are chosen and the
-/// ways to run it. On a plain sync SQLite connection:
+/// [`MigrationSource`] for PostgreSQL, MySQL and SQLite alike (run it with
+/// any diesel harness, or as below). On a plain sync SQLite connection:
 ///
 /// ```
 /// use mattermost_tokens_diesel::TokenMigrations;
@@ -128,9 +118,20 @@ macro_rules! through_harness {
 /// migrations.revert(&mut conn)?; // the expiry column, the index, then the columns
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenMigrations {
-    steps: Steps,
+    /// The users table, or (for the code table's step) the code table.
+    table: UsersTable,
+    list: &'static [Step],
+    /// Whether the key column is checked against the key type (a store's
+    /// migrations, which know them).
+    check_key: bool,
+}
+
+impl Default for TokenMigrations {
+    fn default() -> Self {
+        TokenMigrations::users(UsersTable::default(), false)
+    }
 }
 
 impl TokenMigrations {
@@ -138,21 +139,95 @@ impl TokenMigrations {
     /// Fails with [`StoreError::Config`] when it is not a plain identifier.
     pub fn new(table: impl Into<String>) -> Result<Self, StoreError> {
         let table = UsersTable::default().with_table(table)?;
-        Ok(TokenMigrations {
-            steps: Steps::users(table, false),
-        })
+        Ok(TokenMigrations::users(table, false))
     }
 
     /// A store's migrations, which also check the key column against the
     /// key type.
     pub(crate) fn for_store(table: &UsersTable) -> Self {
+        TokenMigrations::users(table.clone(), true)
+    }
+
+    fn users(table: UsersTable, check_key: bool) -> Self {
         TokenMigrations {
-            steps: Steps::users(table.clone(), true),
+            table,
+            list: &Step::USERS_TABLE,
+            check_key,
         }
     }
 
-    pub(crate) fn into_steps(self) -> Steps {
-        self.steps
+    pub(crate) fn into_steps(self) -> TokenMigrations {
+        self
+    }
+
+    fn as_steps(&self) -> &TokenMigrations {
+        self
+    }
+
+    /// The table the migrations alter.
+    pub fn table_name(&self) -> &str {
+        self.table.table()
+    }
+
+    fn step(&self, step: Step) -> StepMigration {
+        StepMigration::new(step, self.table.clone(), self.check_key)
+    }
+
+    pub(crate) fn migrations<DB: MigrationBackend>(
+        &self,
+    ) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
+        Ok(self
+            .list
+            .iter()
+            .map(|s| Box::new(self.step(*s)) as Box<dyn Migration<DB>>)
+            .collect())
+    }
+
+    /// Runs (or with `revert`, reverts, newest first) the steps
+    /// `harness` has not applied (has applied). Going up, when the index
+    /// step is refused after the token columns are in place, the expiry
+    /// column step is still run (see [`TokenMigrations::run`]).
+    pub(crate) fn apply<DB, H>(&self, harness: &mut H, revert: bool) -> Result<(), StoreError>
+    where
+        DB: MigrationBackend,
+        H: MigrationHarness<DB> + ?Sized,
+    {
+        let cx = cx::<DB>(self.table_name());
+        let err = |e| migration_error(e, cx);
+        if revert {
+            let applied = harness.applied_migrations().map_err(err)?;
+            for m in self.migrations::<DB>().map_err(err)?.iter().rev() {
+                if applied.contains(&m.name().version()) {
+                    harness.revert_migration(&**m).map_err(err)?;
+                }
+            }
+            return Ok(());
+        }
+        let refused = match harness.run_pending_migrations(self.clone()) {
+            Ok(_) => return Ok(()),
+            Err(e) => migration_error(e, cx),
+        };
+        let Ok(applied) = harness.applied_migrations() else {
+            return Err(refused);
+        };
+        let table = self.table_name();
+        let has = |step: Step| applied.contains(&MigrationVersion::from(step.tag(table)));
+        if matches!(refused, StoreError::Schema { .. })
+            && self.list.contains(&Step::UserIdIndex)
+            && has(Step::TokenColumns)
+            && !has(Step::UserIdIndex)
+        {
+            for step in [Step::ExpiryColumn, Step::ClaimColumns] {
+                if has(step) {
+                    continue;
+                }
+                if let Err(e) = harness.run_migration(&self.step(step)) {
+                    tracing::warn!(table, error = %err(e), "{} could not run either", step.name());
+                    break;
+                }
+            }
+        }
+        Err(refused)
     }
 
     /// Uses another name than
@@ -163,18 +238,13 @@ impl TokenMigrations {
     /// a plain SQL identifier, is a qualified name, or names one of the
     /// three token columns or the key column.
     pub fn with_expiry_column(mut self, name: impl Into<String>) -> Result<Self, StoreError> {
-        self.steps.table = self.steps.table.with_expiry_column(name)?;
+        self.table = self.table.with_expiry_column(name)?;
         Ok(self)
-    }
-
-    /// The table the migrations alter.
-    pub fn table_name(&self) -> &str {
-        self.steps.table.table()
     }
 
     /// The column holding when the token expires.
     pub fn expiry_column(&self) -> &str {
-        self.steps.table.expiry_column()
+        self.table.expiry_column()
     }
 
     /// The version `step` is recorded under in `__diesel_schema_migrations`
@@ -195,10 +265,44 @@ impl TokenMigrations {
     /// adapter's too
     /// ([`user_id_index_name`](mattermost_tokens::store::schema::user_id_index_name)).
     pub fn user_id_index_name(&self) -> String {
-        self.steps.table.user_id_index_name()
+        self.table.user_id_index_name()
+    }
+
+    /// Runs (or reverts) the steps on `conn` after taking the database's
+    /// session-level migration lock: two app instances starting together
+    /// would both find the migration pending; the second waits here and
+    /// then finds it applied. The lock goes with the connection, which is
+    /// dropped after.
+    pub(crate) fn apply_locked<DB, C>(&self, conn: C, revert: bool) -> Result<(), StoreError>
+    where
+        DB: MigrationBackend,
+        AsyncConnectionWrapper<C>: From<C> + SimpleConnection + MigrationHarness<DB>,
+    {
+        // Where the database has no such lock (SQLite), two migrations in
+        // one process at once would both find theirs pending, and the
+        // second would fail recording it.
+        static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let mut conn = AsyncConnectionWrapper::<C>::from(conn);
+        // Read first: a database that has every step needs no lock, so a
+        // host's instance starts while another process holds SQLite's
+        // write lock (or a long transaction holds the table).
+        if !revert && matches!(conn.has_pending_migration(self.clone()), Ok(false)) {
+            return Ok(());
+        }
+        let _guard = match sql::lock(DB::DIALECT, false) {
+            Some(lock) => {
+                let cx = cx::<DB>(self.table_name());
+                SimpleConnection::batch_execute(&mut conn, &lock)
+                    .map_err(|e| crate::error::query_error(e, cx))?;
+                None
+            }
+            None => Some(IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner())),
+        };
+        self.apply(&mut conn, revert)
     }
 
     through_harness! {
+        as_steps,
         /// Runs the migrations that `harness` has not applied yet, in order:
         /// the token columns, the unique index, the expiry column, the claim
         /// columns. `harness` is a diesel connection with migration support
@@ -225,7 +329,7 @@ impl TokenMigrations {
 
 impl<DB: MigrationBackend> MigrationSource<DB> for TokenMigrations {
     fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
-        self.steps.migrations()
+        TokenMigrations::migrations(self)
     }
 }
 
@@ -251,9 +355,7 @@ impl<DB: MigrationBackend> MigrationSource<DB> for TokenMigrations {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CodeMigrations {
-    steps: Steps,
-}
+pub struct CodeMigrations(TokenMigrations);
 
 impl Default for CodeMigrations {
     /// The migration for table [`DEFAULT_CODES_TABLE`].
@@ -268,22 +370,24 @@ impl CodeMigrations {
     /// a plain identifier.
     pub fn new(table: impl Into<String>) -> Result<Self, StoreError> {
         let table = UsersTable::default().with_table(table)?;
-        Ok(CodeMigrations {
-            steps: Steps {
-                table,
-                list: &[Step::CodeTable],
-                check_key: false,
-            },
-        })
+        Ok(CodeMigrations(TokenMigrations {
+            table,
+            list: &[Step::CodeTable],
+            check_key: false,
+        }))
     }
 
-    pub(crate) fn into_steps(self) -> Steps {
-        self.steps
+    pub(crate) fn into_steps(self) -> TokenMigrations {
+        self.0
+    }
+
+    fn as_steps(&self) -> &TokenMigrations {
+        &self.0
     }
 
     /// The code table the migration creates.
     pub fn table_name(&self) -> &str {
-        self.steps.table.table()
+        self.0.table_name()
     }
 
     /// The version the migration is recorded under in
@@ -293,6 +397,7 @@ impl CodeMigrations {
     }
 
     through_harness! {
+        as_steps,
         /// Runs the migration unless `harness` has applied it (see
         /// [`TokenMigrations::run`]).
         run,
@@ -304,115 +409,7 @@ impl CodeMigrations {
 
 impl<DB: MigrationBackend> MigrationSource<DB> for CodeMigrations {
     fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
-        self.steps.migrations()
-    }
-}
-
-pub(crate) use steps::Steps;
-
-/// In a private module: nominally public, so the sealed backend trait can
-/// name it, yet outside the crate's API.
-mod steps {
-    use super::*;
-
-    /// A table's steps, as a diesel migration source: what
-    /// [`TokenMigrations`] and [`CodeMigrations`] are, and what a store runs
-    /// on a connection of its own.
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    pub struct Steps {
-        /// The users table, or (for the code table's step) the code table.
-        pub(crate) table: UsersTable,
-        pub(crate) list: &'static [Step],
-        /// Whether the key column is checked against the key type (a
-        /// store's migrations, which know them).
-        pub(crate) check_key: bool,
-    }
-
-    impl Default for Steps {
-        fn default() -> Self {
-            Steps::users(UsersTable::default(), false)
-        }
-    }
-
-    impl Steps {
-        pub(crate) fn users(table: UsersTable, check_key: bool) -> Self {
-            Steps {
-                table,
-                list: &Step::USERS_TABLE,
-                check_key,
-            }
-        }
-
-        pub(crate) fn table_name(&self) -> &str {
-            self.table.table()
-        }
-
-        fn step(&self, step: Step) -> StepMigration {
-            StepMigration::new(step, self.table.clone(), self.check_key)
-        }
-
-        pub(crate) fn migrations<DB: MigrationBackend>(
-            &self,
-        ) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
-            Ok(self
-                .list
-                .iter()
-                .map(|s| Box::new(self.step(*s)) as Box<dyn Migration<DB>>)
-                .collect())
-        }
-
-        /// Runs (or with `revert`, reverts, newest first) the steps
-        /// `harness` has not applied (has applied). Going up, when the index
-        /// step is refused after the token columns are in place, the expiry
-        /// column step is still run (see [`TokenMigrations::run`]).
-        pub(crate) fn apply<DB, H>(&self, harness: &mut H, revert: bool) -> Result<(), StoreError>
-        where
-            DB: MigrationBackend,
-            H: MigrationHarness<DB> + ?Sized,
-        {
-            let cx = cx::<DB>(self.table_name());
-            let err = |e| migration_error(e, cx);
-            if revert {
-                let applied = harness.applied_migrations().map_err(err)?;
-                for m in self.migrations::<DB>().map_err(err)?.iter().rev() {
-                    if applied.contains(&m.name().version()) {
-                        harness.revert_migration(&**m).map_err(err)?;
-                    }
-                }
-                return Ok(());
-            }
-            let refused = match harness.run_pending_migrations(self.clone()) {
-                Ok(_) => return Ok(()),
-                Err(e) => migration_error(e, cx),
-            };
-            let Ok(applied) = harness.applied_migrations() else {
-                return Err(refused);
-            };
-            let table = self.table_name();
-            let has = |step: Step| applied.contains(&MigrationVersion::from(step.tag(table)));
-            if matches!(refused, StoreError::Schema { .. })
-                && self.list.contains(&Step::UserIdIndex)
-                && has(Step::TokenColumns)
-                && !has(Step::UserIdIndex)
-            {
-                for step in [Step::ExpiryColumn, Step::ClaimColumns] {
-                    if has(step) {
-                        continue;
-                    }
-                    if let Err(e) = harness.run_migration(&self.step(step)) {
-                        tracing::warn!(table, error = %err(e), "{} could not run either", step.name());
-                        break;
-                    }
-                }
-            }
-            Err(refused)
-        }
-    }
-
-    impl<DB: MigrationBackend> MigrationSource<DB> for Steps {
-        fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<DB>>>> {
-            Steps::migrations(self)
-        }
+        self.0.migrations()
     }
 }
 
@@ -455,29 +452,10 @@ impl StepMigration {
         conn: &mut dyn BoxableConnection<DB>,
         dir: Direction,
     ) -> diesel::migration::Result<()> {
-        let (d, table) = (DB::DIALECT, self.table.table());
-        let rows = DB::columns(conn, (table, &sql::columns(d, table)))?;
-        let columns: Vec<ExistingColumn> = rows
-            .into_iter()
-            .map(|r| ExistingColumn::from_row(r.into_array()))
-            .collect();
-        let change = match self.step {
-            Step::CodeTable => plan::code_table(d, dir, table, &columns)?,
-            _ if columns.is_empty() => return Err(Box::new(plan::missing_table(dir, table))),
-            Step::TokenColumns => {
-                if self.check_key && dir == Direction::Up {
-                    plan::check_key_column(d, &self.table, &columns)?;
-                }
-                plan::ColumnGroup::tokens(d).plan(dir, table, &columns, true)?
-            }
-            Step::ExpiryColumn => {
-                let name = self.table.expiry_column();
-                let found = plan::find(&columns, name);
-                plan::expiry_column(d, dir, table, name, found, true)?
-            }
-            Step::UserIdIndex => self.index::<DB>(conn, dir, &columns)?,
-            Step::ClaimColumns => plan::ColumnGroup::claims(d).plan(dir, table, &columns, true)?,
-        };
+        let table = self.table.table();
+        let mut catalog = Reader { conn, table };
+        let (d, t) = (DB::DIALECT, &self.table);
+        let change = plan::step_change(&mut catalog, self.step, d, dir, t, self.check_key, true)?;
         for statement in &change.statements {
             conn.batch_execute(statement).map_err(|e| match e {
                 // A writer linked a second row between the count and the
@@ -502,48 +480,32 @@ impl StepMigration {
         );
         Ok(())
     }
+}
 
-    fn index<DB: MigrationBackend>(
-        &self,
-        conn: &mut dyn BoxableConnection<DB>,
-        dir: Direction,
-        columns: &[ExistingColumn],
-    ) -> diesel::migration::Result<Change> {
-        let (d, table) = (DB::DIALECT, self.table.table());
-        let rows = DB::indexes(conn, (table, &sql::indexes(d, table)))?;
-        let indexes: Vec<ExistingIndex> = rows
-            .into_iter()
-            .map(|r| ExistingIndex::from_row(r.into_array()))
-            .collect();
-        let column = plan::find(columns, USER_ID_COLUMN);
-        Ok(
-            match plan::user_id_index(d, dir, table, &indexes, column, false, true)? {
-                IndexPlan::Keep => Change::default(),
-                IndexPlan::Drop { index, statements } => Change {
-                    names: vec![index],
-                    statements,
-                },
-                IndexPlan::Create {
-                    index,
-                    taken,
-                    duplicates,
-                    statements,
-                } => {
-                    let mut count = |q: Option<sql::Query>| match q {
-                        Some(q) => {
-                            DB::counts(conn, (table, &q)).map(|r| r.iter().map(|c| c.n).collect())
-                        }
-                        None => Ok(Vec::new()),
-                    };
-                    let (taken, held): (Vec<i64>, Vec<i64>) = (count(taken)?, count(duplicates)?);
-                    plan::check_room_for_index(&self.table, &index, &taken, &held)?;
-                    Change {
-                        names: vec![index],
-                        statements,
-                    }
-                }
-            },
-        )
+/// The catalog of `table`, read through a migration's connection.
+struct Reader<'a, DB: MigrationBackend> {
+    conn: &'a mut dyn BoxableConnection<DB>,
+    table: &'a str,
+}
+
+impl<DB: MigrationBackend> plan::Catalog for Reader<'_, DB> {
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn columns(&mut self, q: &sql::Query) -> Result<Vec<[Option<String>; 4]>, Self::Error> {
+        let rows = DB::columns(self.conn, (self.table, q))?;
+        Ok(rows.into_iter().map(|r| r.into_array()).collect())
+    }
+
+    fn indexes(&mut self, q: &sql::Query) -> Result<Vec<[Option<String>; 7]>, Self::Error> {
+        let rows = DB::indexes(self.conn, (self.table, q))?;
+        Ok(rows.into_iter().map(|r| r.into_array()).collect())
+    }
+
+    fn counts(&mut self, q: &sql::Query) -> Result<Vec<i64>, Self::Error> {
+        Ok(DB::counts(self.conn, (self.table, q))?
+            .iter()
+            .map(|c| c.n)
+            .collect())
     }
 }
 
@@ -579,55 +541,15 @@ impl<DB: MigrationBackend> Migration<DB> for StepMigration {
     }
 }
 
-impl Steps {
-    /// Runs (or reverts) the steps on `conn` after taking the database's
-    /// session-level migration lock: two app instances starting together
-    /// would both find the migration pending; the second waits here and
-    /// then finds it applied. The lock goes with the connection, which is
-    /// dropped after.
-    pub(crate) fn apply_locked<DB, C>(&self, conn: C, revert: bool) -> Result<(), StoreError>
-    where
-        DB: MigrationBackend,
-        diesel_async::async_connection_wrapper::AsyncConnectionWrapper<C>:
-            From<C> + diesel::connection::SimpleConnection + MigrationHarness<DB>,
-    {
-        // Where the database has no such lock (SQLite), two migrations in
-        // one process at once would both find theirs pending, and the
-        // second would fail recording it.
-        static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let mut conn =
-            diesel_async::async_connection_wrapper::AsyncConnectionWrapper::<C>::from(conn);
-        // Read first: a database that has every step needs no lock, so a
-        // host's instance starts while another process holds SQLite's
-        // write lock (or a long transaction holds the table).
-        if !revert && matches!(conn.has_pending_migration(self.clone()), Ok(false)) {
-            return Ok(());
-        }
-        let _guard = match sql::lock(DB::DIALECT, false) {
-            Some(lock) => {
-                let cx = cx::<DB>(self.table_name());
-                diesel::connection::SimpleConnection::batch_execute(&mut conn, &lock)
-                    .map_err(|e| crate::error::query_error(e, cx))?;
-                None
-            }
-            None => Some(IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner())),
-        };
-        self.apply(&mut conn, revert)
-    }
-}
-
 /// The error for a connection type the migration cannot read through.
 pub(crate) fn unsupported_connection(
     dialect: Dialect,
     table: &str,
 ) -> Box<dyn std::error::Error + Send + Sync> {
-    Box::new(StoreError::Schema {
-        message: format!(
-            "the {} migration cannot read table {table} through this connection type; run it \
+    Box::new(StoreError::Config(format!(
+        "the {} migration cannot read table {table} through this connection type; run it \
              through the store's migrate(), an AsyncConnectionWrapper over the backend's \
              connection (or a deadpool or bb8 one), or diesel-async's AsyncMigrationHarness",
-            dialect.name()
-        ),
-        source: None,
-    })
+        dialect.name()
+    )))
 }

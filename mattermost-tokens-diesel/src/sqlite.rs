@@ -6,16 +6,12 @@
 //! with `database is locked`: connections made by [`pool`] and
 //! [`establish`] set `PRAGMA busy_timeout` ([`BUSY_TIMEOUT_MS`]). A host
 //! that builds its own pool should do the same (see [`establish`]). The
-//! store does not change the database's journal mode; WAL lets readers and
-//! the writer proceed together and is worth setting for a busy app.
-//!
-//! An in-memory database (`:memory:`) exists once per connection: use a
-//! file, or a pool of one connection.
+//! store does not change the database's journal mode. An in-memory
+//! database (`:memory:`) exists once per connection: use a file.
 
 use std::time::Duration;
 
-use diesel::sqlite::Sqlite;
-use diesel::{ConnectionError, ConnectionResult};
+use diesel::{ConnectionError, ConnectionResult, sqlite::Sqlite};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};

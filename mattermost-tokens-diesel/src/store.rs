@@ -18,7 +18,7 @@ use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text};
 #[cfg(doc)]
 use mattermost_tokens::TokenStore;
 use mattermost_tokens::store::schema::{
-    KeyPolicy, SqlTokenTable, StoreStatements, UsersTable, UuidKeys, Value, Written,
+    Dialect, KeyPolicy, SqlTokenTable, StoreStatements, UsersTable, UuidKeys, Value, Written,
 };
 use mattermost_tokens::{AccessToken, StoreError, TokenId, TokenRecord, UserId};
 
@@ -26,7 +26,6 @@ use crate::error::query_error;
 use crate::group_commit::DieselBatch;
 use crate::migration::TokenMigrations;
 use crate::pool::ConnectionPool;
-use mattermost_tokens::store::schema::Dialect;
 
 /// How long a store waits for a connection before it reports
 /// [`StoreError::Unavailable`], unless set with
@@ -49,7 +48,7 @@ pub(crate) mod sealed {
     use mattermost_tokens::TokenRecord;
 
     use super::Sql;
-    use crate::migration::Steps;
+    use crate::migration::TokenMigrations;
 
     /// What a backend provides to the shared store code.
     pub trait Connection: diesel_async::AsyncConnection + Send + 'static {
@@ -83,7 +82,7 @@ pub(crate) mod sealed {
 
         /// Runs (or with `revert`, reverts) a migration on an owned
         /// connection. Blocking: call it from `spawn_blocking`.
-        fn run_migrations(self, job: Steps, revert: bool) -> Result<(), StoreError>;
+        fn run_migrations(self, job: TokenMigrations, revert: bool) -> Result<(), StoreError>;
     }
 }
 

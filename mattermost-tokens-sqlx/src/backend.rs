@@ -199,13 +199,6 @@ pub trait Backend: Exec + sealed::Sealed {
         error.code().map(|c| c.into_owned()).unwrap_or_default()
     }
 
-    /// Whether the error rolled the transaction back as a deadlock victim,
-    /// so that running it again is safe.
-    #[doc(hidden)]
-    fn is_deadlock(_error: &dyn DatabaseError) -> bool {
-        false
-    }
-
     /// When the error is a unique violation (PostgreSQL 23505, MySQL/MariaDB
     /// 1062, SQLite `SQLITE_CONSTRAINT_UNIQUE`), what the database names as
     /// violated: the index or constraint (PostgreSQL, MySQL/MariaDB, the

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use mattermost_tokens::StoreError;
 #[cfg(doc)]
 use mattermost_tokens::magic_link::{CodeHash, CodeStore};
+use mattermost_tokens::store::schema::errors::ErrorClass;
 use mattermost_tokens::store::schema::plan::Direction;
 use mattermost_tokens::store::schema::{
     CodeStatements, DEFAULT_CODES_TABLE, SqlCodeTable, Take, Value,
@@ -183,7 +184,9 @@ impl<DB: Backend> SqlCodeTable for SqlxCodeStore<DB> {
     async fn take_locked(&self, what: &'static str, params: &[Value]) -> Result<Take, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(self.err(what))?;
         match self.lock_and_delete(&mut conn, params).await {
-            Err(sqlx::Error::Database(e)) if DB::is_deadlock(e.as_ref() as &dyn DatabaseError) => {
+            Err(sqlx::Error::Database(e))
+                if DB::classify(e.as_ref() as &dyn DatabaseError) == ErrorClass::Deadlock =>
+            {
                 Ok(Take::Deadlock)
             }
             other => other.map(Take::Done).map_err(self.err(what)),

@@ -94,7 +94,6 @@ impl<DB: Backend> SqlHostUserTable for SqlxHostUsers<DB> {
         &self.sql
     }
 
-    /// The text columns of each row `sql` returns.
     async fn host_rows(
         &self,
         sql: String,

@@ -55,6 +55,8 @@ crate::backend::backend!(MySql, MySqlQueryResult, Dialect::MySql, {
             // Messages quoting the offending value: duplicate entry,
             // truncated / incorrect / illegal value.
             1062 | 1292 | 1366 | 1367 | 1586 => ErrorClass::Redact,
+            // ER_LOCK_DEADLOCK: InnoDB rolled the transaction back.
+            1213 => ErrorClass::Deadlock,
             _ => ErrorClass::Other,
         }
     }
@@ -64,13 +66,6 @@ crate::backend::backend!(MySql, MySqlQueryResult, Dialect::MySql, {
             Some(e) => e.number().to_string(),
             None => error.code().map(|c| c.into_owned()).unwrap_or_default(),
         }
-    }
-
-    fn is_deadlock(error: &dyn DatabaseError) -> bool {
-        // ER_LOCK_DEADLOCK: InnoDB rolled the transaction back.
-        error
-            .try_downcast_ref::<MySqlDatabaseError>()
-            .is_some_and(|e| e.number() == 1213)
     }
 
     fn unique_violation(error: &dyn DatabaseError) -> Option<String> {

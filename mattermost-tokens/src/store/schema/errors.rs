@@ -30,6 +30,10 @@ pub enum ErrorClass {
     /// The driver's message may quote a stored value (a token): a
     /// [`StoreError::Database`] whose message leaves it out.
     Redact,
+    /// The database chose the transaction as a deadlock victim and rolled
+    /// it back (MySQL/MariaDB 1213): nothing was written, and running it
+    /// again is safe. A [`StoreError::Database`] once retries are spent.
+    Deadlock,
     /// Anything else: [`StoreError::Database`].
     Other,
 }
@@ -37,6 +41,9 @@ pub enum ErrorClass {
 /// Words of a database's message that say what kind of failure it is, in
 /// lower case, checked in this order.
 const SAYS: &[(ErrorClass, &[&str])] = &[
+    // MySQL/MariaDB 1213: "Deadlock found when trying to get lock; try
+    // restarting transaction".
+    (ErrorClass::Deadlock, &["deadlock found"]),
     // SQLite: "attempt to write a readonly database"; MariaDB/MySQL 1290:
     // "... running with the --read-only option ..."; 1792: "Cannot execute
     // statement in a READ ONLY transaction"; PostgreSQL 25006: "cannot
@@ -150,6 +157,13 @@ impl ErrorClass {
                 ),
                 source,
             ),
+            ErrorClass::Deadlock => StoreError::database(
+                format!(
+                    "{what}: {backend} rolled the transaction back as a deadlock victim; nothing \
+                     was written, try again"
+                ),
+                source,
+            ),
             ErrorClass::Other => {
                 StoreError::database(format!("{what}: {backend} error{said}"), source)
             }
@@ -251,6 +265,10 @@ mod tests {
             ("Lost connection to MySQL server", ErrorClass::Unavailable),
             ("Duplicate entry 'tok' for key 'x'", ErrorClass::Redact),
             ("relation \"users\" does not exist", ErrorClass::Schema),
+            (
+                "Deadlock found when trying to get lock",
+                ErrorClass::Deadlock,
+            ),
             ("syntax error", ErrorClass::Other),
         ];
         for (message, class) in cases {

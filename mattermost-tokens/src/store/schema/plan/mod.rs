@@ -40,10 +40,12 @@ use crate::store::{StoreError, validate_identifier};
 
 mod claims;
 mod index;
+mod step;
 pub use claims::CLAIM_TEXT_LEN;
 pub use index::{
     IndexPlan, check_room_for_index, duplicate_links, index_name_taken, user_id_index,
 };
+pub use step::{Catalog, step_change};
 
 /// Whether a run applies the steps or undoes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
