@@ -165,6 +165,9 @@ async fn serve(args: Serve) -> Result<(), Fatal> {
     config = config.ttl(std::time::Duration::from_secs(args.ttl));
     let links = MagicLinks::new(server.client.clone(), stores.tokens, stores.codes, config)
         .map_err(setup::explain)?;
+    // Refuses a setup where Mattermost's strict CSRF check would turn the
+    // users' writes away (see MagicLinks::check_server).
+    links.check_server().await.map_err(setup::explain)?;
     let app = Router::new()
         .route("/api/mattermost/magic-link", get(magic_link))
         .with_state(AppState {

@@ -10,6 +10,26 @@ impl Acting {
             .await
     }
 
+    /// `GET /config` (callers who may read the System Console, such as
+    /// system admins; `api4/config.go`): whether
+    /// `ServiceSettings.ExperimentalStrictCSRFEnforcement` is on. `Ok(None)`
+    /// when the caller may not read the configuration (403).
+    pub async fn strict_csrf_enforcement(&self) -> Result<Option<bool>, Error> {
+        match self
+            .call::<serde_json::Value>(Request::get(&["config"]))
+            .await
+        {
+            Ok(config) => Ok(Some(
+                config
+                    .pointer("/ServiceSettings/ExperimentalStrictCSRFEnforcement")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false),
+            )),
+            Err(e) if e.status() == Some(403) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `GET /limits/server` (`api4/limits.go`, system admins): the server's
     /// active-user limit. `Ok(None)` when the server does not say: servers
     /// that predate the endpoint answer 404, and some releases answer 403

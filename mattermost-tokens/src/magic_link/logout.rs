@@ -25,11 +25,7 @@ impl MagicLinks {
         let mode = self.code_mode()?;
         Ok([AUTH_COOKIE, USER_ID_COOKIE, CSRF_COOKIE]
             .into_iter()
-            .map(|name| {
-                let mut c = mode.cookie(name, String::new(), name == AUTH_COOKIE);
-                c.make_removal();
-                c.to_string()
-            })
+            .map(|name| mode.removal(name).to_string())
             .collect())
     }
 

@@ -13,8 +13,9 @@
 //! 3. The page's button POSTs the code back; [`MagicLinks::redeem`] consumes
 //!    it and the answer sets Mattermost's session cookies for the domain the
 //!    app and Mattermost share (`MMAUTHTOKEN` = the user's own personal
-//!    access token, `MMUSERID`, `MMCSRF`) and redirects (303) into
-//!    Mattermost, which accepts a personal access token as `MMAUTHTOKEN`.
+//!    access token, and `MMUSERID`; `MMCSRF` is removed, see below) and
+//!    redirects (303) into Mattermost, which accepts a personal access token
+//!    as `MMAUTHTOKEN`.
 //!
 //! With the `axum` feature, `MagicLinks::router` serves steps 2 and 3. The
 //! route that issues links stays in the host app, behind its own login.
@@ -50,6 +51,23 @@
 //!   Everything under that domain receives the token cookie: do not share it
 //!   with hosts you do not trust. This is checked when [`MagicLinks`] is
 //!   built.
+//! - **No `MMCSRF`.** Mattermost checks a cookie session's writes
+//!   (`checkCSRFToken` in `server/channels/web/handlers.go`): a request
+//!   other than `GET` passes when its `X-CSRF-Token` header equals the
+//!   session's CSRF value, or else, unless
+//!   `ServiceSettings.ExperimentalStrictCSRFEnforcement` is on, when it
+//!   carries `X-Requested-With: XMLHttpRequest`. A session Mattermost makes
+//!   from a personal access token has no CSRF value (an empty one), and its
+//!   web app sends `X-CSRF-Token` only when an `MMCSRF` cookie holds one. So
+//!   the redeem sets no `MMCSRF` and removes any it can reach: the web app
+//!   then sends no header, which matches, and its writes work under strict
+//!   enforcement too. Any value in `MMCSRF` could never match: it would leave
+//!   writes to the `X-Requested-With` path, which strict enforcement closes.
+//!   The flip side is Mattermost's, not the cookie's: a personal-access-token
+//!   session has no CSRF secret at all, so a page on a host of the same site
+//!   can make the browser post with it (see the README's security section).
+//!   [`MagicLinks::check_server`] refuses the one setup where a stale
+//!   `MMCSRF` would still break writes.
 //! - **The official alternative.** Mattermost's own single sign-on (OpenID
 //!   Connect, SAML) needs a paid Mattermost plan; these links work on every
 //!   edition.
@@ -61,6 +79,7 @@ mod binding;
 mod clock;
 mod code_store;
 mod config;
+mod csrf;
 mod logout;
 mod page;
 #[cfg(feature = "axum")]
@@ -101,16 +120,15 @@ pub const AUTH_COOKIE: &str = "MMAUTHTOKEN";
 /// The name of the cookie holding the Mattermost user id (read by the web
 /// app).
 pub const USER_ID_COOKIE: &str = "MMUSERID";
-/// The name of the cookie holding the CSRF value the web app sends back in
-/// the `X-CSRF-Token` header.
+/// The name of the cookie from which Mattermost's web app takes the
+/// `X-CSRF-Token` header it sends. A redeem removes it (see the module
+/// docs: a session from a personal access token matches only no header).
 pub const CSRF_COOKIE: &str = "MMCSRF";
 
 /// Random bytes in a code: 256 bits.
 const CODE_BYTES: usize = 32;
 /// Length of a code in base64url without padding.
 const CODE_CHARS: usize = 43;
-/// Mattermost's own id alphabet (32 symbols, so a byte maps without bias).
-const ID_ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
 
 pub use crate::error::InvalidLinkReason;
 
@@ -218,10 +236,10 @@ impl Redemption {
         &self.mattermost_user_id
     }
 
-    /// The cookies: `MMAUTHTOKEN` (the token; `HttpOnly`), `MMUSERID` and
-    /// `MMCSRF` (readable by Mattermost's web app), each `Path=/`,
-    /// `SameSite=Lax`, `Secure` unless turned off, and `Domain` when a cookie
-    /// domain is configured.
+    /// The cookies: `MMAUTHTOKEN` (the token; `HttpOnly`) and `MMUSERID`
+    /// (readable by Mattermost's web app), each `Path=/`, `SameSite=Lax`,
+    /// `Secure` unless turned off, and `Domain` when a cookie domain is
+    /// configured; then the removal of `MMCSRF` with the same attributes.
     pub fn cookies(&self) -> &[cookie::Cookie<'static>] {
         &self.cookies
     }
@@ -376,14 +394,6 @@ fn well_formed(code: &str) -> bool {
         && URL_SAFE_NO_PAD
             .decode(code)
             .is_ok_and(|b| b.len() == CODE_BYTES)
-}
-
-fn new_csrf() -> String {
-    let bytes: [u8; 26] = rand::random();
-    bytes
-        .iter()
-        .map(|b| ID_ALPHABET[usize::from(b % 32)] as char)
-        .collect()
 }
 
 fn with_code(base: &Url, code: &str) -> Url {
@@ -724,7 +734,7 @@ impl MagicLinks {
         let cookies = vec![
             mode.cookie(AUTH_COOKIE, token.expose_secret().to_owned(), true),
             mode.cookie(USER_ID_COOKIE, mm.as_str().to_owned(), false),
-            mode.cookie(CSRF_COOKIE, new_csrf(), false),
+            mode.removal(CSRF_COOKIE),
         ];
         tracing::info!(host_user = %user, mattermost_user = %mm, "magic link redeemed");
         Ok(Redemption {
@@ -767,6 +777,14 @@ impl CodeMode {
         ));
         b.build()
     }
+
+    /// The removal of cookie `name` as this mode sets cookies (a browser
+    /// matches a removal on name, domain and path).
+    fn removal(&self, name: &'static str) -> cookie::Cookie<'static> {
+        let mut c = self.cookie(name, String::new(), name == AUTH_COOKIE);
+        c.make_removal();
+        c
+    }
 }
 
 #[cfg(test)]
@@ -789,12 +807,5 @@ mod tests {
         assert!(domain_matches("example.com", "example.com"));
         assert!(!domain_matches("badexample.com", "example.com"));
         assert!(!domain_matches("example.org", "example.com"));
-    }
-
-    #[test]
-    fn csrf_values() {
-        let a = new_csrf();
-        assert_eq!(a.len(), 26);
-        assert_ne!(a, new_csrf());
     }
 }

@@ -114,23 +114,31 @@ fn caller_from(data: &Data, token: &str) -> Result<Caller, AppError> {
     })
 }
 
+/// `checkCSRFToken` (`server/channels/web/handlers.go`) for a cookie
+/// session: a request other than `GET` passes when its `X-CSRF-Token`
+/// header equals the session's CSRF value, which a session made from a
+/// personal access token does not have (it is empty, and so is a missing
+/// header: such a request passes); else `X-Requested-With: XMLHttpRequest`
+/// (compared exactly) passes unless
+/// `ServiceSettings.ExperimentalStrictCSRFEnforcement` is on. The stand-in's
+/// cookie sessions are all of the first kind.
+fn csrf_passes(parts: &Parts, strict: bool) -> bool {
+    const SESSION_CSRF: &[u8] = b"";
+    let header = |name| parts.headers.get(name).map_or(&b""[..], |v| v.as_bytes());
+    parts.method == Method::GET
+        || header("x-csrf-token") == SESSION_CSRF
+        || (!strict && header("x-requested-with") == b"XMLHttpRequest")
+}
+
 /// Authenticates as a session-requiring handler does.
 pub(crate) fn authenticate(shared: &Shared, parts: &Parts) -> Result<Caller, AppError> {
     match presented_token(parts) {
         Presented::None => Err(AppError::session_expired()),
         Presented::Header(token) => caller_from(&shared.data(), &token),
         Presented::Cookie(token) => {
-            // The CSRF check for cookie sessions: without it (or the legacy
-            // X-Requested-With header) a state-changing call is refused.
-            let csrf_ok = parts.method == Method::GET
-                || parts.method == Method::HEAD
-                || parts
-                    .headers
-                    .get("x-requested-with")
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"))
-                || parts.headers.contains_key("x-csrf-token");
-            let caller = caller_from(&shared.data(), &token)?;
-            if csrf_ok {
+            let data = shared.data();
+            let caller = caller_from(&data, &token)?;
+            if csrf_passes(parts, data.strict_csrf) {
                 Ok(caller)
             } else {
                 Err(AppError::session_expired())

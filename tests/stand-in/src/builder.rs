@@ -43,6 +43,7 @@ pub struct StandInBuilder {
     /// `None`: on for a fresh state, as saved for a restored one.
     tokens_enabled: Option<bool>,
     user_limit: Option<u32>,
+    strict_csrf: bool,
     token_expiry: TokenExpiry,
     faults: Vec<FaultRule>,
     teams: Vec<(String, String, bool)>,
@@ -83,6 +84,7 @@ impl Default for StandInBuilder {
             rate_limit: None,
             tokens_enabled: None,
             user_limit: None,
+            strict_csrf: false,
             token_expiry: TokenExpiry::Optional,
             faults: Vec::new(),
             teams: Vec::new(),
@@ -146,6 +148,13 @@ impl StandInBuilder {
     /// [`StandIn::set_user_limit`](crate::StandIn::set_user_limit).
     pub fn user_limit(mut self, limit: u32) -> Self {
         self.user_limit = Some(limit);
+        self
+    }
+
+    /// Turns on `ServiceSettings.ExperimentalStrictCSRFEnforcement`, as
+    /// [`StandIn::set_strict_csrf`](crate::StandIn::set_strict_csrf).
+    pub fn strict_csrf(mut self, strict: bool) -> Self {
+        self.strict_csrf = strict;
         self
     }
 
@@ -267,6 +276,7 @@ impl StandInBuilder {
         if self.user_limit.is_some() {
             data.user_limit = self.user_limit;
         }
+        data.strict_csrf = self.strict_csrf;
         match self.admin_credential {
             AdminCredential::PersonalAccessToken => {
                 data.ensure_admin_pat(&admin_user_id, admin_token.expose_secret())

@@ -279,6 +279,14 @@ impl StandIn {
         self.shared().data().tokens_enabled = enabled;
     }
 
+    /// Sets `ServiceSettings.ExperimentalStrictCSRFEnforcement` (off by
+    /// default, as on a real server): on, a cookie session's write whose
+    /// `X-CSRF-Token` does not match is refused even with
+    /// `X-Requested-With: XMLHttpRequest`.
+    pub fn set_strict_csrf(&self, strict: bool) {
+        self.shared().data().strict_csrf = strict;
+    }
+
     /// Caps active users (bots aside) at `limit`, as an unlicensed or
     /// seat-enforcing server does (`None`: no cap). At the cap, `POST /users`
     /// and reactivations answer 400 with the server's user-limit ids.

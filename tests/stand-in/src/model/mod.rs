@@ -58,6 +58,8 @@ pub(crate) struct Data {
     pub token_expiry: TokenExpiry,
     /// Active (non-bot) users allowed; `None`: no limit.
     pub user_limit: Option<u32>,
+    /// `ServiceSettings.ExperimentalStrictCSRFEnforcement`.
+    pub strict_csrf: bool,
 }
 
 impl fmt::Debug for Data {
@@ -104,6 +106,7 @@ impl Data {
             tokens_enabled,
             token_expiry: TokenExpiry::Optional,
             user_limit: None,
+            strict_csrf: false,
         }
     }
 }

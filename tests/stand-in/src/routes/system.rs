@@ -1,4 +1,5 @@
-//! `GET /system/ping` and `GET /config/client`.
+//! `GET /system/ping`, `GET /config/client`, `GET /config` and
+//! `GET /limits/server`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -82,4 +83,24 @@ pub(crate) async fn server_limits(
     }
     let limits = shared.data().server_limits();
     Ok(json(StatusCode::OK, &limits))
+}
+
+/// `GET /config` (`api4/config.go`): the server's configuration, for
+/// callers who may read the System Console (system admins). Only the
+/// settings the stand-in has: `ServiceSettings.SiteURL`,
+/// `EnableUserAccessTokens` and `ExperimentalStrictCSRFEnforcement`.
+pub(crate) async fn config(
+    State(shared): State<Arc<Shared>>,
+    caller: crate::auth::Caller,
+) -> Result<Response, AppError> {
+    if !caller.is_admin() {
+        return Err(AppError::permissions());
+    }
+    let data = shared.data();
+    let service = json!({
+        "SiteURL": shared.site_url,
+        "EnableUserAccessTokens": data.tokens_enabled,
+        "ExperimentalStrictCSRFEnforcement": data.strict_csrf,
+    });
+    Ok(json(StatusCode::OK, &json!({ "ServiceSettings": service })))
 }
