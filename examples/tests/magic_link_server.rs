@@ -302,6 +302,110 @@ async fn a_user_without_a_token_gets_a_clear_conflict() {
     );
 }
 
+/// The rows of a table of the demo's SQLite database.
+async fn count_rows(demo: &Demo, table: &str) -> i64 {
+    let pool = sqlx::SqlitePool::connect(&demo.db_url).await.unwrap();
+    let n = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_tokens_expire_and_are_revoked_links_are_limited_and_codes_purged() {
+    let mm = StandIn::start().await.unwrap();
+    let demo = Demo::new("limits");
+    let sync = demo
+        .command(env!("CARGO_BIN_EXE_sync_users"), &mm)
+        .args(["--all"])
+        .output()
+        .unwrap();
+    assert!(
+        sync.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sync.stderr)
+    );
+    let port = free_port();
+    let _server = Server(
+        demo.command(env!("CARGO_BIN_EXE_magic_link_server"), &mm)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--ttl",
+                "1",
+                "--purge-every",
+                "1",
+                "--links-per-minute",
+                "3",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until_listening(port).await;
+    let endpoint = format!("http://127.0.0.1:{port}/api/mattermost/magic-link");
+    let ask = |token: String| {
+        let req = reqwest::Client::new().get(&endpoint).bearer_auth(token);
+        async move { req.send().await.unwrap() }
+    };
+
+    // Three links a minute for a user; the fourth waits.
+    let ana = issue_app_token(&demo, &mm, 1);
+    for _ in 0..3 {
+        assert_eq!(ask(ana.clone()).await.status(), 200);
+    }
+    let refused = ask(ana.clone()).await;
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Another user is not held back by the first.
+    let bob = issue_app_token(&demo, &mm, 2);
+    assert_eq!(ask(bob.clone()).await.status(), 200);
+
+    // Expired codes leave the code table within a purge or two.
+    assert!(count_rows(&demo, "mattermost_magic_link_codes").await >= 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count_rows(&demo, "mattermost_magic_link_codes").await > 0 {
+        assert!(Instant::now() < deadline, "expired codes were not purged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Revoked: every token of the user stops working at once.
+    let out = demo
+        .command(env!("CARGO_BIN_EXE_magic_link_server"), &mm)
+        .args(["revoke-app-tokens", "--user", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "revoked 1 app tokens of user 2"
+    );
+    assert_eq!(ask(bob).await.status(), 401);
+
+    // Expired: a token past its lifetime is refused.
+    let pool = sqlx::SqlitePool::connect(&demo.db_url).await.unwrap();
+    sqlx::query("UPDATE app_api_tokens SET expires_at = 0 WHERE user_id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let expired = ask(ana).await;
+    assert_eq!(expired.status(), 401);
+    let body: Value = expired.json().await.unwrap();
+    assert_eq!(body["error"], "invalid or expired bearer token");
+}
+
 #[test]
 fn help_explains_the_options() {
     let out = Command::new(env!("CARGO_BIN_EXE_magic_link_server"))
@@ -317,6 +421,9 @@ fn help_explains_the_options() {
         "--token-in-url",
         "--store",
         "issue-app-token",
+        "revoke-app-tokens",
+        "--links-per-minute",
+        "--purge-every",
         "MATTERMOST_URL",
         "DATABASE_URL",
     ] {

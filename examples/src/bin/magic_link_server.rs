@@ -4,10 +4,16 @@
 //! route that link points at logs them into Mattermost.
 //!
 //! App tokens stand for the host app's own API tokens (Laravel Sanctum's, for
-//! example): `magic_link_server issue-app-token --user ID` creates one.
+//! example): `magic_link_server issue-app-token --user ID` creates one that
+//! lives `--lifetime-hours` (24 by default); `revoke-app-tokens --user ID`
+//! ends all of a user's. Each user may ask for `--links-per-minute` links
+//! (per instance); expired codes are purged every `--purge-every` seconds.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use axum::extract::State;
@@ -50,6 +56,16 @@ enum Command {
         /// The app user's id.
         #[arg(long, value_name = "ID")]
         user: i64,
+        /// How long the token works, in hours.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=8760))]
+        lifetime_hours: u32,
+    },
+    /// Revoke every app API token of a user (they stop working at once) and
+    /// print how many there were.
+    RevokeAppTokens {
+        /// The app user's id.
+        #[arg(long, value_name = "ID")]
+        user: i64,
     },
 }
 
@@ -77,6 +93,13 @@ struct Serve {
     /// Where user tokens are read from.
     #[arg(long, value_enum, default_value_t = StoreKind::Sqlx)]
     store: StoreKind,
+    /// Links one user may ask for per minute, on this instance; more are
+    /// answered 429 with Retry-After.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    links_per_minute: u32,
+    /// Seconds between purges of expired codes from the code store.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    purge_every: u64,
 }
 
 #[tokio::main]
@@ -84,7 +107,11 @@ async fn main() -> ExitCode {
     setup::init_logging();
     let args = Args::parse();
     let result = match args.command {
-        Some(Command::IssueAppToken { user }) => issue_app_token(user).await,
+        Some(Command::IssueAppToken {
+            user,
+            lifetime_hours,
+        }) => issue_app_token(user, lifetime_hours).await,
+        Some(Command::RevokeAppTokens { user }) => revoke_app_tokens(user).await,
         Some(Command::Serve(s)) => serve(s).await,
         None => serve(args.serve).await,
     };
@@ -94,8 +121,24 @@ async fn main() -> ExitCode {
     }
 }
 
-const APP_TOKENS_DDL: &str = "CREATE TABLE IF NOT EXISTS app_tokens (\
-    token_hash VARCHAR(64) NOT NULL PRIMARY KEY, user_id BIGINT NOT NULL, created_at TIMESTAMP NULL)";
+/// The app's API tokens, hashed, with when each stops working (Unix
+/// seconds).
+const APP_TOKENS_DDL: &str = "CREATE TABLE IF NOT EXISTS app_api_tokens (\
+    token_hash VARCHAR(64) NOT NULL PRIMARY KEY, user_id BIGINT NOT NULL, expires_at BIGINT NOT NULL)";
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+async fn app_db() -> Result<HostDb, Fatal> {
+    let env = Env::from_env();
+    let host = HostDb::connect(&env.database_url)
+        .await
+        .context("check DATABASE_URL")?;
+    host.ensure_demo_users().await?;
+    sqlx::query(APP_TOKENS_DDL).execute(host.pool()).await?;
+    Ok(host)
+}
 
 fn hash_hex(token: &str) -> String {
     Sha256::digest(token.as_bytes())
@@ -104,42 +147,51 @@ fn hash_hex(token: &str) -> String {
         .collect()
 }
 
-async fn issue_app_token(user: i64) -> Result<(), Fatal> {
-    let env = Env::from_env();
-    let host = HostDb::connect(&env.database_url)
-        .await
-        .context("check DATABASE_URL")?;
-    host.ensure_demo_users().await?;
+async fn issue_app_token(user: i64, lifetime_hours: u32) -> Result<(), Fatal> {
+    let host = app_db().await?;
     if !host.user_exists(user).await? {
         return Err(anyhow!("no user with id {user} in the users table").into());
     }
-    sqlx::query(APP_TOKENS_DDL).execute(host.pool()).await?;
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let sql = host.sql("INSERT INTO app_tokens (token_hash, user_id, created_at) VALUES ($1, $2, CURRENT_TIMESTAMP)");
+    let expires_at = unix_now() + i64::from(lifetime_hours) * 3600;
+    let sql = host
+        .sql("INSERT INTO app_api_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)");
     sqlx::query(AssertSqlSafe(sql))
         .bind(hash_hex(&token))
         .bind(user)
+        .bind(expires_at)
         .execute(host.pool())
         .await?;
     println!("{token}");
     Ok(())
 }
 
+async fn revoke_app_tokens(user: i64) -> Result<(), Fatal> {
+    let host = app_db().await?;
+    let sql = host.sql("DELETE FROM app_api_tokens WHERE user_id = $1");
+    let done = sqlx::query(AssertSqlSafe(sql))
+        .bind(user)
+        .execute(host.pool())
+        .await?;
+    println!("revoked {} app tokens of user {user}", done.rows_affected());
+    Ok(())
+}
+
+/// Links issued per user, on this instance.
+type LinkLimiter = governor::DefaultKeyedRateLimiter<i64>;
+
 #[derive(Clone)]
 struct AppState {
     host: HostDb,
     links: MagicLinks,
+    limiter: Arc<LinkLimiter>,
 }
 
 async fn serve(args: Serve) -> Result<(), Fatal> {
     let env = Env::from_env();
-    let host = HostDb::connect(&env.database_url)
-        .await
-        .context("check DATABASE_URL")?;
-    host.ensure_demo_users().await?;
-    sqlx::query(APP_TOKENS_DDL).execute(host.pool()).await?;
+    let host = app_db().await?;
     let stores = setup::stores(args.store, &env, &host).await?;
     let server = setup::mattermost(&env).await?;
     let public = args
@@ -168,11 +220,19 @@ async fn serve(args: Serve) -> Result<(), Fatal> {
     // Refuses a setup where Mattermost's strict CSRF check would turn the
     // users' writes away (see MagicLinks::check_server).
     links.check_server().await.map_err(setup::explain)?;
+    let per_minute = NonZeroU32::new(args.links_per_minute).unwrap_or(NonZeroU32::MIN);
+    let limiter = Arc::new(LinkLimiter::keyed(governor::Quota::per_minute(per_minute)));
+    tokio::spawn(purge(
+        links.clone(),
+        Arc::clone(&limiter),
+        Duration::from_secs(args.purge_every),
+    ));
     let app = Router::new()
         .route("/api/mattermost/magic-link", get(magic_link))
         .with_state(AppState {
             host,
             links: links.clone(),
+            limiter,
         })
         .merge(links.router());
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -186,6 +246,23 @@ async fn serve(args: Serve) -> Result<(), Fatal> {
         .await?;
     server.save();
     Ok(())
+}
+
+/// Every `every`: deletes the expired codes from the code store (a store
+/// keeps them until purged) and forgets users the limiter has not seen
+/// lately.
+async fn purge(links: MagicLinks, limiter: Arc<LinkLimiter>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match links.purge_expired().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired magic-link codes purged"),
+            Err(e) => tracing::warn!(error = %e, "purging expired magic-link codes failed"),
+        }
+        limiter.retain_recent();
+    }
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {
@@ -211,9 +288,10 @@ async fn magic_link(State(state): State<AppState>, headers: HeaderMap) -> Respon
     };
     let sql = state
         .host
-        .sql("SELECT user_id FROM app_tokens WHERE token_hash = $1");
+        .sql("SELECT user_id FROM app_api_tokens WHERE token_hash = $1 AND expires_at > $2");
     let user: Option<i64> = match sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(hash_hex(bearer))
+        .bind(unix_now())
         .fetch_optional(state.host.pool())
         .await
     {
@@ -224,8 +302,22 @@ async fn magic_link(State(state): State<AppState>, headers: HeaderMap) -> Respon
         }
     };
     let Some(user) = user else {
-        return json_error(StatusCode::UNAUTHORIZED, "invalid bearer token");
+        return json_error(StatusCode::UNAUTHORIZED, "invalid or expired bearer token");
     };
+    if let Err(not_until) = state.limiter.check_key(&user) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        let mut response = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many magic links asked for; try again later",
+        );
+        let secs = wait.as_secs() + 1;
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.into());
+        return response;
+    }
     match state.links.issue(&HostUserId::Int(user)).await {
         Ok(link) => {
             let mut response = ([(header::CACHE_CONTROL, "no-store")], Json(&link)).into_response();
