@@ -486,6 +486,14 @@ async fn configuration_is_checked() {
             SERVER,
             MagicLinkConfig::token_in_url().url_template("{server}/login"),
         ),
+        // The Mattermost the browser is sent to is what the cookies must
+        // reach, whatever address the app calls it at.
+        (
+            "http://10.0.0.7:8065",
+            MagicLinkConfig::one_time_code(REDEEM)
+                .cookie_domain("example.com")
+                .redirect_url("https://chat.other.example/"),
+        ),
     ];
     for (server, config) in bad {
         let shown = format!("{config:?}");
@@ -495,6 +503,16 @@ async fn configuration_is_checked() {
             Ok(_) => panic!("accepted {shown}"),
         }
     }
+    // The app calls Mattermost at an internal address; browsers go to the
+    // public one, under the cookie domain.
+    fixture_with(
+        "http://10.0.0.7:8065",
+        MagicLinkConfig::one_time_code(REDEEM)
+            .cookie_domain("example.com")
+            .redirect_url("https://chat.example.com/"),
+    )
+    .await
+    .unwrap();
     // Same host (ports differ) needs no cookie domain; loopback http may
     // keep Secure cookies (browsers treat it as a secure context).
     fixture_with(
@@ -884,6 +902,10 @@ mod router {
                 vec![("sec-fetch-site", "cross-site")],
                 vec![("sec-fetch-site", "same-site")],
                 vec![],
+                // An opaque origin (a sandboxed frame, a page whose
+                // referrer policy hides it) proves nothing by itself.
+                vec![("origin", "null")],
+                vec![("origin", "null"), ("sec-fetch-site", "cross-site")],
             ] {
                 let r = s.post_with(format!("code={code}"), &headers).await;
                 assert_eq!(r.status(), 403, "{headers:?}");
@@ -891,8 +913,11 @@ mod router {
             }
             assert_eq!(s.f.codes.len(), 1);
 
-            // POST: cookies, headers, 303 into Mattermost.
-            let r = s.post(format!("other=1&code={code}")).await;
+            // POST: cookies, headers, 303 into Mattermost. As a browser
+            // sends the confirm page's form: the page's `no-referrer`
+            // policy makes its origin `null`, and Sec-Fetch-Site tells.
+            let same = [("origin", "null"), ("sec-fetch-site", "same-origin")];
+            let r = s.post_with(format!("other=1&code={code}"), &same).await;
             assert_eq!(r.status(), 303);
             assert_common_headers(&r);
             assert_eq!(r.headers()["location"], "http://127.0.0.1:8065/");

@@ -82,6 +82,10 @@ struct Serve {
     /// cookies (e.g. example.com for app.example.com and chat.example.com).
     #[arg(long)]
     cookie_domain: Option<String>,
+    /// Mattermost's address as browsers reach it, where a redeemed link
+    /// sends them (default: MATTERMOST_URL, the address this server calls).
+    #[arg(long)]
+    mattermost_public_url: Option<String>,
     /// Link lifetime in seconds.
     #[arg(long, default_value_t = 300)]
     ttl: u64,
@@ -209,6 +213,9 @@ async fn serve(args: Serve) -> Result<(), Fatal> {
         if let Some(d) = &args.cookie_domain {
             c = c.cookie_domain(d.clone());
         }
+        if let Some(u) = &args.mattermost_public_url {
+            c = c.redirect_url(u.clone());
+        }
         if public.starts_with("http://") {
             c = c.insecure_cookies();
         }
@@ -228,6 +235,7 @@ async fn serve(args: Serve) -> Result<(), Fatal> {
         Duration::from_secs(args.purge_every),
     ));
     let app = Router::new()
+        .route("/", get(home))
         .route("/api/mattermost/magic-link", get(magic_link))
         .with_state(AppState {
             host,
@@ -263,6 +271,43 @@ async fn purge(links: MagicLinks, limiter: Arc<LinkLimiter>, every: Duration) {
         }
         limiter.retain_recent();
     }
+}
+
+/// The app's front end, reduced to the part that matters here: signing in
+/// (pasting an app token, kept in the tab's session storage) and a button
+/// that fetches a magic link with it and opens it, as a single-page app's
+/// "Open Mattermost" would.
+async fn home() -> Response {
+    const PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>The app</title></head>
+<body><h1>The app</h1>
+<form id="signin"><input id="token" name="token" placeholder="app token" autocomplete="off">
+<button id="sign-in" type="submit">Sign in</button></form>
+<button id="open" type="button">Open Mattermost</button>
+<p id="status"></p>
+<script>
+const status = t => { document.getElementById('status').textContent = t; };
+document.getElementById('signin').onsubmit = e => {
+  e.preventDefault();
+  sessionStorage.setItem('appToken', document.getElementById('token').value);
+  status('Signed in');
+};
+document.getElementById('open').onclick = async () => {
+  const r = await fetch('/api/mattermost/magic-link', {
+    headers: {Authorization: 'Bearer ' + sessionStorage.getItem('appToken')},
+  });
+  const body = await r.json();
+  if (r.ok) { location.href = body.url; } else { status(body.error); }
+};
+</script></body></html>"#;
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        PAGE,
+    )
+        .into_response()
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {

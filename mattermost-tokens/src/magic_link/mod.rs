@@ -481,8 +481,11 @@ impl MagicLinks {
             Some(u) => parse_http_url("redirect URL", u)?,
             None => server.clone(),
         };
+        // The cookies must reach the Mattermost the browser is sent to,
+        // which may be another URL than the one this process calls (an
+        // internal address behind the public one).
         let app_host = redeem.host_str().unwrap_or_default().to_ascii_lowercase();
-        let mm_host = server.host_str().unwrap_or_default().to_ascii_lowercase();
+        let mm_host = redirect.host_str().unwrap_or_default().to_ascii_lowercase();
         let cookie_domain = match &config.cookie_domain {
             Some(d) => {
                 let d = d.trim().trim_start_matches('.').to_ascii_lowercase();
@@ -510,7 +513,7 @@ impl MagicLinks {
                 )));
             }
         };
-        for (what, url) in [("redeem URL", &redeem), ("Mattermost URL", server)] {
+        for (what, url) in [("redeem URL", &redeem), ("Mattermost URL", &redirect)] {
             let host = url.host_str().unwrap_or_default();
             if config.secure_cookies && url.scheme() == "http" && !is_loopback_host(host) {
                 return Err(config_error(format!(

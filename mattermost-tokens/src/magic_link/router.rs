@@ -28,8 +28,10 @@ impl MagicLinks {
     /// Every answer carries [`RESPONSE_HEADERS`]. Invalid, expired and used
     /// codes all get `400` and the same page ([`INVALID_LINK_PAGE`]). A
     /// redeem `POST` must come from the confirm page itself: its `Origin`
-    /// must be the redeem URL's, or, without `Origin`, `Sec-Fetch-Site`
-    /// must say `same-origin`; anything else (a page on a sibling host or
+    /// must be the redeem URL's, or, without `Origin` or with the opaque
+    /// `null` (which browsers send for the confirm page's own form, as its
+    /// `no-referrer` policy hides the origin), `Sec-Fetch-Site` must say
+    /// `same-origin`; anything else (a page on a sibling host or
     /// another site, a request without either header) is refused with
     /// `403`, so no page can sign the user in to an account of its
     /// choosing (login CSRF).
@@ -80,8 +82,13 @@ fn same_origin(links: &MagicLinks, headers: &HeaderMap) -> bool {
         return false;
     };
     match headers.get("origin").map(|v| v.as_bytes()) {
-        Some(origin) => origin == redeem.origin().ascii_serialization().as_bytes(),
-        None => headers
+        // A page whose referrer policy is `no-referrer`, as the confirm
+        // page's is, sends its form with `Origin: null` (the Fetch
+        // standard's "serializing a request origin").
+        Some(origin) if origin != b"null" => {
+            origin == redeem.origin().ascii_serialization().as_bytes()
+        }
+        _ => headers
             .get("sec-fetch-site")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin")),
     }

@@ -23,6 +23,7 @@ use crate::server::Shared;
 /// request counts (`"{METHOD} {template}"`).
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
+        .route("/", get(system::home))
         .route("/api/v4/system/ping", get(system::ping))
         .route("/api/v4/config/client", get(system::client_config))
         .route("/api/v4/config", get(system::config))

@@ -1,5 +1,5 @@
-//! `GET /system/ping`, `GET /config/client`, `GET /config` and
-//! `GET /limits/server`.
+//! The web app's page (`/`), `GET /system/ping`, `GET /config/client`,
+//! `GET /config` and `GET /limits/server`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +13,26 @@ use super::{json, query};
 use crate::auth::MaybeCaller;
 use crate::error::AppError;
 use crate::server::Shared;
+
+/// The web app's page, reduced to what a browser test needs: it asks
+/// `/api/v4/users/me` with the browser's cookies, as the web app does, and
+/// shows who is signed in.
+pub(crate) async fn home() -> Response {
+    const PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Mattermost stand-in</title></head>
+<body><h1>Mattermost stand-in</h1><p id="me">Loading</p>
+<script>
+fetch('/api/v4/users/me', {credentials: 'include', headers: {'X-Requested-With': 'XMLHttpRequest'}})
+  .then(r => r.ok ? r.json() : Promise.reject(r.status))
+  .then(u => { document.getElementById('me').textContent = 'Signed in as @' + u.username; })
+  .catch(s => { document.getElementById('me').textContent = 'Not signed in (' + s + ')'; });
+</script></body></html>"#;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(axum::body::Body::from(PAGE))
+        .unwrap_or_default()
+}
 
 /// No session needed: the server is up.
 pub(crate) async fn ping() -> Response {
