@@ -17,7 +17,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,37 +29,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
 
-use common::Demo;
+use common::{Demo, Proc, free_port, wait_for_port};
 
 const APP: &str = "app.example.test";
 const CHAT: &str = "chat.example.test";
 const EVIL: &str = "evil.test";
-
-/// A child process, killed with the test.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Where ChromeDriver is, or why the test cannot run.
 fn chromedriver() -> Option<&'static str> {
@@ -204,10 +178,8 @@ async fn text_of(c: &Client, css: &str) -> String {
     }
 }
 
-/// Signs in to the app's page with `token` and asks it for a link: the
-/// app's front end fetches it (receiving the link's binding cookie) and
-/// answers its URL instead of opening it.
-async fn fetch_link(c: &Client, app: &str, token: &str) -> String {
+/// Signs in to the app's page with an app token, as a person would.
+async fn sign_in(c: &Client, app: &str, token: &str) {
     c.goto(&format!("{app}/")).await.unwrap();
     c.find(Locator::Id("token"))
         .await
@@ -221,6 +193,14 @@ async fn fetch_link(c: &Client, app: &str, token: &str) -> String {
         .click()
         .await
         .unwrap();
+    assert_eq!(text_of(c, "#status").await, "Signed in");
+}
+
+/// Signs in to the app's page with `token` and asks it for a link: the
+/// app's front end fetches it (receiving the link's binding cookie) and
+/// answers its URL instead of opening it.
+async fn fetch_link(c: &Client, app: &str, token: &str) -> String {
+    sign_in(c, app, token).await;
     let (status, body) = fetch_in_page(
         c,
         "/api/mattermost/magic-link",
@@ -260,22 +240,7 @@ async fn a_person_signs_in_through_a_magic_link_and_attacks_fail() {
         "{}",
         String::from_utf8_lossy(&sync.stderr)
     );
-    let app_token = {
-        let out = Command::new(env!("CARGO_BIN_EXE_magic_link_server"))
-            .args(["issue-app-token", "--user", "1"])
-            .current_dir(&demo.dir)
-            .env("DATABASE_URL", &demo.db_url)
-            .env("MATTERMOST_URL", mm.url())
-            .env("MATTERMOST_TOKEN", mm.admin_token().expose_secret())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let app_token = demo.magic_link_server(&mm, &["issue-app-token", "--user", "1"]);
 
     // HTTPS fronts for the app, Mattermost and the attacker's site.
     let acceptor = tls_acceptor();
@@ -293,15 +258,10 @@ async fn a_person_signs_in_through_a_magic_link_and_attacks_fail() {
     // The app: calls Mattermost at its own address, sends browsers to the
     // public one, sets the cookies for the domain both share.
     let _app = Proc(
-        Command::new(env!("CARGO_BIN_EXE_magic_link_server"))
+        demo.command(env!("CARGO_BIN_EXE_magic_link_server"), &mm)
             .args(["--listen", &format!("127.0.0.1:{app_plain}")])
             .args(["--public-url", &app, "--cookie-domain", "example.test"])
             .args(["--mattermost-public-url", &format!("{chat}/")])
-            .current_dir(&demo.dir)
-            .env("DATABASE_URL", &demo.db_url)
-            .env("MATTERMOST_URL", mm.url())
-            .env("MATTERMOST_TOKEN", mm.admin_token().expose_secret())
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -321,20 +281,7 @@ async fn a_person_signs_in_through_a_magic_link_and_attacks_fail() {
     let c = browser(driver_port, &resolver).await;
 
     // Sign in to the app and open Mattermost from its page.
-    c.goto(&format!("{app}/")).await.unwrap();
-    c.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(&app_token)
-        .await
-        .unwrap();
-    c.find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    assert_eq!(text_of(&c, "#status").await, "Signed in");
+    sign_in(&c, &app, &app_token).await;
     c.find(Locator::Id("open"))
         .await
         .unwrap()

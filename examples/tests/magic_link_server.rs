@@ -1,90 +1,23 @@
 //! The `magic_link_server` binary end to end: app tokens, the magic-link
 //! endpoint, the confirm page and the redeem step, against the stand-in.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mattermost_tokens_stand_in::StandIn;
 use reqwest::redirect::Policy;
 use serde_json::Value;
 
-struct Demo {
-    dir: PathBuf,
-    db_url: String,
-}
+use common::{Demo, Proc as Server, free_port, wait_for_port};
 
-impl Demo {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("mmt-mls-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let db_url = format!("sqlite://{}", dir.join("app.sqlite").display());
-        Demo { dir, db_url }
-    }
-
-    fn command(&self, bin: &str, server: &StandIn) -> Command {
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(&self.dir)
-            .env("DATABASE_URL", &self.db_url)
-            .env("MATTERMOST_URL", server.url())
-            .env("MATTERMOST_TOKEN", server.admin_token().expose_secret())
-            .env_remove("MATTERMOST_TOKENS_KEY")
-            .env("RUST_LOG", "warn");
-        cmd
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn issue_app_token(demo: &Demo, server: &StandIn, user: i64) -> String {
+    demo.magic_link_server(server, &["issue-app-token", "--user", &user.to_string()])
 }
 
 async fn wait_until_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("magic_link_server did not start listening on {port}");
-}
-
-fn issue_app_token(demo: &Demo, server: &StandIn, user: i64) -> String {
-    let out = demo
-        .command(env!("CARGO_BIN_EXE_magic_link_server"), server)
-        .args(["issue-app-token", "--user", &user.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    wait_for_port(port, "magic_link_server").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,29 +310,13 @@ async fn app_tokens_expire_and_are_revoked_links_are_limited_and_codes_purged() 
     }
 
     // Revoked: every token of the user stops working at once.
-    let out = demo
-        .command(env!("CARGO_BIN_EXE_magic_link_server"), &mm)
-        .args(["revoke-app-tokens", "--user", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "revoked 1 app tokens of user 2"
-    );
+    let said = demo.magic_link_server(&mm, &["revoke-app-tokens", "--user", "2"]);
+    assert_eq!(said, "revoked 1 app tokens of user 2");
     assert_eq!(ask(bob).await.status(), 401);
 
     // Expired: a token past its lifetime is refused.
-    let pool = sqlx::SqlitePool::connect(&demo.db_url).await.unwrap();
-    sqlx::query("UPDATE app_api_tokens SET expires_at = 0 WHERE user_id = 1")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
+    demo.sql("UPDATE app_api_tokens SET expires_at = 0 WHERE user_id = 1")
+        .await;
     let expired = ask(ana).await;
     assert_eq!(expired.status(), 401);
     let body: Value = expired.json().await.unwrap();

@@ -46,6 +46,12 @@ async fn fixture(strict: bool) -> Fixture {
     }
 }
 
+/// Ana's token, as the store holds it.
+async fn token_of(f: &Fixture) -> AccessToken {
+    let record = f.store.get(&1.into()).await.unwrap().unwrap();
+    record.token.unwrap()
+}
+
 fn links(f: &Fixture, config: MagicLinkConfig) -> MagicLinks {
     MagicLinks::new(
         f.client.clone(),
@@ -114,14 +120,7 @@ async fn the_web_app_can_write_in_a_magic_link_session_under_strict_csrf() {
 #[tokio::test]
 async fn the_stand_in_checks_cookie_writes_as_mattermost_does() {
     let f = fixture(false).await;
-    let token = f
-        .store
-        .get(&1.into())
-        .await
-        .unwrap()
-        .unwrap()
-        .token
-        .unwrap();
+    let token = token_of(&f).await;
     let url = format!("{}/api/v4/users/{}/patch", f.server.url(), f.mm);
     let send = |method: reqwest::Method, headers: &[(&str, &str)]| {
         let mut req = reqwest::Client::new()
@@ -186,14 +185,7 @@ async fn check_server_refuses_strict_csrf_with_a_parent_cookie_domain() {
         Some(false)
     );
     // A caller who may not read the configuration: the check is skipped.
-    let token = f
-        .store
-        .get(&1.into())
-        .await
-        .unwrap()
-        .unwrap()
-        .token
-        .unwrap();
+    let token = token_of(&f).await;
     let user = f.client.as_user(token);
     assert_eq!(user.strict_csrf_enforcement().await.unwrap(), None);
 }

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 use mattermost_tokens::DESCRIPTION_PREFIX;
 use mattermost_tokens_examples::demo_db::HostDb;
@@ -23,6 +24,34 @@ impl Demo {
         std::fs::create_dir_all(&dir).unwrap();
         let db_url = format!("sqlite://{}", dir.join("app.sqlite").display());
         Demo { dir, db_url }
+    }
+
+    /// `bin` (an example binary) in the demo's directory, on its database
+    /// and against `server`.
+    pub fn command(&self, bin: &str, server: &StandIn) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(&self.dir)
+            .env("DATABASE_URL", &self.db_url)
+            .env("MATTERMOST_URL", server.url())
+            .env("MATTERMOST_TOKEN", server.admin_token().expose_secret())
+            .env_remove("MATTERMOST_TOKENS_KEY")
+            .env("RUST_LOG", "warn");
+        cmd
+    }
+
+    /// `magic_link_server` with `args`, run to its end: what it printed.
+    pub fn magic_link_server(&self, server: &StandIn, args: &[&str]) -> String {
+        let out = self
+            .command(env!("CARGO_BIN_EXE_magic_link_server"), server)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     pub fn run(&self, server: Option<&StandIn>, args: &[&str]) -> Output {
@@ -71,6 +100,36 @@ impl Demo {
 impl Drop for Demo {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A child process (a server the test started), killed with the test.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (30 s at most) until something listens on `port`.
+pub async fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
