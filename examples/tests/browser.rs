@@ -211,6 +211,18 @@ async fn fetch_link(c: &Client, app: &str, token: &str) -> String {
     body["url"].as_str().unwrap().to_owned()
 }
 
+/// Presses the confirm page's button and follows the browser into
+/// Mattermost.
+async fn continue_to_mattermost(c: &Client) {
+    c.find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_host(c, CHAT).await;
+}
+
 async fn wait_for_host(c: &Client, host: &str) -> url::Url {
     wait_for_url(c, |u| u.host_str() == Some(host)).await
 }
@@ -307,13 +319,7 @@ async fn a_person_signs_in_through_a_magic_link_and_attacks_fail() {
     );
 
     // Continue: into Mattermost, signed in by the cookies alone.
-    c.find(Locator::Css("button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for_host(&c, CHAT).await;
+    continue_to_mattermost(&c).await;
     let shown = text_of(&c, "#me").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut shown = shown;
@@ -386,13 +392,7 @@ async fn a_person_signs_in_through_a_magic_link_and_attacks_fail() {
     let (status, _) = fetch_in_page(&c, "/api/v4/users/me", json!({})).await;
     assert_eq!(status, 401, "the cross-site submit signed the browser in");
     c.goto(&link).await.unwrap();
-    c.find(Locator::Css("button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for_host(&c, CHAT).await;
+    continue_to_mattermost(&c).await;
     let (status, _) = fetch_in_page(&c, "/api/v4/users/me", json!({})).await;
     assert_eq!(
         status, 200,

@@ -12,6 +12,16 @@ use serde_json::Value;
 
 use common::{Demo, Proc as Server, free_port, wait_for_port};
 
+/// `sync_users` with `args`, which must succeed.
+fn sync_all(demo: &Demo, server: &StandIn, args: &[&str]) {
+    let out = demo.run(Some(server), args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn issue_app_token(demo: &Demo, server: &StandIn, user: i64) -> String {
     demo.magic_link_server(server, &["issue-app-token", "--user", &user.to_string()])
 }
@@ -33,16 +43,7 @@ async fn magic_link_flow_diesel() {
 async fn magic_link_flow(store: &str) {
     let mm = StandIn::start().await.unwrap();
     let demo = Demo::new(&format!("flow-{store}"));
-    let sync = demo
-        .command(env!("CARGO_BIN_EXE_sync_users"), &mm)
-        .args(["--all", "--store", store])
-        .output()
-        .unwrap();
-    assert!(
-        sync.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sync.stderr)
-    );
+    sync_all(&demo, &mm, &["--all", "--store", store]);
     let app_token = issue_app_token(&demo, &mm, 1);
     assert!(app_token.len() >= 40, "{app_token}");
 
@@ -250,16 +251,7 @@ async fn count_rows(demo: &Demo, table: &str) -> i64 {
 async fn app_tokens_expire_and_are_revoked_links_are_limited_and_codes_purged() {
     let mm = StandIn::start().await.unwrap();
     let demo = Demo::new("limits");
-    let sync = demo
-        .command(env!("CARGO_BIN_EXE_sync_users"), &mm)
-        .args(["--all"])
-        .output()
-        .unwrap();
-    assert!(
-        sync.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sync.stderr)
-    );
+    sync_all(&demo, &mm, &["--all"]);
     let port = free_port();
     let _server = Server(
         demo.command(env!("CARGO_BIN_EXE_magic_link_server"), &mm)
