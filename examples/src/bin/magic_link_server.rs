@@ -350,9 +350,8 @@ async fn magic_link(State(state): State<AppState>, headers: HeaderMap) -> Respon
         return json_error(StatusCode::UNAUTHORIZED, "invalid or expired bearer token");
     };
     if let Err(not_until) = state.limiter.check_key(&user) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
+        let now = governor::clock::Clock::now(state.limiter.clock());
+        let wait = not_until.wait_time_from(now);
         let mut response = json_error(
             StatusCode::TOO_MANY_REQUESTS,
             "too many magic links asked for; try again later",

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::ids::{HostUserId, TokenId, UserId};
 use crate::magic_link::{CodeHash, CodeStore};
+use crate::store::schema::errors::{DriverMessage, ErrorClass};
 use crate::store::{Claimed, Lease, MissingPage, NewToken, StoreError, TokenRecord, TokenStore};
 use crate::time::unix_now_ms;
 
@@ -636,14 +637,10 @@ impl<S: SqlCodeTable> CodeStore for S {
                         );
                     }
                     Take::Deadlock => {
-                        return Err(StoreError::Database {
-                            message: format!(
-                                "{WHAT}: the database chose the transaction as a deadlock victim \
-                                 {} times; nothing was consumed, try again",
-                                attempt + 1
-                            ),
-                            source: None,
-                        });
+                        let statements = self.code_statements();
+                        let (backend, table) = (statements.dialect().name(), statements.table());
+                        let times = DriverMessage(format!("deadlock victim {} times", attempt + 1));
+                        return Err(ErrorClass::Deadlock.error(WHAT, backend, table, "", times));
                     }
                 }
             }
