@@ -310,6 +310,17 @@ async fn random_5xx_and_dropped_connections_then_a_clean_rerun_keeps_the_promise
     let store: Arc<dyn TokenStore> = Arc::new(app.store(4).await);
     let sync = sync_over(&server, store.clone(), 8);
 
+    // The random rules land on whichever requests the concurrency puts in
+    // their way, so at least one lost mint answer is made sure of: the
+    // re-run must find its token (first rule added, first to win).
+    server.add_fault(
+        FaultRule::nth(
+            "POST /api/v4/users/{user_id}/tokens",
+            10,
+            Fault::DropConnection,
+        )
+        .after_handler(),
+    );
     for rule in unreliable_server_rules(0x5eed) {
         server.add_fault(rule);
     }
