@@ -4,5 +4,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod commands;
 pub mod demo_db;
 pub mod setup;

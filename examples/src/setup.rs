@@ -250,16 +250,38 @@ pub async fn mattermost(env: &Env) -> Result<Server, Fatal> {
 pub struct Stores {
     /// User tokens, in the host's `users` table (encrypted when a key is set).
     pub tokens: Arc<dyn TokenStore>,
+    /// The token store without encryption: what it reads is what the
+    /// table holds (ciphertext when rows are encrypted).
+    pub plain: Arc<dyn TokenStore>,
+    /// The encrypting store, when `MATTERMOST_TOKENS_KEY` is set.
+    pub encrypted: Option<Arc<EncryptedStore<Arc<dyn TokenStore>>>>,
     /// One-time magic-link codes (hashes only).
     pub codes: Arc<dyn CodeStore>,
     /// The host's users, read page by page from its `users` table.
     pub users: Arc<dyn HostUserSource>,
 }
 
-/// The stores of `kind` over the host's database, migrated, with the token
-/// store wrapped in encryption when a key is configured, and the host's
-/// users read through the same adapter (sqlx for the memory store).
-pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores, Fatal> {
+/// What opening the stores does to the schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schema {
+    /// Leave it alone.
+    Leave,
+    /// Apply the migrations that are missing.
+    Migrate,
+    /// Undo the migrations (the token columns and codes go with them).
+    Undo,
+}
+
+/// The stores of `kind` over the host's database (the schema changed first
+/// as `schema` says; never for the memory store), with the token store wrapped in encryption when a key is
+/// configured, and the host's users read through the same adapter (sqlx for
+/// the memory store).
+pub async fn stores(
+    kind: StoreKind,
+    env: &Env,
+    host: &HostDb,
+    schema: Schema,
+) -> Result<Stores, Fatal> {
     let url = with_create_mode(&env.database_url);
     let table = HostUserTable::laravel()
         .with_inactive_column(
@@ -287,7 +309,7 @@ pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores,
                 .await?;
             let t = SqliteTokenStore::new(pool.clone());
             let c = SqliteCodeStore::new(pool.clone());
-            migrate_both(kind, &t, &c).await?;
+            migrate_both(kind, &t, &c, schema).await?;
             (
                 Arc::new(t),
                 Arc::new(c),
@@ -304,7 +326,7 @@ pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores,
                 .await?;
             let t = PgTokenStore::new(pool.clone());
             let c = PgCodeStore::new(pool.clone());
-            migrate_both(kind, &t, &c).await?;
+            migrate_both(kind, &t, &c, schema).await?;
             (
                 Arc::new(t),
                 Arc::new(c),
@@ -321,7 +343,7 @@ pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores,
                 .await?;
             let t = MySqlTokenStore::new(pool.clone());
             let c = MySqlCodeStore::new(pool.clone());
-            migrate_both(kind, &t, &c).await?;
+            migrate_both(kind, &t, &c, schema).await?;
             (
                 Arc::new(t),
                 Arc::new(c),
@@ -336,26 +358,53 @@ pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores,
                 env.sqlite_busy_timeout,
             )?;
             let t = sqlite::SqliteTokenStore::new(pool.clone());
-            t.migrate().await?;
             let c = sqlite::SqliteCodeStore::new(pool.clone());
-            c.migrate().await?;
+            match schema {
+                Schema::Leave => {}
+                Schema::Migrate => {
+                    t.migrate().await?;
+                    c.migrate().await?;
+                }
+                Schema::Undo => {
+                    c.undo_migration().await?;
+                    t.undo_migration().await?;
+                }
+            }
             let u = mattermost_tokens_diesel::SqliteHostUsers::new(pool, table);
             (Arc::new(t), Arc::new(c), Arc::new(u))
         }
         (StoreKind::Diesel, Backend::Postgres) => {
             use mattermost_tokens_diesel::postgres;
             let t = postgres::PgTokenStore::from_url(&env.database_url)?;
-            t.migrate().await?;
             let c = postgres::PgCodeStore::new(t.pool().clone());
-            c.migrate().await?;
+            match schema {
+                Schema::Leave => {}
+                Schema::Migrate => {
+                    t.migrate().await?;
+                    c.migrate().await?;
+                }
+                Schema::Undo => {
+                    c.undo_migration().await?;
+                    t.undo_migration().await?;
+                }
+            }
             let u = mattermost_tokens_diesel::PgHostUsers::new(t.pool().clone(), table);
             (Arc::new(t), Arc::new(c), Arc::new(u))
         }
         (StoreKind::Diesel, Backend::MySql) => {
             let t = mattermost_tokens_diesel::MySqlTokenStore::from_url(&env.database_url)?;
-            t.migrate().await?;
             let c = mattermost_tokens_diesel::MySqlCodeStore::new(t.pool().clone());
-            c.migrate().await?;
+            match schema {
+                Schema::Leave => {}
+                Schema::Migrate => {
+                    t.migrate().await?;
+                    c.migrate().await?;
+                }
+                Schema::Undo => {
+                    c.undo_migration().await?;
+                    t.undo_migration().await?;
+                }
+            }
             let u = mattermost_tokens_diesel::MySqlHostUsers::new(t.pool().clone(), table);
             (Arc::new(t), Arc::new(c), Arc::new(u))
         }
@@ -375,34 +424,106 @@ pub async fn stores(kind: StoreKind, env: &Env, host: &HostDb) -> Result<Stores,
     } else {
         codes
     };
-    let tokens = match &env.encryption_key {
+    let encrypted = match &env.encryption_key {
         Some(config) => {
             let keys = EncryptionKeys::from_config(config)
                 .context("MATTERMOST_TOKENS_KEY is not a valid key (32 bytes, base64)")?;
             // Plaintext rows are refused unless the host opens a migration
             // window for the rows written before encryption was turned on.
-            let store = EncryptedStore::new(tokens, keys).allow_plaintext(env.allow_plaintext);
-            Arc::new(store) as Arc<dyn TokenStore>
+            Some(Arc::new(
+                EncryptedStore::new(tokens.clone(), keys).allow_plaintext(env.allow_plaintext),
+            ))
         }
-        None => tokens,
+        None => None,
     };
     Ok(Stores {
-        tokens,
+        tokens: match &encrypted {
+            Some(e) => e.clone() as Arc<dyn TokenStore>,
+            None => tokens.clone(),
+        },
+        plain: tokens,
+        encrypted,
         codes,
         users,
     })
 }
 
-/// Migrates the sqlx token and code stores, except for the memory store
-/// (which leaves the host's tables as they are).
+/// The SQL the store's migrations would run now (or, with `undo`, their
+/// undo), read through the sqlx adapter whatever `--store` is: both
+/// adapters run the same schema steps, so the statements are the same
+/// (each records them in its own tracking table, which is not listed).
+/// Empty when there is nothing to do.
+pub async fn migration_sql(env: &Env, host: &HostDb, undo: bool) -> Result<Vec<String>, Fatal> {
+    use mattermost_tokens_sqlx::{SqlxCodeStore, SqlxTokenStore};
+    async fn plan<DB: mattermost_tokens_sqlx::Backend>(
+        pool: sqlx::Pool<DB>,
+        undo: bool,
+    ) -> Result<Vec<String>, Fatal> {
+        let t = SqlxTokenStore::<DB>::new(pool.clone());
+        let c = SqlxCodeStore::<DB>::new(pool);
+        let mut out = t.migration_sql(undo).await?;
+        out.extend(c.migration_sql(undo).await?);
+        Ok(out)
+    }
+    let url = with_create_mode(&env.database_url);
+    match host.backend() {
+        Backend::Sqlite => {
+            use mattermost_tokens_sqlx::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+            let options = url
+                .parse::<SqliteConnectOptions>()?
+                .busy_timeout(env.sqlite_busy_timeout);
+            plan(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await?,
+                undo,
+            )
+            .await
+        }
+        Backend::Postgres => {
+            use mattermost_tokens_sqlx::sqlx::postgres::PgPoolOptions;
+            plan(
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await?,
+                undo,
+            )
+            .await
+        }
+        Backend::MySql => {
+            use mattermost_tokens_sqlx::sqlx::mysql::MySqlPoolOptions;
+            plan(
+                MySqlPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await?,
+                undo,
+            )
+            .await
+        }
+    }
+}
+
+/// Migrates (or undoes) the sqlx token and code stores, except for the
+/// memory store (which leaves the host's tables as they are).
 async fn migrate_both<DB: mattermost_tokens_sqlx::Backend>(
     kind: StoreKind,
     tokens: &mattermost_tokens_sqlx::SqlxTokenStore<DB>,
     codes: &mattermost_tokens_sqlx::SqlxCodeStore<DB>,
+    schema: Schema,
 ) -> Result<(), Fatal> {
-    if kind != StoreKind::Memory {
-        tokens.migrate().await?;
-        codes.migrate().await?;
+    match (kind, schema) {
+        (StoreKind::Memory, _) | (_, Schema::Leave) => {}
+        (_, Schema::Migrate) => {
+            tokens.migrate().await?;
+            codes.migrate().await?;
+        }
+        (_, Schema::Undo) => {
+            codes.undo_migration().await?;
+            tokens.undo_migration().await?;
+        }
     }
     Ok(())
 }

@@ -90,7 +90,7 @@ async fn store_of(url: &str) -> Arc<dyn TokenStore> {
     env.database_url = url.to_owned();
     env.encryption_key = None;
     let host = HostDb::connect(url).await.unwrap();
-    setup::stores(StoreKind::Sqlx, &env, &host)
+    setup::stores(StoreKind::Sqlx, &env, &host, setup::Schema::Migrate)
         .await
         .map_err(|e| e.0)
         .unwrap()

@@ -121,6 +121,14 @@ impl<DB: Backend> SqlxCodeStore<DB> {
         .await
     }
 
+    /// The SQL [`migrate`](Self::migrate) (or, with `undo`,
+    /// [`undo_migration`](Self::undo_migration)) would run now, without
+    /// changing anything: empty when there is nothing to do.
+    pub async fn migration_sql(&self, undo: bool) -> Result<Vec<String>, StoreError> {
+        let dir = if undo { Direction::Down } else { Direction::Up };
+        migration::plan(&self.pool, Job::CodeTable(self.table_name()), dir).await
+    }
+
     fn err<'a>(&'a self, what: &'a str) -> impl Fn(sqlx::Error) -> StoreError + 'a {
         move |e| from_sqlx::<DB>(what, self.table_name(), e)
     }

@@ -117,7 +117,7 @@ pub(crate) async fn run<DB: Backend>(
     }
     let Some(begin) = begin(DB::DIALECT) else {
         lock::<DB>(&mut conn, dir, job.table(), false).await?;
-        let result = steps::<DB>(&mut conn, job, dir).await;
+        let result = steps::<DB>(&mut conn, job, dir, &mut None).await;
         if let Some(unlock) = sql::unlock(DB::DIALECT)
             && DB::execute_on(&mut conn, built_sql(unlock), &[])
                 .await
@@ -133,7 +133,7 @@ pub(crate) async fn run<DB: Backend>(
         .await
         .map_err(err)?;
     lock::<DB>(&mut tx, dir, job.table(), true).await?;
-    steps::<DB>(&mut tx, job, dir).await?;
+    steps::<DB>(&mut tx, job, dir, &mut None).await?;
     tx.commit().await.map_err(err)
 }
 
@@ -161,10 +161,31 @@ async fn lock<DB: Backend>(
     Ok(())
 }
 
+/// The statements a run of the job would execute now, without taking the
+/// lock or changing anything (what `migrate --dry-run` prints). Steps
+/// already applied plan nothing; tracking-table writes are left out.
+pub(crate) async fn plan<DB: Backend>(
+    pool: &Pool<DB>,
+    job: Job<'_>,
+    dir: Direction,
+) -> Result<Vec<String>, StoreError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| from_sqlx::<DB>(dir.what(), job.table(), e))?;
+    let mut out = Vec::new();
+    steps::<DB>(&mut conn, job, dir, &mut Some(&mut out)).await?;
+    Ok(out)
+}
+
+/// Where a step's statements go: executed (`None`), or collected.
+type Sink<'a> = Option<&'a mut Vec<String>>;
+
 async fn steps<DB: Backend>(
     conn: &mut DB::Connection,
     job: Job<'_>,
     dir: Direction,
+    sink: &mut Sink<'_>,
 ) -> Result<(), StoreError> {
     let (d, table) = (DB::DIALECT, job.table());
     let err = |e| from_sqlx::<DB>(dir.what(), table, e);
@@ -175,7 +196,7 @@ async fn steps<DB: Backend>(
         Job::UsersTable(t) => t,
         Job::CodeTable(_) => {
             let change = plan::code_table(d, dir, table, &columns)?;
-            return apply::<DB>(conn, dir, table, Step::CodeTable, change).await;
+            return apply::<DB>(conn, dir, table, Step::CodeTable, change, sink).await;
         }
     };
     if columns.is_empty() {
@@ -208,16 +229,16 @@ async fn steps<DB: Backend>(
     let claims = plan::ColumnGroup::claims(d).plan(dir, table, &columns, false)?;
     match dir {
         Direction::Up => {
-            apply::<DB>(conn, dir, table, Step::TokenColumns, token_columns).await?;
-            apply_index::<DB>(conn, t, dir, index).await?;
-            apply::<DB>(conn, dir, table, Step::ExpiryColumn, expiry).await?;
-            apply::<DB>(conn, dir, table, Step::ClaimColumns, claims).await
+            apply::<DB>(conn, dir, table, Step::TokenColumns, token_columns, sink).await?;
+            apply_index::<DB>(conn, t, dir, index, sink).await?;
+            apply::<DB>(conn, dir, table, Step::ExpiryColumn, expiry, sink).await?;
+            apply::<DB>(conn, dir, table, Step::ClaimColumns, claims, sink).await
         }
         Direction::Down => {
-            apply::<DB>(conn, dir, table, Step::ClaimColumns, claims).await?;
-            apply::<DB>(conn, dir, table, Step::ExpiryColumn, expiry).await?;
-            apply_index::<DB>(conn, t, dir, index).await?;
-            apply::<DB>(conn, dir, table, Step::TokenColumns, token_columns).await
+            apply::<DB>(conn, dir, table, Step::ClaimColumns, claims, sink).await?;
+            apply::<DB>(conn, dir, table, Step::ExpiryColumn, expiry, sink).await?;
+            apply_index::<DB>(conn, t, dir, index, sink).await?;
+            apply::<DB>(conn, dir, table, Step::TokenColumns, token_columns, sink).await
         }
     }
 }
@@ -242,7 +263,12 @@ async fn apply<DB: Backend>(
     table: &str,
     step: Step,
     change: Change,
+    sink: &mut Sink<'_>,
 ) -> Result<(), StoreError> {
+    if let Some(out) = sink {
+        out.extend(change.statements);
+        return Ok(());
+    }
     let err = |e| from_sqlx::<DB>(dir.what(), table, e);
     for stmt in &change.statements {
         DB::execute_on(conn, built_sql(stmt.as_str()), &[])
@@ -265,9 +291,14 @@ async fn apply_index<DB: Backend>(
     t: &UsersTable,
     dir: Direction,
     index: IndexPlan,
+    sink: &mut Sink<'_>,
 ) -> Result<(), StoreError> {
     let change = match index {
         IndexPlan::Keep => Change::default(),
+        IndexPlan::Create { statements, .. } if sink.is_some() => Change {
+            names: Vec::new(),
+            statements,
+        },
         IndexPlan::Create {
             index, statements, ..
         } => {
@@ -294,7 +325,7 @@ async fn apply_index<DB: Backend>(
             statements,
         },
     };
-    apply::<DB>(conn, dir, t.table(), Step::UserIdIndex, change).await
+    apply::<DB>(conn, dir, t.table(), Step::UserIdIndex, change, sink).await
 }
 
 /// The rows of a schema query (text columns) as `T`s.

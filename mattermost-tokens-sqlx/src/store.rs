@@ -184,6 +184,15 @@ impl<DB: Backend> SqlxTokenStore<DB> {
         )
         .await
     }
+
+    /// The SQL [`migrate`](Self::migrate) (or, with `undo`,
+    /// [`undo_migration`](Self::undo_migration)) would run now, checked as
+    /// they check, without changing anything: empty when there is nothing
+    /// to do. The writes to the tracking table are not listed.
+    pub async fn migration_sql(&self, undo: bool) -> Result<Vec<String>, StoreError> {
+        let dir = if undo { Direction::Down } else { Direction::Up };
+        migration::plan(&self.pool, Job::UsersTable(self.users_table()), dir).await
+    }
 }
 
 #[async_trait]

@@ -70,9 +70,11 @@ mod pacing;
 mod rate_limit;
 mod refused;
 mod retry;
+pub mod rotation;
 mod selector;
 pub mod store;
 mod sync;
+pub mod telemetry;
 mod time;
 
 pub use client::{Acting, ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, Identity, MattermostClient};

@@ -51,6 +51,7 @@ pub enum Verification {
 impl UserSync {
     /// Revokes the user's token in Mattermost and clears it from the store.
     /// A token already gone from Mattermost counts as revoked.
+    #[tracing::instrument(name = "revoke_user", skip_all, fields(host_user = %user))]
     pub async fn revoke(&self, user: &HostUserId) -> Result<Revoked, Error> {
         let rec = self.record(user).await?;
         if let Some(id) = &rec.token_id {
@@ -71,6 +72,7 @@ impl UserSync {
     /// rotations racing cannot both win: the loser's token is revoked. An
     /// old token that could not be revoked, or whose id is unknown, is named
     /// in the outcome's warnings.
+    #[tracing::instrument(name = "rotate_user", skip_all, fields(host_user = %user))]
     pub async fn rotate(&self, user: &HostUserId) -> Result<UserOutcome, Error> {
         let rec = self.record(user).await?;
         let mm = rec
@@ -108,6 +110,7 @@ impl UserSync {
     /// deactivated, the token expired, or the token gone. With `remint`, a
     /// revoked, expired or missing token is replaced by a new one (the stored
     /// value is cleared first; an expired one is also revoked).
+    #[tracing::instrument(name = "verify_user", skip_all, fields(host_user = %user))]
     pub async fn verify(&self, user: &HostUserId, remint: bool) -> Result<Verification, Error> {
         let rec = self.record(user).await?;
         let Some(token) = rec.token.clone() else {
@@ -190,6 +193,7 @@ impl UserSync {
     /// stored one (tokens left by crashes). Returns how many were revoked.
     /// Over a store that shares claims it holds the user's claim meanwhile,
     /// so a mint in flight elsewhere is not taken for an orphan.
+    #[tracing::instrument(name = "revoke_orphans", skip_all, fields(host_user = %user))]
     pub async fn revoke_orphans(&self, user: &HostUserId) -> Result<u32, Error> {
         let hold = match self.store().claims_shared() {
             true => Some(self.hold_one(user).await?),

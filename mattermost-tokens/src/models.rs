@@ -433,3 +433,14 @@ impl fmt::Display for ServerLimits {
         }
     }
 }
+
+/// A role and its permissions (`POST /roles/names`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Role {
+    /// Its name (`system_admin`, `system_user`, ...).
+    pub name: String,
+    /// The permissions it grants (`manage_system`, `edit_other_users`, ...).
+    pub permissions: Vec<String>,
+}

@@ -161,6 +161,7 @@ impl TokenSelector {
             (None, Policy::Strict) => Err(Error::NoUserToken { user: user.clone() }),
             (None, _) => {
                 let n = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
+                crate::telemetry::admin_fallback();
                 tracing::warn!(
                     host_user = %user, fallbacks = n,
                     token = if expired { "expired" } else { "missing" },
@@ -221,6 +222,7 @@ impl TokenSelector {
                     return Err(Error::Unauthorized(e));
                 }
                 let n = self.fallbacks.fetch_add(1, Ordering::Relaxed) + 1;
+                crate::telemetry::admin_fallback();
                 tracing::warn!(
                     host_user = %user, fallbacks = n,
                     "the user's token is dead; acting with the admin token instead"

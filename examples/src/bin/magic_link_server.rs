@@ -194,9 +194,23 @@ struct AppState {
 }
 
 async fn serve(args: Serve) -> Result<(), Fatal> {
+    // The library's metrics (mattermost_tokens::telemetry), served at
+    // /metrics in Prometheus' text format.
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(
+                mattermost_tokens::telemetry::names::REQUEST_DURATION.to_owned(),
+            ),
+            &[
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ],
+        )
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
     let env = Env::from_env();
     let host = app_db().await?;
-    let stores = setup::stores(args.store, &env, &host).await?;
+    let stores = setup::stores(args.store, &env, &host, setup::Schema::Migrate).await?;
     let server = setup::mattermost(&env).await?;
     let public = args
         .public_url
@@ -237,6 +251,10 @@ async fn serve(args: Serve) -> Result<(), Fatal> {
     let app = Router::new()
         .route("/", get(home))
         .route("/api/mattermost/magic-link", get(magic_link))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(prometheus.render())),
+        )
         .with_state(AppState {
             host,
             links: links.clone(),

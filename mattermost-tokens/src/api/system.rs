@@ -1,6 +1,6 @@
 use crate::client::{Acting, Request};
 use crate::error::Error;
-use crate::models::{ClientConfig, ServerLimits};
+use crate::models::{ClientConfig, Role, ServerLimits};
 
 impl Acting {
     /// `GET /config/client?format=old`. With a valid token the answer includes
@@ -40,5 +40,18 @@ impl Acting {
             Err(e) if matches!(e.status(), Some(403 | 404)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// `POST /roles/names` (`api4/role.go`, any session): the roles of
+    /// these names that exist, with their permissions. With the names in a
+    /// user's `roles`, the union of the permissions is what the user may do
+    /// (team and channel roles aside).
+    pub async fn roles_by_names(&self, names: &[&str]) -> Result<Vec<Role>, Error> {
+        self.call(
+            Request::post(&["roles", "names"])
+                .json(&names)?
+                .idempotent(),
+        )
+        .await
     }
 }

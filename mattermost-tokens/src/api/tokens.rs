@@ -25,12 +25,15 @@ impl Acting {
                 "a token description is required and must be at most 255 characters".into(),
             ));
         }
-        self.call(
-            Request::post(&["users", user.as_str(), "tokens"])
-                .json(request)?
-                .sensitive(),
-        )
-        .await
+        let created: CreatedToken = self
+            .call(
+                Request::post(&["users", user.as_str(), "tokens"])
+                    .json(request)?
+                    .sensitive(),
+            )
+            .await?;
+        crate::telemetry::minted();
+        Ok(created)
     }
 
     /// `GET /users/{user_id}/tokens`, paged as a stream (values not included).
@@ -65,7 +68,9 @@ impl Acting {
     /// `POST /users/tokens/revoke`: deletes the token and every session made
     /// from it.
     pub async fn revoke_token(&self, id: &TokenId) -> Result<(), Error> {
-        self.token_op("revoke", id).await
+        self.token_op("revoke", id).await?;
+        crate::telemetry::revoked();
+        Ok(())
     }
 
     /// `POST /users/tokens/disable` (server 4.4+).

@@ -271,9 +271,24 @@ impl MattermostClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(b.clone());
             }
+            let sent = Instant::now();
             let outcome = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    crate::telemetry::request(
+                        req.method.as_str(),
+                        req.endpoint(),
+                        Some(status.as_u16()),
+                        sent.elapsed(),
+                    );
+                    if status == StatusCode::UNAUTHORIZED
+                        && matches!(identity, Some(Identity::User(_)))
+                    {
+                        crate::telemetry::user_token_unauthorized();
+                    }
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        crate::telemetry::rate_limited();
+                    }
                     tracing::Span::current()
                         .record("status", status.as_u16())
                         .record("attempt", attempt);
@@ -305,6 +320,12 @@ impl MattermostClient {
                     }
                 }
                 Err(e) => {
+                    crate::telemetry::request(
+                        req.method.as_str(),
+                        req.endpoint(),
+                        None,
+                        sent.elapsed(),
+                    );
                     tracing::debug!(
                         method = %ctx.method, url = %ctx.url, identity = who, attempt,
                         error = %e.without_url_ref(), "mattermost request failed"
@@ -365,6 +386,13 @@ impl MattermostClient {
                     {
                         p.on_rate_limited(*retry_after);
                     }
+                    crate::telemetry::retry(match &err {
+                        Error::RateLimited { .. } => crate::telemetry::Retry::RateLimited,
+                        Error::Timeout { .. }
+                        | Error::Unreachable { .. }
+                        | Error::Transport { .. } => crate::telemetry::Retry::Transport,
+                        _ => crate::telemetry::Retry::ServerError,
+                    });
                     tokio::time::sleep(d).await;
                     waited += d;
                 }

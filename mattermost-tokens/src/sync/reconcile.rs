@@ -97,6 +97,36 @@ pub enum Repair {
     },
 }
 
+impl Repair {
+    /// The host user repaired, when the repair is of one.
+    pub fn user(&self) -> Option<&HostUserId> {
+        match self {
+            Repair::Minted { user }
+            | Repair::Reminted { user, .. }
+            | Repair::Relinked { user, .. }
+            | Repair::Reactivated { user, .. }
+            | Repair::DeactivatedCleared { user, .. }
+            | Repair::Leaver { user, .. } => Some(user),
+            Repair::OrphanRevoked { user, .. } => user.as_ref(),
+        }
+    }
+
+    /// The repair's kind in snake case (`minted`, `reminted`, `relinked`,
+    /// `reactivated`, `deactivated_cleared`, `leaver`, `orphan_revoked`),
+    /// for machine-readable output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Repair::Minted { .. } => "minted",
+            Repair::Reminted { .. } => "reminted",
+            Repair::Relinked { .. } => "relinked",
+            Repair::Reactivated { .. } => "reactivated",
+            Repair::DeactivatedCleared { .. } => "deactivated_cleared",
+            Repair::Leaver { .. } => "leaver",
+            Repair::OrphanRevoked { .. } => "orphan_revoked",
+        }
+    }
+}
+
 impl fmt::Display for Repair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -16,10 +16,14 @@ use crate::server::Shared;
 #[derive(Clone, Debug)]
 pub(crate) struct Caller {
     pub user_id: UserId,
-    /// `system_admin`: every permission.
+    /// `manage_system` (`system_admin` has it unless taken out).
     pub admin: bool,
-    /// `system_user_access_token`: create, read and revoke own tokens.
+    /// `create_user_access_token` (`system_admin` and
+    /// `system_user_access_token` have it): create, read and revoke own
+    /// tokens.
     pub token_role: bool,
+    /// `edit_other_users` (`system_admin` has it unless taken out).
+    pub edit_others: bool,
 }
 
 impl Caller {
@@ -30,17 +34,17 @@ impl Caller {
     /// `create_user_access_token`, `read_user_access_token`,
     /// `revoke_user_access_token`: not in `system_user` by default.
     pub fn can_manage_own_tokens(&self) -> bool {
-        self.admin || self.token_role
+        self.token_role
     }
 
-    /// `edit_other_users`, `manage_system`, `manage_roles`: admins only.
+    /// `manage_system` (and `manage_roles`): admins only.
     pub fn is_admin(&self) -> bool {
         self.admin
     }
 
     /// `SessionHasPermissionToUser`: oneself, or `edit_other_users`.
     pub fn can_act_on_user(&self, user_id: &UserId) -> bool {
-        self.is_self(user_id) || self.admin
+        self.is_self(user_id) || self.edit_others
     }
 
     /// Resolves a `{user_id}` path parameter (`me` is the caller).
@@ -107,10 +111,13 @@ fn presented_token(parts: &Parts) -> Presented {
 
 fn caller_from(data: &Data, token: &str) -> Result<Caller, AppError> {
     let user = data.authenticate(token)?;
+    let admin = user.is_system_admin();
+    let has = |p: &str| admin && !data.admin_lacks.contains(p);
     Ok(Caller {
         user_id: user.id.clone(),
-        admin: user.is_system_admin(),
-        token_role: user.has_role("system_user_access_token"),
+        admin: has("manage_system"),
+        token_role: has("create_user_access_token") || user.has_role("system_user_access_token"),
+        edit_others: has("edit_other_users"),
     })
 }
 

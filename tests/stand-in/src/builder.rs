@@ -44,6 +44,7 @@ pub struct StandInBuilder {
     tokens_enabled: Option<bool>,
     user_limit: Option<u32>,
     strict_csrf: bool,
+    admin_lacks: Vec<String>,
     token_expiry: TokenExpiry,
     faults: Vec<FaultRule>,
     teams: Vec<(String, String, bool)>,
@@ -85,6 +86,7 @@ impl Default for StandInBuilder {
             tokens_enabled: None,
             user_limit: None,
             strict_csrf: false,
+            admin_lacks: Vec::new(),
             token_expiry: TokenExpiry::Optional,
             faults: Vec::new(),
             teams: Vec::new(),
@@ -155,6 +157,15 @@ impl StandInBuilder {
     /// [`StandIn::set_strict_csrf`](crate::StandIn::set_strict_csrf).
     pub fn strict_csrf(mut self, strict: bool) -> Self {
         self.strict_csrf = strict;
+        self
+    }
+
+    /// Takes `permission` (`manage_system`, `edit_other_users`,
+    /// `create_user_access_token`) out of the `system_admin` role, as
+    /// patching the role does on a real server: admins then lack it, and
+    /// `POST /roles/names` no longer lists it.
+    pub fn admin_without(mut self, permission: impl Into<String>) -> Self {
+        self.admin_lacks.push(permission.into());
         self
     }
 
@@ -277,6 +288,7 @@ impl StandInBuilder {
             data.user_limit = self.user_limit;
         }
         data.strict_csrf = self.strict_csrf;
+        data.admin_lacks = self.admin_lacks.into_iter().collect();
         match self.admin_credential {
             AdminCredential::PersonalAccessToken => {
                 data.ensure_admin_pat(&admin_user_id, admin_token.expose_secret())

@@ -60,6 +60,9 @@ pub(crate) struct Data {
     pub user_limit: Option<u32>,
     /// `ServiceSettings.ExperimentalStrictCSRFEnforcement`.
     pub strict_csrf: bool,
+    /// Permissions taken out of the `system_admin` role (as a role patch
+    /// does on a real server).
+    pub admin_lacks: std::collections::BTreeSet<String>,
 }
 
 impl fmt::Debug for Data {
@@ -107,6 +110,7 @@ impl Data {
             token_expiry: TokenExpiry::Optional,
             user_limit: None,
             strict_csrf: false,
+            admin_lacks: Default::default(),
         }
     }
 }

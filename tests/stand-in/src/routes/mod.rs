@@ -27,6 +27,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/api/v4/system/ping", get(system::ping))
         .route("/api/v4/config/client", get(system::client_config))
         .route("/api/v4/config", get(system::config))
+        .route("/api/v4/roles/names", post(system::roles_by_names))
         .route("/api/v4/limits/server", get(system::server_limits))
         .route("/api/v4/users", post(users::create).get(users::list))
         .route("/api/v4/users/ids", post(users::by_ids))

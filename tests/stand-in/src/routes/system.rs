@@ -1,5 +1,5 @@
 //! The web app's page (`/`), `GET /system/ping`, `GET /config/client`,
-//! `GET /config` and `GET /limits/server`.
+//! `GET /config`, `GET /limits/server` and `POST /roles/names`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -123,4 +123,71 @@ pub(crate) async fn config(
         "ExperimentalStrictCSRFEnforcement": data.strict_csrf,
     });
     Ok(json(StatusCode::OK, &json!({ "ServiceSettings": service })))
+}
+
+/// The permissions of the built-in roles the stand-in models (a subset of
+/// the real lists: those the library's checks read).
+fn role_permissions(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "system_admin" => &[
+            "manage_system",
+            "manage_roles",
+            "edit_other_users",
+            "create_user_access_token",
+            "read_user_access_token",
+            "revoke_user_access_token",
+            "add_user_to_team",
+            "manage_public_channel_members",
+            "manage_private_channel_members",
+        ],
+        "system_user_access_token" => &[
+            "create_user_access_token",
+            "read_user_access_token",
+            "revoke_user_access_token",
+        ],
+        "system_user" => &[
+            "create_team",
+            "list_public_teams",
+            "join_public_teams",
+            "join_public_channels",
+            "create_public_channel",
+            "create_private_channel",
+            "view_members",
+        ],
+        _ => return None,
+    })
+}
+
+/// `POST /roles/names` (`getRolesByNames` in `api4/role.go`): any session;
+/// a JSON array of role names, answered with the roles that exist (unknown
+/// names are left out) and their permissions.
+pub(crate) async fn roles_by_names(
+    State(shared): State<Arc<Shared>>,
+    _caller: crate::auth::Caller,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let names: Vec<String> = super::parse_body(&body, "rolenames")?;
+    if names.iter().all(|n| n.trim().is_empty()) {
+        return Err(AppError::invalid_body_param("rolenames"));
+    }
+    let data = shared.data();
+    let roles: Vec<_> = names
+        .iter()
+        .filter_map(|n| {
+            let perms = role_permissions(n)?;
+            let permissions: Vec<&str> = perms
+                .iter()
+                .copied()
+                .filter(|p| n != "system_admin" || !data.admin_lacks.contains(*p))
+                .collect();
+            Some(json!({
+                "id": format!("{:0<26}", n.replace('_', "")),
+                "name": n,
+                "display_name": n,
+                "permissions": permissions,
+                "built_in": true,
+            }))
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &roles))
 }
