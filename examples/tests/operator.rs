@@ -160,7 +160,7 @@ async fn sync_status_verify_and_revoke_in_both_formats() {
         text(&out)
     );
     // verify changed nothing.
-    assert_eq!(stored(&demo, 2).await.0.is_some(), true);
+    assert!(stored(&demo, 2).await.0.is_some());
 
     // revoke: the token is gone from Mattermost and from the row.
     let (token3, id3) = stored(&demo, 3).await;
