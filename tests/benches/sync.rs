@@ -102,6 +102,12 @@ fn child_stand_in(args: &[String]) {
                     server.reset_counts();
                     println!("OK");
                 }
+                Some("rate") => {
+                    let r: u32 = words.next().unwrap().parse().unwrap();
+                    let b: u32 = words.next().unwrap().parse().unwrap();
+                    server.set_rate_limit(Some(mattermost_tokens_stand_in::RateLimit::new(r, b)));
+                    println!("OK");
+                }
                 Some("users") => {
                     let n: usize = words.next().unwrap().parse().unwrap();
                     let prefix = words.next().unwrap_or("existing");
@@ -465,6 +471,11 @@ async fn run(parts: &[String]) {
         );
     }
 
+    // The incident response: every token rotated, paced by the rate limit.
+    if wanted("rotate") {
+        rotate_all(10_000, 500, 100).await;
+    }
+
     // Several instances of the app over one users table.
     if wanted("processes") {
         let n = 2_000usize;
@@ -535,6 +546,50 @@ async fn run(parts: &[String]) {
     println!(
         "\ntotal benchmark time {:.0} s",
         started.elapsed().as_secs_f64()
+    );
+}
+
+/// `rotate --all` over `n` synced users (in-memory store) against a
+/// stand-in limited to `rate`/s with `burst`: the time against the ideal,
+/// (requests - burst) / rate, with two requests per user (mint, revoke).
+async fn rotate_all(n: usize, rate: u32, burst: u32) {
+    use mattermost_tokens::rotation::RotationCampaign;
+    let mut server = Server::start(None);
+    let store = Arc::new(MemoryStore::with_users((1..=n as i64).map(HostUserId::Int)));
+    let r = sync_over(server.client(), store.clone())
+        .sync_all(host_users(n, "rot"), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(r.summary.minted, n as u64);
+    server.ask(&format!("rate {rate} {burst}"));
+    server.ask("reset");
+    // A client of its own: its pacer learns the limit from the first answers.
+    let sync = sync_over(server.client(), store.clone());
+    let journal =
+        std::env::temp_dir().join(format!("mmt-bench-rotate-{}.jsonl", std::process::id()));
+    let ids = stream::iter((1..=n as i64).map(|i| Ok(HostUserId::Int(i))));
+    let mut campaign = RotationCampaign::begin(&journal, store.as_ref(), ids)
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let report = sync
+        .rotate_campaign(&mut campaign, CONCURRENCY, |_| {})
+        .await
+        .unwrap();
+    let el = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&journal);
+    let c = server.counts();
+    let ideal = (c.total() as f64 - f64::from(burst)) / f64::from(rate);
+    println!(
+        "\nrotate --all, rate limited ({rate}/s, burst {burst}), {n} users: {} replaced, {} failed, {} requests ({:.2} per user: {} mints, {} revokes), {} answered 429 | {el:.1} s, ideal (requests - burst) / rate = {ideal:.1} s | {:.3} x ideal",
+        report.replaced,
+        report.failed,
+        c.total(),
+        c.total() as f64 / n as f64,
+        c.get(MINT),
+        c.get(REVOKE),
+        c.rate_limited(),
+        el / ideal
     );
 }
 
