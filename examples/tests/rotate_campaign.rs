@@ -199,7 +199,7 @@ async fn rotate_all_killed_twice_ends_with_one_live_token_per_user_and_none_rota
     reading.await.unwrap();
 
     // The reader saw nothing wrong, and saw enough.
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(
         seen.violations.is_empty(),
         "{:?}",
