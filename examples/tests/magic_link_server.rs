@@ -202,6 +202,26 @@ async fn magic_link_flow(store: &str) {
         assert_eq!(resp.status(), 400, "{c}");
         assert!(resp.headers().get("set-cookie").is_none());
     }
+
+    // The library's metrics, for Prometheus: requests to Mattermost by
+    // endpoint template, and no secret.
+    let resp = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let metrics = resp.text().await.unwrap();
+    assert!(
+        metrics.contains("mattermost_tokens_request_duration_seconds_bucket{"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"endpoint="/api/v4/config""#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(user_token.expose_secret()));
+    assert!(!metrics.contains(&code));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -567,3 +567,110 @@ async fn a_server_that_cannot_be_reached_is_exit_code_2_in_json_too() {
         "{doc}"
     );
 }
+
+/// `mattermost-tokens stand-in` on `port`, with `extra` arguments: the
+/// process and the first line it printed.
+fn stand_in_process(demo: &Demo, port: u16, extra: &[&str]) -> (common::Proc, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(&demo.dir)
+        .args([
+            "stand-in",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-token",
+            "standalone-admin-token-0123456789",
+            "--state",
+            "stand-in.json",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (common::Proc(child), line)
+}
+
+/// A command of the operator against a stand-in process at `url`.
+fn against(demo: &Demo, url: &str, args: &[&str]) -> Output {
+    std::process::Command::new(BIN)
+        .current_dir(&demo.dir)
+        .env("DATABASE_URL", &demo.db_url)
+        .env("MATTERMOST_URL", url)
+        .env("MATTERMOST_TOKEN", "standalone-admin-token-0123456789")
+        .env_remove("MATTERMOST_TOKENS_KEY")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stand_in_runs_as_a_server_of_its_own_and_keeps_its_state() {
+    let demo = Demo::new("operator-stand-in");
+    let port = common::free_port();
+    let (mut proc, first) = stand_in_process(
+        &demo,
+        port,
+        &["--rate-limit", "100", "--burst", "20", "--format", "json"],
+    );
+    let started: Value = serde_json::from_str(&first).unwrap();
+    let url = started["url"].as_str().unwrap().to_owned();
+    assert_eq!(url, format!("http://127.0.0.1:{port}"));
+    assert!(started["admin_user_id"].is_string());
+
+    let out = against(&demo, &url, &["sync", "--all", "--format", "json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(summary(&json_lines(&out))["minted"], 5);
+    // Rate limited as Mattermost is, with its headers.
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/api/v4/users/me"))
+        .bearer_auth("standalone-admin-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // throttled's bucket, as Mattermost reports it: the burst plus one.
+    assert_eq!(resp.headers()["x-ratelimit-limit"], "21");
+
+    // SIGTERM: it saves its state and ends cleanly.
+    let pid = proc.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = proc.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let state = std::fs::read_to_string(demo.dir.join("stand-in.json")).unwrap();
+    assert!(state.contains("ana.lopez@example.com"));
+
+    // Started again on its state: the users and their tokens are still there.
+    let port = common::free_port();
+    let (_proc, first) = stand_in_process(&demo, port, &[]);
+    assert!(
+        first.starts_with(&format!(
+            "stand-in Mattermost listening on http://127.0.0.1:{port}"
+        )),
+        "{first}"
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let out = against(&demo, &url, &["verify", "--user", "1"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = against(&demo, &url, &["sync", "--all"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(common::count(&out, "unchanged"), 5);
+    assert_eq!(common::count(&out, "minted"), 0);
+
+    // Faults: every request answered 503.
+    let port = common::free_port();
+    let (_faulty, _) = stand_in_process(&demo, port, &["--fault-rate", "1"]);
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/api/v4/system/ping"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+}

@@ -421,3 +421,75 @@ impl UserSync {
         Ok(Rotated::AlreadyReplaced)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, NewToken, TokenStore};
+    use crate::{AccessToken, UserId};
+
+    async fn store() -> MemoryStore {
+        let s = MemoryStore::with_users((1..=3).map(HostUserId::Int));
+        for i in [1, 3] {
+            let t = NewToken {
+                mattermost_user_id: UserId::new(format!("{i:0>26}")),
+                token: AccessToken::new(format!("secret{i:0>20}")),
+                token_id: TokenId::new(format!("t{i:0>25}")),
+                expires_at: None,
+            };
+            s.put_token(&HostUserId::Int(i), &t).await.unwrap();
+        }
+        s
+    }
+
+    fn ids() -> impl Stream<Item = Result<HostUserId, StoreError>> + Send {
+        futures::stream::iter((1..=3).map(|i| Ok(HostUserId::Int(i))))
+    }
+
+    #[tokio::test]
+    async fn the_journal_keeps_the_snapshot_and_progress_and_never_a_token() {
+        let dir = std::env::temp_dir().join(format!("mmt-rotation-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("journal.jsonl");
+        assert!(RotationCampaign::resume(&path).unwrap().is_none());
+
+        let s = store().await;
+        let c = RotationCampaign::begin(&path, &s, ids()).await.unwrap();
+        assert_eq!((c.total(), c.done()), (2, 0), "users with a token only");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains(&format!("t{:0>25}", 3)));
+
+        c.record(&Line::Done {
+            done: HostUserId::Int(1),
+        })
+        .unwrap();
+        // A kill mid-write leaves a torn last line: ignored.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"done\":")
+            .unwrap();
+        let again = RotationCampaign::resume(&path).unwrap().unwrap();
+        assert_eq!(again.id(), c.id());
+        assert_eq!((again.total(), again.done()), (2, 1));
+
+        // A finished campaign is not resumed.
+        std::fs::write(
+            &path,
+            text.clone() + "{\"done\":1}\n{\"done\":3}\n{\"finished_at_ms\":1}\n",
+        )
+        .unwrap();
+        assert!(RotationCampaign::resume(&path).unwrap().is_none());
+
+        // Not a journal: refused, with the line.
+        std::fs::write(&path, "hello\n{\"done\":1}\n").unwrap();
+        let e = RotationCampaign::resume(&path).unwrap_err();
+        assert!(matches!(e, CampaignError::Corrupt { line: 1, .. }), "{e}");
+        std::fs::write(&path, text + "nonsense\n{\"done\":1}\n").unwrap();
+        let e = RotationCampaign::resume(&path).unwrap_err();
+        assert!(matches!(e, CampaignError::Corrupt { line: 4, .. }), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -100,6 +100,19 @@ fn the_core_builds_one_crypto_provider_and_no_database() {
     }
 }
 
+#[test]
+fn metrics_are_compiled_only_with_the_feature() {
+    assert!(
+        graph("mattermost-tokens", "metrics")
+            .iter()
+            .any(|p| p == "metrics")
+    );
+    assert_lean("mattermost-tokens", "axum", &["metrics"]);
+    // The adapters do not turn it on for a host that turned it off.
+    assert_lean("mattermost-tokens-sqlx", "sqlite", &["metrics"]);
+    assert_lean("mattermost-tokens-diesel", "sqlite", &["metrics"]);
+}
+
 /// One generation of each crate in the core's normal graph (proc-macro
 /// crates such as `syn` aside, which only run at build time).
 #[test]
