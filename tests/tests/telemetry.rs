@@ -13,11 +13,14 @@ use mattermost_tokens::*;
 use mattermost_tokens_stand_in::{Fault, FaultRule, StandIn};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 
+/// A metric's name, a label's key and its value.
+type Label = (String, String, String);
+
 /// What the recorder saw so far (a snapshot drains it).
 #[derive(Default)]
 struct Seen {
     counters: HashMap<String, u64>,
-    labels: Vec<(String, String, String)>,
+    labels: Vec<Label>,
 }
 
 /// Counter totals by name (labels summed), and every label value seen, so
@@ -25,7 +28,7 @@ struct Seen {
 fn read(
     snapshotter: &Snapshotter,
     seen: &mut Seen,
-) -> (HashMap<String, u64>, Vec<(String, String, String)>) {
+) -> (HashMap<String, u64>, Vec<Label>) {
     let Seen { counters, labels } = seen;
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
         let name = key.key().name().to_owned();
