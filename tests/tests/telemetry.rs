@@ -25,10 +25,7 @@ struct Seen {
 
 /// Counter totals by name (labels summed), and every label value seen, so
 /// far.
-fn read(
-    snapshotter: &Snapshotter,
-    seen: &mut Seen,
-) -> (HashMap<String, u64>, Vec<Label>) {
+fn read(snapshotter: &Snapshotter, seen: &mut Seen) -> (HashMap<String, u64>, Vec<Label>) {
     let Seen { counters, labels } = seen;
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
         let name = key.key().name().to_owned();
