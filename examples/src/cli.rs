@@ -107,6 +107,28 @@ pub fn table(title: &str, rows: &[(&str, String)]) -> String {
     out
 }
 
+/// A summary's JSON line: `{"type": "summary"}`, the counts under their
+/// keys, `elapsed_ms`, and the `extra` fields.
+pub fn summary_json(counts: &[(&str, u64)], elapsed: std::time::Duration, extra: Value) -> Value {
+    let mut doc = match extra {
+        Value::Object(_) => extra,
+        _ => serde_json::json!({}),
+    };
+    doc["type"] = "summary".into();
+    for (k, v) in counts {
+        doc[*k] = (*v).into();
+    }
+    doc["elapsed_ms"] = (elapsed.as_millis() as u64).into();
+    doc
+}
+
+/// A summary's table: the counts, then the time.
+pub fn summary_table(title: &str, counts: &[(&str, u64)], elapsed: std::time::Duration) -> String {
+    let mut rows: Vec<(&str, String)> = counts.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    rows.push(("time", format!("{elapsed:.1?}")));
+    table(title, &rows)
+}
+
 /// Per-user progress: a bar on a terminal (text format), a line per user on
 /// stderr otherwise (text), a JSON line per user on stdout (json).
 #[derive(Debug)]

@@ -272,6 +272,24 @@ pub enum Schema {
     Undo,
 }
 
+/// Migrates (or undoes) a token store `$t` and code store `$c` of either
+/// adapter as `$schema` says.
+macro_rules! change_schema {
+    ($schema:expr, $t:expr, $c:expr) => {
+        match $schema {
+            Schema::Leave => {}
+            Schema::Migrate => {
+                $t.migrate().await?;
+                $c.migrate().await?;
+            }
+            Schema::Undo => {
+                $c.undo_migration().await?;
+                $t.undo_migration().await?;
+            }
+        }
+    };
+}
+
 /// The stores of `kind` over the host's database (the schema changed first
 /// as `schema` says; never for the memory store), with the token store wrapped in encryption when a key is
 /// configured, and the host's users read through the same adapter (sqlx for
@@ -359,17 +377,7 @@ pub async fn stores(
             )?;
             let t = sqlite::SqliteTokenStore::new(pool.clone());
             let c = sqlite::SqliteCodeStore::new(pool.clone());
-            match schema {
-                Schema::Leave => {}
-                Schema::Migrate => {
-                    t.migrate().await?;
-                    c.migrate().await?;
-                }
-                Schema::Undo => {
-                    c.undo_migration().await?;
-                    t.undo_migration().await?;
-                }
-            }
+            change_schema!(schema, t, c);
             let u = mattermost_tokens_diesel::SqliteHostUsers::new(pool, table);
             (Arc::new(t), Arc::new(c), Arc::new(u))
         }
@@ -377,34 +385,14 @@ pub async fn stores(
             use mattermost_tokens_diesel::postgres;
             let t = postgres::PgTokenStore::from_url(&env.database_url)?;
             let c = postgres::PgCodeStore::new(t.pool().clone());
-            match schema {
-                Schema::Leave => {}
-                Schema::Migrate => {
-                    t.migrate().await?;
-                    c.migrate().await?;
-                }
-                Schema::Undo => {
-                    c.undo_migration().await?;
-                    t.undo_migration().await?;
-                }
-            }
+            change_schema!(schema, t, c);
             let u = mattermost_tokens_diesel::PgHostUsers::new(t.pool().clone(), table);
             (Arc::new(t), Arc::new(c), Arc::new(u))
         }
         (StoreKind::Diesel, Backend::MySql) => {
             let t = mattermost_tokens_diesel::MySqlTokenStore::from_url(&env.database_url)?;
             let c = mattermost_tokens_diesel::MySqlCodeStore::new(t.pool().clone());
-            match schema {
-                Schema::Leave => {}
-                Schema::Migrate => {
-                    t.migrate().await?;
-                    c.migrate().await?;
-                }
-                Schema::Undo => {
-                    c.undo_migration().await?;
-                    t.undo_migration().await?;
-                }
-            }
+            change_schema!(schema, t, c);
             let u = mattermost_tokens_diesel::MySqlHostUsers::new(t.pool().clone(), table);
             (Arc::new(t), Arc::new(c), Arc::new(u))
         }
@@ -514,16 +502,8 @@ async fn migrate_both<DB: mattermost_tokens_sqlx::Backend>(
     codes: &mattermost_tokens_sqlx::SqlxCodeStore<DB>,
     schema: Schema,
 ) -> Result<(), Fatal> {
-    match (kind, schema) {
-        (StoreKind::Memory, _) | (_, Schema::Leave) => {}
-        (_, Schema::Migrate) => {
-            tokens.migrate().await?;
-            codes.migrate().await?;
-        }
-        (_, Schema::Undo) => {
-            codes.undo_migration().await?;
-            tokens.undo_migration().await?;
-        }
+    if kind != StoreKind::Memory {
+        change_schema!(schema, tokens, codes);
     }
     Ok(())
 }

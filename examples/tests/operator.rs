@@ -219,6 +219,7 @@ async fn rotate_one_user_and_everyone_in_both_formats() {
     let out = run(&demo, &server, &["rotate", "--all"], &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(common::count(&out, "replaced"), 5);
+    assert_eq!(common::count(&out, "total"), 5);
     assert!(text(&out).contains("finished"), "{}", text(&out));
     for (u, old) in (1..=5).zip(&before) {
         let now = stored(&demo, u).await.0.unwrap();
@@ -272,12 +273,7 @@ async fn migrate_prints_applies_and_undoes_in_both_formats() {
     // Nothing changed: the status cannot read token columns yet.
     let out = run(&demo, &server, &["status"], &[]);
     assert_eq!(code(&out), 2, "{}", text(&out));
-    let doc = json_doc(&run(
-        &demo,
-        &server,
-        &["migrate", "--dry-run", "--format", "json"],
-        &[],
-    ));
+    let doc = pending(&demo, &server);
     assert_eq!(
         (doc["direction"].as_str(), doc["dry_run"].as_bool()),
         (Some("up"), Some(true))
@@ -287,12 +283,7 @@ async fn migrate_prints_applies_and_undoes_in_both_formats() {
     let out = run(&demo, &server, &["migrate"], &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("migrations applied"));
-    let doc = json_doc(&run(
-        &demo,
-        &server,
-        &["migrate", "--dry-run", "--format", "json"],
-        &[],
-    ));
+    let doc = pending(&demo, &server);
     assert_eq!(doc["statements"].as_array().unwrap().len(), 0, "{doc}");
     let out = run(&demo, &server, &["migrate", "--dry-run"], &[]);
     assert!(text(&out).contains("-- nothing to do"));
@@ -310,12 +301,7 @@ async fn migrate_prints_applies_and_undoes_in_both_formats() {
     );
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(json_doc(&out)["done"], true);
-    let doc = json_doc(&run(
-        &demo,
-        &server,
-        &["migrate", "--dry-run", "--format", "json"],
-        &[],
-    ));
+    let doc = pending(&demo, &server);
     assert!(!doc["statements"].as_array().unwrap().is_empty());
 }
 
@@ -378,6 +364,16 @@ async fn reencrypt_seals_plaintext_rows_in_both_formats() {
             .unwrap()
             .contains("MATTERMOST_TOKENS_KEY")
     );
+}
+
+/// `migrate --dry-run --format json`: the document.
+fn pending(demo: &Demo, server: &StandIn) -> Value {
+    json_doc(&run(
+        demo,
+        server,
+        &["migrate", "--dry-run", "--format", "json"],
+        &[],
+    ))
 }
 
 /// The check of `doc` named `name`.
@@ -537,12 +533,7 @@ async fn doctor_names_each_failure_with_its_fix() {
         assert_eq!(check(&doc, other)["ok"], true, "{other}: {doc}");
     }
     // doctor changed nothing.
-    let doc = json_doc(&run(
-        &demo,
-        &server,
-        &["migrate", "--dry-run", "--format", "json"],
-        &[],
-    ));
+    let doc = pending(&demo, &server);
     assert!(!doc["statements"].as_array().unwrap().is_empty());
 }
 

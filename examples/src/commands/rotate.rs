@@ -13,7 +13,7 @@ use mattermost_tokens::{HostUserId, SyncOptions, UserSync};
 use serde_json::json;
 
 use super::{Common, open};
-use crate::cli::{Ended, Format, Progress, emit, print, table};
+use crate::cli::{Ended, Format, Progress, emit, print, summary_json, summary_table};
 use crate::setup::{self, Fatal, Schema};
 
 /// Replace tokens: one user's, or everyone's as a resumable campaign.
@@ -145,30 +145,22 @@ pub async fn run(args: RotateArgs, common: Common) -> Result<Ended, Fatal> {
         .await?;
     progress.finish();
     server.save();
+    let counts = [
+        ("total", report.total),
+        ("done_before", report.done_before),
+        ("replaced", report.replaced),
+        ("already_replaced", report.already_replaced),
+        ("failed", report.failed),
+    ];
     match format {
-        Format::Json => emit(&json!({
-            "type": "summary",
-            "campaign": campaign.id(),
-            "total": report.total,
-            "done_before": report.done_before,
-            "replaced": report.replaced,
-            "already_replaced": report.already_replaced,
-            "failed": report.failed,
-            "finished": report.finished,
-            "elapsed_ms": report.elapsed.as_millis() as u64,
-        })),
+        Format::Json => emit(&summary_json(
+            &counts,
+            report.elapsed,
+            json!({"campaign": campaign.id(), "finished": report.finished}),
+        )),
         Format::Text => {
-            let mut text = table(
-                &format!("Rotation campaign {}", campaign.id()),
-                &[
-                    ("users", report.total.to_string()),
-                    ("done before", report.done_before.to_string()),
-                    ("replaced", report.replaced.to_string()),
-                    ("already replaced", report.already_replaced.to_string()),
-                    ("failed", report.failed.to_string()),
-                    ("time", format!("{:.1?}", report.elapsed)),
-                ],
-            );
+            let title = format!("Rotation campaign {}", campaign.id());
+            let mut text = summary_table(&title, &counts, report.elapsed);
             text.push_str(if report.finished {
                 "  finished: every token of the snapshot is revoked\n"
             } else {

@@ -9,12 +9,12 @@ use clap::ArgGroup;
 use futures::{Stream, StreamExt};
 use mattermost_tokens::{
     HostUser, HostUserId, HostUserSource, LeaverPolicy, LinkPolicy, ReconcileReport, StoreError,
-    SyncOptions, SyncReport, TokenOutcome, UserResult, UserSync,
+    SyncOptions, SyncReport, TokenOutcome, UserFailure, UserResult, UserSync,
 };
 use serde_json::json;
 
 use super::{Common, open};
-use crate::cli::{Ended, Format, Progress, emit, print, table};
+use crate::cli::{Ended, Format, Progress, emit, print, summary_json, summary_table};
 use crate::setup::{self, Fatal, Schema};
 
 /// Sync the app's users into Mattermost, minting one personal access token
@@ -297,6 +297,14 @@ fn record(progress: &Progress, r: &UserResult) {
     });
 }
 
+/// The failures kept in a report, as JSON.
+fn failures_json(failures: &[UserFailure]) -> Vec<serde_json::Value> {
+    failures
+        .iter()
+        .map(|f| json!({"user": f.user, "error": f.error.to_string()}))
+        .collect()
+}
+
 /// Prints the reconcile's summary.
 fn print_reconcile_summary(format: Format, r: &ReconcileReport, dry_run: bool) {
     let s = &r.summary;
@@ -314,25 +322,15 @@ fn print_reconcile_summary(format: Format, r: &ReconcileReport, dry_run: bool) {
         ("failed", s.failed),
     ];
     if format == Format::Json {
-        let mut doc = json!({
-            "type": "summary",
-            "dry_run": dry_run,
-            "elapsed_ms": r.elapsed.as_millis() as u64,
-            "failures": r.failures.iter().map(|f| json!({"user": f.user, "error": f.error.to_string()})).collect::<Vec<_>>(),
-        });
-        for (k, v) in rows {
-            doc[k] = json!(v);
-        }
-        return emit(&doc);
+        let extra = json!({"dry_run": dry_run, "failures": failures_json(&r.failures)});
+        return emit(&summary_json(&rows, r.elapsed, extra));
     }
     let title = if dry_run {
         "Reconcile (dry run: nothing was changed)"
     } else {
         "Reconcile"
     };
-    let mut rows: Vec<(&str, String)> = rows.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    rows.push(("time", format!("{:.1?}", r.elapsed)));
-    let mut text = table(title, &rows);
+    let mut text = summary_table(title, &rows, r.elapsed);
     if dry_run {
         // Every mint makes Mattermost e-mail the user.
         text.push_str(&format!(
@@ -362,26 +360,19 @@ fn print_summary(format: Format, r: &SyncReport, dry_run: bool) {
         ("failed", s.failed),
     ];
     if format == Format::Json {
-        let mut doc = json!({
-            "type": "summary",
+        let extra = json!({
             "dry_run": dry_run,
-            "elapsed_ms": r.elapsed.as_millis() as u64,
             "user_limit": r.user_limit.as_ref().map(ToString::to_string),
-            "failures": r.failures.iter().map(|f| json!({"user": f.user, "error": f.error.to_string()})).collect::<Vec<_>>(),
+            "failures": failures_json(&r.failures),
         });
-        for (k, v) in rows {
-            doc[k] = json!(v);
-        }
-        return emit(&doc);
+        return emit(&summary_json(&rows, r.elapsed, extra));
     }
     let title = if dry_run {
         "Summary (dry run: nothing was changed)"
     } else {
         "Summary"
     };
-    let mut rows: Vec<(&str, String)> = rows.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    rows.push(("time", format!("{:.1?}", r.elapsed)));
-    let mut text = table(title, &rows);
+    let mut text = summary_table(title, &rows, r.elapsed);
     if let Some(hit) = &r.user_limit {
         text.push_str(&format!(
             "{hit}: raise the limit, deactivate users who left, or license seats; then run --missing\n"
