@@ -1,5 +1,6 @@
 //! Bulk-sync benchmark: request budgets, throughput against the stand-in's raw
-//! capacity, pacing under Mattermost's rate limiter, several instances of
+//! capacity, pacing under Mattermost's rate limiter (a sync, and `rotate
+//! --all`), several instances of
 //! the app at once (this binary again, `--worker`), and peak memory.
 //!
 //! `cargo bench -p mattermost-tokens-tests --bench sync`

@@ -72,6 +72,25 @@ fn a_full_sync_at_trace_level_logs_no_token() {
             for u in ids(5) {
                 tokens.push(store.get(&u).await.unwrap().unwrap().token.unwrap());
             }
+            // A rotation campaign: every token replaced, old and new kept
+            // out of the log.
+            let journal = std::env::temp_dir().join(format!(
+                "mmt-trace-rotation-{}.jsonl",
+                std::process::id()
+            ));
+            let mut campaign = mattermost_tokens::rotation::RotationCampaign::begin(
+                &journal,
+                store.as_ref(),
+                stream::iter(ids(5).into_iter().map(Ok)),
+            )
+            .await
+            .unwrap();
+            let r = sync.rotate_campaign(&mut campaign, 2, |_| {}).await.unwrap();
+            assert_eq!(r.replaced, 5);
+            let _ = std::fs::remove_file(&journal);
+            for u in ids(5) {
+                tokens.push(store.get(&u).await.unwrap().unwrap().token.unwrap());
+            }
             (server.admin_token(), tokens)
         })
     });
@@ -90,6 +109,9 @@ fn a_full_sync_at_trace_level_logs_no_token() {
         log.contains("mattermost_request{method=POST endpoint=/api/v4/users/{}/tokens identity=\"admin\" status=200 attempt=1}"),
         "{log}"
     );
+    assert!(log.contains("rotate_user{host_user=1}"), "{log}");
+    assert!(log.contains("verify_user{host_user=2}"), "{log}");
+    assert!(log.contains("rotate_campaign_user{host_user=4}"), "{log}");
     assert!(
         !log.contains(server_admin.expose_secret()),
         "admin token in the log"
