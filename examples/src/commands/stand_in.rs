@@ -22,7 +22,8 @@ pub struct StandInArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8065")]
     pub listen: SocketAddr,
     /// The admin's personal access token (the MATTERMOST_TOKEN of its
-    /// clients).
+    /// clients); from STAND_IN_ADMIN_TOKEN, other users of the machine do
+    /// not see it in the process list.
     #[arg(
         long,
         value_name = "TOKEN",
