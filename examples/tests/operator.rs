@@ -487,6 +487,35 @@ async fn doctor_names_each_failure_with_its_fix() {
     assert_eq!(code(&out), 1);
     assert!(String::from_utf8_lossy(&out.stdout).contains("[FAIL] personal_access_tokens"));
 
+    // The same with the usual admin credential, a personal access token:
+    // disabling tokens stops it too, which doctor says.
+    let server = StandIn::builder()
+        .tokens_enabled(false)
+        .start()
+        .await
+        .unwrap();
+    let demo = Demo::new("operator-doctor-pat-admin");
+    common::host_with_users(&demo.db_url, 3).await;
+    assert_eq!(code(&run(&demo, &server, &["migrate"], &[])), 0);
+    let out = run(&demo, &server, &["doctor", "--format", "json"], &[]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let doc = json_doc(&out);
+    let admin = check(&doc, "admin_credential");
+    assert_eq!(admin["ok"], false);
+    assert!(
+        admin["detail"].as_str().unwrap().contains("refused (401)"),
+        "{admin}"
+    );
+    let pats = check(&doc, "personal_access_tokens");
+    assert_eq!(pats["ok"], false);
+    assert!(
+        pats["fix"]
+            .as_str()
+            .unwrap()
+            .contains("enable personal access tokens"),
+        "{pats}"
+    );
+
     // An admin whose role lost manage_system.
     let server = StandIn::builder()
         .admin_without("manage_system")

@@ -14,7 +14,8 @@
 //!   Syncs in several processes coordinate through claims in the host's
 //!   database ([`store::Lease`]): one mint per user however many run.
 //!   [`UserSync::revoke`], [`UserSync::rotate`] and [`UserSync::verify`] cover
-//!   the rest of a token's life.
+//!   the rest of a token's life; [`rotation`] replaces every token after a
+//!   leak, as a campaign that survives being killed.
 //! - [`TokenSelector`]: user-scoped calls with the user's token, admin calls
 //!   with the admin token, and a [`Policy`] for users without a token.
 //! - [`MagicLinks`]: one-click links into Mattermost for a signed-in app user.
@@ -51,6 +52,9 @@
 //!
 //! # Features
 //! - `axum`: `MagicLinks::router`, the redeem route as an axum router.
+//! - `metrics` (default): counters and latency histograms through the
+//!   `metrics` facade ([`telemetry`] names them); without a recorder they
+//!   cost nothing worth measuring, without the feature nothing is compiled.
 #![deny(missing_docs)]
 // docs.rs builds with `--cfg docsrs`: feature-gated items are labelled.
 #![cfg_attr(docsrs, feature(doc_cfg))]

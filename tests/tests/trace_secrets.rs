@@ -74,10 +74,8 @@ fn a_full_sync_at_trace_level_logs_no_token() {
             }
             // A rotation campaign: every token replaced, old and new kept
             // out of the log.
-            let journal = std::env::temp_dir().join(format!(
-                "mmt-trace-rotation-{}.jsonl",
-                std::process::id()
-            ));
+            let journal = std::env::temp_dir()
+                .join(format!("mmt-trace-rotation-{}.jsonl", std::process::id()));
             let mut campaign = mattermost_tokens::rotation::RotationCampaign::begin(
                 &journal,
                 store.as_ref(),
@@ -85,7 +83,10 @@ fn a_full_sync_at_trace_level_logs_no_token() {
             )
             .await
             .unwrap();
-            let r = sync.rotate_campaign(&mut campaign, 2, |_| {}).await.unwrap();
+            let r = sync
+                .rotate_campaign(&mut campaign, 2, |_| {})
+                .await
+                .unwrap();
             assert_eq!(r.replaced, 5);
             let _ = std::fs::remove_file(&journal);
             for u in ids(5) {
