@@ -310,7 +310,12 @@ async fn run(parts: &[String]) {
     let wanted = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     println!("mattermost-tokens bulk sync benchmark");
     println!(
-        "  release build; stand-in Mattermost in a child process, one thread; syncing side on one thread; in-memory token store; concurrency {CONCURRENCY} (SyncOptions::concurrency, and the capacity runs); {} cores",
+        "  {} build; stand-in Mattermost in a child process, one thread; syncing side on one thread; in-memory token store; concurrency {CONCURRENCY} (SyncOptions::concurrency, and the capacity runs); {} cores",
+        if cfg!(debug_assertions) {
+            "debug (test profile)"
+        } else {
+            "release"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let started = Instant::now();
