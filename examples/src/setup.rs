@@ -314,16 +314,11 @@ pub async fn stores(
         Arc<dyn HostUserSource>,
     ) = match (kind, host.backend()) {
         (StoreKind::Sqlx | StoreKind::Memory, Backend::Sqlite) => {
-            use mattermost_tokens_sqlx::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+            use mattermost_tokens_sqlx::sqlx::sqlite::SqlitePoolOptions;
             use mattermost_tokens_sqlx::{SqliteCodeStore, SqliteHostUsers, SqliteTokenStore};
-            // The journal mode and other persistent settings are the
-            // host's: only the connection's busy timeout is set here.
-            let options = url
-                .parse::<SqliteConnectOptions>()?
-                .busy_timeout(env.sqlite_busy_timeout);
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
-                .connect_with(options)
+                .connect_with(sqlite_options(env)?)
                 .await?;
             let t = SqliteTokenStore::new(pool.clone());
             let c = SqliteCodeStore::new(pool.clone());
@@ -456,14 +451,11 @@ pub async fn migration_sql(env: &Env, host: &HostDb, undo: bool) -> Result<Vec<S
     let url = with_create_mode(&env.database_url);
     match host.backend() {
         Backend::Sqlite => {
-            use mattermost_tokens_sqlx::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-            let options = url
-                .parse::<SqliteConnectOptions>()?
-                .busy_timeout(env.sqlite_busy_timeout);
+            use mattermost_tokens_sqlx::sqlx::sqlite::SqlitePoolOptions;
             plan(
                 SqlitePoolOptions::new()
                     .max_connections(1)
-                    .connect_with(options)
+                    .connect_with(sqlite_options(env)?)
                     .await?,
                 undo,
             )
@@ -506,6 +498,17 @@ async fn migrate_both<DB: mattermost_tokens_sqlx::Backend>(
         change_schema!(schema, tokens, codes);
     }
     Ok(())
+}
+
+/// How the sqlx connections open `DATABASE_URL` on SQLite: the file created
+/// when missing, and the connection's busy timeout. The journal mode and
+/// other persistent settings are the host's.
+fn sqlite_options(
+    env: &Env,
+) -> Result<mattermost_tokens_sqlx::sqlx::sqlite::SqliteConnectOptions, Fatal> {
+    Ok(with_create_mode(&env.database_url)
+        .parse::<mattermost_tokens_sqlx::sqlx::sqlite::SqliteConnectOptions>()?
+        .busy_timeout(env.sqlite_busy_timeout))
 }
 
 /// The file path of a `sqlite:` URL, as diesel's SQLite connection takes it.

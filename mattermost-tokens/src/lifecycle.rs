@@ -48,6 +48,28 @@ pub enum Verification {
     Reminted,
 }
 
+impl Verification {
+    /// A short name in snake case, for logs and machine-readable output:
+    /// `valid`, `no_token`, `token_revoked`, `token_expired`,
+    /// `token_disabled`, `user_deactivated`, `account_deleted`,
+    /// `tokens_disabled`, `wrong_user`, `rejected`, `reminted`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verification::Valid => "valid",
+            Verification::NoToken => "no_token",
+            Verification::TokenRevoked => "token_revoked",
+            Verification::TokenExpired => "token_expired",
+            Verification::TokenDisabled => "token_disabled",
+            Verification::UserDeactivated => "user_deactivated",
+            Verification::AccountDeleted => "account_deleted",
+            Verification::TokensDisabled => "tokens_disabled",
+            Verification::WrongUser => "wrong_user",
+            Verification::Rejected => "rejected",
+            Verification::Reminted => "reminted",
+        }
+    }
+}
+
 impl UserSync {
     /// Revokes the user's token in Mattermost and clears it from the store.
     /// A token already gone from Mattermost counts as revoked.
@@ -75,6 +97,15 @@ impl UserSync {
     #[tracing::instrument(name = "rotate_user", skip_all, fields(host_user = %user))]
     pub async fn rotate(&self, user: &HostUserId) -> Result<UserOutcome, Error> {
         let rec = self.record(user).await?;
+        self.rotate_record(user, rec).await
+    }
+
+    /// [`rotate`](Self::rotate) with the user's record already read.
+    pub(crate) async fn rotate_record(
+        &self,
+        user: &HostUserId,
+        rec: crate::store::TokenRecord,
+    ) -> Result<UserOutcome, Error> {
         let mm = rec
             .mattermost_user_id
             .clone()

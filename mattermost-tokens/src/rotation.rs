@@ -277,10 +277,7 @@ fn line(l: &Line) -> String {
 #[non_exhaustive]
 pub enum Rotated {
     /// A new token was minted and stored, and the snapshot's revoked.
-    Replaced {
-        /// The new token's id.
-        token_id: TokenId,
-    },
+    Replaced,
     /// The stored token was no longer the snapshot's (a killed run stored
     /// its replacement, or another process replaced or cleared it): the
     /// snapshot's was revoked, nothing minted.
@@ -353,7 +350,7 @@ impl UserSync {
         while let Some(r) = results.next().await {
             let r = r?;
             match &r.outcome {
-                Ok(Rotated::Replaced { .. }) => report.replaced += 1,
+                Ok(Rotated::Replaced) => report.replaced += 1,
                 Ok(Rotated::AlreadyReplaced) => report.already_replaced += 1,
                 Err(_) => report.failed += 1,
             }
@@ -391,8 +388,8 @@ impl UserSync {
             // Stored without an id: rotate while that is still so.
             None => has_token && current.is_none(),
         };
-        if still_old {
-            let o = self.rotate(user).await?;
+        if let (true, Some(rec)) = (still_old, rec) {
+            let o = self.rotate_record(user, rec).await?;
             if let (Some(old), true) = (
                 old,
                 o.warnings
@@ -404,13 +401,7 @@ impl UserSync {
                 self.revoke_quietly(old).await?;
             }
             if o.token == TokenOutcome::Replaced {
-                let token_id = self
-                    .store()
-                    .get(user)
-                    .await?
-                    .and_then(|r| r.token_id)
-                    .ok_or_else(|| StoreError::UnknownUser(user.clone()))?;
-                return Ok(Rotated::Replaced { token_id });
+                return Ok(Rotated::Replaced);
             }
             // Another process replaced it meanwhile: fall through to make
             // sure the snapshot's token is gone.

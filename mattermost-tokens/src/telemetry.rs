@@ -72,7 +72,12 @@ mod imp {
         };
         metrics::counter!(names::RETRIES, "reason" => reason).increment(1);
     }
-    pub(crate) fn request(method: &str, endpoint: String, status: Option<u16>, took: Duration) {
+    pub(crate) fn request(
+        method: &str,
+        endpoint: impl FnOnce() -> String,
+        status: Option<u16>,
+        took: Duration,
+    ) {
         let class = match status {
             Some(100..=199) => "1xx",
             Some(200..=299) => "2xx",
@@ -84,7 +89,7 @@ mod imp {
         metrics::histogram!(
             names::REQUEST_DURATION,
             "method" => method.to_owned(),
-            "endpoint" => endpoint,
+            "endpoint" => endpoint(),
             "status" => class,
         )
         .record(took.as_secs_f64());
@@ -102,7 +107,9 @@ mod imp {
     pub(crate) fn user_token_unauthorized() {}
     pub(crate) fn rate_limited() {}
     pub(crate) fn retry(_: Retry) {}
-    pub(crate) fn request(_: &str, _: String, _: Option<u16>, _: Duration) {}
+    pub(crate) fn request(_: &str, _: impl FnOnce() -> String, _: Option<u16>, _: Duration) {}
 }
 
+/// Each function records one event; `request` builds its endpoint label
+/// only when the feature is on.
 pub(crate) use imp::*;

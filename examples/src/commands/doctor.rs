@@ -322,21 +322,14 @@ async fn sample_rows(
     setup: &Setup,
     n: u32,
 ) -> Result<(Vec<HostUserId>, u64), mattermost_tokens::StoreError> {
-    let mut users = std::pin::pin!(
-        mattermost_tokens::host_table::stream(setup.stores.users.clone())
-            .map_ok(|u| u.id)
-            .try_chunks(200)
-    );
+    let mut pages = std::pin::pin!(super::stored_rows(setup, 200));
     let (mut out, mut encrypted) = (Vec::new(), 0);
     while out.len() < n as usize {
-        let Some(page) = users.try_next().await.map_err(|e| e.1)? else {
+        let Some(page) = pages.try_next().await? else {
             break;
         };
-        let rows = setup.stores.plain.get_many(&page).await?;
-        for user in page {
-            let Some(token) = rows.get(&user).and_then(|r| r.token.as_ref()) else {
-                continue;
-            };
+        for (user, rec) in page {
+            let Some(token) = &rec.token else { continue };
             if out.len() < n as usize {
                 encrypted += u64::from(
                     token
@@ -367,7 +360,7 @@ async fn verify_sample(setup: &Setup, client: &MattermostClient, users: &[HostUs
     for u in users {
         match sync.verify(u, false).await {
             Ok(Verification::Valid) => {}
-            Ok(v) => bad.push(format!("user {u}: {}", super::verify::verdict(&v))),
+            Ok(v) => bad.push(format!("user {u}: {}", v.name())),
             Err(e) => bad.push(format!("user {u}: {e}")),
         }
     }

@@ -123,10 +123,7 @@ pub async fn run(args: RotateArgs, common: Common) -> Result<Ended, Fatal> {
             usize::from(args.concurrency),
             |r: &RotationResult| {
                 let (line, kind) = match &r.outcome {
-                    Ok(Rotated::Replaced { token_id }) => (
-                        format!("user {}: rotated (new token {token_id})", r.user),
-                        "replaced",
-                    ),
+                    Ok(Rotated::Replaced) => (format!("user {}: rotated", r.user), "replaced"),
                     Ok(Rotated::AlreadyReplaced) => (
                         format!("user {}: old token revoked (already replaced)", r.user),
                         "already_replaced",

@@ -42,13 +42,9 @@ pub async fn count(
 ) -> Result<Counts, mattermost_tokens::StoreError> {
     let now = chrono::Utc::now().timestamp_millis();
     let mut c = Counts::default();
-    let users = mattermost_tokens::host_table::stream(setup.stores.users.clone())
-        .map_ok(|u| u.id)
-        .try_chunks(500);
-    let mut users = std::pin::pin!(users);
-    while let Some(page) = users.try_next().await.map_err(|e| e.1)? {
-        let rows = setup.stores.plain.get_many(&page).await?;
-        for rec in rows.values() {
+    let mut pages = std::pin::pin!(super::stored_rows(setup, 500));
+    while let Some(page) = pages.try_next().await? {
+        for (_, rec) in &page {
             c.host_users += 1;
             c.linked += u64::from(rec.mattermost_user_id.is_some());
             if rec.token.is_none() {

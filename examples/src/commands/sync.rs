@@ -13,9 +13,9 @@ use mattermost_tokens::{
 };
 use serde_json::json;
 
-use super::{Common, open};
+use super::{Common, open_for_sync};
 use crate::cli::{Ended, Format, Progress, emit, print, summary_json, summary_table};
-use crate::setup::{self, Fatal, Schema};
+use crate::setup::{self, Fatal};
 
 /// Sync the app's users into Mattermost, minting one personal access token
 /// per user (once) and storing it in the app's users table.
@@ -111,7 +111,7 @@ pub fn last_run_file() -> PathBuf {
 
 /// Runs the sync (or reconcile) asked for.
 pub async fn run(args: SyncArgs, common: Common) -> Result<Ended, Fatal> {
-    let setup = open(&common, Schema::Migrate).await?;
+    let setup = open_for_sync(&common).await?;
     let (store, source) = (setup.stores.tokens.clone(), setup.stores.users.clone());
     let server = setup::mattermost(&setup.env).await?;
     let sync = UserSync::new(server.client.clone(), store.clone(), {

@@ -25,24 +25,6 @@ pub struct VerifyArgs {
     pub app_name: String,
 }
 
-/// A verdict's stable name (the JSON `verdict`).
-pub fn verdict(v: &Verification) -> &'static str {
-    match v {
-        Verification::Valid => "valid",
-        Verification::NoToken => "no_token",
-        Verification::TokenRevoked => "token_revoked",
-        Verification::TokenExpired => "token_expired",
-        Verification::TokenDisabled => "token_disabled",
-        Verification::UserDeactivated => "user_deactivated",
-        Verification::AccountDeleted => "account_deleted",
-        Verification::TokensDisabled => "tokens_disabled",
-        Verification::WrongUser => "wrong_user",
-        Verification::Rejected => "rejected",
-        Verification::Reminted => "reminted",
-        _ => "unknown",
-    }
-}
-
 /// What to do about a verdict.
 fn advice(v: &Verification) -> &'static str {
     match v {
@@ -82,12 +64,12 @@ pub async fn run(args: VerifyArgs, common: Common) -> Result<Ended, Fatal> {
                 "type": "user",
                 "user": user,
                 "ok": ok,
-                "verdict": verdict(&v),
+                "verdict": v.name(),
                 "advice": advice(&v),
             })),
             Format::Text => print(&format!(
                 "user {user}: {}{}\n",
-                verdict(&v).replace('_', " "),
+                v.name().replace('_', " "),
                 if ok {
                     String::new()
                 } else {

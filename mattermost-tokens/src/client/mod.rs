@@ -277,7 +277,7 @@ impl MattermostClient {
                     let status = resp.status();
                     crate::telemetry::request(
                         req.method.as_str(),
-                        req.endpoint(),
+                        || req.endpoint(),
                         Some(status.as_u16()),
                         sent.elapsed(),
                     );
@@ -322,7 +322,7 @@ impl MattermostClient {
                 Err(e) => {
                     crate::telemetry::request(
                         req.method.as_str(),
-                        req.endpoint(),
+                        || req.endpoint(),
                         None,
                         sent.elapsed(),
                     );
